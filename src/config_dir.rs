@@ -1,0 +1,97 @@
+//! Where Claude Code keeps its state: `CLAUDE_CONFIG_DIR`, else `~/.claude`, NFC-normalised,
+//! exactly as Claude Code resolves it (so both sides name the same file).
+
+use std::path::{Path, PathBuf};
+
+use unicode_normalization::UnicodeNormalization;
+
+use crate::error::{Error, ErrorCode, Result};
+
+/// The needs-auth cache file name inside the config dir.
+pub const CACHE_FILE_NAME: &str = "mcp-needs-auth-cache.json";
+/// The plaintext credentials file name inside the secure-storage dir.
+pub const CREDENTIALS_FILE_NAME: &str = ".credentials.json";
+
+/// Resolves the config dir: an explicit override, else `CLAUDE_CONFIG_DIR`, else `~/.claude`.
+/// Claude Code uses `process.env.CLAUDE_CONFIG_DIR ?? join(homedir(), ".claude")`, so a set but
+/// empty variable still wins (and names the current directory); this does the same.
+pub fn resolve(override_dir: Option<&str>) -> Result<PathBuf> {
+  if let Some(dir) = override_dir {
+    if dir.is_empty() {
+      return Err(Error::new(
+        ErrorCode::InvalidArgument,
+        "options.configDir is an empty string: pass a directory path or leave it out",
+      ));
+    }
+    return Ok(nfc(dir));
+  }
+  if let Some(dir) = std::env::var_os("CLAUDE_CONFIG_DIR") {
+    return Ok(nfc(&dir.to_string_lossy()));
+  }
+  let home = home_dir().ok_or_else(|| {
+    Error::new(
+      ErrorCode::NoConfigDir,
+      "cannot resolve Claude Code's config dir: CLAUDE_CONFIG_DIR is not set and no home \
+       directory is known (HOME is unset and the user database has no entry). Set \
+       CLAUDE_CONFIG_DIR or pass options.configDir",
+    )
+  })?;
+  Ok(nfc(&home.join(".claude").to_string_lossy()))
+}
+
+/// Where the credentials live: `CLAUDE_SECURESTORAGE_CONFIG_DIR` (Claude Code 2.1.332+) moves
+/// them, but only when no explicit config dir was asked for; the cache never moves with it.
+pub fn secure_storage_dir(config_dir: &Path, explicit: bool) -> PathBuf {
+  match env_non_empty("CLAUDE_SECURESTORAGE_CONFIG_DIR") {
+    Some(dir) if !explicit => nfc(&dir),
+    _ => config_dir.to_path_buf(),
+  }
+}
+
+pub fn cache_path(config_dir: &Path) -> PathBuf {
+  config_dir.join(CACHE_FILE_NAME)
+}
+
+pub fn credentials_path(storage_dir: &Path) -> PathBuf {
+  storage_dir.join(CREDENTIALS_FILE_NAME)
+}
+
+fn nfc(s: &str) -> PathBuf {
+  PathBuf::from(s.nfc().collect::<String>())
+}
+
+fn env_non_empty(name: &str) -> Option<String> {
+  std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Node's `os.homedir()`: `HOME` (USERPROFILE on Windows), else the user database.
+/// std's `home_dir` has had exactly these semantics since Rust 1.85.
+#[allow(deprecated)]
+fn home_dir() -> Option<PathBuf> {
+  std::env::home_dir().filter(|p| !p.as_os_str().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn override_is_nfc_normalised() {
+    // "é" as e + COMBINING ACUTE (NFD) becomes U+00E9 (NFC), as String.prototype.normalize does.
+    let dir = resolve(Some("/tmp/cafe\u{301}")).expect("resolves");
+    assert_eq!(dir, PathBuf::from("/tmp/caf\u{e9}"));
+  }
+
+  #[test]
+  fn empty_override_is_an_error() {
+    let err = resolve(Some("")).expect_err("empty is rejected");
+    assert_eq!(err.code, ErrorCode::InvalidArgument);
+  }
+
+  #[test]
+  fn file_names() {
+    let dir = Path::new("/x");
+    assert_eq!(cache_path(dir), PathBuf::from("/x/mcp-needs-auth-cache.json"));
+    assert_eq!(credentials_path(dir), PathBuf::from("/x/.credentials.json"));
+  }
+}

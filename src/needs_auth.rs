@@ -1,0 +1,265 @@
+//! The needs-auth cache as an API: read (memoised, validated by one `stat`), and change
+//! (a locked, atomic read-modify-write). Paths are the cache file's; callers resolve them.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::atomic_file::{self, Contents, FileLock, Stamp};
+use crate::cache_file::{self, Document, EntryStatus, Parsed};
+use crate::error::Result;
+
+/// Milliseconds since the Unix epoch, as `Date.now()`.
+pub fn now_ms() -> f64 {
+  std::time::SystemTime::now()
+    .duration_since(std::time::UNIX_EPOCH)
+    .map_or(0.0, |d| d.as_millis() as f64)
+}
+
+struct Memo {
+  stamp: Stamp,
+  doc: Arc<Document>,
+}
+
+fn memo() -> &'static Mutex<HashMap<PathBuf, Memo>> {
+  static MEMO: OnceLock<Mutex<HashMap<PathBuf, Memo>>> = OnceLock::new();
+  MEMO.get_or_init(Default::default)
+}
+
+fn lock_map<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+  // A panic while holding one of these maps cannot leave it inconsistent (single inserts).
+  m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The document as Claude Code would read it now: a missing or corrupt file is empty.
+pub fn load(path: &Path) -> Result<Arc<Document>> {
+  let Some(stamp) = Stamp::read(path)? else {
+    return Ok(Arc::new(Document::new()));
+  };
+  if let Some(m) = lock_map(memo()).get(path) {
+    if m.stamp == stamp {
+      return Ok(Arc::clone(&m.doc));
+    }
+  }
+  let (contents, steady) = atomic_file::read(path)?;
+  let doc = Arc::new(match contents {
+    Contents::Parsed(Parsed::Document(d)) => d,
+    Contents::Missing | Contents::Parsed(Parsed::Corrupt(_)) => Document::new(),
+  });
+  if let Some(stamp) = steady {
+    lock_map(memo()).insert(path.to_path_buf(), Memo { stamp, doc: Arc::clone(&doc) });
+  }
+  Ok(doc)
+}
+
+pub fn list(path: &Path, now: f64, default_ttl_ms: f64) -> Result<Vec<EntryStatus>> {
+  Ok(cache_file::statuses(&*load(path)?, now, default_ttl_ms))
+}
+
+pub fn status(path: &Path, server: &str, now: f64, default_ttl_ms: f64) -> Result<Option<EntryStatus>> {
+  cache_file::validate_server_name(server)?;
+  let doc = load(path)?;
+  Ok(doc.get(server).map(|e| cache_file::entry_status(server, e, now, default_ttl_ms)))
+}
+
+pub fn is_cached(path: &Path, server: &str, now: f64, default_ttl_ms: f64) -> Result<bool> {
+  Ok(status(path, server, now, default_ttl_ms)?.is_some_and(|s| s.cached))
+}
+
+/// Locked read-modify-write. `change` edits the document and says whether it changed it; only
+/// then is the file rewritten (a corrupt one is first moved aside, kept). Returns its result.
+pub fn update<R>(path: &Path, change: impl FnOnce(&mut Document) -> (R, bool)) -> Result<R> {
+  let _lock = FileLock::acquire(path)?;
+  let (contents, _) = atomic_file::read(path)?;
+  let (mut doc, corrupt) = match contents {
+    Contents::Missing => (Document::new(), false),
+    Contents::Parsed(Parsed::Document(d)) => (d, false),
+    Contents::Parsed(Parsed::Corrupt(_)) => (Document::new(), true),
+  };
+  let (result, changed) = change(&mut doc);
+  if changed {
+    if corrupt {
+      atomic_file::move_aside(path, now_ms() as u64)?;
+    }
+    let bytes = cache_file::serialize(&doc);
+    atomic_file::write_atomic(path, &bytes)?;
+    let doc = Arc::new(doc);
+    record_own_write(path, &bytes, Arc::clone(&doc));
+    if let Ok(Some(stamp)) = Stamp::read(path) {
+      lock_map(memo()).insert(path.to_path_buf(), Memo { stamp, doc });
+    }
+  }
+  Ok(result)
+}
+
+/// Writes `{timestamp: now, ttlMs?, id?}` for `server`, replacing its entry, as Claude Code does.
+pub fn mark(path: &Path, server: &str, now: f64, ttl_ms: Option<f64>, id: Option<&str>) -> Result<()> {
+  cache_file::validate_server_name(server)?;
+  update(path, |doc| {
+    doc.insert(server.to_owned(), cache_file::new_entry(now, ttl_ms, id));
+    ((), true)
+  })
+}
+
+/// Which entries `invalidate` removes.
+#[derive(Debug, Clone)]
+pub enum Selection {
+  All,
+  Servers(Vec<String>),
+}
+
+impl Selection {
+  pub fn validate(&self) -> Result<()> {
+    match self {
+      Selection::All => Ok(()),
+      Selection::Servers(names) => names.iter().try_for_each(|n| cache_file::validate_server_name(n)),
+    }
+  }
+}
+
+/// Removes the selected entries and returns the names actually removed (file order for `All`,
+/// the caller's order otherwise). Nothing to remove means no write at all.
+pub fn invalidate(path: &Path, selection: &Selection) -> Result<Vec<String>> {
+  selection.validate()?;
+  // Most calls find nothing to remove: answer those from a read, without taking the lock.
+  let doc = load(path)?;
+  let present = |doc: &Document| match selection {
+    Selection::All => doc.keys().cloned().collect::<Vec<_>>(),
+    Selection::Servers(names) => {
+      let mut seen = Vec::new();
+      for n in names {
+        if doc.contains_key(n) && !seen.contains(n) {
+          seen.push(n.clone());
+        }
+      }
+      seen
+    }
+  };
+  if present(&doc).is_empty() {
+    return Ok(Vec::new());
+  }
+  update(path, |doc| {
+    let removed = present(doc);
+    for name in &removed {
+      doc.shift_remove(name);
+    }
+    let changed = !removed.is_empty();
+    (removed, changed)
+  })
+}
+
+/// The last document this process wrote to a path, so a watcher can tell its own writes from
+/// other processes'. `seq` grows with every write.
+#[derive(Clone)]
+pub struct OwnWrite {
+  pub seq: u64,
+  pub hash: u64,
+  pub doc: Arc<Document>,
+}
+
+fn own_writes() -> &'static Mutex<HashMap<PathBuf, OwnWrite>> {
+  static OWN: OnceLock<Mutex<HashMap<PathBuf, OwnWrite>>> = OnceLock::new();
+  OWN.get_or_init(Default::default)
+}
+
+pub fn content_hash(bytes: &[u8]) -> u64 {
+  let mut h = std::collections::hash_map::DefaultHasher::new();
+  bytes.hash(&mut h);
+  h.finish()
+}
+
+fn record_own_write(path: &Path, bytes: &[u8], doc: Arc<Document>) {
+  let mut map = lock_map(own_writes());
+  let seq = map.get(path).map_or(1, |w| w.seq + 1);
+  map.insert(path.to_path_buf(), OwnWrite { seq, hash: content_hash(bytes), doc });
+}
+
+pub fn last_own_write(path: &Path) -> Option<OwnWrite> {
+  lock_map(own_writes()).get(path).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use std::fs;
+
+  fn tmp() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("mcp-needs-auth-cache.json");
+    (dir, path)
+  }
+
+  #[test]
+  fn mark_list_invalidate() {
+    let (_d, path) = tmp();
+    assert!(list(&path, 0.0, 900_000.0).expect("list").is_empty());
+    mark(&path, "github", 1000.0, None, None).expect("mark");
+    mark(&path, "figma", 1000.0, Some(90_000.0), Some("mcpsrv_1")).expect("mark");
+    assert_eq!(
+      fs::read_to_string(&path).expect("read"),
+      r#"{"github":{"timestamp":1000},"figma":{"timestamp":1000,"ttlMs":90000,"id":"mcpsrv_1"}}"#
+    );
+    assert!(is_cached(&path, "github", 2000.0, 900_000.0).expect("check"));
+    let removed = invalidate(&path, &Selection::Servers(vec!["nope".into(), "github".into(), "github".into()]))
+      .expect("invalidate");
+    assert_eq!(removed, vec!["github".to_string()]);
+    assert!(!is_cached(&path, "github", 2000.0, 900_000.0).expect("check"));
+    assert_eq!(invalidate(&path, &Selection::All).expect("all"), vec!["figma".to_string()]);
+    assert_eq!(fs::read_to_string(&path).expect("read"), "{}");
+  }
+
+  #[test]
+  fn invalidate_with_nothing_to_remove_does_not_write() {
+    let (_d, path) = tmp();
+    assert!(invalidate(&path, &Selection::All).expect("all").is_empty());
+    assert!(!path.exists(), "no file is created");
+    fs::write(&path, b"{nope").expect("write");
+    assert!(invalidate(&path, &Selection::All).expect("all").is_empty());
+    assert_eq!(fs::read(&path).expect("read"), b"{nope", "a corrupt file is left alone");
+  }
+
+  #[test]
+  fn mark_moves_a_corrupt_file_aside() {
+    let (dir, path) = tmp();
+    fs::write(&path, b"[1,2]").expect("write");
+    mark(&path, "a", 5.0, None, None).expect("mark");
+    let aside: Vec<_> = fs::read_dir(dir.path())
+      .expect("ls")
+      .filter_map(|e| e.ok())
+      .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+      .collect();
+    assert_eq!(aside.len(), 1);
+    assert_eq!(fs::read(aside[0].path()).expect("read"), b"[1,2]");
+    assert_eq!(fs::read_to_string(&path).expect("read"), r#"{"a":{"timestamp":5}}"#);
+  }
+
+  #[test]
+  fn memo_sees_external_rewrites() {
+    let (_d, path) = tmp();
+    fs::write(&path, br#"{"a":{"timestamp":1000}}"#).expect("write");
+    assert!(is_cached(&path, "a", 1001.0, 900_000.0).expect("check"));
+    fs::write(&path, br#"{"b":{"timestamp":1000}}"#).expect("write");
+    assert!(!is_cached(&path, "a", 1001.0, 900_000.0).expect("check"));
+    assert!(is_cached(&path, "b", 1001.0, 900_000.0).expect("check"));
+  }
+
+  #[test]
+  fn concurrent_threads_lose_nothing() {
+    let (_d, path) = tmp();
+    let handles: Vec<_> = (0..8)
+      .map(|t| {
+        let path = path.clone();
+        std::thread::spawn(move || {
+          for i in 0..25 {
+            mark(&path, &format!("t{t}-{i}"), 1.0, None, None).expect("mark");
+          }
+        })
+      })
+      .collect();
+    for h in handles {
+      h.join().expect("join");
+    }
+    assert_eq!(list(&path, 0.0, 900_000.0).expect("list").len(), 200);
+  }
+}
