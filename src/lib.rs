@@ -1,0 +1,16 @@
+//! mcp-needs-auth: safe, exact control over Claude Code's MCP needs-auth cache.
+//!
+//! The core modules know nothing of Node; `bindings` is the one thin napi layer over them.
+#![deny(clippy::unwrap_used)]
+
+pub mod atomic_file;
+pub mod cache_file;
+pub mod config_dir;
+pub mod credentials;
+pub mod error;
+pub mod event_bus;
+pub mod needs_auth;
+pub mod staleness;
+pub mod watcher;
+
+mod bindings;

@@ -1,0 +1,131 @@
+//! When a needs-auth entry is stale: expired (Claude Code ignores it already) or superseded
+//! (the server's credentials were saved after the entry was written).
+//!
+//! The superseded rule: an entry written at `t` is superseded when
+//!   (1) this process watched the store and saw the server's tokens change after `t`, and the
+//!       server now holds a token; or
+//!   (2) the store changed after `t` (file mtime / keychain item modification date) AND the
+//!       server holds an access token whose `expiresAt` lies beyond `t + 60 s`.
+//! Why (2) is sound: Claude Code sets `expiresAt = save time + expires_in`. A token saved before
+//! the failure had expired by `t` (that expiry is why the server answered 401), so its
+//! `expiresAt <= t`; a token saved after the failure expires well after `t`. The store's change
+//! time alone is not enough (another server's sign-in also changes it), nor is an unexpired token
+//! alone (a server can reject a token that has not expired: nothing changed since).
+
+use crate::cache_file::EntryStatus;
+use crate::credentials::ServerCredentials;
+
+/// Tolerance for clocks and for tokens that expire right around the failure.
+pub const SUPERSEDE_MARGIN_MS: f64 = 60_000.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staleness {
+  Expired,
+  Superseded,
+}
+
+impl Staleness {
+  pub fn as_str(self) -> &'static str {
+    match self {
+      Staleness::Expired => "expired",
+      Staleness::Superseded => "superseded",
+    }
+  }
+}
+
+/// What is known about a server's credentials when judging its entry.
+pub struct Evidence<'a> {
+  pub credentials: Option<&'a ServerCredentials>,
+  /// When the store last changed, if known.
+  pub store_changed_at: Option<f64>,
+  /// When this process saw this server's tokens change, if it did.
+  pub observed_change_at: Option<f64>,
+}
+
+pub fn is_superseded(timestamp: f64, ev: &Evidence) -> bool {
+  let Some(creds) = ev.credentials else { return false };
+  if ev.observed_change_at.is_some_and(|seen| seen > timestamp) && creds.has_token() {
+    return true;
+  }
+  ev.store_changed_at.is_some_and(|changed| changed > timestamp)
+    && creds.has_access_token
+    && creds.expires_at.is_some_and(|exp| exp > timestamp + SUPERSEDE_MARGIN_MS)
+}
+
+/// Why this entry should go, if it should. Entries without a numeric timestamp, or with one in
+/// the future, are neither: Claude Code ignores them and they are kept as they are.
+pub fn judge(entry: &EntryStatus, now: f64, ev: &Evidence) -> Option<Staleness> {
+  let ts = entry.timestamp?;
+  if entry.cached {
+    return is_superseded(ts, ev).then_some(Staleness::Superseded);
+  }
+  (now - ts >= entry.ttl_ms).then_some(Staleness::Expired)
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  const T: f64 = 1_795_668_795_083.0;
+
+  fn creds(access: bool, expires_at: Option<f64>) -> ServerCredentials {
+    ServerCredentials { has_access_token: access, expires_at, ..Default::default() }
+  }
+
+  fn ev(c: &ServerCredentials, store_changed_at: Option<f64>) -> Evidence<'_> {
+    Evidence { credentials: Some(c), store_changed_at, observed_change_at: None }
+  }
+
+  #[test]
+  fn bug_report_scenario_is_superseded() {
+    // Expired token, entry written at T, sign-in elsewhere 2 min later: token valid 1 h.
+    let signed_in = T + 120_000.0;
+    let c = creds(true, Some(signed_in + 3_600_000.0));
+    assert!(is_superseded(T, &ev(&c, Some(signed_in))));
+  }
+
+  #[test]
+  fn nothing_changed_since_the_entry_keeps_it_even_with_an_unexpired_token() {
+    let c = creds(true, Some(T + 3_000_000.0));
+    assert!(!is_superseded(T, &ev(&c, Some(T - 10_000.0))));
+  }
+
+  #[test]
+  fn another_servers_sign_in_keeps_an_entry_whose_token_had_expired() {
+    let c = creds(true, Some(T - 5_000.0));
+    assert!(!is_superseded(T, &ev(&c, Some(T + 60_000.0))));
+  }
+
+  #[test]
+  fn a_token_that_expires_within_the_margin_is_not_proof() {
+    let c = creds(true, Some(T + 30_000.0));
+    assert!(!is_superseded(T, &ev(&c, Some(T + 1.0))));
+  }
+
+  #[test]
+  fn observation_wins_but_needs_a_token() {
+    let c = creds(true, Some(T - 5_000.0));
+    let e = Evidence { credentials: Some(&c), store_changed_at: None, observed_change_at: Some(T + 1.0) };
+    assert!(is_superseded(T, &e));
+    let none = creds(false, None);
+    let e = Evidence { credentials: Some(&none), store_changed_at: None, observed_change_at: Some(T + 1.0) };
+    assert!(!is_superseded(T, &e));
+  }
+
+  #[test]
+  fn judge_expired_and_untouchable() {
+    let status = |timestamp: Option<f64>, cached: bool| EntryStatus {
+      server: "s".into(),
+      timestamp,
+      ttl_ms: 900_000.0,
+      expires_at: None,
+      cached,
+      id: None,
+    };
+    let none = Evidence { credentials: None, store_changed_at: None, observed_change_at: None };
+    assert_eq!(judge(&status(Some(T), false), T + 900_000.0, &none), Some(Staleness::Expired));
+    assert_eq!(judge(&status(Some(T), true), T + 1.0, &none), None);
+    assert_eq!(judge(&status(None, false), T, &none), None, "no timestamp: kept");
+    assert_eq!(judge(&status(Some(T + 120_000.0), false), T, &none), None, "future: kept");
+  }
+}

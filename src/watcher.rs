@@ -1,0 +1,301 @@
+//! The watcher: one per config dir per process, shared by its subscriptions. It follows the
+//! cache file and the credentials file through OS notifications on their directories (so
+//! Claude Code's in-place writes and atomic renames are both seen) and polls the keychain, which
+//! has no notifications. Bursts are coalesced; a file-only watcher never wakes up by itself.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use notify::{RecursiveMode, Watcher as _};
+
+use crate::cache_file::Document;
+use crate::config_dir::CACHE_FILE_NAME;
+use crate::config_dir;
+use crate::credentials::{self, CredentialSource, Store};
+use crate::error::{Error, ErrorCode, Result};
+use crate::event_bus::{self, AuthEvent, Reason, Source};
+use crate::needs_auth::{self, now_ms, Selection};
+
+/// A burst ends after this much quiet...
+const QUIET: Duration = Duration::from_millis(5);
+/// ...or after this long, so a file rewritten non-stop still gets reported.
+const MAX_BURST: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone)]
+pub struct WatchSpec {
+  pub credentials: CredentialSource,
+  /// Remove a server's needs-auth entry as soon as its credentials change.
+  pub auto_invalidate: bool,
+  pub poll_interval_ms: u64,
+  /// The config dir came from `options.configDir` rather than the environment.
+  pub explicit_config_dir: bool,
+}
+
+struct Settings {
+  auto_invalidate: bool,
+  poll_interval: Duration,
+}
+
+enum Msg {
+  Cache,
+  Credentials,
+  Stop,
+}
+
+pub struct Watcher {
+  settings: Arc<Mutex<Settings>>,
+  tx: Sender<Msg>,
+  thread: Option<JoinHandle<()>>,
+  fs: Option<notify::RecommendedWatcher>,
+}
+
+impl Watcher {
+  /// A later subscriber may ask for more than the first did: auto-invalidation if any
+  /// subscriber wants it, the shortest poll interval.
+  pub fn widen(&mut self, spec: &WatchSpec) {
+    let mut s = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+    s.auto_invalidate |= spec.auto_invalidate;
+    s.poll_interval = s.poll_interval.min(Duration::from_millis(spec.poll_interval_ms));
+  }
+}
+
+impl Drop for Watcher {
+  fn drop(&mut self) {
+    // Stop the notifications first, then the worker, and wait for it: no thread outlives us.
+    drop(self.fs.take());
+    let _ = self.tx.send(Msg::Stop);
+    if let Some(t) = self.thread.take() {
+      let _ = t.join();
+    }
+  }
+}
+
+pub fn start(config_dir: &Path, spec: WatchSpec) -> Result<Watcher> {
+  let store = Store::locate(config_dir, spec.explicit_config_dir, spec.credentials);
+  let cache_path = config_dir::cache_path(config_dir);
+  let (tx, rx) = mpsc::channel();
+  let fs = watch_files(config_dir, &store, tx.clone())?;
+
+  // The baseline both diffs start from, taken before the first notification can be handled.
+  let mut worker = Worker {
+    config_dir: config_dir.to_path_buf(),
+    cache_path,
+    store,
+    settings: Arc::new(Mutex::new(Settings {
+      auto_invalidate: spec.auto_invalidate,
+      poll_interval: Duration::from_millis(spec.poll_interval_ms),
+    })),
+    cache_baseline: Arc::new(Document::new()),
+    own_seq: 0,
+    last_warning: None,
+  };
+  worker.cache_baseline = needs_auth::load(&worker.cache_path).unwrap_or_default();
+  worker.own_seq = needs_auth::last_own_write(&worker.cache_path).map_or(0, |w| w.seq);
+  if let Ok(snapshot) = credentials::read(&worker.store) {
+    credentials::observe(&worker.store, &snapshot, now_ms());
+  }
+  let settings = Arc::clone(&worker.settings);
+  let thread = std::thread::Builder::new()
+    .name("mcp-needs-auth-watch".into())
+    .spawn(move || worker.run(rx))
+    .map_err(|e| Error::new(ErrorCode::Watch, format!("cannot start the watcher thread: {e}")))?;
+  Ok(Watcher { settings, tx, thread: Some(thread), fs })
+}
+
+/// Watches the directories (not the files: renames replace them) and forwards only events
+/// that name the cache or the credentials file.
+fn watch_files(config_dir: &Path, store: &Store, tx: Sender<Msg>) -> Result<Option<notify::RecommendedWatcher>> {
+  let cache_name = std::ffi::OsString::from(CACHE_FILE_NAME);
+  let creds = store.watched_file().map(Path::to_path_buf);
+  let creds_name = creds.as_ref().and_then(|p| p.file_name().map(|n| n.to_os_string()));
+  let creds_dir = creds.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
+  let handler = move |res: notify::Result<notify::Event>| {
+    let Ok(event) = res else { return };
+    if matches!(event.kind, notify::EventKind::Access(notify::event::AccessKind::Open(_) | notify::event::AccessKind::Read)) {
+      return;
+    }
+    for path in &event.paths {
+      let name = path.file_name();
+      if name == Some(cache_name.as_os_str()) {
+        let _ = tx.send(Msg::Cache);
+      } else if name.is_some() && name == creds_name.as_deref() {
+        let _ = tx.send(Msg::Credentials);
+      }
+    }
+  };
+  let watch_err = |dir: &Path, e: String| {
+    Error::new(ErrorCode::Watch, format!("cannot watch {} for changes: {e}", dir.display()))
+  };
+  let mut dirs: Vec<PathBuf> = vec![config_dir.to_path_buf()];
+  if let Some(d) = creds_dir {
+    if !dirs.contains(&d) {
+      dirs.push(d);
+    }
+  }
+  let mut watcher = notify::recommended_watcher(handler).map_err(|e| watch_err(config_dir, e.to_string()))?;
+  for dir in &dirs {
+    // Claude Code creates its config dir on first use anyway; watching needs it to exist now.
+    std::fs::create_dir_all(dir).map_err(|e| watch_err(dir, e.to_string()))?;
+    watcher.watch(dir, RecursiveMode::NonRecursive).map_err(|e| watch_err(dir, e.to_string()))?;
+  }
+  Ok(Some(watcher))
+}
+
+struct Worker {
+  config_dir: PathBuf,
+  cache_path: PathBuf,
+  store: Store,
+  settings: Arc<Mutex<Settings>>,
+  /// The cache as last seen, to name what another process changed.
+  cache_baseline: Arc<Document>,
+  /// The sequence number of this process's last own write already accounted for.
+  own_seq: u64,
+  last_warning: Option<String>,
+}
+
+impl Worker {
+  fn run(mut self, rx: Receiver<Msg>) {
+    let polls = self.store.source.needs_polling();
+    loop {
+      let first = if polls {
+        let interval = self.settings.lock().map_or(Duration::from_secs(2), |s| s.poll_interval);
+        match rx.recv_timeout(interval) {
+          Ok(m) => m,
+          Err(RecvTimeoutError::Timeout) => Msg::Credentials,
+          Err(RecvTimeoutError::Disconnected) => return,
+        }
+      } else {
+        match rx.recv() {
+          Ok(m) => m,
+          Err(_) => return,
+        }
+      };
+      let (mut cache, mut creds) = (false, false);
+      let mut note = |m: Msg| match m {
+        Msg::Cache => {
+          cache = true;
+          true
+        }
+        Msg::Credentials => {
+          creds = true;
+          true
+        }
+        Msg::Stop => false,
+      };
+      if !note(first) {
+        return;
+      }
+      let burst = Instant::now();
+      while burst.elapsed() < MAX_BURST {
+        match rx.recv_timeout(QUIET) {
+          Ok(m) => {
+            if !note(m) {
+              return;
+            }
+          }
+          Err(RecvTimeoutError::Timeout) => break,
+          Err(RecvTimeoutError::Disconnected) => return,
+        }
+      }
+      // Credentials first: auto-invalidation writes the cache, and that write is our own.
+      if creds {
+        self.credentials_changed();
+      }
+      if cache {
+        self.cache_changed();
+      }
+    }
+  }
+
+  fn warn(&mut self, err: &Error) {
+    let message = err.to_string();
+    if self.last_warning.as_deref() != Some(message.as_str()) {
+      event_bus::warn(&self.config_dir, &message);
+      self.last_warning = Some(message);
+    }
+  }
+
+  fn emit(&self, reason: Reason, servers: Vec<String>) {
+    event_bus::emit(&AuthEvent {
+      reason,
+      servers,
+      source: Source::OtherProcess,
+      at: now_ms(),
+      config_dir: self.config_dir.clone(),
+    });
+  }
+
+  fn credentials_changed(&mut self) {
+    let snapshot = match credentials::read(&self.store) {
+      Ok(s) => s,
+      Err(e) => return self.warn(&e),
+    };
+    self.last_warning = None;
+    let changed = credentials::observe(&self.store, &snapshot, now_ms());
+    if changed.is_empty() {
+      return;
+    }
+    let auto_invalidate = self.settings.lock().map_or(true, |s| s.auto_invalidate);
+    let signed_in: Vec<String> = changed
+      .iter()
+      .filter(|name| snapshot.servers.get(*name).is_some_and(|s| s.has_token()))
+      .cloned()
+      .collect();
+    if auto_invalidate && !signed_in.is_empty() {
+      if let Err(e) = needs_auth::invalidate(&self.cache_path, &Selection::Servers(signed_in)) {
+        self.warn(&e);
+      }
+    }
+    self.emit(Reason::CredentialsChanged, changed);
+  }
+
+  fn cache_changed(&mut self) {
+    let doc = match needs_auth::load(&self.cache_path) {
+      Ok(d) => d,
+      Err(e) => return self.warn(&e),
+    };
+    // Changes this process made are not news: diff against its latest own write when that
+    // came after the baseline.
+    if let Some(own) = needs_auth::last_own_write(&self.cache_path) {
+      if own.seq != self.own_seq {
+        self.own_seq = own.seq;
+        self.cache_baseline = own.doc;
+      }
+    }
+    let servers = changed_servers(&self.cache_baseline, &doc);
+    self.cache_baseline = doc;
+    if !servers.is_empty() {
+      self.emit(Reason::CacheChanged, servers);
+    }
+  }
+}
+
+/// Servers whose entries were added, changed or removed between two documents.
+fn changed_servers(before: &Document, after: &Document) -> Vec<String> {
+  let mut names: Vec<String> = after
+    .iter()
+    .filter(|(k, v)| before.get(*k) != Some(*v))
+    .map(|(k, _)| k.clone())
+    .collect();
+  names.extend(before.keys().filter(|k| !after.contains_key(*k)).cloned());
+  names
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn changed_servers_names_added_changed_removed() {
+    let parse = |s: &str| match crate::cache_file::parse(s.as_bytes()) {
+      crate::cache_file::Parsed::Document(d) => d,
+      crate::cache_file::Parsed::Corrupt(w) => panic!("{w}"),
+    };
+    let a = parse(r#"{"keep":{"timestamp":1},"change":{"timestamp":1},"gone":{"timestamp":1}}"#);
+    let b = parse(r#"{"keep":{"timestamp":1},"change":{"timestamp":2},"new":{"timestamp":1}}"#);
+    assert_eq!(changed_servers(&a, &b), vec!["change", "new", "gone"]);
+  }
+}
