@@ -1,0 +1,120 @@
+//! `cachePath`, `listNeedsAuth`, `isNeedsAuthCached`, `markNeedsAuth`, `invalidateNeedsAuth`.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use super::{invalid_argument, path_string, server_name, Code, JsResult, NapiResultExt, NeedsAuthOptions};
+use crate::cache_file::EntryStatus;
+use crate::event_bus::{self, AuthEvent, Reason, Source};
+use crate::needs_auth::{self, now_ms, Selection};
+
+/// One entry of the needs-auth cache, judged as Claude Code would judge it now.
+#[napi(object)]
+pub struct NeedsAuthEntry {
+  /// The MCP server's name (the cache key), exactly as written.
+  pub server: String,
+  /// When the connect failed with 401 (ms since the epoch); `null` when the entry has no numeric
+  /// timestamp (Claude Code then ignores it).
+  pub timestamp: Either<f64, Null>,
+  /// The effective TTL: the entry's `ttlMs`, else `options.defaultTtlMs`, else 900000.
+  pub ttl_ms: f64,
+  /// `timestamp + ttlMs`, or `null` without a timestamp.
+  pub expires_at: Either<f64, Null>,
+  /// True when Claude Code would skip this server now (within TTL, up to 60 s of clock skew).
+  pub cached: bool,
+  /// The entry's server `id` (Claude Code 2.1.120+), when present.
+  pub id: Option<String>,
+}
+
+impl From<EntryStatus> for NeedsAuthEntry {
+  fn from(s: EntryStatus) -> Self {
+    NeedsAuthEntry {
+      server: s.server,
+      timestamp: or_null(s.timestamp),
+      ttl_ms: s.ttl_ms,
+      expires_at: or_null(s.expires_at),
+      cached: s.cached,
+      id: s.id,
+    }
+  }
+}
+
+fn or_null(v: Option<f64>) -> Either<f64, Null> {
+  v.map_or(Either::B(Null), Either::A)
+}
+
+/// The path of the needs-auth cache file: `<configDir>/mcp-needs-auth-cache.json`.
+#[napi(ts_args_type = "options?: NeedsAuthOptions")]
+pub fn cache_path(env: Env, options: Option<Unknown>) -> Result<String, Code> {
+  Ok(path_string(&NeedsAuthOptions::from_arg(&env, options)?.cache_path()?))
+}
+
+/// Every entry of the needs-auth cache, in file order. A missing or corrupt file has none (as
+/// Claude Code reads it); a file over 1 MiB throws `ERR_CACHE_TOO_LARGE`.
+#[napi(ts_args_type = "options?: NeedsAuthOptions")]
+pub fn list_needs_auth(env: Env, options: Option<Unknown>) -> Result<Vec<NeedsAuthEntry>, Code> {
+  let opts = NeedsAuthOptions::from_arg(&env, options)?;
+  let entries = needs_auth::list(&opts.cache_path()?, now_ms(), opts.default_ttl_ms())?;
+  Ok(entries.into_iter().map(NeedsAuthEntry::from).collect())
+}
+
+/// Whether Claude Code would skip `server` now because of its needs-auth entry. Cheap: an
+/// unchanged file is answered from memory after one `stat`.
+#[napi(ts_args_type = "server: string, options?: NeedsAuthOptions")]
+pub fn is_needs_auth_cached(env: Env, server: Unknown, options: Option<Unknown>) -> Result<bool, Code> {
+  let server = server_name(&env, server)?;
+  let opts = NeedsAuthOptions::from_arg(&env, options)?;
+  Ok(needs_auth::is_cached(&opts.cache_path()?, &server, now_ms(), opts.default_ttl_ms())?)
+}
+
+/// Records that `server` needs auth, as Claude Code does after a 401: `{timestamp: now}`, plus
+/// `ttlMs` and `id` when given in `options`. Locked and atomic.
+#[napi(ts_args_type = "server: string, options?: NeedsAuthOptions")]
+pub fn mark_needs_auth(env: Env, server: Unknown, options: Option<Unknown>) -> Result<(), Code> {
+  let server = server_name(&env, server)?;
+  let opts = NeedsAuthOptions::from_arg(&env, options)?;
+  needs_auth::mark(&opts.cache_path()?, &server, now_ms(), opts.ttl_ms, opts.id.as_deref())?;
+  Ok(())
+}
+
+/// Removes the needs-auth entries of `server` (a name, an array of names, or omitted for all)
+/// and returns the names actually removed. Then tells every `onAuthChanged` subscriber of this
+/// config dir in this process "auth changed, retry connections" (asynchronously, and even when
+/// nothing was removed: the caller says auth changed; listeners decide what to retry).
+#[napi(ts_args_type = "server?: string | string[] | null, options?: NeedsAuthOptions")]
+pub fn invalidate_needs_auth(env: Env, server: Option<Unknown>, options: Option<Unknown>) -> Result<Vec<String>, Code> {
+  let selection = selection(&env, server)?;
+  let opts = NeedsAuthOptions::from_arg(&env, options)?;
+  let config_dir = opts.config_dir()?;
+  let removed = needs_auth::invalidate(&crate::config_dir::cache_path(&config_dir), &selection)?;
+  event_bus::emit(&AuthEvent {
+    reason: Reason::Invalidated,
+    servers: match selection {
+      Selection::All => Vec::new(),
+      Selection::Servers(names) => names,
+    },
+    source: Source::ThisProcess,
+    at: now_ms(),
+    config_dir,
+  });
+  Ok(removed)
+}
+
+fn selection(env: &Env, server: Option<Unknown>) -> JsResult<Selection> {
+  let Some(server) = server else {
+    return Ok(Selection::All);
+  };
+  match server.get_type().js()? {
+    ValueType::Undefined | ValueType::Null => Ok(Selection::All),
+    ValueType::String => Ok(Selection::Servers(vec![server_name(env, server)?])),
+    ValueType::Object if server.is_array().js()? => {
+      // SAFETY: `server` is a live array value of this call's scope.
+      let items = unsafe { Vec::<Unknown>::from_napi_value(env.raw(), server.raw()) }.js()?;
+      let names = items.into_iter().map(|v| server_name(env, v)).collect::<JsResult<Vec<_>>>()?;
+      Ok(Selection::Servers(names))
+    }
+    other => Err(invalid_argument(format!(
+      "server must be a name, an array of names, or omitted for all; not {other:?}"
+    ))),
+  }
+}

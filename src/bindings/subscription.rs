@@ -1,0 +1,231 @@
+//! `onAuthChanged` and the `Subscription` it returns.
+//!
+//! Each subscription owns a weak threadsafe function (it never keeps the process alive) whose
+//! JavaScript side is a small dispatcher made here: it drops events that arrive after
+//! `close()`, calls the user's callback, and turns a throw into `process.emitWarning` so one
+//! bad listener cannot stop the others. Events are always queued, so a callback never runs
+//! synchronously inside the call that caused it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+use super::{emit_warning, invalid_argument, path_string, Code, JsResult, NapiResultExt, NeedsAuthOptions};
+
+/// The user's callback: any function; its return value is ignored.
+type Callback<'a> = Function<'a, Unknown<'static>, Unknown<'static>>;
+use crate::credentials::CredentialSource;
+use crate::event_bus::{self, AuthEvent, Listener};
+use crate::watcher::WatchSpec;
+
+/// What an `onAuthChanged` callback receives.
+#[napi(object)]
+pub struct AuthChangedEvent {
+  /// `'invalidated'`: a host in this process called `invalidateNeedsAuth`/`purgeStale`.
+  /// `'credentials-changed'`: these servers' tokens changed in the credentials store.
+  /// `'cache-changed'`: another process added, changed or removed these servers' entries.
+  #[napi(ts_type = "'invalidated' | 'credentials-changed' | 'cache-changed'")]
+  pub reason: String,
+  /// The servers concerned; empty means all servers.
+  pub servers: Vec<String>,
+  #[napi(ts_type = "'this-process' | 'other-process'")]
+  pub source: String,
+  /// When the change was seen (ms since the epoch).
+  pub at: f64,
+  /// The config dir the event is about.
+  pub config_dir: String,
+}
+
+impl From<AuthEvent> for AuthChangedEvent {
+  fn from(e: AuthEvent) -> Self {
+    AuthChangedEvent {
+      reason: e.reason.as_str().to_owned(),
+      servers: e.servers,
+      source: e.source.as_str().to_owned(),
+      at: e.at,
+      config_dir: path_string(&e.config_dir),
+    }
+  }
+}
+
+/// What the threadsafe function carries to the JS thread.
+enum Message {
+  Event(AuthEvent),
+  Warning(String),
+}
+
+type Tsfn = ThreadsafeFunction<Message, (), Either<AuthChangedEvent, String>, Status, false, true>;
+
+struct JsListener {
+  tsfn: Tsfn,
+}
+
+impl Listener for JsListener {
+  fn deliver(&self, event: &AuthEvent) -> bool {
+    self.tsfn.call(Message::Event(event.clone()), ThreadsafeFunctionCallMode::NonBlocking) != Status::Closing
+  }
+
+  fn warn(&self, message: &str) {
+    self.tsfn.call(Message::Warning(message.to_owned()), ThreadsafeFunctionCallMode::NonBlocking);
+  }
+}
+
+/// A live `onAuthChanged` subscription. Close it with `close()`, `using`, or `options.signal`.
+#[napi]
+pub struct Subscription {
+  id: u64,
+  closed: Arc<AtomicBool>,
+}
+
+#[napi]
+impl Subscription {
+  /// Stops delivery at once (events already queued are dropped) and releases the watcher when
+  /// this was its last subscription. Idempotent. Also available as `[Symbol.dispose]()`.
+  #[napi]
+  pub fn close(&self) {
+    close(self.id, &self.closed);
+  }
+
+  /// True once `close()` ran (or the signal aborted).
+  #[napi(getter)]
+  pub fn closed(&self) -> bool {
+    self.closed.load(Ordering::SeqCst)
+  }
+}
+
+fn close(id: u64, closed: &AtomicBool) {
+  if !closed.swap(true, Ordering::SeqCst) {
+    event_bus::unsubscribe(id);
+  }
+}
+
+/// Calls `callback` whenever auth may have changed for servers of this config dir: on
+/// `invalidateNeedsAuth`/`purgeStale` in this process, and (with `watch`, the default) when any
+/// process changes the credentials store or the needs-auth cache. Always called on the JS
+/// thread, never synchronously. A callback that throws is reported with
+/// `process.emitWarning` and does not stop the others. The subscription never keeps the
+/// process alive.
+#[napi(
+  ts_args_type = "callback: (event: AuthChangedEvent) => void, options?: NeedsAuthOptions & { signal?: AbortSignal }",
+  ts_return_type = "Subscription"
+)]
+pub fn on_auth_changed(env: Env, callback: Callback<'_>, options: Option<Unknown>) -> Result<Subscription, Code> {
+  let signal = signal_of(options)?;
+  let opts = NeedsAuthOptions::from_arg(&env, options)?;
+  let config_dir = opts.config_dir()?;
+  let closed = Arc::new(AtomicBool::new(false));
+  if let Some(signal) = &signal {
+    if signal.get_named_property::<bool>("aborted").js()? {
+      closed.store(true, Ordering::SeqCst);
+      return Ok(Subscription { id: 0, closed });
+    }
+  }
+
+  let user_callback = callback.create_ref().js()?;
+  let dispatch_closed = Arc::clone(&closed);
+  let dispatcher = env
+    .create_function_from_closure::<Unknown, (), _>("onAuthChangedDispatch", move |ctx| {
+      if dispatch_closed.load(Ordering::SeqCst) {
+        return Ok(());
+      }
+      let arg: Unknown = ctx.get(0)?;
+      // SAFETY: the argument stays alive for this whole call, which is all the callee needs.
+      let arg: Unknown<'static> = unsafe { Unknown::from_raw_unchecked(ctx.env.raw(), arg.raw()) };
+      let env: &Env = ctx.env;
+      if arg.get_type()? == ValueType::String {
+        // A warning from the watcher, not an event.
+        // SAFETY: `arg` is a live string of this call's scope.
+        let message = unsafe { String::from_napi_value(env.raw(), arg.raw()) }?;
+        emit_warning(env, &message, "MCP_NEEDS_AUTH_WATCH");
+        return Ok(());
+      }
+      let callback = user_callback.borrow_back(env)?;
+      if let Err(err) = callback.call(arg) {
+        emit_warning(
+          env,
+          &format!("an onAuthChanged callback threw: {}", err.reason),
+          "MCP_NEEDS_AUTH_LISTENER_THREW",
+        );
+      }
+      Ok(())
+    })
+    .js()?;
+  let tsfn: Tsfn = dispatcher
+    .build_threadsafe_function::<Message>()
+    .callee_handled::<false>()
+    .weak::<true>()
+    .build_callback(|ctx| {
+      Ok(match ctx.value {
+        Message::Event(event) => Either::A(AuthChangedEvent::from(event)),
+        Message::Warning(message) => Either::B(message),
+      })
+    })
+    .js()?;
+
+  let watch = if opts.watch.unwrap_or(true) {
+    Some(WatchSpec {
+      credentials: CredentialSource::parse(opts.credentials.as_deref())?,
+      auto_invalidate: opts.auto_invalidate.unwrap_or(true),
+      poll_interval_ms: opts.poll_interval_ms.map_or(2000, |ms| ms.max(50.0) as u64),
+      explicit_config_dir: opts.config_dir.is_some(),
+    })
+  } else {
+    None
+  };
+  let id = event_bus::subscribe(&config_dir, Arc::new(JsListener { tsfn }), watch)?;
+
+  if let Some(signal) = signal {
+    let abort_closed = Arc::clone(&closed);
+    let on_abort = env
+      .create_function_from_closure::<(), (), _>("onAbort", move |_| {
+        close(id, &abort_closed);
+        Ok(())
+      })
+      .js()?;
+    let add: Function<FnArgs<(&str, Function<(), ()>, Object)>, Unknown> =
+      signal.get_named_property("addEventListener").js()?;
+    let mut once = Object::new(&env).js()?;
+    once.set_named_property("once", true).js()?;
+    add.apply(signal, FnArgs::from(("abort", on_abort, once))).js()?;
+  }
+  Ok(Subscription { id, closed })
+}
+
+fn signal_of<'a>(options: Option<Unknown<'a>>) -> JsResult<Option<Object<'a>>> {
+  let Some(options) = options else { return Ok(None) };
+  if options.get_type().js()? != ValueType::Object {
+    return Ok(None);
+  }
+  // SAFETY: checked to be an object just above.
+  let options: Object = unsafe { options.cast() }.js()?;
+  let signal: Option<Unknown> = options.get("signal").js()?;
+  match signal {
+    None => Ok(None),
+    Some(s) => match s.get_type().js()? {
+      ValueType::Undefined | ValueType::Null => Ok(None),
+      // SAFETY: checked to be an object.
+      ValueType::Object => Ok(Some(unsafe { s.cast() }.js()?)),
+      other => Err(invalid_argument(format!("options.signal must be an AbortSignal, not {other:?}"))),
+    },
+  }
+}
+
+/// Adds `Subscription.prototype[Symbol.dispose]` (an alias of `close`), so `using sub =
+/// onAuthChanged(...)` works where the runtime knows `Symbol.dispose`.
+#[napi(module_exports)]
+pub fn init(exports: Object, env: Env) -> napi::Result<()> {
+  // `Symbol` and the class are functions; read them as plain objects.
+  let symbol: Object = env.get_global()?.get_named_property_unchecked("Symbol")?;
+  let dispose: Unknown = symbol.get_named_property("dispose")?;
+  if dispose.get_type()? != ValueType::Symbol {
+    return Ok(());
+  }
+  let class: Object = exports.get_named_property_unchecked("Subscription")?;
+  let mut prototype: Object = class.get_named_property("prototype")?;
+  let close: Unknown = prototype.get_named_property("close")?;
+  prototype.set_property(dispose, close)?;
+  Ok(())
+}
