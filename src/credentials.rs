@@ -140,7 +140,7 @@ pub struct ServerCredentials {
   /// `discoveryState.tokenlessRejectedAt` of that stub (Claude Code 2.1.332+), if any.
   pub tokenless_rejected_at: Option<f64>,
   /// Changes whenever any token or `expiresAt` of the server changes. Never leaves Rust.
-  fingerprint: u64,
+  pub(crate) fingerprint: u64,
 }
 
 impl ServerCredentials {
