@@ -1,0 +1,181 @@
+'use strict';
+// Self-test of the end-to-end harness against the REAL Claude Code 2.1.108 CLI
+// (node_modules/@anthropic-ai/claude-code/cli.js), fully offline on 127.0.0.1.
+// Each CLI call takes ~1 s; the whole file runs in well under 60 s.
+//
+//   node --test __test__/e2e-harness.test.js
+
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+
+const { startMcpServer } = require('./fixtures/mcp-server.js');
+const { makeHome, mcpAdd, mcpList, runPrint, claudeBin } = require('./helpers/claude.js');
+const {
+  credentialKey, readCredentials, writeFreshToken, writeExpiredToken, credentialsPath,
+} = require('./helpers/credentials.js');
+
+const NAME = 'protected';
+const TOKEN = 'e2e-token-1';
+const isMcp = (r) => r.path === '/mcp';
+
+describe('fixture server (no CLI)', () => {
+  it('challenges, serves metadata, and speaks JSON-RPC once signed in', async () => {
+    const srv = await startMcpServer();
+    try {
+      const post = (body, token) => fetch(srv.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+        },
+        body: JSON.stringify(body),
+      });
+      let res = await post({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-03-26' } });
+      assert.equal(res.status, 401);
+      assert.equal(res.headers.get('www-authenticate'),
+        `Bearer resource_metadata="${srv.base}/.well-known/oauth-protected-resource/mcp"`);
+      await res.arrayBuffer();
+
+      const prm = await (await fetch(`${srv.base}/.well-known/oauth-protected-resource/mcp`)).json();
+      assert.deepEqual(prm.authorization_servers, [srv.base]);
+      assert.equal(prm.resource, srv.url);
+      const asm = await (await fetch(`${srv.base}/.well-known/oauth-authorization-server`)).json();
+      assert.equal(asm.registration_endpoint, `${srv.base}/register`);
+      assert.deepEqual(asm.code_challenge_methods_supported, ['S256']);
+      res = await fetch(`${srv.base}/.well-known/openid-configuration`);
+      assert.equal(res.status, 404); await res.arrayBuffer();
+      res = await fetch(`${srv.base}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: ['http://localhost/cb'] }) });
+      assert.equal(res.status, 201);
+      assert.match((await res.json()).client_id, /^client-/);
+
+      srv.signIn(TOKEN);
+      res = await post({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-03-26' } }, 'wrong');
+      assert.equal(res.status, 401); await res.arrayBuffer();
+      const init = await (await post({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-03-26' } }, TOKEN)).json();
+      assert.equal(init.result.protocolVersion, '2025-03-26');
+      assert.deepEqual(init.result.capabilities, { tools: {} });
+      res = await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, TOKEN);
+      assert.equal(res.status, 202); await res.arrayBuffer();
+      const tools = await (await post({ jsonrpc: '2.0', id: 2, method: 'tools/list' }, TOKEN)).json();
+      assert.deepEqual(tools.result.tools.map((t) => t.name), ['echo']);
+      const call = await (await post({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'echo', arguments: { text: 'hey' } } }, TOKEN)).json();
+      assert.equal(call.result.content[0].text, 'hey');
+      const ping = await (await post({ jsonrpc: '2.0', id: 4, method: 'ping' }, TOKEN)).json();
+      assert.deepEqual(ping.result, {});
+      res = await fetch(srv.url, { headers: { authorization: `Bearer ${TOKEN}` } });
+      assert.equal(res.status, 405); await res.arrayBuffer();
+
+      assert.equal(srv.count((r) => isMcp(r) && r.auth && r.rpc === 'tools/list'), 1);
+      assert.ok(!JSON.stringify(srv.requests).includes(TOKEN), 'request log must not contain tokens');
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe('credentials helper (no CLI)', () => {
+  it('preserves other keys and supports both write styles', () => {
+    const h = makeHome();
+    try {
+      fs.writeFileSync(credentialsPath(h.configDir), JSON.stringify({ claudeAiOauth: { accessToken: 'keep-me' }, other: 1 }));
+      const url = 'http://127.0.0.1:1/mcp';
+      const a = writeFreshToken(h.configDir, 'x', url, { token: 't1', style: 'in-place' });
+      assert.equal(a.key, credentialKey('x', { type: 'http', url }));
+      assert.equal(fs.statSync(a.file).mode & 0o777, 0o600);
+      const b = writeExpiredToken(h.configDir, 'y', url, { token: 't2', style: 'rename' });
+      const doc = readCredentials(h.configDir);
+      assert.deepEqual(doc.claudeAiOauth, { accessToken: 'keep-me' });
+      assert.equal(doc.other, 1);
+      assert.ok(doc.mcpOAuth[a.key].expiresAt > Date.now());
+      assert.ok(doc.mcpOAuth[b.key].expiresAt < Date.now());
+      assert.equal(doc.mcpOAuth[a.key].discoveryState.oauthMetadataFound, true);
+      assert.deepEqual(fs.readdirSync(h.configDir).filter((f) => f.includes('.tmp.')), []);
+    } finally {
+      h.cleanup();
+    }
+  });
+});
+
+describe('real Claude Code CLI (offline)', { timeout: 120_000 }, () => {
+  let srv;
+  let h;
+  const timings = {};
+
+  before(async () => {
+    assert.ok(fs.existsSync(claudeBin()), `missing ${claudeBin()}`);
+    srv = await startMcpServer();
+    h = makeHome();
+  });
+  after(async () => {
+    if (srv) await srv.close();
+    if (h) h.cleanup();
+    process.stdout.write(`# CLI timings (ms): ${JSON.stringify(timings)}\n`);
+  });
+
+  it('(a) mcp add + mcp list against a protected server writes the needs-auth cache entry', async (t) => {
+    const add = await mcpAdd(h.env, NAME, srv.url);
+    timings.mcpAdd = add.ms;
+    assert.equal(add.code, 0, add.stderr);
+    assert.equal(srv.count(), 0, 'mcp add must not dial the server');
+
+    const list = await mcpList(h.env);
+    timings.mcpList = list.ms;
+    t.diagnostic(`mcp add ${add.ms} ms, mcp list ${list.ms} ms`);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, new RegExp(`${NAME}: .*Needs authentication`));
+
+    const cache = JSON.parse(fs.readFileSync(h.cachePath, 'utf8'));
+    assert.equal(typeof cache[NAME].timestamp, 'number');
+    assert.ok(Math.abs(Date.now() - cache[NAME].timestamp) < 60_000);
+
+    // What the CLI dialled: initialize (401) -> PRM -> AS metadata -> DCR.
+    assert.deepEqual(srv.requests.map((r) => `${r.method} ${r.path}`), [
+      'POST /mcp',
+      'GET /.well-known/oauth-protected-resource/mcp',
+      'GET /.well-known/oauth-authorization-server',
+      'POST /register',
+    ]);
+
+    // ...and it left a token-less stub in .credentials.json under our computed key.
+    const key = credentialKey(NAME, { type: 'http', url: srv.url });
+    const stub = readCredentials(h.configDir).mcpOAuth[key];
+    assert.ok(stub, `stub under ${key}`);
+    assert.equal(stub.accessToken, '');
+    assert.equal(stub.refreshToken, undefined);
+    assert.equal(stub.discoveryState.oauthMetadataFound, true);
+  });
+
+  it('(b) cached needs-auth + fresh token: claude -p skips and never dials /mcp', async (t) => {
+    srv.signIn(TOKEN);
+    writeFreshToken(h.configDir, NAME, srv.url, { token: TOKEN, style: 'in-place' });
+    const before = srv.count(isMcp);
+    const r = await runPrint(h.env, NAME);
+    timings.printSkipped = r.ms;
+    t.diagnostic(`claude -p (skipped) ${r.ms} ms, exit ${r.code}`);
+    assert.equal(r.timedOut, false);
+    assert.ok(r.debug.length > 0, 'debug file written');
+    assert.equal(r.skipped, true, 'debug log shows Skipping connection (cached needs-auth)');
+    assert.equal(r.connected, false);
+    assert.equal(srv.count(isMcp) - before, 0, 'zero /mcp requests while cached');
+  });
+
+  it('(c) cache file deleted: claude -p connects with the bearer token', async (t) => {
+    fs.rmSync(h.cachePath);
+    const start = srv.requests.length;
+    const r = await runPrint(h.env, NAME);
+    timings.printConnected = r.ms;
+    t.diagnostic(`claude -p (connected) ${r.ms} ms, exit ${r.code}`);
+    assert.equal(r.timedOut, false);
+    assert.equal(r.skipped, false);
+    assert.equal(r.connected, true, 'debug log shows Successfully connected');
+    const seen = srv.requests.slice(start).filter(isMcp);
+    assert.ok(seen.length > 0);
+    assert.ok(seen.every((x) => x.auth), 'every /mcp request carried the valid bearer');
+    assert.ok(seen.some((x) => x.rpc === 'initialize'));
+    assert.ok(seen.some((x) => x.rpc === 'tools/list'));
+    // 2.1.108 does not rewrite the cache after a successful connect.
+    assert.equal(fs.existsSync(h.cachePath), false);
+  });
+});

@@ -1,0 +1,149 @@
+'use strict';
+// Run the real Claude Code CLI (node_modules/@anthropic-ai/claude-code/cli.js,
+// 2.1.108) offline, inside a throw-away HOME.
+//
+// Config-dir choice: by default CLAUDE_CONFIG_DIR is NOT set, so the CLI uses
+// `$HOME/.claude` (configDir) for the needs-auth cache and .credentials.json, and
+// `$HOME/.claude.json` for user-scope MCP servers. This is the layout most users
+// have. Pass makeHome({ configDir: true }) to set CLAUDE_CONFIG_DIR=<home>/.claude
+// instead; the CLI then keeps everything, including `.claude.json`, inside
+// configDir. Either way `configDir` is the directory the cache file lives in.
+// Every variable from the real environment that could point at a real account
+// or config (CLAUDE_*, ANTHROPIC_*, XDG_CONFIG_HOME, proxies...) is dropped.
+
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+
+const DEFAULT_TIMEOUT_MS = 60_000;
+const live = new Set(); // children we started and have not yet seen exit
+
+function claudeBin() {
+  return path.join(__dirname, '..', '..', 'node_modules', '@anthropic-ai', 'claude-code', 'cli.js');
+}
+
+const DROP = /^(CLAUDE|ANTHROPIC|CLAUDECODE|MCP_|OTEL_|XDG_|NODE_OPTIONS$|NODE_EXTRA_CA_CERTS$|(HTTPS?|ALL|NO)_PROXY$|AWS_|GOOGLE_|VERTEX_|DEBUG$)/i;
+
+function makeHome({ configDir: useConfigDirEnv = false, extraEnv = {} } = {}) {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-needs-auth-e2e-'));
+  const configDir = path.join(home, '.claude');
+  fs.mkdirSync(configDir, { recursive: true });
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!DROP.test(k)) env[k] = v;
+  }
+  Object.assign(env, {
+    HOME: home,
+    USERPROFILE: home,
+    TMPDIR: path.join(home, 'tmp'),
+    DISABLE_AUTOUPDATER: '1',
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    DISABLE_TELEMETRY: '1',
+    DISABLE_ERROR_REPORTING: '1',
+    CLAUDE_CODE_MAX_RETRIES: '0',
+    ANTHROPIC_API_KEY: 'sk-ant-dummy',
+    ANTHROPIC_BASE_URL: 'http://127.0.0.1:9',
+    NO_PROXY: '127.0.0.1,localhost',
+    no_proxy: '127.0.0.1,localhost',
+  }, extraEnv);
+  fs.mkdirSync(env.TMPDIR, { recursive: true });
+  if (useConfigDirEnv) env.CLAUDE_CONFIG_DIR = configDir;
+  else delete env.CLAUDE_CONFIG_DIR;
+  return {
+    home,
+    configDir,
+    env,
+    cachePath: path.join(configDir, 'mcp-needs-auth-cache.json'),
+    cleanup() { fs.rmSync(home, { recursive: true, force: true }); },
+  };
+}
+
+/**
+ * Run cli.js with args. Resolves { code, signal, stdout, stderr, ms, timedOut }.
+ * The child is SIGKILLed (whole process group) after timeoutMs.
+ */
+function runClaude(env, args, { timeoutMs = DEFAULT_TIMEOUT_MS, cwd } = {}) {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [claudeBin(), ...args], {
+      env,
+      cwd: cwd || env.HOME,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: process.platform !== 'win32', // own process group, so we can kill grandchildren
+    });
+    live.add(child);
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    const kill = () => {
+      try {
+        if (process.platform !== 'win32') process.kill(-child.pid, 'SIGKILL');
+        else child.kill('SIGKILL');
+      } catch { /* already gone */ }
+    };
+    const timer = setTimeout(() => { timedOut = true; kill(); }, timeoutMs);
+    child.on('error', (err) => { clearTimeout(timer); live.delete(child); reject(err); });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      live.delete(child);
+      kill(); // reap any stray grandchildren left in the group
+      resolve({ code, signal, stdout, stderr, ms: Date.now() - started, timedOut });
+    });
+  });
+}
+
+function killAll() {
+  for (const child of live) {
+    try { process.kill(-child.pid, 'SIGKILL'); } catch { try { child.kill('SIGKILL'); } catch { /* gone */ } }
+  }
+  live.clear();
+}
+process.once('exit', killAll);
+
+// `claude mcp add --transport http -s user NAME URL`
+function mcpAdd(env, name, url, opts = {}) {
+  return runClaude(env, ['mcp', 'add', '--transport', 'http', '-s', 'user', name, url], opts);
+}
+
+// `claude mcp list` (dials every server; writes the cache + token-less stub on a 401)
+function mcpList(env, opts = {}) {
+  return runClaude(env, ['mcp', 'list'], opts);
+}
+
+function escapeRe(s) { return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'); }
+
+/**
+ * `claude -p hi --max-turns 1 --debug-file F` — runs the start-up MCP connection
+ * loop, then fails fast on the model call (ANTHROPIC_BASE_URL is a closed port).
+ * Returns { code, ms, stdout, stderr, debug, skipped, connected, needsAuth, timedOut }
+ * where skipped/connected/needsAuth are about the server called `name`.
+ */
+async function runPrint(env, name, { debugFile, timeoutMs, prompt = 'hi', extraArgs = [] } = {}) {
+  const file = debugFile || path.join(env.HOME, `debug-${Date.now()}-${Math.random().toString(16).slice(2, 8)}.txt`);
+  const r = await runClaude(env, ['-p', prompt, '--max-turns', '1', '--debug-file', file, ...extraArgs], { timeoutMs });
+  let debug = '';
+  try { debug = fs.readFileSync(file, 'utf8'); } catch { /* not written */ }
+  const prefix = `MCP server "${escapeRe(name)}": `;
+  return {
+    ...r,
+    debugFile: file,
+    debug,
+    skipped: new RegExp(prefix + 'Skipping connection \\(cached needs-auth\\)').test(debug),
+    connected: new RegExp(prefix + 'Successfully connected').test(debug),
+    needsAuth: new RegExp(prefix + '.*(needs-auth|Authentication required)', 'i').test(debug),
+  };
+}
+
+module.exports = {
+  DEFAULT_TIMEOUT_MS,
+  claudeBin,
+  makeHome,
+  runClaude,
+  mcpAdd,
+  mcpList,
+  runPrint,
+  killAll,
+};
