@@ -40,6 +40,36 @@ export interface AuthChangedEvent {
 /** The path of the needs-auth cache file: `<configDir>/mcp-needs-auth-cache.json`. */
 export declare function cachePath(options?: NeedsAuthOptions): string
 
+/** What the credentials store holds for the server: booleans and `expiresAt`, never a token. */
+export interface CredentialsSummary {
+  /** The store has at least one `mcpOAuth` entry for this server name. */
+  present: boolean
+  hasAccessToken: boolean
+  hasRefreshToken: boolean
+  /** The latest `expiresAt` among this server's access tokens (ms since the epoch). */
+  expiresAt: number | null
+  /** An entry with neither token after OAuth discovery: Claude Code's second skip rule. */
+  tokenlessStub: boolean
+}
+
+/**
+ * Why Claude Code would skip `server` now, as data: its needs-auth entry (age, time left,
+ * superseded or not) and the token-less credentials stub that deleting the entry does not cure
+ * (sign in with `claude mcp login <server>`). Reads credentials, never writes them, and never
+ * returns token material.
+ */
+export declare function diagnose(server: string, options?: NeedsAuthOptions): Diagnosis
+
+export interface Diagnosis {
+  server: string
+  /** Whether a new Claude Code process would skip this server now without dialing it. */
+  skipped: boolean
+  reasons: Array<SkipReasonInfo>
+  /** The server's needs-auth entry, cached or not; `null` when there is none. */
+  cacheEntry: NeedsAuthEntry | null
+  credentials: CredentialsSummary
+}
+
 /**
  * Removes the needs-auth entries of `server` (a name, an array of names, or omitted for all)
  * and returns the names actually removed. Then tells every `onAuthChanged` subscriber of this
@@ -135,3 +165,39 @@ export interface NeedsAuthOptions {
  * process alive.
  */
 export declare function onAuthChanged(callback: (event: AuthChangedEvent) => void, options?: NeedsAuthOptions & { signal?: AbortSignal }): Subscription
+
+/** An entry `purgeStale` removed. */
+export interface PurgedEntry {
+  server: string
+  /**
+   * `'expired'`: past its TTL (Claude Code ignores it already). `'superseded'`: the server's
+   * credentials were saved after the entry was written (see the README's rule).
+   */
+  reason: 'expired' | 'superseded'
+}
+
+/**
+ * Removes expired and superseded needs-auth entries in one locked, atomic rewrite, and tells
+ * this process's `onAuthChanged` subscribers when it removed any. An entry is superseded when
+ * this process saw the server's tokens change after it was written, or when the credentials
+ * store changed after it AND the server holds an access token expiring more than 60 s after
+ * it (a token saved before the 401 had expired by then). Reads credentials, never writes them.
+ */
+export declare function purgeStale(options?: NeedsAuthOptions): Array<PurgedEntry>
+
+/** One reason Claude Code skips a server. */
+export interface SkipReasonInfo {
+  /**
+   * `'needs-auth-cache'`: a needs-auth entry within its TTL (the first skip rule).
+   * `'tokenless-stub'`: credentials without tokens after OAuth discovery (the second rule).
+   */
+  kind: 'needs-auth-cache' | 'tokenless-stub'
+  /** What it means and what to do, in a sentence or two. */
+  message: string
+  /** `needs-auth-cache`: how old the entry is. */
+  ageMs?: number
+  /** `needs-auth-cache`: how long Claude Code will keep skipping. */
+  expiresInMs?: number
+  /** `needs-auth-cache`: the credentials were saved after the entry (`purgeStale` removes it). */
+  superseded?: boolean
+}

@@ -274,57 +274,62 @@ fn summarise(doc: &Map<String, Value>, changed_at: Option<f64>) -> Snapshot {
   Snapshot { present: true, servers, changed_at }
 }
 
-/// What this process has seen of a store: per server, its last fingerprint, and when that
-/// changed while this process was looking (ms since the epoch).
+/// What this process has seen of a store: the token fingerprints its watcher last saw, when a
+/// server's tokens changed while it watched, and when any read first saw the store.
 #[derive(Default)]
 struct Observed {
-  fingerprints: HashMap<String, u64>,
+  /// `None` until a watcher takes its baseline.
+  fingerprints: Option<HashMap<String, u64>>,
   changed_at: HashMap<String, f64>,
   first_seen: Option<f64>,
 }
 
-fn observations() -> &'static Mutex<HashMap<Store, Observed>> {
+fn with_observed<R>(store: &Store, f: impl FnOnce(&mut Observed) -> R) -> R {
   static OBSERVED: OnceLock<Mutex<HashMap<Store, Observed>>> = OnceLock::new();
-  OBSERVED.get_or_init(Default::default)
+  let mut all = OBSERVED.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+  f(all.entry(store.clone()).or_default())
 }
 
-/// Records `snapshot` as seen at `now` and returns the servers whose tokens changed since this
-/// process last looked (none on the first look, which only sets the baseline).
+/// For watchers: records `snapshot` as seen at `now` and returns the servers whose tokens
+/// changed since the previous call (none on the first, which only takes the baseline).
 pub fn observe(store: &Store, snapshot: &Snapshot, now: f64) -> Vec<String> {
-  let mut all = observations().lock().unwrap_or_else(|p| p.into_inner());
-  let seen = all.entry(store.clone()).or_default();
-  let first = seen.first_seen.is_none();
-  let mut changed = Vec::new();
-  let mut names: Vec<&String> = snapshot.servers.keys().chain(seen.fingerprints.keys()).collect();
-  names.sort();
-  names.dedup();
-  for name in names {
-    let now_fp = snapshot.servers.get(name).map_or(0, |s| s.fingerprint);
-    let before = seen.fingerprints.get(name).copied().unwrap_or(0);
-    if now_fp != before && !first {
-      changed.push(name.clone());
+  with_observed(store, |seen| {
+    seen.first_seen.get_or_insert(now);
+    let current: HashMap<String, u64> = snapshot.servers.iter().map(|(n, s)| (n.clone(), s.fingerprint)).collect();
+    let Some(before) = seen.fingerprints.replace(current.clone()) else {
+      return Vec::new();
+    };
+    let mut names: Vec<&String> = current.keys().chain(before.keys()).collect();
+    names.sort();
+    names.dedup();
+    let changed: Vec<String> = names
+      .into_iter()
+      .filter(|n| current.get(*n).copied().unwrap_or(0) != before.get(*n).copied().unwrap_or(0))
+      .cloned()
+      .collect();
+    for name in &changed {
+      seen.changed_at.insert(name.clone(), now);
     }
-  }
-  for name in &changed {
-    seen.changed_at.insert(name.clone(), now);
-  }
-  seen.fingerprints = snapshot.servers.iter().map(|(n, s)| (n.clone(), s.fingerprint)).collect();
-  if first {
-    seen.first_seen = Some(now);
-  }
-  changed
+    changed
+  })
+}
+
+/// For one-off reads: notes that the store was seen at `now` without moving a watcher's
+/// baseline (which would hide a change that watcher is about to report).
+pub fn note_seen(store: &Store, now: f64) {
+  with_observed(store, |seen| {
+    seen.first_seen.get_or_insert(now);
+  });
 }
 
 /// When this process saw `server`'s tokens change, if it did.
 pub fn observed_change(store: &Store, server: &str) -> Option<f64> {
-  let all = observations().lock().unwrap_or_else(|p| p.into_inner());
-  all.get(store).and_then(|o| o.changed_at.get(server).copied())
+  with_observed(store, |seen| seen.changed_at.get(server).copied())
 }
 
-/// When this process first read `store` (the change time of a store whose platform gives none).
+/// When this process first read `store`: the change time of a store whose platform gives none.
 pub fn first_seen(store: &Store) -> Option<f64> {
-  let all = observations().lock().unwrap_or_else(|p| p.into_inner());
-  all.get(store).and_then(|o| o.first_seen)
+  with_observed(store, |seen| seen.first_seen)
 }
 
 mod keychain {

@@ -7,6 +7,7 @@ pub mod atomic_file;
 pub mod cache_file;
 pub mod config_dir;
 pub mod credentials;
+pub mod diagnose;
 pub mod error;
 pub mod event_bus;
 pub mod needs_auth;

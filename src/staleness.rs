@@ -12,8 +12,13 @@
 //! time alone is not enough (another server's sign-in also changes it), nor is an unexpired token
 //! alone (a server can reject a token that has not expired: nothing changed since).
 
-use crate::cache_file::EntryStatus;
-use crate::credentials::ServerCredentials;
+use std::path::Path;
+
+use crate::cache_file::{self, EntryStatus};
+use crate::config_dir;
+use crate::credentials::{self, CredentialSource, ServerCredentials, Snapshot, Store};
+use crate::error::Result;
+use crate::needs_auth::{self, now_ms};
 
 /// Tolerance for clocks and for tokens that expire right around the failure.
 pub const SUPERSEDE_MARGIN_MS: f64 = 60_000.0;
@@ -60,6 +65,61 @@ pub fn judge(entry: &EntryStatus, now: f64, ev: &Evidence) -> Option<Staleness> 
     return is_superseded(ts, ev).then_some(Staleness::Superseded);
   }
   (now - ts >= entry.ttl_ms).then_some(Staleness::Expired)
+}
+
+/// The credentials side of a judgement: one read of the store, plus what this process saw.
+pub struct CredentialView {
+  pub store: Store,
+  pub snapshot: Snapshot,
+}
+
+impl CredentialView {
+  pub fn load(config_dir: &Path, explicit: bool, source: CredentialSource, now: f64) -> Result<CredentialView> {
+    let store = Store::locate(config_dir, explicit, source);
+    let snapshot = credentials::read(&store)?;
+    credentials::note_seen(&store, now);
+    Ok(CredentialView { store, snapshot })
+  }
+
+  pub fn evidence(&self, server: &str) -> Evidence<'_> {
+    Evidence {
+      credentials: self.snapshot.servers.get(server),
+      // Where the platform gives no change time, the time this process first saw the store.
+      store_changed_at: self.snapshot.changed_at.or_else(|| credentials::first_seen(&self.store)),
+      observed_change_at: credentials::observed_change(&self.store, server),
+    }
+  }
+}
+
+/// Removes expired and superseded entries in one locked, atomic rewrite and says which went
+/// and why. Entries Claude Code ignores for other reasons are kept as they are.
+pub fn purge(
+  config_dir: &Path,
+  explicit: bool,
+  source: CredentialSource,
+  default_ttl_ms: f64,
+) -> Result<Vec<(String, Staleness)>> {
+  let now = now_ms();
+  let view = CredentialView::load(config_dir, explicit, source, now)?;
+  let stale_in = |doc: &cache_file::Document| -> Vec<(String, Staleness)> {
+    cache_file::statuses(doc, now, default_ttl_ms)
+      .into_iter()
+      .filter_map(|st| judge(&st, now, &view.evidence(&st.server)).map(|why| (st.server, why)))
+      .collect()
+  };
+  let cache_path = config_dir::cache_path(config_dir);
+  // Usually nothing is stale: answer from a read, without taking the lock.
+  if stale_in(&*needs_auth::load(&cache_path)?).is_empty() {
+    return Ok(Vec::new());
+  }
+  needs_auth::update(&cache_path, |doc| {
+    let stale = stale_in(doc);
+    for (server, _) in &stale {
+      doc.shift_remove(server);
+    }
+    let changed = !stale.is_empty();
+    (stale, changed)
+  })
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ impl From<EntryStatus> for NeedsAuthEntry {
   }
 }
 
-fn or_null(v: Option<f64>) -> Either<f64, Null> {
+pub(crate) fn or_null(v: Option<f64>) -> Either<f64, Null> {
   v.map_or(Either::B(Null), Either::A)
 }
 

@@ -1,6 +1,8 @@
 //! The napi layer: converts between JavaScript and the core, and nothing else.
 
 pub mod cache;
+pub mod diagnose;
+pub mod purge;
 pub mod subscription;
 
 use napi::bindgen_prelude::*;

@@ -1,0 +1,101 @@
+//! `diagnose`.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use super::cache::{or_null, NeedsAuthEntry};
+use super::{server_name, Code, NeedsAuthOptions};
+use crate::credentials::CredentialSource;
+use crate::diagnose::{self, SkipReason};
+
+/// One reason Claude Code skips a server.
+#[napi(object)]
+pub struct SkipReasonInfo {
+  /// `'needs-auth-cache'`: a needs-auth entry within its TTL (the first skip rule).
+  /// `'tokenless-stub'`: credentials without tokens after OAuth discovery (the second rule).
+  #[napi(ts_type = "'needs-auth-cache' | 'tokenless-stub'")]
+  pub kind: String,
+  /// What it means and what to do, in a sentence or two.
+  pub message: String,
+  /// `needs-auth-cache`: how old the entry is.
+  pub age_ms: Option<f64>,
+  /// `needs-auth-cache`: how long Claude Code will keep skipping.
+  pub expires_in_ms: Option<f64>,
+  /// `needs-auth-cache`: the credentials were saved after the entry (`purgeStale` removes it).
+  pub superseded: Option<bool>,
+}
+
+/// What the credentials store holds for the server: booleans and `expiresAt`, never a token.
+#[napi(object)]
+pub struct CredentialsSummary {
+  /// The store has at least one `mcpOAuth` entry for this server name.
+  pub present: bool,
+  pub has_access_token: bool,
+  pub has_refresh_token: bool,
+  /// The latest `expiresAt` among this server's access tokens (ms since the epoch).
+  pub expires_at: Either<f64, Null>,
+  /// An entry with neither token after OAuth discovery: Claude Code's second skip rule.
+  pub tokenless_stub: bool,
+}
+
+#[napi(object)]
+pub struct Diagnosis {
+  pub server: String,
+  /// Whether a new Claude Code process would skip this server now without dialing it.
+  pub skipped: bool,
+  pub reasons: Vec<SkipReasonInfo>,
+  /// The server's needs-auth entry, cached or not; `null` when there is none.
+  pub cache_entry: Either<NeedsAuthEntry, Null>,
+  pub credentials: CredentialsSummary,
+}
+
+/// Why Claude Code would skip `server` now, as data: its needs-auth entry (age, time left,
+/// superseded or not) and the token-less credentials stub that deleting the entry does not cure
+/// (sign in with `claude mcp login <server>`). Reads credentials, never writes them, and never
+/// returns token material.
+#[napi(ts_args_type = "server: string, options?: NeedsAuthOptions")]
+pub fn diagnose(env: Env, server: Unknown, options: Option<Unknown>) -> Result<Diagnosis, Code> {
+  let server = server_name(&env, server)?;
+  let opts = NeedsAuthOptions::from_arg(&env, options)?;
+  let d = diagnose::diagnose(
+    &opts.config_dir()?,
+    opts.config_dir.is_some(),
+    CredentialSource::parse(opts.credentials.as_deref())?,
+    &server,
+    opts.default_ttl_ms(),
+  )?;
+  let present = d.credentials.is_some();
+  let creds = d.credentials.unwrap_or_default();
+  Ok(Diagnosis {
+    server: d.server,
+    skipped: d.skipped,
+    reasons: d.reasons.into_iter().map(reason_info).collect(),
+    cache_entry: d.entry.map_or(Either::B(Null), |e| Either::A(e.into())),
+    credentials: CredentialsSummary {
+      present,
+      has_access_token: creds.has_access_token,
+      has_refresh_token: creds.has_refresh_token,
+      expires_at: or_null(creds.expires_at),
+      tokenless_stub: creds.tokenless_stub,
+    },
+  })
+}
+
+fn reason_info(r: SkipReason) -> SkipReasonInfo {
+  match r {
+    SkipReason::NeedsAuthCache { age_ms, expires_in_ms, superseded, message } => SkipReasonInfo {
+      kind: "needs-auth-cache".into(),
+      message,
+      age_ms: Some(age_ms),
+      expires_in_ms: Some(expires_in_ms),
+      superseded: Some(superseded),
+    },
+    SkipReason::TokenlessStub { message } => SkipReasonInfo {
+      kind: "tokenless-stub".into(),
+      message,
+      age_ms: None,
+      expires_in_ms: None,
+      superseded: None,
+    },
+  }
+}

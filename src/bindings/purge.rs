@@ -1,0 +1,52 @@
+//! `purgeStale`.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use super::{Code, NeedsAuthOptions};
+use crate::credentials::CredentialSource;
+use crate::event_bus::{self, AuthEvent, Reason, Source};
+use crate::needs_auth::now_ms;
+use crate::staleness;
+
+/// An entry `purgeStale` removed.
+#[napi(object)]
+pub struct PurgedEntry {
+  pub server: String,
+  /// `'expired'`: past its TTL (Claude Code ignores it already). `'superseded'`: the server's
+  /// credentials were saved after the entry was written (see the README's rule).
+  #[napi(ts_type = "'expired' | 'superseded'")]
+  pub reason: String,
+}
+
+/// Removes expired and superseded needs-auth entries in one locked, atomic rewrite, and tells
+/// this process's `onAuthChanged` subscribers when it removed any. An entry is superseded when
+/// this process saw the server's tokens change after it was written, or when the credentials
+/// store changed after it AND the server holds an access token expiring more than 60 s after
+/// it (a token saved before the 401 had expired by then). Reads credentials, never writes them.
+#[napi(ts_args_type = "options?: NeedsAuthOptions")]
+pub fn purge_stale(env: Env, options: Option<Unknown>) -> Result<Vec<PurgedEntry>, Code> {
+  let opts = NeedsAuthOptions::from_arg(&env, options)?;
+  let config_dir = opts.config_dir()?;
+  let purged = staleness::purge(
+    &config_dir,
+    opts.config_dir.is_some(),
+    CredentialSource::parse(opts.credentials.as_deref())?,
+    opts.default_ttl_ms(),
+  )?;
+  if !purged.is_empty() {
+    event_bus::emit(&AuthEvent {
+      reason: Reason::Invalidated,
+      servers: purged.iter().map(|(s, _)| s.clone()).collect(),
+      source: Source::ThisProcess,
+      at: now_ms(),
+      config_dir,
+    });
+  }
+  Ok(
+    purged
+      .into_iter()
+      .map(|(server, why)| PurgedEntry { server, reason: why.as_str().to_owned() })
+      .collect(),
+  )
+}

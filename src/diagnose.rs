@@ -1,0 +1,174 @@
+//! Why Claude Code would skip a server now, as data: the needs-auth entry (Claude Code's first
+//! skip rule) and the token-less credentials stub (its second), with what to do about each.
+
+use std::path::Path;
+
+use crate::cache_file::{self, EntryStatus};
+use crate::config_dir;
+use crate::credentials::{CredentialSource, ServerCredentials};
+use crate::error::Result;
+use crate::needs_auth::{self, now_ms};
+use crate::staleness::{self, CredentialView};
+
+/// Claude Code 2.1.332 stops honouring a token-less stub this long after `tokenlessRejectedAt`;
+/// 2.1.108 honours it forever (a stub without that field).
+pub const TOKENLESS_STUB_WINDOW_MS: f64 = 7.0 * 24.0 * 3_600_000.0;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SkipReason {
+  NeedsAuthCache { age_ms: f64, expires_in_ms: f64, superseded: bool, message: String },
+  TokenlessStub { message: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnosis {
+  pub server: String,
+  pub skipped: bool,
+  pub reasons: Vec<SkipReason>,
+  pub entry: Option<EntryStatus>,
+  /// `None` when the store holds nothing for this server.
+  pub credentials: Option<ServerCredentials>,
+  pub store_present: bool,
+}
+
+pub fn diagnose(
+  config_dir: &Path,
+  explicit: bool,
+  source: CredentialSource,
+  server: &str,
+  default_ttl_ms: f64,
+) -> Result<Diagnosis> {
+  cache_file::validate_server_name(server)?;
+  let now = now_ms();
+  let entry = needs_auth::status(&config_dir::cache_path(config_dir), server, now, default_ttl_ms)?;
+  let view = CredentialView::load(config_dir, explicit, source, now)?;
+  let creds = view.snapshot.servers.get(server).cloned();
+  let mut reasons = Vec::new();
+
+  if let Some(st) = entry.as_ref().filter(|st| st.cached) {
+    let ts = st.timestamp.unwrap_or(now);
+    let superseded = staleness::is_superseded(ts, &view.evidence(server));
+    let age_ms = now - ts;
+    let expires_in_ms = ts + st.ttl_ms - now;
+    let mut message = format!(
+      "Claude Code skips \"{server}\" without dialing it: it answered 401 {} ago and the needs-auth \
+       entry lasts {} more.",
+      duration(age_ms),
+      duration(expires_in_ms)
+    );
+    message.push_str(if superseded {
+      " Its credentials were saved after that, so the entry is stale: purgeStale() (or \
+       `mcp-needs-auth purge`) removes it."
+    } else {
+      " If you have signed in again since, invalidateNeedsAuth() (or `mcp-needs-auth clear`) \
+       removes it; otherwise sign in first."
+    });
+    reasons.push(SkipReason::NeedsAuthCache { age_ms, expires_in_ms, superseded, message });
+  }
+
+  if let Some(c) = creds.as_ref() {
+    let in_window = c.tokenless_rejected_at.is_none_or(|at| now - at < TOKENLESS_STUB_WINDOW_MS);
+    if c.tokenless_stub && !c.has_token() && in_window {
+      reasons.push(SkipReason::TokenlessStub {
+        message: format!(
+          "Claude Code skips \"{server}\" because its stored credentials are a token-less stub \
+           (written by a 401 during `claude mcp list`). Removing the needs-auth entry does not \
+           help: sign in with `claude mcp login {server}` (or /mcp in an interactive session)."
+        ),
+      });
+    }
+  }
+
+  Ok(Diagnosis {
+    server: server.to_owned(),
+    skipped: !reasons.is_empty(),
+    reasons,
+    entry,
+    credentials: creds,
+    store_present: view.snapshot.present,
+  })
+}
+
+/// "4m05s", "2h03m", "45s": how people read a TTL.
+pub fn duration(ms: f64) -> String {
+  let s = (ms.max(0.0) / 1000.0).round() as u64;
+  match s {
+    0..=59 => format!("{s}s"),
+    60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+    _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn durations() {
+    assert_eq!(duration(0.0), "0s");
+    assert_eq!(duration(59_400.0), "59s");
+    assert_eq!(duration(245_000.0), "4m05s");
+    assert_eq!(duration(7_380_000.0), "2h03m");
+    assert_eq!(duration(-5.0), "0s");
+  }
+
+  fn write(dir: &Path, name: &str, body: &str) {
+    std::fs::write(dir.join(name), body).expect("write fixture");
+  }
+
+  #[test]
+  fn cached_entry_and_tokenless_stub_are_both_reasons() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = now_ms();
+    write(dir.path(), "mcp-needs-auth-cache.json", &format!(r#"{{"gh":{{"timestamp":{}}}}}"#, now - 60_000.0));
+    write(
+      dir.path(),
+      ".credentials.json",
+      r#"{"mcpOAuth":{"gh|0123456789abcdef":{"serverName":"gh","accessToken":"","expiresAt":0,"discoveryState":{"oauthMetadataFound":true}}}}"#,
+    );
+    let d = diagnose(dir.path(), true, CredentialSource::File, "gh", 900_000.0).expect("diagnose");
+    assert!(d.skipped);
+    assert_eq!(d.reasons.len(), 2);
+    assert!(matches!(&d.reasons[0], SkipReason::NeedsAuthCache { superseded: false, .. }));
+    match &d.reasons[1] {
+      SkipReason::TokenlessStub { message } => assert!(message.contains("claude mcp login gh")),
+      other => panic!("unexpected {other:?}"),
+    }
+    let d = diagnose(dir.path(), true, CredentialSource::File, "other", 900_000.0).expect("diagnose");
+    assert!(!d.skipped && d.entry.is_none() && d.credentials.is_none() && d.store_present);
+  }
+
+  #[test]
+  fn purge_on_the_bug_report_scenario_and_its_negative_twin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = now_ms();
+    // Entry written 2 min ago; `a` signed in since (file rewritten now, token valid 1 h);
+    // `b`'s token expired before its entry; `old` is past its TTL.
+    write(
+      dir.path(),
+      "mcp-needs-auth-cache.json",
+      &format!(
+        r#"{{"a":{{"timestamp":{t}}},"b":{{"timestamp":{t}}},"old":{{"timestamp":{o}}}}}"#,
+        t = now - 120_000.0,
+        o = now - 1_000_000.0
+      ),
+    );
+    write(
+      dir.path(),
+      ".credentials.json",
+      &format!(
+        r#"{{"mcpOAuth":{{"a|0000000000000000":{{"serverName":"a","accessToken":"fresh","expiresAt":{fresh}}},"b|1111111111111111":{{"serverName":"b","accessToken":"stale","expiresAt":{stale}}}}}}}"#,
+        fresh = now + 3_600_000.0,
+        stale = now - 600_000.0
+      ),
+    );
+    let mut purged = staleness::purge(dir.path(), true, CredentialSource::File, 900_000.0).expect("purge");
+    purged.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+      purged,
+      vec![("a".to_string(), staleness::Staleness::Superseded), ("old".to_string(), staleness::Staleness::Expired)]
+    );
+    let left = std::fs::read_to_string(dir.path().join("mcp-needs-auth-cache.json")).expect("read");
+    assert!(left.contains("\"b\"") && !left.contains("\"a\""));
+  }
+}
