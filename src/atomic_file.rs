@@ -126,6 +126,9 @@ fn read_bounded(path: &Path, kind: &FileKind) -> Result<Option<Vec<u8>>> {
   Ok(Some(bytes))
 }
 
+/// `None`: no such file. `Some(Err(why))`: it does not parse, and has not for a while.
+pub type ReadOutcome<T> = Option<std::result::Result<T, String>>;
+
 /// Reads and parses a file Claude Code may be writing with a plain `writeFile`. A read that
 /// does not parse is retried while the file is still moving or was modified in the last
 /// `SETTLE_NS` (the write may be half done); a file that has been bad for longer is reported
@@ -135,7 +138,7 @@ pub fn read_with<T>(
   path: &Path,
   kind: &FileKind,
   parse: impl Fn(&[u8]) -> std::result::Result<T, String>,
-) -> Result<(Option<std::result::Result<T, String>>, Option<Stamp>)> {
+) -> Result<(ReadOutcome<T>, Option<Stamp>)> {
   let mut attempt = 0;
   loop {
     let before = stamp_of(path, kind)?;

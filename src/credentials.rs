@@ -67,9 +67,8 @@ impl Store {
   /// `CLAUDE_CONFIG_DIR` set, which suffixes the keychain service name).
   pub fn locate(config_dir: &Path, explicit: bool, source: CredentialSource) -> Store {
     let storage_dir = config_dir::secure_storage_dir(config_dir, explicit);
-    let suffixed = explicit
-      || std::env::var_os("CLAUDE_CONFIG_DIR").is_some_and(|v| !v.is_empty())
-      || (!explicit && std::env::var_os("CLAUDE_SECURESTORAGE_CONFIG_DIR").is_some_and(|v| !v.is_empty()));
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    let suffixed = explicit || set("CLAUDE_CONFIG_DIR") || set("CLAUDE_SECURESTORAGE_CONFIG_DIR");
     Store {
       source,
       file: config_dir::credentials_path(&storage_dir),

@@ -15,6 +15,9 @@ use napi_derive::napi;
 
 use super::{emit_warning, invalid_argument, path_string, Code, JsResult, NapiResultExt, NeedsAuthOptions};
 
+/// `EventTarget.prototype.addEventListener(type, listener, options)`.
+type AddEventListener<'a> = Function<'a, FnArgs<(&'a str, Function<'a, (), ()>, Object<'a>)>, Unknown<'a>>;
+
 /// The user's callback: any function; its return value is ignored.
 type Callback<'a> = Function<'a, Unknown<'static>, Unknown<'static>>;
 use crate::credentials::CredentialSource;
@@ -185,8 +188,7 @@ pub fn on_auth_changed(env: Env, callback: Callback<'_>, options: Option<Unknown
         Ok(())
       })
       .js()?;
-    let add: Function<FnArgs<(&str, Function<(), ()>, Object)>, Unknown> =
-      signal.get_named_property("addEventListener").js()?;
+    let add: AddEventListener = signal.get_named_property("addEventListener").js()?;
     let mut once = Object::new(&env).js()?;
     once.set_named_property("once", true).js()?;
     add.apply(signal, FnArgs::from(("abort", on_abort, once))).js()?;
