@@ -115,11 +115,11 @@ fn read_bounded(path: &Path, kind: &FileKind) -> Result<Option<Vec<u8>>> {
     return Err(Error::new(
       kind.too_large_code,
       format!(
-        "{} {} is larger than {} KiB, so it is not one Claude Code wrote; move it away (it was \
+        "{} {} is larger than {} MiB, so it is not one Claude Code wrote; move it away (it was \
          left untouched)",
         kind.label,
         path.display(),
-        kind.max_bytes / 1024
+        kind.max_bytes / (1024 * 1024)
       ),
     ));
   }
@@ -330,6 +330,7 @@ mod tests {
     let err = read(&path).expect_err("too large");
     assert_eq!(err.code, ErrorCode::CacheTooLarge);
     assert!(err.message.contains(&path.display().to_string()));
+    assert!(err.message.contains("larger than 1 MiB"), "{}", err.message);
     assert_eq!(fs::read(&path).expect("read"), big);
   }
 

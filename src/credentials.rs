@@ -202,7 +202,8 @@ pub fn read(store: &Store) -> Result<Snapshot> {
       ErrorCode::CredentialsCorrupt,
       format!(
         "the credentials file {} is not a credentials document: {why}. It was left untouched; \
-         sign in again with Claude Code to rewrite it",
+         sign in again with Claude Code to rewrite it, or pass credentials: 'none' to judge the \
+         needs-auth cache alone",
         store.file.display()
       ),
     )),
