@@ -2,7 +2,6 @@
 //! (a locked, atomic read-modify-write). Paths are the cache file's; callers resolve them.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -77,15 +76,19 @@ pub fn update<R>(path: &Path, change: impl FnOnce(&mut Document) -> (R, bool)) -
     Contents::Parsed(Parsed::Document(d)) => (d, false),
     Contents::Parsed(Parsed::Corrupt(_)) => (Document::new(), true),
   };
+  // What this write started from, for a watcher in this process (see `take_own_writes`).
+  let before = is_tracked(path).then(|| Arc::new(doc.clone()));
   let (result, changed) = change(&mut doc);
   if changed {
     if corrupt {
       atomic_file::move_aside(path, now_ms() as u64)?;
     }
-    let bytes = cache_file::serialize(&doc);
-    atomic_file::write_atomic(path, &bytes)?;
+    atomic_file::write_atomic(path, &cache_file::serialize(&doc))?;
     let doc = Arc::new(doc);
-    record_own_write(path, &bytes, Arc::clone(&doc));
+    if let Some(before) = before {
+      // Still under the lock: a watcher reading under it sees the file and this record together.
+      record_own_write(path, OwnWrite { before, after: Arc::clone(&doc) });
+    }
     if let Ok(Some(stamp)) = Stamp::read(path) {
       lock_map(memo()).insert(path.to_path_buf(), Memo { stamp, doc });
     }
@@ -149,34 +152,69 @@ pub fn invalidate(path: &Path, selection: &Selection) -> Result<Vec<String>> {
   })
 }
 
-/// The last document this process wrote to a path, so a watcher can tell its own writes from
-/// other processes'. `seq` grows with every write.
+/// One change this process made: the document it read under the lock, and the one it wrote.
+/// A watcher chains these to tell its own process's changes from everybody else's.
 #[derive(Clone)]
 pub struct OwnWrite {
-  pub seq: u64,
-  pub hash: u64,
-  pub doc: Arc<Document>,
+  pub before: Arc<Document>,
+  pub after: Arc<Document>,
 }
 
-fn own_writes() -> &'static Mutex<HashMap<PathBuf, OwnWrite>> {
-  static OWN: OnceLock<Mutex<HashMap<PathBuf, OwnWrite>>> = OnceLock::new();
+/// Most own writes kept between two looks of a watcher; past that the oldest are dropped and
+/// the watcher is told there is a gap.
+const OWN_WRITES_KEPT: usize = 1024;
+
+#[derive(Default)]
+struct OwnLog {
+  /// How many watchers follow this path; nothing is recorded without one.
+  trackers: usize,
+  writes: std::collections::VecDeque<OwnWrite>,
+  gap: bool,
+}
+
+fn own_logs() -> &'static Mutex<HashMap<PathBuf, OwnLog>> {
+  static OWN: OnceLock<Mutex<HashMap<PathBuf, OwnLog>>> = OnceLock::new();
   OWN.get_or_init(Default::default)
 }
 
-pub fn content_hash(bytes: &[u8]) -> u64 {
-  let mut h = std::collections::hash_map::DefaultHasher::new();
-  bytes.hash(&mut h);
-  h.finish()
+/// A watcher starts (`true`) or stops (`false`) following this process's writes to `path`.
+pub fn track_own_writes(path: &Path, on: bool) {
+  let mut logs = lock_map(own_logs());
+  let log = logs.entry(path.to_path_buf()).or_default();
+  if on {
+    log.trackers += 1;
+  } else {
+    log.trackers = log.trackers.saturating_sub(1);
+    if log.trackers == 0 {
+      logs.remove(path);
+    }
+  }
 }
 
-fn record_own_write(path: &Path, bytes: &[u8], doc: Arc<Document>) {
-  let mut map = lock_map(own_writes());
-  let seq = map.get(path).map_or(1, |w| w.seq + 1);
-  map.insert(path.to_path_buf(), OwnWrite { seq, hash: content_hash(bytes), doc });
+fn is_tracked(path: &Path) -> bool {
+  lock_map(own_logs()).get(path).is_some_and(|l| l.trackers > 0)
 }
 
-pub fn last_own_write(path: &Path) -> Option<OwnWrite> {
-  lock_map(own_writes()).get(path).cloned()
+fn record_own_write(path: &Path, write: OwnWrite) {
+  let mut logs = lock_map(own_logs());
+  if let Some(log) = logs.get_mut(path).filter(|l| l.trackers > 0) {
+    if log.writes.len() == OWN_WRITES_KEPT {
+      log.writes.pop_front();
+      log.gap = true;
+    }
+    log.writes.push_back(write);
+  }
+}
+
+/// Takes the own writes recorded since the last call, oldest first, and whether some were
+/// dropped in between. Call with the cache lock held, right after reading the file, so that
+/// the file and the record agree.
+pub fn take_own_writes(path: &Path) -> (Vec<OwnWrite>, bool) {
+  let mut logs = lock_map(own_logs());
+  match logs.get_mut(path) {
+    Some(log) => (log.writes.drain(..).collect(), std::mem::take(&mut log.gap)),
+    None => (Vec::new(), false),
+  }
 }
 
 #[cfg(test)]

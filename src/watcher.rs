@@ -17,6 +17,7 @@ use crate::config_dir;
 use crate::credentials::{self, CredentialSource, Store};
 use crate::error::{Error, ErrorCode, Result};
 use crate::event_bus::{self, AuthEvent, Reason, Source};
+use crate::atomic_file::FileLock;
 use crate::needs_auth::{self, now_ms, Selection};
 
 /// A burst ends after this much quiet...
@@ -89,11 +90,12 @@ pub fn start(config_dir: &Path, spec: WatchSpec) -> Result<Watcher> {
       poll_interval: Duration::from_millis(spec.poll_interval_ms),
     })),
     cache_baseline: Arc::new(Document::new()),
-    own_seq: 0,
     last_warning: None,
   };
-  worker.cache_baseline = needs_auth::load(&worker.cache_path).unwrap_or_default();
-  worker.own_seq = needs_auth::last_own_write(&worker.cache_path).map_or(0, |w| w.seq);
+  needs_auth::track_own_writes(&worker.cache_path, true);
+  if let Ok((doc, _)) = worker.read_cache() {
+    worker.cache_baseline = doc;
+  }
   if let Ok(snapshot) = credentials::read(&worker.store) {
     credentials::observe(&worker.store, &snapshot, now_ms());
   }
@@ -151,9 +153,13 @@ struct Worker {
   settings: Arc<Mutex<Settings>>,
   /// The cache as last seen, to name what another process changed.
   cache_baseline: Arc<Document>,
-  /// The sequence number of this process's last own write already accounted for.
-  own_seq: u64,
   last_warning: Option<String>,
+}
+
+impl Drop for Worker {
+  fn drop(&mut self) {
+    needs_auth::track_own_writes(&self.cache_path, false);
+  }
 }
 
 impl Worker {
@@ -252,20 +258,32 @@ impl Worker {
     self.emit(Reason::CredentialsChanged, changed);
   }
 
+  /// The cache and this process's own writes since the last look, read together under the
+  /// cache lock so that no own write can fall between the two.
+  fn read_cache(&self) -> Result<(Arc<Document>, (Vec<needs_auth::OwnWrite>, bool))> {
+    let _lock = FileLock::acquire(&self.cache_path)?;
+    let doc = needs_auth::load(&self.cache_path)?;
+    Ok((doc, needs_auth::take_own_writes(&self.cache_path)))
+  }
+
   fn cache_changed(&mut self) {
-    let doc = match needs_auth::load(&self.cache_path) {
-      Ok(d) => d,
+    let (doc, (own, gap)) = match self.read_cache() {
+      Ok(read) => read,
       Err(e) => return self.warn(&e),
     };
-    // Changes this process made are not news: diff against its latest own write when that
-    // came after the baseline.
-    if let Some(own) = needs_auth::last_own_write(&self.cache_path) {
-      if own.seq != self.own_seq {
-        self.own_seq = own.seq;
-        self.cache_baseline = own.doc;
+    // Walk baseline -> before(1) -> after(1) -> before(2) ... -> now: the steps between one of
+    // our writes and the next are everybody else's changes; the writes themselves are ours.
+    let mut servers = Vec::new();
+    let mut cursor = Arc::clone(&self.cache_baseline);
+    for (i, write) in own.into_iter().enumerate() {
+      if !(gap && i == 0) {
+        servers.extend(changed_servers(&cursor, &write.before));
       }
+      cursor = write.after;
     }
-    let servers = changed_servers(&self.cache_baseline, &doc);
+    servers.extend(changed_servers(&cursor, &doc));
+    let mut seen = std::collections::HashSet::new();
+    servers.retain(|s| seen.insert(s.clone()));
     self.cache_baseline = doc;
     if !servers.is_empty() {
       self.emit(Reason::CacheChanged, servers);

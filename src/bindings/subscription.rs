@@ -115,7 +115,13 @@ fn close(id: u64, closed: &AtomicBool) {
   ts_args_type = "callback: (event: AuthChangedEvent) => void, options?: NeedsAuthOptions & { signal?: AbortSignal }",
   ts_return_type = "Subscription"
 )]
-pub fn on_auth_changed(env: Env, callback: Callback<'_>, options: Option<Unknown>) -> Result<Subscription, Code> {
+pub fn on_auth_changed(env: Env, callback: Unknown, options: Option<Unknown>) -> Result<Subscription, Code> {
+  let kind = callback.get_type().js()?;
+  if kind != ValueType::Function {
+    return Err(invalid_argument(format!("onAuthChanged needs a callback function, not {kind:?}")));
+  }
+  // SAFETY: checked to be a function just above.
+  let callback: Callback = unsafe { callback.cast() }.js()?;
   let signal = signal_of(options)?;
   let opts = NeedsAuthOptions::from_arg(&env, options)?;
   let config_dir = opts.config_dir()?;
@@ -146,12 +152,8 @@ pub fn on_auth_changed(env: Env, callback: Callback<'_>, options: Option<Unknown
         return Ok(());
       }
       let callback = user_callback.borrow_back(env)?;
-      if let Err(err) = callback.call(arg) {
-        emit_warning(
-          env,
-          &format!("an onAuthChanged callback threw: {}", err.reason),
-          "MCP_NEEDS_AUTH_LISTENER_THREW",
-        );
+      if let Some(thrown) = call_catching(env, &callback, arg) {
+        emit_warning(env, &format!("an onAuthChanged callback threw: {thrown}"), "MCP_NEEDS_AUTH_LISTENER_THREW");
       }
       Ok(())
     })
@@ -194,6 +196,32 @@ pub fn on_auth_changed(env: Env, callback: Callback<'_>, options: Option<Unknown
     add.apply(signal, FnArgs::from(("abort", on_abort, once))).js()?;
   }
   Ok(Subscription { id, closed })
+}
+
+/// Calls `callback(arg)`; if it throws, clears the exception and returns `String(thrown)`.
+/// (napi-rs's own capture cannot hold a thrown primitive below Node-API 10.)
+fn call_catching(env: &Env, callback: &Callback, arg: Unknown<'static>) -> Option<String> {
+  let mut undefined = std::ptr::null_mut();
+  let mut result = std::ptr::null_mut();
+  let argv = [arg.raw()];
+  // SAFETY: all handles belong to this env and this call's scope.
+  let status = unsafe {
+    napi::sys::napi_get_undefined(env.raw(), &mut undefined);
+    napi::sys::napi_call_function(env.raw(), undefined, callback.raw(), 1, argv.as_ptr(), &mut result)
+  };
+  if status != napi::sys::Status::napi_pending_exception {
+    return None;
+  }
+  let mut thrown = std::ptr::null_mut();
+  // SAFETY: an exception is pending on this env; this takes and clears it.
+  unsafe { napi::sys::napi_get_and_clear_last_exception(env.raw(), &mut thrown) };
+  let describe = || -> napi::Result<String> {
+    let string: Function<Unknown, String> = env.get_global()?.get_named_property_unchecked("String")?;
+    // SAFETY: `thrown` is a live value of this scope.
+    string.call(unsafe { Unknown::from_raw_unchecked(env.raw(), thrown) })
+  };
+  // `String(x)` itself throws for some values (a throwing toString); say so rather than fail.
+  Some(describe().unwrap_or_else(|_| "a value that cannot be converted to a string".to_owned()))
 }
 
 fn signal_of<'a>(options: Option<Unknown<'a>>) -> JsResult<Option<Object<'a>>> {
