@@ -59,7 +59,7 @@ pub fn diagnose(env: Env, server: Unknown, options: Option<Unknown>) -> Result<D
   let opts = NeedsAuthOptions::from_arg(&env, options)?;
   let d = diagnose::diagnose(
     &opts.config_dir()?,
-    opts.config_dir.is_some(),
+    opts.explicit_config_dir()?,
     CredentialSource::parse(opts.credentials.as_deref())?,
     &server,
     opts.default_ttl_ms(),

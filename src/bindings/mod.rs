@@ -132,6 +132,14 @@ impl NeedsAuthOptions {
     Ok(config_dir::resolve(self.config_dir.as_deref())?)
   }
 
+  /// Whether `configDir` names a different dir than the environment would: only then does
+  /// Claude Code's child run with its own `CLAUDE_CONFIG_DIR` (which suffixes the keychain
+  /// service, and makes `CLAUDE_SECURESTORAGE_CONFIG_DIR` irrelevant). Passing the default dir
+  /// explicitly changes nothing.
+  pub fn explicit_config_dir(&self) -> JsResult<bool> {
+    Ok(self.config_dir.is_some() && config_dir::resolve(None).ok() != Some(self.config_dir()?))
+  }
+
   pub fn cache_path(&self) -> JsResult<std::path::PathBuf> {
     Ok(config_dir::cache_path(&self.config_dir()?))
   }

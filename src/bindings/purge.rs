@@ -30,7 +30,7 @@ pub fn purge_stale(env: Env, options: Option<Unknown>) -> Result<Vec<PurgedEntry
   let config_dir = opts.config_dir()?;
   let purged = staleness::purge(
     &config_dir,
-    opts.config_dir.is_some(),
+    opts.explicit_config_dir()?,
     CredentialSource::parse(opts.credentials.as_deref())?,
     opts.default_ttl_ms(),
   )?;

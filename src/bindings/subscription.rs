@@ -175,7 +175,7 @@ pub fn on_auth_changed(env: Env, callback: Unknown, options: Option<Unknown>) ->
       credentials: CredentialSource::parse(opts.credentials.as_deref())?,
       auto_invalidate: opts.auto_invalidate.unwrap_or(true),
       poll_interval_ms: opts.poll_interval_ms.map_or(2000, |ms| ms.max(50.0) as u64),
-      explicit_config_dir: opts.config_dir.is_some(),
+      explicit_config_dir: opts.explicit_config_dir()?,
     })
   } else {
     None
