@@ -1,0 +1,153 @@
+/**
+ * mcp-needs-auth/sdk — needs-auth cache helpers for `@anthropic-ai/claude-agent-sdk` sessions
+ * (0.2.x and 0.3.x) and hosts built on it such as claude-agent-acp.
+ *
+ * Typed structurally: nothing here imports the SDK, so any SDK version whose `Query` has
+ * `mcpServerStatus()` and `reconnectMcpServer(name)` fits.
+ *
+ * @example
+ * ```ts
+ * import { query } from '@anthropic-ai/claude-agent-sdk'
+ * import { prepareQuery, reconnectOnAuthChange } from 'mcp-needs-auth/sdk'
+ *
+ * let q: ReturnType<typeof query>
+ * q = query({ prompt, options: prepareQuery({ env, mcpServers }, { query: () => q }) })
+ * using sub = reconnectOnAuthChange(q, { env, onReconnect: (o) => console.log(o) })
+ * for await (const message of q) { ... }
+ * ```
+ */
+
+/** One entry of `Query.mcpServerStatus()` (only the fields this module reads). */
+export interface McpServerStatusLike {
+  name: string
+  status: 'connected' | 'failed' | 'needs-auth' | 'pending' | 'disabled' | (string & {})
+  [key: string]: unknown
+}
+
+/** The part of the SDK's `Query` this module uses. */
+export interface QueryLike {
+  mcpServerStatus(): Promise<McpServerStatusLike[]>
+  reconnectMcpServer(serverName: string): Promise<void>
+  /** Observed (wrapped, originals still called) so the subscription stops with the query. */
+  close?(): void
+  return?(value?: any): Promise<any>
+  throw?(error?: any): Promise<any>
+}
+
+/** The SDK's `HookCallback` shape. */
+export type HookCallbackLike = (
+  input: any,
+  toolUseID: string | undefined,
+  options: { signal: AbortSignal },
+) => Promise<{ continue?: boolean; [key: string]: unknown }>
+
+/** The SDK's `HookCallbackMatcher` shape. */
+export interface HookCallbackMatcherLike {
+  matcher?: string
+  hooks: HookCallbackLike[]
+  timeout?: number
+}
+
+/** The fields of the SDK's query `Options` this module reads or writes. */
+export interface QueryOptionsLike {
+  /** The Claude Code child's environment (default `process.env`). */
+  env?: Record<string, string | undefined>
+  hooks?: Partial<Record<string, HookCallbackMatcherLike[]>>
+  [key: string]: any
+}
+
+/** What `onReconnect` receives after each server's reconnect ends. */
+export interface ReconnectOutcome {
+  server: string
+  /** The server is connected in the session now. */
+  ok: boolean
+  /** The last error, when `ok` is false. */
+  error?: unknown
+  /** How many `reconnectMcpServer` calls were made (1..retries). */
+  attempts: number
+}
+
+/** Which config dir to use, and how the addon reads credentials. */
+export interface ConfigDirOptions {
+  /** Explicit config dir. Default: `configDirFor({ env })`. */
+  configDir?: string
+  /** The environment the Claude Code child runs with (the query's `options.env`). Default `process.env`. */
+  env?: Record<string, string | undefined>
+  /** Passed to the addon: `'auto'` (default), `'file'`, `'keychain'`, `'none'`. */
+  credentials?: 'auto' | 'file' | 'keychain' | 'none'
+  /** Passed to the addon. */
+  defaultTtlMs?: number
+}
+
+export interface ReconnectOptions extends ConfigDirOptions {
+  /** Called after each server's reconnect attempts end. Errors it throws become warnings. */
+  onReconnect?: (outcome: ReconnectOutcome) => void | Promise<void>
+  /** Tries per server (default 3). */
+  retries?: number
+  /** Backoff before the 2nd try, doubled each time (default 250 ms). */
+  backoffMs?: number
+  /** Session statuses that get reconnected (default `['needs-auth', 'failed']`). */
+  statuses?: string[]
+  /** Closes the subscription when aborted. */
+  signal?: AbortSignal
+  /** Wrap `query.close/return/throw` to stop with the query (default true). */
+  observeQuery?: boolean
+  /** Treat a `mcpServerStatus()` that takes longer as a closed query (default 30000 ms). */
+  statusTimeoutMs?: number
+  /** Passed to `onAuthChanged` (default true). */
+  watch?: boolean
+  /** Passed to `onAuthChanged`. */
+  pollIntervalMs?: number
+}
+
+export interface NeedsAuthHooksOptions extends ConfigDirOptions {
+  /** The query to reconnect in, or a getter (the query does not exist yet when options are built). */
+  query?: QueryLike | (() => QueryLike | undefined | null)
+  onReconnect?: (outcome: ReconnectOutcome) => void | Promise<void>
+  retries?: number
+  backoffMs?: number
+  /** How long to wait for `pending` servers to settle before deciding (default 10000 ms). */
+  pendingWaitMs?: number
+}
+
+/** The subscription `reconnectOnAuthChange` returns (same surface as the addon's `Subscription`). */
+export declare class ReconnectSubscription {
+  private constructor()
+  /** Stops at once; no further status checks or reconnects. Idempotent. */
+  close(): void
+  /** True once closed: by `close()`, the signal, or the query ending. */
+  get closed(): boolean
+  /** Resolves once nothing is queued or running. */
+  settled(): Promise<void>
+  [Symbol.dispose](): void
+}
+
+/**
+ * The config dir the Claude Code child of `query({ options: queryOptions })` will use:
+ * `(queryOptions.env ?? process.env).CLAUDE_CONFIG_DIR ?? join(<that env's HOME> ?? os.homedir(), '.claude')`,
+ * NFC-normalised. A set but empty CLAUDE_CONFIG_DIR gives `''`, as in Claude Code.
+ */
+export declare function configDirFor(queryOptions?: QueryOptionsLike | null): string
+
+/**
+ * Before a session starts: purges stale needs-auth entries of the session's config dir and
+ * appends `needsAuthHooks(helperOptions)` to `queryOptions.hooks.SessionStart` (the caller's
+ * hooks are kept; a second call adds nothing). Returns the same object.
+ */
+export declare function prepareQuery<T extends QueryOptionsLike>(queryOptions: T, helperOptions?: NeedsAuthHooksOptions): T
+
+/**
+ * `{ SessionStart: [matcher] }` for `options.hooks`. The hook purges stale entries and schedules
+ * (never awaits) reconnects of servers the session reports `needs-auth` that a new process
+ * would now dial; that part needs `options.query` (a getter works). Returns `{ continue: true }`.
+ */
+export declare function needsAuthHooks(options?: NeedsAuthHooksOptions): { SessionStart: HookCallbackMatcherLike[] }
+
+/**
+ * Reconnects a live session's servers after sign-ins: subscribes to `onAuthChanged`
+ * (autoInvalidate) for the config dir, and for each affected server the session reports
+ * `needs-auth`/`failed` calls `query.reconnectMcpServer(name)`, serially, with bounded retry.
+ * Stops when closed, aborted, or when the query ends. Never throws into the host after creation
+ * (throws `TypeError` at once when `query` lacks the two methods).
+ */
+export declare function reconnectOnAuthChange(query: QueryLike, options?: ReconnectOptions): ReconnectSubscription

@@ -1,0 +1,14 @@
+// ESM entry of mcp-needs-auth/sdk: re-exports the CommonJS implementation (sdk.js).
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const sdk = require('./sdk.js');
+
+export const {
+  configDirFor,
+  prepareQuery,
+  needsAuthHooks,
+  reconnectOnAuthChange,
+  ReconnectSubscription,
+} = sdk;
+export default sdk;
