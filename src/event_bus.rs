@@ -131,25 +131,28 @@ pub fn unsubscribe(id: u64) -> bool {
   true
 }
 
-fn listeners_of(config_dir: &Path) -> Vec<Arc<dyn Listener>> {
+/// Subscribers of `config_dir`; only those that asked to watch when `watching_only`.
+fn listeners_of(config_dir: &Path, watching_only: bool) -> Vec<Arc<dyn Listener>> {
   locked()
     .subscribers
     .values()
-    .filter(|s| s.config_dir == config_dir)
+    .filter(|s| s.config_dir == config_dir && (s.watching || !watching_only))
     .map(|s| Arc::clone(&s.listener))
     .collect()
 }
 
-/// Queues `event` for every subscriber of its config dir, in subscription order.
+/// Queues `event` for the subscribers of its config dir, in subscription order. Other processes'
+/// changes go only to subscribers that watch: `watch: false` means in-process signals only, even
+/// when another subscriber of the same dir keeps a watcher running.
 pub fn emit(event: &AuthEvent) {
-  for listener in listeners_of(&event.config_dir) {
+  for listener in listeners_of(&event.config_dir, event.source == Source::OtherProcess) {
     listener.deliver(event);
   }
 }
 
-/// Tells every subscriber of `config_dir` about a problem its watcher met.
+/// Tells the watching subscribers of `config_dir` about a problem their watcher met.
 pub fn warn(config_dir: &Path, message: &str) {
-  for listener in listeners_of(config_dir) {
+  for listener in listeners_of(config_dir, true) {
     listener.warn(message);
   }
 }
@@ -194,5 +197,33 @@ mod tests {
     emit(&ev("/bus-test/a"));
     assert_eq!(a.0.lock().expect("lock").len(), 1);
     assert!(unsubscribe(idb));
+  }
+
+  #[test]
+  fn other_process_events_reach_only_watching_subscribers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let watching = Arc::new(Collect(Mutex::new(Vec::new())));
+    let local = Arc::new(Collect(Mutex::new(Vec::new())));
+    let spec = WatchSpec {
+      credentials: crate::credentials::CredentialSource::None,
+      auto_invalidate: false,
+      poll_interval_ms: 1000,
+      explicit_config_dir: true,
+    };
+    let w = subscribe(dir.path(), watching.clone(), Some(spec)).expect("sub");
+    let l = subscribe(dir.path(), local.clone(), None).expect("sub");
+    let ev = |source| AuthEvent {
+      reason: Reason::CacheChanged,
+      servers: vec!["x".into()],
+      source,
+      at: 1.0,
+      config_dir: dir.path().to_path_buf(),
+    };
+    emit(&ev(Source::OtherProcess));
+    emit(&ev(Source::ThisProcess));
+    assert_eq!(watching.0.lock().expect("lock").len(), 2);
+    assert_eq!(local.0.lock().expect("lock").len(), 1);
+    assert!(unsubscribe(w) && unsubscribe(l));
+    assert_eq!(counts().1, 0, "the last watching subscriber stopped the watcher");
   }
 }

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -51,6 +52,32 @@ pub struct Watcher {
   tx: Sender<Msg>,
   thread: Option<JoinHandle<()>>,
   fs: Option<notify::RecommendedWatcher>,
+  /// Disconnects when notify's own thread has dropped our event handler, which it does after
+  /// closing its OS handles (inotify/epoll fds).
+  fs_gone: Receiver<()>,
+  /// Set when `drop` starts closing `fs`, so the handler's guard knows to count itself out.
+  fs_closing: Arc<AtomicBool>,
+}
+
+/// notify watchers whose event-loop thread is still closing its OS handles. Closing an inotify
+/// instance waits for a kernel grace period (~15 ms), and notify does it on its own thread
+/// after `drop` returns. `close()` does not wait for that, unless this many are already
+/// closing: tight subscribe/close loops must not pile up instances past the per-user limit.
+static CLOSING_FS_WATCHERS: AtomicUsize = AtomicUsize::new(0);
+const MAX_CLOSING_FS_WATCHERS: usize = 4;
+
+/// Lives inside notify's event handler; dropped by notify's thread after it closed its fds.
+struct HandlerGuard {
+  closing: Arc<AtomicBool>,
+  _gone: Sender<()>,
+}
+
+impl Drop for HandlerGuard {
+  fn drop(&mut self) {
+    if self.closing.load(Ordering::SeqCst) {
+      CLOSING_FS_WATCHERS.fetch_sub(1, Ordering::SeqCst);
+    }
+  }
 }
 
 impl Watcher {
@@ -65,8 +92,16 @@ impl Watcher {
 
 impl Drop for Watcher {
   fn drop(&mut self) {
-    // Stop the notifications first, then the worker, and wait for it: no thread outlives us.
-    drop(self.fs.take());
+    // Stop the notifications first, then the worker (joined: it never outlives us).
+    if let Some(fs) = self.fs.take() {
+      CLOSING_FS_WATCHERS.fetch_add(1, Ordering::SeqCst);
+      self.fs_closing.store(true, Ordering::SeqCst);
+      drop(fs);
+      if CLOSING_FS_WATCHERS.load(Ordering::SeqCst) > MAX_CLOSING_FS_WATCHERS {
+        // Bounded: a wedged OS call must not hang close().
+        let _ = self.fs_gone.recv_timeout(Duration::from_secs(2));
+      }
+    }
     let _ = self.tx.send(Msg::Stop);
     if let Some(t) = self.thread.take() {
       let _ = t.join();
@@ -78,7 +113,10 @@ pub fn start(config_dir: &Path, spec: WatchSpec) -> Result<Watcher> {
   let store = Store::locate(config_dir, spec.explicit_config_dir, spec.credentials);
   let cache_path = config_dir::cache_path(config_dir);
   let (tx, rx) = mpsc::channel();
-  let fs = watch_files(config_dir, &store, tx.clone())?;
+  let (fs_alive, fs_gone) = mpsc::channel::<()>();
+  let fs_closing = Arc::new(AtomicBool::new(false));
+  let guard = HandlerGuard { closing: Arc::clone(&fs_closing), _gone: fs_alive };
+  let fs = watch_files(config_dir, &store, tx.clone(), guard)?;
 
   // The baseline both diffs start from, taken before the first notification can be handled.
   let mut worker = Worker {
@@ -104,17 +142,24 @@ pub fn start(config_dir: &Path, spec: WatchSpec) -> Result<Watcher> {
     .name("mcp-needs-auth-watch".into())
     .spawn(move || worker.run(rx))
     .map_err(|e| Error::new(ErrorCode::Watch, format!("cannot start the watcher thread: {e}")))?;
-  Ok(Watcher { settings, tx, thread: Some(thread), fs })
+  Ok(Watcher { settings, tx, thread: Some(thread), fs, fs_gone, fs_closing })
 }
 
 /// Watches the directories (not the files: renames replace them) and forwards only events
 /// that name the cache or the credentials file.
-fn watch_files(config_dir: &Path, store: &Store, tx: Sender<Msg>) -> Result<Option<notify::RecommendedWatcher>> {
+fn watch_files(
+  config_dir: &Path,
+  store: &Store,
+  tx: Sender<Msg>,
+  guard: HandlerGuard,
+) -> Result<Option<notify::RecommendedWatcher>> {
   let cache_name = std::ffi::OsString::from(CACHE_FILE_NAME);
   let creds = store.watched_file().map(Path::to_path_buf);
   let creds_name = creds.as_ref().and_then(|p| p.file_name().map(|n| n.to_os_string()));
   let creds_dir = creds.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
   let handler = move |res: notify::Result<notify::Event>| {
+    // Owned by the handler, so dropped with it (see `HandlerGuard`).
+    let _guard = &guard;
     let Ok(event) = res else { return };
     if matches!(event.kind, notify::EventKind::Access(notify::event::AccessKind::Open(_) | notify::event::AccessKind::Read)) {
       return;
@@ -261,6 +306,10 @@ impl Worker {
   /// The cache and this process's own writes since the last look, read together under the
   /// cache lock so that no own write can fall between the two.
   fn read_cache(&self) -> Result<(Arc<Document>, (Vec<needs_auth::OwnWrite>, bool))> {
+    if !self.config_dir.is_dir() {
+      // Deleted under us (or not made yet): nothing to read, and no reason to recreate it.
+      return Ok((Arc::new(Document::new()), needs_auth::take_own_writes(&self.cache_path)));
+    }
     let _lock = FileLock::acquire(&self.cache_path)?;
     let doc = needs_auth::load(&self.cache_path)?;
     Ok((doc, needs_auth::take_own_writes(&self.cache_path)))
