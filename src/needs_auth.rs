@@ -206,14 +206,22 @@ fn record_own_write(path: &Path, write: OwnWrite) {
   }
 }
 
-/// Takes the own writes recorded since the last call, oldest first, and whether some were
-/// dropped in between. Call with the cache lock held, right after reading the file, so that
-/// the file and the record agree.
-pub fn take_own_writes(path: &Path) -> (Vec<OwnWrite>, bool) {
+/// The own writes recorded since a watcher last looked.
+#[derive(Default)]
+pub struct OwnWrites {
+  /// Oldest first.
+  pub writes: Vec<OwnWrite>,
+  /// Some were dropped before `writes[0]` (more than `OWN_WRITES_KEPT` between two looks).
+  pub gap: bool,
+}
+
+/// Takes the own writes recorded since the last call. Call with the cache lock held, right
+/// after reading the file, so that the file and the record agree.
+pub fn take_own_writes(path: &Path) -> OwnWrites {
   let mut logs = lock_map(own_logs());
   match logs.get_mut(path) {
-    Some(log) => (log.writes.drain(..).collect(), std::mem::take(&mut log.gap)),
-    None => (Vec::new(), false),
+    Some(log) => OwnWrites { writes: log.writes.drain(..).collect(), gap: std::mem::take(&mut log.gap) },
+    None => OwnWrites::default(),
   }
 }
 

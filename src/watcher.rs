@@ -305,7 +305,7 @@ impl Worker {
 
   /// The cache and this process's own writes since the last look, read together under the
   /// cache lock so that no own write can fall between the two.
-  fn read_cache(&self) -> Result<(Arc<Document>, (Vec<needs_auth::OwnWrite>, bool))> {
+  fn read_cache(&self) -> Result<(Arc<Document>, needs_auth::OwnWrites)> {
     if !self.config_dir.is_dir() {
       // Deleted under us (or not made yet): nothing to read, and no reason to recreate it.
       return Ok((Arc::new(Document::new()), needs_auth::take_own_writes(&self.cache_path)));
@@ -316,7 +316,7 @@ impl Worker {
   }
 
   fn cache_changed(&mut self) {
-    let (doc, (own, gap)) = match self.read_cache() {
+    let (doc, own) = match self.read_cache() {
       Ok(read) => read,
       Err(e) => return self.warn(&e),
     };
@@ -324,8 +324,8 @@ impl Worker {
     // our writes and the next are everybody else's changes; the writes themselves are ours.
     let mut servers = Vec::new();
     let mut cursor = Arc::clone(&self.cache_baseline);
-    for (i, write) in own.into_iter().enumerate() {
-      if !(gap && i == 0) {
+    for (i, write) in own.writes.into_iter().enumerate() {
+      if !(own.gap && i == 0) {
         servers.extend(changed_servers(&cursor, &write.before));
       }
       cursor = write.after;
