@@ -14,12 +14,26 @@ use std::time::Duration;
 use crate::cache_file::{self, Parsed, MAX_CACHE_BYTES};
 use crate::error::{Error, ErrorCode, Result};
 
-/// How often, and how far apart, a read that does not parse is retried before the file is
-/// called corrupt. 20 x 5 ms covers a `writeFile` of any cache file Claude Code produces.
-const READ_RETRIES: u32 = 20;
+/// How long to wait for a file that does not parse, in case a plain `writeFile` (Claude
+/// Code's: truncate, then write) is half done.
+#[derive(Debug, Clone, Copy)]
+pub struct Patience {
+  /// A file unmodified for this long is taken as finished.
+  pub settle: Duration,
+  /// Never wait longer than this in all.
+  pub budget: Duration,
+}
+
+impl Patience {
+  /// Readers: a torn read is reported as Claude Code would see it (no entries) rather than
+  /// stall the caller. 100 ms covers any unhurried `writeFile` of a cache file.
+  pub const READER: Patience = Patience { settle: Duration::from_millis(200), budget: Duration::from_millis(100) };
+  /// Writers hold the lock and would otherwise move a half-written file aside and replace it,
+  /// orphaning the entries a descheduled Claude Code is about to write: they wait for it.
+  pub const WRITER: Patience = Patience { settle: Duration::from_secs(2), budget: Duration::from_millis(2500) };
+}
+
 const READ_RETRY_PAUSE: Duration = Duration::from_millis(5);
-/// A file unmodified for this long is not being written.
-const SETTLE_NS: i128 = 200_000_000;
 
 /// A file's contents as read.
 #[derive(Debug)]
@@ -129,17 +143,25 @@ fn read_bounded(path: &Path, kind: &FileKind) -> Result<Option<Vec<u8>>> {
 /// `None`: no such file. `Some(Err(why))`: it does not parse, and has not for a while.
 pub type ReadOutcome<T> = Option<std::result::Result<T, String>>;
 
+/// A half-done `writeFile` (truncate, then write) leaves a prefix of the JSON: empty, or cut
+/// off. Garbage in the middle, or a whole document of the wrong shape, never comes from one.
+fn looks_truncated(bytes: &[u8]) -> bool {
+  matches!(serde_json::from_slice::<serde::de::IgnoredAny>(bytes), Err(e) if e.is_eof())
+}
+
 /// Reads and parses a file Claude Code may be writing with a plain `writeFile`. A read that
-/// does not parse is retried while the file is still moving or was modified in the last
-/// `SETTLE_NS` (the write may be half done); a file that has been bad for longer is reported
-/// at once as `Err(why)` inside `Some`. `None` means the file does not exist. Also returns the
-/// stamp when it did not change during the read, so callers can memoise on it.
+/// looks truncated is retried while the file is still moving or was modified within
+/// `patience.settle` (the write may be half done), for at most `patience.budget`; a file that
+/// has been bad for longer is reported at once as `Err(why)` inside `Some`. `None` means the
+/// file does not exist. Also returns the stamp when it did not change during the read, so
+/// callers can memoise on it.
 pub fn read_with<T>(
   path: &Path,
   kind: &FileKind,
+  patience: Patience,
   parse: impl Fn(&[u8]) -> std::result::Result<T, String>,
 ) -> Result<(ReadOutcome<T>, Option<Stamp>)> {
-  let mut attempt = 0;
+  let started = std::time::Instant::now();
   loop {
     let before = stamp_of(path, kind)?;
     let Some(bytes) = read_bounded(path, kind)? else {
@@ -148,9 +170,8 @@ pub fn read_with<T>(
     let parsed = parse(&bytes);
     let after = stamp_of(path, kind)?;
     let steady = if before.is_some() && before == after { before } else { None };
-    let settled = steady.is_some_and(|s| s.age_ns() > SETTLE_NS);
-    if parsed.is_err() && !settled && attempt < READ_RETRIES {
-      attempt += 1;
+    let settled = steady.is_some_and(|s| s.age_ns() > patience.settle.as_nanos() as i128);
+    if parsed.is_err() && !settled && started.elapsed() < patience.budget && looks_truncated(&bytes) {
       std::thread::sleep(READ_RETRY_PAUSE);
       continue;
     }
@@ -167,8 +188,8 @@ fn stamp_of(path: &Path, kind: &FileKind) -> Result<Option<Stamp>> {
 }
 
 /// The cache file, read as Claude Code reads it (see `read_with`).
-pub fn read(path: &Path) -> Result<(Contents, Option<Stamp>)> {
-  let (outcome, stamp) = read_with(path, &CACHE_FILE, |bytes| match cache_file::parse(bytes) {
+pub fn read(path: &Path, patience: Patience) -> Result<(Contents, Option<Stamp>)> {
+  let (outcome, stamp) = read_with(path, &CACHE_FILE, patience, |bytes| match cache_file::parse(bytes) {
     Parsed::Document(d) => Ok(d),
     Parsed::Corrupt(why) => Err(why),
   })?;
@@ -236,8 +257,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
   let dir = parent_dir(path);
   let write_err = |what: &str, p: &Path, e: &io::Error| Error::io(ErrorCode::CacheWrite, what, p, e);
   let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+  let tmp_prefix = format!(".{file_name}.tmp-");
+  remove_orphaned_temps(dir, &tmp_prefix);
   let mut tmp = tempfile::Builder::new()
-    .prefix(&format!(".{file_name}.tmp-"))
+    .prefix(&tmp_prefix)
     .tempfile_in(dir)
     .map_err(|e| write_err("cannot create a temp file in", dir, &e))?;
   #[cfg(unix)]
@@ -258,6 +281,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     .persist(path)
     .map_err(|e| write_err("cannot rename the temp file over", path, &e.error))?;
   sync_dir(dir).map_err(|e| write_err("cannot fsync the directory", dir, &e))
+}
+
+/// Temp files of writers that died mid-write (SIGKILL skips their cleanup). With the lock held
+/// no live writer has one, so every match is an orphan. Best effort: a failure here only
+/// leaves litter, never affects the write.
+fn remove_orphaned_temps(dir: &Path, prefix: &str) {
+  let Ok(entries) = fs::read_dir(dir) else { return };
+  for entry in entries.flatten() {
+    if entry.file_name().to_string_lossy().starts_with(prefix) {
+      let _ = fs::remove_file(entry.path());
+    }
+  }
 }
 
 /// Moves a corrupt file aside to `<path>.corrupt-<ms>` (kept, never deleted). Call with the lock
@@ -305,7 +340,7 @@ mod tests {
     let path = dir.path().join("sub/dir/cache.json");
     let _lock = FileLock::acquire(&path).expect("lock");
     write_atomic(&path, br#"{"a":{"timestamp":1}}"#).expect("write");
-    match read(&path).expect("read").0 {
+    match read(&path, Patience::READER).expect("read").0 {
       Contents::Parsed(Parsed::Document(d)) => assert!(d.contains_key("a")),
       other => panic!("unexpected {other:?}"),
     }
@@ -327,7 +362,7 @@ mod tests {
     let path = dir.path().join("c.json");
     let big = vec![b' '; (MAX_CACHE_BYTES + 1) as usize];
     fs::write(&path, &big).expect("write");
-    let err = read(&path).expect_err("too large");
+    let err = read(&path, Patience::READER).expect_err("too large");
     assert_eq!(err.code, ErrorCode::CacheTooLarge);
     assert!(err.message.contains(&path.display().to_string()));
     assert!(err.message.contains("larger than 1 MiB"), "{}", err.message);
@@ -339,10 +374,53 @@ mod tests {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("c.json");
     fs::write(&path, b"{nope").expect("write");
-    assert!(matches!(read(&path).expect("read").0, Contents::Parsed(Parsed::Corrupt(_))));
+    assert!(matches!(read(&path, Patience::READER).expect("read").0, Contents::Parsed(Parsed::Corrupt(_))));
     let aside = move_aside(&path, 42).expect("aside");
     assert_eq!(fs::read(&aside).expect("kept"), b"{nope");
     assert!(!path.exists());
+  }
+
+  #[test]
+  fn a_writer_waits_for_a_half_written_file_instead_of_calling_it_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.json");
+    // Claude Code's writeFile: truncate now, the bytes 300 ms later.
+    fs::write(&path, b"").expect("truncate");
+    let writer = {
+      let path = path.clone();
+      std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        fs::write(&path, br#"{"cc":{"timestamp":1}}"#).expect("write");
+      })
+    };
+    match read(&path, Patience::WRITER).expect("read").0 {
+      Contents::Parsed(Parsed::Document(d)) => assert!(d.contains_key("cc")),
+      other => panic!("a writer must wait for the write to land, got {other:?}"),
+    }
+    writer.join().expect("join");
+  }
+
+  #[test]
+  fn only_truncated_json_is_waited_for() {
+    for torn in [&b""[..], b"  ", b"{\"a\":{\"timestamp\":1", b"{"] {
+      assert!(looks_truncated(torn), "{:?}", String::from_utf8_lossy(torn));
+    }
+    for corrupt in [&b"{nope"[..], b"[1,2]", b"\"x\"", b"{} x", b"{\"a\":}"] {
+      assert!(!looks_truncated(corrupt), "{:?}", String::from_utf8_lossy(corrupt));
+    }
+  }
+
+  #[test]
+  fn orphaned_temp_files_are_removed_by_the_next_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.json");
+    let orphan = dir.path().join(".c.json.tmp-dead01");
+    fs::write(&orphan, b"{\"half").expect("orphan");
+    let other = dir.path().join(".credentials.json.tmp.0123abcd");
+    fs::write(&other, b"not ours").expect("other");
+    write_atomic(&path, b"{}").expect("write");
+    assert!(!orphan.exists());
+    assert!(other.exists(), "only our own temp files are touched");
   }
 
   #[cfg(unix)]

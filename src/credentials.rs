@@ -11,7 +11,7 @@ use std::sync::{Mutex, OnceLock};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::atomic_file::{self, FileKind};
+use crate::atomic_file::{self, FileKind, Patience};
 use crate::config_dir;
 use crate::error::{Error, ErrorCode, Result};
 
@@ -188,7 +188,7 @@ pub fn read(store: &Store) -> Result<Snapshot> {
   if !store.source.uses_file() {
     return Ok(Snapshot::default());
   }
-  let (outcome, stamp) = atomic_file::read_with(&store.file, &CREDENTIALS_FILE, parse_document)?;
+  let (outcome, stamp) = atomic_file::read_with(&store.file, &CREDENTIALS_FILE, Patience::READER, parse_document)?;
   match outcome {
     None => Ok(Snapshot::default()),
     Some(Ok(doc)) => {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::atomic_file::{self, Contents, FileLock, Stamp};
+use crate::atomic_file::{self, Contents, FileLock, Patience, Stamp};
 use crate::cache_file::{self, Document, EntryStatus, Parsed};
 use crate::error::Result;
 
@@ -41,7 +41,7 @@ pub fn load(path: &Path) -> Result<Arc<Document>> {
       return Ok(Arc::clone(&m.doc));
     }
   }
-  let (contents, steady) = atomic_file::read(path)?;
+  let (contents, steady) = atomic_file::read(path, Patience::READER)?;
   let doc = Arc::new(match contents {
     Contents::Parsed(Parsed::Document(d)) => d,
     Contents::Missing | Contents::Parsed(Parsed::Corrupt(_)) => Document::new(),
@@ -70,7 +70,7 @@ pub fn is_cached(path: &Path, server: &str, now: f64, default_ttl_ms: f64) -> Re
 /// then is the file rewritten (a corrupt one is first moved aside, kept). Returns its result.
 pub fn update<R>(path: &Path, change: impl FnOnce(&mut Document) -> (R, bool)) -> Result<R> {
   let _lock = FileLock::acquire(path)?;
-  let (contents, _) = atomic_file::read(path)?;
+  let (contents, _) = atomic_file::read(path, Patience::WRITER)?;
   let (mut doc, corrupt) = match contents {
     Contents::Missing => (Document::new(), false),
     Contents::Parsed(Parsed::Document(d)) => (d, false),
