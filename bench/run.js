@@ -1,0 +1,775 @@
+'use strict';
+// `npm run bench`: measures the addon against the JS baselines in the same run and writes
+// BENCHMARKS.md. Every temp dir lives under os.tmpdir() and is removed at the end.
+//
+// Baselines:
+//   J1 = Claude Code's own way (2.1.108): readFile + JSON.parse per check; read-modify-write with
+//        a plain writeFile per change, no lock.
+//   J2 = the careful JS way: proper-lockfile + write-file-atomic for changes; fs.watch (or
+//        chokidar) + re-read + JSON.parse + compare for watching.
+//
+// Env: BENCH_QUICK=1 shrinks every section (for a smoke run; the numbers are then not reported
+// as a full run).
+
+const fs = require('node:fs');
+const fsp = require('node:fs/promises');
+const os = require('node:os');
+const path = require('node:path');
+const { fork } = require('node:child_process');
+const { performance } = require('node:perf_hooks');
+
+const ROOT = path.resolve(__dirname, '..');
+const addon = require(ROOT);
+const lockfile = require('proper-lockfile');
+const writeFileAtomic = require('write-file-atomic');
+const chokidar = require('chokidar');
+const { writeFreshToken } = require(path.join(ROOT, '__test__/helpers/credentials.js'));
+
+const QUICK = process.env.BENCH_QUICK === '1';
+const CACHE = 'mcp-needs-auth-cache.json';
+const WORKER = path.join(__dirname, 'worker.js');
+const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'mna-bench-'));
+const nowHr = () => performance.timeOrigin + performance.now();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = (...a) => console.error('[bench]', ...a);
+
+let dirSeq = 0;
+function freshDir(label) {
+  const d = path.join(TMP, `${label}-${dirSeq++}`);
+  fs.mkdirSync(d, { recursive: true });
+  return d;
+}
+
+// ---- statistics --------------------------------------------------------------------------------
+
+function quantile(sorted, q) {
+  if (sorted.length === 0) return NaN;
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[idx];
+}
+function stats(samples) {
+  const s = Float64Array.from(samples).sort();
+  return { n: s.length, median: quantile(s, 0.5), p99: quantile(s, 0.99), max: s[s.length - 1], min: s[0] };
+}
+
+/** Times `fn` call by call (ns -> µs). */
+function timeEach(n, fn) {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const t = process.hrtime.bigint();
+    fn(i);
+    out[i] = Number(process.hrtime.bigint() - t) / 1e3;
+  }
+  return stats(out);
+}
+/** Times batches of `per` calls; returns per-call µs statistics over the batches. */
+function timeBatches(batches, per, fn) {
+  const out = new Float64Array(batches);
+  for (let b = 0; b < batches; b++) {
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < per; i++) fn(i);
+    out[b] = Number(process.hrtime.bigint() - t) / 1e3 / per;
+  }
+  return stats(out);
+}
+async function timeEachAsync(n, fn) {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const t = process.hrtime.bigint();
+    await fn(i);
+    out[i] = Number(process.hrtime.bigint() - t) / 1e3;
+  }
+  return stats(out);
+}
+
+const fmtUs = (us) => (us >= 1000 ? `${(us / 1000).toFixed(us >= 10000 ? 1 : 2)} ms` : `${us.toFixed(us >= 100 ? 0 : us >= 10 ? 1 : 2)} µs`);
+const fmtMs = (ms) => `${ms.toFixed(ms >= 100 ? 0 : 1)} ms`;
+const ratio = (a, b) => `${(a / b).toFixed(a / b >= 10 ? 0 : 1)}x`;
+const met = (ok) => (ok ? '**met**' : '**not met**');
+
+// ---- J1 / J2 implementations -------------------------------------------------------------------
+
+function j1Read(file) {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return {};
+  }
+}
+function j1Cached(file, server) {
+  const e = j1Read(file)[server];
+  if (!e || typeof e.timestamp !== 'number') return false;
+  const age = Date.now() - e.timestamp;
+  return age < (typeof e.ttlMs === 'number' ? e.ttlMs : 900000) && age > -60000;
+}
+async function j1CachedAsync(file, server) {
+  let doc;
+  try {
+    doc = JSON.parse(await fsp.readFile(file, 'utf8'));
+  } catch {
+    doc = {};
+  }
+  const e = doc[server];
+  if (!e || typeof e.timestamp !== 'number') return false;
+  const age = Date.now() - e.timestamp;
+  return age < (typeof e.ttlMs === 'number' ? e.ttlMs : 900000) && age > -60000;
+}
+function j1Change(file, edit) {
+  const doc = j1Read(file);
+  edit(doc);
+  fs.writeFileSync(file, JSON.stringify(doc));
+}
+// proper-lockfile's default lock is the DIRECTORY `<file>.lock`, which is the name of the addon's
+// sidecar lock FILE: once the addon has run in a dir, a default proper-lockfile lock there fails
+// with ELOCKED forever. J2 therefore uses its own lock path.
+const j2LockPath = (file) => `${file}.j2lock`;
+const LOCK_OPTS = { realpath: false, retries: { retries: 100, minTimeout: 2, maxTimeout: 50 } };
+async function j2Change(file, edit) {
+  const release = await lockfile.lock(file, { ...LOCK_OPTS, lockfilePath: j2LockPath(file) });
+  try {
+    let doc;
+    try {
+      doc = JSON.parse(await fsp.readFile(file, 'utf8'));
+    } catch {
+      doc = {};
+    }
+    edit(doc);
+    await writeFileAtomic(file, JSON.stringify(doc));
+  } finally {
+    await release();
+  }
+}
+function j2ChangeSync(file, edit) {
+  const release = lockfile.lockSync(file, { realpath: false, lockfilePath: j2LockPath(file) });
+  try {
+    const doc = j1Read(file);
+    edit(doc);
+    writeFileAtomic.sync(file, JSON.stringify(doc));
+  } finally {
+    release();
+  }
+}
+
+function writeCache(dir, n, ts = Date.now()) {
+  const doc = {};
+  for (let i = 0; i < n; i++) doc[`s${i}`] = { timestamp: ts };
+  fs.writeFileSync(path.join(dir, CACHE), JSON.stringify(doc));
+}
+
+// ---- 1. check ----------------------------------------------------------------------------------
+
+async function benchCheck() {
+  log('1. check');
+  const dir = freshDir('check');
+  writeCache(dir, 5);
+  const file = path.join(dir, CACHE);
+  const opts = { configDir: dir };
+  const N = QUICK ? 2000 : 20000;
+  for (let i = 0; i < 2000; i++) addon.isNeedsAuthCached('s1', opts), j1Cached(file, 's1');
+  const batches = QUICK ? 50 : 300;
+  const res = {
+    addon: { batch: timeBatches(batches, 100, () => addon.isNeedsAuthCached('s1', opts)), each: timeEach(N, () => addon.isNeedsAuthCached('s1', opts)) },
+    j1sync: { batch: timeBatches(batches, 100, () => j1Cached(file, 's1')), each: timeEach(N, () => j1Cached(file, 's1')) },
+  };
+  res.statFloor = { batch: timeBatches(batches, 100, () => fs.statSync(file)) };
+  const nA = QUICK ? 500 : 5000;
+  for (let i = 0; i < 200; i++) await j1CachedAsync(file, 's1');
+  res.j1async = { each: await timeEachAsync(nA, () => j1CachedAsync(file, 's1')) };
+  // A check that must first see another process's change (the memo is stale on every call).
+  {
+    const n = QUICK ? 300 : 2000;
+    const a = new Float64Array(n);
+    const j = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      fs.writeFileSync(file, `{"s1":{"timestamp":${Date.now() - (i % 2)}},"s2":{"timestamp":1}}`);
+      let t = process.hrtime.bigint();
+      addon.isNeedsAuthCached('s1', opts);
+      a[i] = Number(process.hrtime.bigint() - t) / 1e3;
+      fs.writeFileSync(file, `{"s1":{"timestamp":${Date.now() - (i % 2)}},"s2":{"timestamp":2}}`);
+      t = process.hrtime.bigint();
+      j1Cached(file, 's1');
+      j[i] = Number(process.hrtime.bigint() - t) / 1e3;
+    }
+    res.afterChange = { addon: stats(a), j1: stats(j) };
+  }
+  if (!addon.isNeedsAuthCached('s1', opts) || !j1Cached(file, 's1')) throw new Error('check sanity failed');
+  return res;
+}
+
+// ---- 2. change ---------------------------------------------------------------------------------
+
+async function benchChange() {
+  log('2. change');
+  const N = QUICK ? 60 : 400;
+  const res = {};
+  {
+    const dir = freshDir('chg-addon');
+    writeCache(dir, 5);
+    const opts = { configDir: dir };
+    for (let i = 0; i < 20; i++) addon.markNeedsAuth(`w${i % 10}`, opts);
+    res.addonMark = timeEach(N, (i) => addon.markNeedsAuth(`w${i % 10}`, opts));
+    const inv = new Float64Array(N);
+    for (let i = 0; i < N; i++) {
+      addon.markNeedsAuth('gone', opts);
+      const t = process.hrtime.bigint();
+      const removed = addon.invalidateNeedsAuth('gone', opts);
+      inv[i] = Number(process.hrtime.bigint() - t) / 1e3;
+      if (removed.length !== 1) throw new Error('invalidate sanity failed');
+    }
+    res.addonInvalidate = stats(inv);
+    res.addonInvalidateNoop = timeEach(N, () => addon.invalidateNeedsAuth('never-there', opts));
+  }
+  for (const [key, fn, isAsync] of [
+    ['j2', j2Change, true],
+    ['j2sync', j2ChangeSync, false],
+    ['j1', j1Change, false],
+  ]) {
+    const dir = freshDir(`chg-${key}`);
+    writeCache(dir, 5);
+    const file = path.join(dir, CACHE);
+    const mark = (i) => fn(file, (d) => { d[`w${i % 10}`] = { timestamp: Date.now() }; });
+    const del = () => fn(file, (d) => { delete d.gone; });
+    const add = () => fn(file, (d) => { d.gone = { timestamp: Date.now() }; });
+    if (isAsync) {
+      for (let i = 0; i < 20; i++) await mark(i);
+      res[`${key}Mark`] = await timeEachAsync(N, mark);
+      const inv = new Float64Array(N);
+      for (let i = 0; i < N; i++) {
+        await add();
+        const t = process.hrtime.bigint();
+        await del();
+        inv[i] = Number(process.hrtime.bigint() - t) / 1e3;
+      }
+      res[`${key}Invalidate`] = stats(inv);
+    } else {
+      for (let i = 0; i < 20; i++) mark(i);
+      res[`${key}Mark`] = timeEach(N, mark);
+      const inv = new Float64Array(N);
+      for (let i = 0; i < N; i++) {
+        add();
+        const t = process.hrtime.bigint();
+        del();
+        inv[i] = Number(process.hrtime.bigint() - t) / 1e3;
+      }
+      res[`${key}Invalidate`] = stats(inv);
+    }
+  }
+  return res;
+}
+
+// ---- 3. propagation ----------------------------------------------------------------------------
+
+function forkWorker(args) {
+  const child = fork(WORKER, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const ready = new Promise((resolve, reject) => {
+    child.once('message', (m) => (m === 'ready' ? resolve() : reject(new Error(`unexpected ${m}`))));
+    child.once('exit', (code) => reject(new Error(`worker ${args.join(' ')} exited ${code}`)));
+  });
+  return { child, ready };
+}
+
+/** Reads .credentials.json and returns {serverName: accessToken}; null when it does not parse. */
+function tokensOf(credPath) {
+  let doc;
+  try {
+    doc = JSON.parse(fs.readFileSync(credPath, 'utf8'));
+  } catch {
+    return null;
+  }
+  const out = {};
+  for (const e of Object.values((doc && doc.mcpOAuth) || {})) if (e && e.serverName) out[e.serverName] = e.accessToken;
+  return out;
+}
+
+/** A J2 watcher: on each event re-read, parse and compare; reports servers whose token changed. */
+function j2Watcher(kind, dir, onChange) {
+  const credPath = path.join(dir, '.credentials.json');
+  let last = tokensOf(credPath) || {};
+  const handle = () => {
+    const now = tokensOf(credPath);
+    if (!now) return; // half-written: the next event will come
+    const changed = Object.keys(now).filter((s) => now[s] !== last[s]);
+    last = now;
+    if (changed.length) onChange(changed);
+  };
+  if (kind === 'fswatch') {
+    const w = fs.watch(dir, (ev, name) => {
+      if (name === '.credentials.json') handle();
+    });
+    return { ready: Promise.resolve(), close: () => w.close() };
+  }
+  const w = chokidar.watch(credPath, { ignoreInitial: true });
+  w.on('change', handle).on('add', handle);
+  return { ready: new Promise((r) => w.once('ready', r)), close: () => w.close() };
+}
+
+async function benchPropagation() {
+  log('3. propagation');
+  const TRIALS = QUICK ? 30 : 200;
+  const SPACING = 30;
+  const TIMEOUT = 300; // ms; a callback later than this counts as missed
+  const res = {};
+  for (const kind of ['addon', 'fswatch', 'chokidar']) {
+    const dir = freshDir(`prop-${kind}`);
+    // Same starting document for every watcher: three servers signed in.
+    for (let s = 0; s < 3; s++) writeFreshToken(dir, `t${s}`, `https://t${s}.example.test/mcp`, { token: `seed-${s}` });
+    writeCache(dir, 3);
+    const { child, ready } = forkWorker(['cred-writer', dir]);
+    await ready;
+    let pending = null; // {server, resolveCb}
+    const onChange = (servers) => {
+      const t = nowHr();
+      if (pending && servers.includes(pending.server)) pending.cb(t);
+    };
+    let watcher;
+    if (kind === 'addon') {
+      const sub = addon.onAuthChanged((ev) => {
+        if (ev.reason === 'credentials-changed') onChange(ev.servers);
+      }, { configDir: dir, credentials: 'file' });
+      watcher = { ready: Promise.resolve(), close: () => sub.close() };
+    } else {
+      watcher = j2Watcher(kind, dir, onChange);
+    }
+    await watcher.ready;
+    await sleep(100);
+    const lat = [];
+    let missed = 0;
+    const t0Start = Date.now();
+    for (let i = 0; i < TRIALS; i++) {
+      const server = `t${i % 3}`;
+      const cbP = new Promise((resolve) => { pending = { server, cb: resolve }; });
+      const sentP = new Promise((resolve) => child.once('message', resolve));
+      child.send({ i, server });
+      const timeout = sleep(TIMEOUT).then(() => null);
+      const [sent, tCb] = await Promise.all([sentP, Promise.race([cbP, timeout])]);
+      pending = null;
+      if (tCb == null) missed++;
+      else lat.push(tCb - sent.t0);
+      await sleep(SPACING);
+    }
+    watcher.close();
+    child.send('exit');
+    await new Promise((r) => child.once('exit', r));
+    res[kind] = { ...stats(lat), missed, trials: TRIALS, seconds: (Date.now() - t0Start) / 1000 };
+    log(`   ${kind}: median ${res[kind].median.toFixed(2)} ms p99 ${res[kind].p99.toFixed(2)} ms missed ${missed}`);
+  }
+  return res;
+}
+
+// ---- 4. contention -----------------------------------------------------------------------------
+
+async function contention(kind, n, changes) {
+  const dir = freshDir(`cont-${kind}-${n}`);
+  const workers = [];
+  for (let k = 0; k < n; k++) workers.push(forkWorker(['contend', kind, dir, String(k), String(changes)]));
+  await Promise.all(workers.map((w) => w.ready));
+  const results = workers.map((w) => new Promise((resolve) => w.child.once('message', resolve)));
+  const exits = workers.map((w) => new Promise((resolve) => w.child.once('exit', resolve)));
+  const t0 = nowHr();
+  for (const w of workers) w.child.send('go');
+  const done = await Promise.all(results);
+  const wall = (Math.max(...done.map((d) => d.t1)) - t0) / 1000;
+  for (const w of workers) w.child.disconnect();
+  await Promise.all(exits);
+  // The final state: every process's last change to each of its 10 servers must be there.
+  let doc = {};
+  let finalCorrupt = false;
+  try {
+    doc = JSON.parse(fs.readFileSync(path.join(dir, CACHE), 'utf8'));
+  } catch {
+    finalCorrupt = true;
+  }
+  let lost = 0;
+  for (let k = 0; k < n; k++) {
+    for (let j = 0; j < Math.min(10, changes); j++) {
+      let last = -1;
+      for (let i = 0; i < changes; i++) if (i % 10 === j) last = i;
+      const e = doc[`p${k}-${j}`];
+      if (!e || e.id !== String(last)) lost++;
+    }
+  }
+  return {
+    n,
+    changes,
+    wall,
+    throughput: (n * changes) / wall,
+    lostFinal: lost,
+    finalKeys: n * Math.min(10, changes),
+    lostSeen: done.reduce((a, d) => a + d.lostSeen, 0),
+    tornReads: done.reduce((a, d) => a + d.tornReads, 0),
+    errors: done.reduce((a, d) => a + d.errors, 0),
+    firstError: done.map((d) => d.firstError).find(Boolean) || null,
+    finalCorrupt,
+  };
+}
+
+async function benchContention() {
+  log('4. contention');
+  const Ns = QUICK ? [1, 4] : [1, 2, 4, 8, 16, 32];
+  const changes = QUICK ? 100 : 500;
+  const REPS = QUICK ? 1 : 3;
+  const res = { changes, reps: REPS, rows: [] };
+  // Each configuration runs REPS times: the median throughput is reported, losses are summed.
+  const repeated = async (kind, n) => {
+    const runs = [];
+    for (let r = 0; r < REPS; r++) runs.push(await contention(kind, n, changes));
+    const sum = (k) => runs.reduce((a, x) => a + x[k], 0);
+    const tp = runs.map((x) => x.throughput).sort((a, b) => a - b);
+    return {
+      ...runs[0],
+      throughput: tp[Math.floor(tp.length / 2)],
+      throughputs: tp,
+      lostFinal: sum('lostFinal'),
+      finalKeys: sum('finalKeys'),
+      lostSeen: sum('lostSeen'),
+      tornReads: sum('tornReads'),
+      errors: sum('errors'),
+      finalCorrupt: runs.some((x) => x.finalCorrupt),
+    };
+  };
+  for (const n of Ns) {
+    const a = await repeated('addon', n);
+    const j = await repeated('j1', n);
+    log(`   N=${n}: addon ${a.throughput.toFixed(0)}/s lost ${a.lostFinal}; j1 ${j.throughput.toFixed(0)}/s lost ${j.lostFinal} seen ${j.lostSeen}`);
+    res.rows.push({ n, addon: a, j1: j });
+  }
+  return res;
+}
+
+// ---- 5. growth ---------------------------------------------------------------------------------
+
+async function benchGrowth() {
+  log('5. growth');
+  const sizes = [1, 10, 100, 1000, 10000];
+  const rows = [];
+  for (const n of sizes) {
+    const dir = freshDir(`grow-${n}`);
+    writeCache(dir, n);
+    const file = path.join(dir, CACHE);
+    const opts = { configDir: dir };
+    addon.isNeedsAuthCached('s0', opts);
+    const check = timeBatches(QUICK ? 20 : 100, 100, () => addon.isNeedsAuthCached('s0', opts));
+    const j1 = timeBatches(QUICK ? 5 : 20, n >= 10000 ? 5 : 50, () => j1Cached(file, 's0'));
+    const listN = Math.max(10, Math.min(QUICK ? 100 : 1000, Math.floor(200000 / n)));
+    const list = timeEach(listN, () => addon.listNeedsAuth(opts));
+    const markN = QUICK ? 10 : n >= 10000 ? 40 : 100;
+    const mark = timeEach(markN, () => addon.markNeedsAuth('s0', opts));
+    const j2N = QUICK ? 10 : n >= 10000 ? 40 : 100;
+    const j2 = await timeEachAsync(j2N, () => j2Change(file, (d) => { d.s0 = { timestamp: Date.now() }; }));
+    const bytes = fs.statSync(file).size;
+    rows.push({ n, bytes, check, j1, list, mark, j2 });
+  }
+  const subs = [];
+  for (const k of [1, 10, 100, 1000]) {
+    const dir = freshDir(`subs-${k}`);
+    const opts = { configDir: dir, watch: false };
+    let count = 0;
+    let target = Infinity;
+    let done = null;
+    const cb = () => {
+      if (++count === target && done) done(nowHr());
+    };
+    const list = [];
+    for (let i = 0; i < k; i++) list.push(addon.onAuthChanged(cb, opts));
+    const trials = QUICK ? 10 : 60;
+    const lat = [];
+    for (let t = 0; t < trials + 5; t++) {
+      count = 0;
+      target = k;
+      const p = new Promise((r) => { done = r; });
+      const t0 = nowHr();
+      addon.invalidateNeedsAuth('nobody', { configDir: dir });
+      const t1 = await Promise.race([p, sleep(5000).then(() => NaN)]);
+      if (t >= 5) lat.push((t1 - t0) * 1000);
+    }
+    for (const s of list) s.close();
+    subs.push({ k, ...stats(lat) });
+  }
+  return { rows, subs };
+}
+
+// ---- 6. idle -----------------------------------------------------------------------------------
+
+async function benchIdle() {
+  log('6. idle');
+  const seconds = QUICK ? 2 : 10;
+  const variants = ['none', 'addon', 'fswatch', 'chokidar'];
+  const runs = variants.map((v) => {
+    const dir = freshDir(`idle-${v}`);
+    writeFreshToken(dir, 'idle', 'https://idle.example.test/mcp', { token: 'idle-token' });
+    writeCache(dir, 3);
+    const child = fork(WORKER, ['idle', v, dir, String(seconds)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    return new Promise((resolve, reject) => {
+      child.once('message', (m) => {
+        child.disconnect();
+        resolve(m);
+      });
+      child.once('exit', (code) => code && reject(new Error(`idle ${v} exited ${code}`)));
+    });
+  });
+  const out = {};
+  for (const r of await Promise.all(runs)) out[r.variant] = r;
+  return out;
+}
+
+// ---- report ------------------------------------------------------------------------------------
+
+function machine() {
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0] ? cpus[0].model : 'unknown',
+    cores: cpus.length,
+    mem: `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    node: process.version,
+    os: `${os.type()} ${os.release()} (${os.arch()})`,
+    fs: (() => {
+      try {
+        const mounts = fs.readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' '));
+        const tmp = os.tmpdir();
+        let best = null;
+        for (const m of mounts) if (m[1] && tmp.startsWith(m[1]) && (!best || m[1].length > best[1].length)) best = m;
+        return best ? `${best[2]} on ${best[1]} (${best[0]})` : 'unknown';
+      } catch {
+        return 'unknown';
+      }
+    })(),
+    addon: require(path.join(ROOT, 'package.json')).version,
+    deps: ['proper-lockfile', 'write-file-atomic', 'chokidar']
+      .map((d) => `${d} ${require(path.join(ROOT, 'node_modules', d, 'package.json')).version}`)
+      .join(', '),
+  };
+}
+
+function report(r) {
+  const L = [];
+  const p = (s = '') => L.push(s);
+  const m = r.machine;
+  p('# Benchmarks');
+  p();
+  p('Generated by `npm run bench` (bench/run.js); do not edit by hand. Every figure is shown next to');
+  p('its baseline measured in the same run on the same machine.');
+  p();
+  p(`- Run: ${r.date}${QUICK ? ' (**BENCH_QUICK=1: reduced sizes, not a full run**)' : ''}, total ${r.totalSeconds.toFixed(0)} s`);
+  p(`- Machine: ${m.cpu}, ${m.cores} cores, ${m.mem} RAM; ${m.os}; temp dir on ${m.fs}`);
+  p(`- Node ${m.node}; mcp-needs-auth ${m.addon}; baselines with ${m.deps}`);
+  p('- The machine is a small shared VM: expect run-to-run noise of tens of percent. Medians (and p99');
+  p('  for latencies) are reported; ratios compare medians from this run only.');
+  p(`- 1-minute load average when each section started: ${r.load.join(', ')} (the bench itself runs up to 64`);
+  p('  processes in section 4; a high figure before section 1 means something else was running).');
+  p();
+  p('Baselines:');
+  p('- **J1**, Claude Code\'s own way (2.1.108): `readFile` + `JSON.parse` per check; read-modify-write');
+  p('  with a plain `writeFile` per change, no lock, no fsync (unsafe: shown for reference).');
+  p('- **J2**, the careful JS way: `proper-lockfile` (mkdir lock) + `write-file-atomic` (temp + fsync +');
+  p('  rename) for changes; `fs.watch` on the directory (or `chokidar`) + re-read + `JSON.parse` + compare');
+  p('  for watching. (proper-lockfile\'s default lock, the directory `<file>.lock`, has the name of the');
+  p('  addon\'s sidecar lock file, so a default proper-lockfile lock fails with ELOCKED in any config dir');
+  p('  the addon has written; J2 here locks `<file>.j2lock` instead.)');
+  p();
+
+  // 1
+  const c = r.check;
+  const goal1 = c.j1sync.batch.median / c.addon.batch.median;
+  p('## 1. Check: `isNeedsAuthCached` on an unchanged file');
+  p();
+  p('Goal: ≥10x faster per call than J1. Cache file of 5 entries, same options object every call.');
+  p();
+  p('| per call | median (batches of 100) | single call median | single call p99 | addon is faster by |');
+  p('|---|---|---|---|---|');
+  p(`| addon \`isNeedsAuthCached\` | ${fmtUs(c.addon.batch.median)} | ${fmtUs(c.addon.each.median)} | ${fmtUs(c.addon.each.p99)} | |`);
+  p(`| J1 sync: \`readFileSync\` + \`JSON.parse\` | ${fmtUs(c.j1sync.batch.median)} | ${fmtUs(c.j1sync.each.median)} | ${fmtUs(c.j1sync.each.p99)} | ${ratio(c.j1sync.batch.median, c.addon.batch.median)} |`);
+  p(`| J1 async: \`await readFile\` + \`JSON.parse\` | | ${fmtUs(c.j1async.each.median)} | ${fmtUs(c.j1async.each.p99)} | ${ratio(c.j1async.each.median, c.addon.each.median)} |`);
+  p(`| (floor: a bare \`fs.statSync\` from JS) | ${fmtUs(c.statFloor.batch.median)} | | | |`);
+  p();
+  p(`Goal vs J1 sync: ${ratio(c.j1sync.batch.median, c.addon.batch.median)} → ${met(goal1 >= 10)}. ` +
+    `Goal vs J1 async: ${ratio(c.j1async.each.median, c.addon.each.median)} → ${met(c.j1async.each.median / c.addon.each.median >= 10)}.`);
+  p();
+  p(`Right after the file was rewritten (the memo is stale on every call: stat, read, parse, stat), a check costs ` +
+    `${fmtUs(c.afterChange.addon.median)} median / ${fmtUs(c.afterChange.addon.p99)} p99, vs J1 sync ${fmtUs(c.afterChange.j1.median)} / ${fmtUs(c.afterChange.j1.p99)} on the same freshly written file.`);
+  p();
+  p('Notes: an unchanged-file check is one `stat` (the memo is validated by size, mtime, ctime, inode)');
+  p('plus the napi call and option decoding. J1 sync on a 5-entry file is `open` + `fstat` + `read` +');
+  p('`close` + a tiny `JSON.parse`, so the floor of this ratio is roughly "4 syscalls vs 1"; the 10x goal');
+  p('is reachable against the async read Claude Code actually uses, not against a warm sync read of a');
+  p('tiny file. A J1 variant that memoises once per process (what Claude Code does) is faster still but');
+  p('never sees a change, so it is not a fair baseline.');
+  p();
+
+  // 2
+  const g = r.change;
+  p('## 2. Change: `markNeedsAuth` / `invalidateNeedsAuth`');
+  p();
+  p('Goal: faster than J2 (the only other safe way). Cache file of ~15 entries; single process, uncontended.');
+  p();
+  p('| per change | mark median | mark p99 | invalidate median | invalidate p99 | safe? |');
+  p('|---|---|---|---|---|---|');
+  p(`| addon (flock + temp + fsync + rename + dir fsync) | ${fmtUs(g.addonMark.median)} | ${fmtUs(g.addonMark.p99)} | ${fmtUs(g.addonInvalidate.median)} | ${fmtUs(g.addonInvalidate.p99)} | yes |`);
+  p(`| J2 async: proper-lockfile + write-file-atomic | ${fmtUs(g.j2Mark.median)} | ${fmtUs(g.j2Mark.p99)} | ${fmtUs(g.j2Invalidate.median)} | ${fmtUs(g.j2Invalidate.p99)} | yes (no dir fsync) |`);
+  p(`| J2 sync: lockSync + writeFileAtomic.sync | ${fmtUs(g.j2syncMark.median)} | ${fmtUs(g.j2syncMark.p99)} | ${fmtUs(g.j2syncInvalidate.median)} | ${fmtUs(g.j2syncInvalidate.p99)} | yes (no dir fsync) |`);
+  p(`| J1: read + plain \`writeFileSync\` | ${fmtUs(g.j1Mark.median)} | ${fmtUs(g.j1Mark.p99)} | ${fmtUs(g.j1Invalidate.median)} | ${fmtUs(g.j1Invalidate.p99)} | **no** (no lock, torn writes, no fsync) |`);
+  p();
+  const vsJ2 = g.j2Mark.median / g.addonMark.median;
+  const vsJ2i = g.j2Invalidate.median / g.addonInvalidate.median;
+  p(`Addon vs J2 async: mark ${ratio(g.j2Mark.median, g.addonMark.median)} faster, invalidate ${ratio(g.j2Invalidate.median, g.addonInvalidate.median)} faster → ${met(vsJ2 > 1 && vsJ2i > 1)}. ` +
+    `Vs J2 sync: mark ${ratio(g.j2syncMark.median, g.addonMark.median)}, invalidate ${ratio(g.j2syncInvalidate.median, g.addonInvalidate.median)} → ${met(g.j2syncMark.median > g.addonMark.median && g.j2syncInvalidate.median > g.addonInvalidate.median)}. ` +
+    `J1 is ${ratio(g.addonMark.median, g.j1Mark.median)} cheaper than the addon per mark because it skips the lock and both fsyncs.`);
+  p();
+  p(`An \`invalidateNeedsAuth\` of a server that has no entry (the common case) writes nothing and takes no lock: ${fmtUs(g.addonInvalidateNoop.median)} median, ${fmtUs(g.addonInvalidateNoop.p99)} p99.`);
+  p();
+
+  // 3
+  const pr = r.propagation;
+  p('## 3. Propagation: another process saves a fresh token → `onAuthChanged` here');
+  p();
+  p(`Goal: p99 < 25 ms. ${pr.addon.trials} trials per watcher, ${30} ms apart. A child process rewrites \`.credentials.json\` in place`);
+  p('(`writeFileSync` + `chmod 0600`, as Claude Code 2.1.108 does) with a new access token for one of three');
+  p('servers; latency runs from the writer\'s clock reading just before the write (`performance.timeOrigin +');
+  p('performance.now()`, sent back over IPC) to the moment the callback runs here with that server named.');
+  p();
+  p('| watcher | median | p99 | max | missed (no callback within 300 ms) |');
+  p('|---|---|---|---|---|');
+  const prow = (label, x) => p(`| ${label} | ${fmtMs(x.median)} | ${fmtMs(x.p99)} | ${fmtMs(x.max)} | ${x.missed} / ${x.trials} |`);
+  prow('addon `onAuthChanged` (`credentials: \'file\'`)', pr.addon);
+  prow('J2: `fs.watch(dir)` + re-read + parse + compare', pr.fswatch);
+  prow('J2: `chokidar` + re-read + parse + compare', pr.chokidar);
+  p();
+  p(`Goal: addon p99 ${fmtMs(pr.addon.p99)} → ${met(pr.addon.p99 < 25 && pr.addon.missed === 0)}.`);
+  p();
+  p('Notes: the addon coalesces a burst of notifications (5 ms of quiet, at most 50 ms) so that one');
+  p('in-place write (truncate, then write) yields one event and the document is parsed once, complete;');
+  p('that quiet period is most of its median. The J2 `fs.watch` handler reacts to the first notification');
+  p('and simply ignores a read that does not parse yet, so its median is lower, but it does no');
+  p('coalescing, does no per-server diff beyond the access token, and parses on every notification.');
+  p('chokidar 4 with default options dropped in-place saves here: its per-file 5 ms throttle and its');
+  p('mtime comparison swallow the notification of the write that completes a `writeFileSync`, so the');
+  p('change is only seen with the next save (counted as missed after 300 ms).');
+  p();
+
+  // 4
+  const ct = r.contention;
+  p('## 4. Contention: N processes, each making changes to its own servers');
+  p();
+  p(`Each process makes ${ct.changes} changes (\`markNeedsAuth\` with \`id\` = the change number) cycling over its own`);
+  p(`10 servers, all processes released at once; each configuration runs ${ct.reps} times (median throughput shown, with the`);
+  p('range; losses summed over the runs). "Lost (final)" counts servers whose final entry is not the');
+  p('last change its process committed (out of N x 10 per run). "Lost (seen)" is J1 only: the times a J1 writer,');
+  p('re-reading before its next change, found its own previous change already gone. "Torn reads": J1 reads');
+  p('that did not parse (half-written by another process) and were taken as `{}`, as Claude Code does.');
+  p();
+  p('| N | addon changes/s | addon lost (final) | J1 changes/s | J1 lost (final) | J1 lost (seen) | J1 torn reads |');
+  p('|---|---|---|---|---|---|---|');
+  for (const row of ct.rows) {
+    const a = row.addon;
+    const j = row.j1;
+    const rng = (x) => (x.throughputs.length > 1 ? ` (${x.throughputs[0].toFixed(0)}–${x.throughputs[x.throughputs.length - 1].toFixed(0)})` : '');
+    p(`| ${row.n} | ${a.throughput.toFixed(0)}${rng(a)} | ${a.lostFinal} / ${a.finalKeys}${a.errors ? ` (${a.errors} errors)` : ''} | ${j.throughput.toFixed(0)}${rng(j)} | ${j.lostFinal} / ${j.finalKeys}${j.finalCorrupt ? ' (final file corrupt)' : ''} | ${j.lostSeen} | ${j.tornReads} |`);
+  }
+  const addonLost = ct.rows.reduce((s, x) => s + x.addon.lostFinal + x.addon.errors, 0);
+  const j1Lost = ct.rows.reduce((s, x) => s + x.j1.lostFinal + x.j1.lostSeen, 0);
+  p();
+  p(`Goal: the addon loses nothing → ${met(addonLost === 0)} (${addonLost} lost or failed). J1 lost updates in this run: ${j1Lost} (final + seen).`);
+  p();
+  p('Notes: every addon change is serialised by the lock and pays two fsyncs; throughput is bounded by');
+  p('the disk\'s fsync latency and 2 cores, so it flattens (or drops, with lock hand-off and scheduling');
+  p('overhead) as N grows. J1 is faster because it does neither, and pays for it in lost updates.');
+  if (ct.changes !== 500) p(`Changes per process were reduced to ${ct.changes}.`);
+  p();
+
+  // 5
+  const gr = r.growth;
+  p('## 5. Growth');
+  p();
+  p('Entries in the cache file: cost per call (medians; check over batches of 100).');
+  p();
+  p('| entries | file size | check (addon) | check (J1 sync) | `listNeedsAuth` | `markNeedsAuth` | J2 async change |');
+  p('|---|---|---|---|---|---|---|');
+  for (const x of gr.rows) {
+    p(`| ${x.n} | ${(x.bytes / 1024).toFixed(x.bytes < 10240 ? 1 : 0)} KiB | ${fmtUs(x.check.median)} | ${fmtUs(x.j1.median)} | ${fmtUs(x.list.median)} | ${fmtUs(x.mark.median)} | ${fmtUs(x.j2.median)} |`);
+  }
+  const g1 = gr.rows[0];
+  const gN = gr.rows[gr.rows.length - 1];
+  p();
+  p(`From 1 to ${gN.n} entries: check x${(gN.check.median / g1.check.median).toFixed(1)} (flat: one stat + a hash lookup), ` +
+    `list x${(gN.list.median / g1.list.median).toFixed(0)} (linear: one JS object per entry), ` +
+    `mark x${(gN.mark.median / g1.mark.median).toFixed(1)} (linear in file size on top of a fixed lock + fsync cost), ` +
+    `J1 check x${(gN.j1.median / g1.j1.median).toFixed(0)} (linear: reads and parses everything).`);
+  p();
+  p('In-process subscribers (`watch: false`): one `invalidateNeedsAuth` → every callback ran.');
+  p();
+  p('| subscribers | median | p99 | per subscriber (median) |');
+  p('|---|---|---|---|');
+  for (const s of gr.subs) p(`| ${s.k} | ${fmtUs(s.median)} | ${fmtUs(s.p99)} | ${fmtUs(s.median / s.k)} |`);
+  const s1 = gr.subs[0];
+  const sN = gr.subs[gr.subs.length - 1];
+  p();
+  p(`From 1 to ${sN.k} subscribers: x${(sN.median / s1.median).toFixed(0)}, i.e. a fixed hop to the JS thread plus a linear per-callback cost.`);
+  p();
+
+  // 6
+  const id = r.idle;
+  p(`## 6. Idle cost of a subscription (${id.none.seconds.toFixed(0)} s idle)`);
+  p();
+  p('Each variant runs in its own process (all four at once), loads the addon and reads the cache once,');
+  p('then subscribes (or not), waits 1 s, and measures the idle period. Wake-ups = voluntary +');
+  p('involuntary context switches summed over all threads (/proc/self/task/*/status). "Added" figures are');
+  p('relative to the same process just before subscribing.');
+  p();
+  p('| variant | CPU (user+sys) | wake-ups, whole process | wake-ups of the watch\'s own threads | RSS added | threads added |');
+  p('|---|---|---|---|---|---|');
+  for (const v of ['none', 'addon', 'fswatch', 'chokidar']) {
+    const x = id[v];
+    const total = Object.values(x.tasks).reduce((s, t) => s + t.wakeups, 0);
+    const own = Object.values(x.tasks).filter((t) => t.isNew).reduce((s, t) => s + t.wakeups, 0);
+    const label = { none: 'no subscription', addon: 'addon `onAuthChanged` (file store)', fswatch: 'J2 `fs.watch(dir)`', chokidar: 'J2 `chokidar` (2 files)' }[v];
+    p(`| ${label} | ${((x.cpuUserUs + x.cpuSystemUs) / 1000).toFixed(1)} ms | ${total} | ${x.newThreads.length ? `${own} (${x.newThreads.join(', ')})` : 'n/a'} | ${(x.rssAdded / 1024).toFixed(0)} KiB | ${x.threadsAfter - x.threadsBefore} |`);
+  }
+  const ownAddon = Object.values(id.addon.tasks).filter((t) => t.isNew).reduce((s, t) => s + t.wakeups, 0);
+  const totalNone = Object.values(id.none.tasks).reduce((s, t) => s + t.wakeups, 0);
+  const totalAddon = Object.values(id.addon.tasks).reduce((s, t) => s + t.wakeups, 0);
+  p();
+  p(`Goal: no periodic wake-up on the file store → ${met(ownAddon === 0)} (the watcher's threads woke ${ownAddon} times in ${id.addon.seconds.toFixed(0)} s; ` +
+    `whole process ${totalAddon} vs ${totalNone} without a subscription: the rest is Node/V8 housekeeping common to every variant).`);
+  p();
+  p('Per-thread wake-ups in the addon variant:');
+  p();
+  p('| thread | wake-ups | new with the subscription |');
+  p('|---|---|---|');
+  for (const t of Object.values(id.addon.tasks)) p(`| ${t.comm} | ${t.wakeups} | ${t.isNew ? 'yes' : ''} |`);
+  p();
+  return L.join('\n');
+}
+
+async function main() {
+  const started = Date.now();
+  const results = { date: new Date().toISOString(), machine: machine(), load: [] };
+  try {
+    const only = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : null;
+    const want = (s) => {
+      if (only && !only.includes(s)) return false;
+      results.load.push(`${s} ${os.loadavg()[0].toFixed(2)}`);
+      return true;
+    };
+    if (want('check')) results.check = await benchCheck();
+    if (want('change')) results.change = await benchChange();
+    if (want('propagation')) results.propagation = await benchPropagation();
+    if (want('contention')) results.contention = await benchContention();
+    if (want('growth')) results.growth = await benchGrowth();
+    if (want('idle')) results.idle = await benchIdle();
+    if (only) {
+      console.log(JSON.stringify(results, null, 1));
+      return;
+    }
+  } finally {
+    fs.rmSync(TMP, { recursive: true, force: true });
+  }
+  results.totalSeconds = (Date.now() - started) / 1000;
+  const md = report(results);
+  const out = process.env.BENCH_OUT || path.join(ROOT, 'BENCHMARKS.md');
+  fs.writeFileSync(out, md + '\n');
+  log(`wrote ${out} in ${results.totalSeconds.toFixed(0)} s`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});
