@@ -57,6 +57,10 @@ pub fn credentials_path(storage_dir: &Path) -> PathBuf {
 }
 
 fn nfc(s: &str) -> PathBuf {
+  // Nearly every path is already NFC (all ASCII ones are): skip the rebuild then.
+  if unicode_normalization::is_nfc_quick(s.chars()) == unicode_normalization::IsNormalized::Yes {
+    return PathBuf::from(s);
+  }
   PathBuf::from(s.nfc().collect::<String>())
 }
 
