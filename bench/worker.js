@@ -13,6 +13,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
+const { changeCacheLikeClaudeCode } = require('../__test__/helpers/claude-code-cache.js');
 
 const ROOT = path.resolve(__dirname, '..');
 const CACHE = 'mcp-needs-auth-cache.json';
@@ -48,21 +49,14 @@ function contend(kind, configDir, k, changes) {
     };
   } else {
     change = (server, i) => {
-      // Claude Code 2.1.108: read-modify-write of the whole object, bad JSON = {}, plain write.
-      let doc;
-      try {
-        doc = JSON.parse(fs.readFileSync(file, 'utf8'));
-      } catch (e) {
-        if (e.code !== 'ENOENT') tornReads++;
-        doc = {};
-      }
-      if (i > 0) {
-        const prev = doc[`p${k}-${(i - 1) % 10}`];
-        if (!prev || prev.id !== String(i - 1)) lostSeen++;
-      }
-      doc[server] = { timestamp: Date.now(), id: String(i) };
-      fs.mkdirSync(configDir, { recursive: true });
-      fs.writeFileSync(file, JSON.stringify(doc));
+      const torn = changeCacheLikeClaudeCode(file, (doc) => {
+        if (i > 0) {
+          const prev = doc[`p${k}-${(i - 1) % 10}`];
+          if (!prev || prev.id !== String(i - 1)) lostSeen++;
+        }
+        doc[server] = { timestamp: Date.now(), id: String(i) };
+      });
+      if (torn) tornReads++;
     };
   }
   process.on('message', (m) => {
