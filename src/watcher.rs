@@ -142,7 +142,7 @@ pub fn start(config_dir: &Path, spec: WatchSpec) -> Result<Watcher> {
     .name("mcp-needs-auth-watch".into())
     .spawn(move || worker.run(rx))
     .map_err(|e| Error::new(ErrorCode::Watch, format!("cannot start the watcher thread: {e}")))?;
-  Ok(Watcher { settings, tx, thread: Some(thread), fs, fs_gone, fs_closing })
+  Ok(Watcher { settings, tx, thread: Some(thread), fs: Some(fs), fs_gone, fs_closing })
 }
 
 /// Watches the directories (not the files: renames replace them) and forwards only events
@@ -152,7 +152,7 @@ fn watch_files(
   store: &Store,
   tx: Sender<Msg>,
   guard: HandlerGuard,
-) -> Result<Option<notify::RecommendedWatcher>> {
+) -> Result<notify::RecommendedWatcher> {
   let cache_name = std::ffi::OsString::from(CACHE_FILE_NAME);
   let creds = store.watched_file().map(Path::to_path_buf);
   let creds_name = creds.as_ref().and_then(|p| p.file_name().map(|n| n.to_os_string()));
@@ -188,7 +188,7 @@ fn watch_files(
     std::fs::create_dir_all(dir).map_err(|e| watch_err(dir, e.to_string()))?;
     watcher.watch(dir, RecursiveMode::NonRecursive).map_err(|e| watch_err(dir, e.to_string()))?;
   }
-  Ok(Some(watcher))
+  Ok(watcher)
 }
 
 struct Worker {
