@@ -36,6 +36,15 @@ async function waitFor(pred, what, ms = 3000) {
 }
 
 /** A callback that records its events; close subscriptions made with it at the end of the test. */
+/** Collects process warnings until the test ends. */
+function captureWarnings(t) {
+  const warnings = [];
+  const onWarning = (w) => warnings.push(w);
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  return warnings;
+}
+
 function subscribe(t, options, onEvent) {
   const events = [];
   const sub = onAuthChanged((e) => {
@@ -134,10 +143,7 @@ describe('onAuthChanged: what invalidateNeedsAuth delivers', () => {
   it('a listener that throws does not stop the others and becomes a warning', async (t) => {
     const dir = tmp(t);
     const opts = { configDir: dir, watch: false };
-    const warnings = [];
-    const onWarning = (w) => warnings.push(w);
-    process.on('warning', onWarning);
-    t.after(() => process.off('warning', onWarning));
+    const warnings = captureWarnings(t);
     let thrown = 0;
     const bad = onAuthChanged(() => { thrown++; throw new Error('listener boom'); }, opts);
     t.after(() => bad.close());
@@ -158,10 +164,7 @@ describe('onAuthChanged: what invalidateNeedsAuth delivers', () => {
   it('the warning for a listener that throws a non-Error names what it threw', async (t) => {
     const dir = tmp(t);
     const opts = { configDir: dir, watch: false };
-    const warnings = [];
-    const onWarning = (w) => warnings.push(w);
-    process.on('warning', onWarning);
-    t.after(() => process.off('warning', onWarning));
+    const warnings = captureWarnings(t);
     const bad = onAuthChanged(() => { throw 'plain string thrown'; }, opts); // eslint-disable-line no-throw-literal
     t.after(() => bad.close());
     invalidateNeedsAuth('s', opts);
