@@ -121,12 +121,31 @@ impl Selection {
   }
 }
 
+/// Removes the entries `pick` selects, in one locked, atomic rewrite, and returns what `pick`
+/// selected under the lock (`name` gives each one's server). Most calls select nothing: those
+/// are answered from a read, without the lock and without a write.
+pub fn remove_picked<T>(
+  path: &Path,
+  pick: impl Fn(&Document) -> Vec<T>,
+  name: impl Fn(&T) -> &str,
+) -> Result<Vec<T>> {
+  if pick(&*load(path)?).is_empty() {
+    return Ok(Vec::new());
+  }
+  update(path, |doc| {
+    let picked = pick(doc);
+    for p in &picked {
+      doc.shift_remove(name(p));
+    }
+    let changed = !picked.is_empty();
+    (picked, changed)
+  })
+}
+
 /// Removes the selected entries and returns the names actually removed (file order for `All`,
 /// the caller's order otherwise). Nothing to remove means no write at all.
 pub fn invalidate(path: &Path, selection: &Selection) -> Result<Vec<String>> {
   selection.validate()?;
-  // Most calls find nothing to remove: answer those from a read, without taking the lock.
-  let doc = load(path)?;
   let present = |doc: &Document| match selection {
     Selection::All => doc.keys().cloned().collect::<Vec<_>>(),
     Selection::Servers(names) => {
@@ -139,17 +158,7 @@ pub fn invalidate(path: &Path, selection: &Selection) -> Result<Vec<String>> {
       seen
     }
   };
-  if present(&doc).is_empty() {
-    return Ok(Vec::new());
-  }
-  update(path, |doc| {
-    let removed = present(doc);
-    for name in &removed {
-      doc.shift_remove(name);
-    }
-    let changed = !removed.is_empty();
-    (removed, changed)
-  })
+  remove_picked(path, present, |n| n.as_str())
 }
 
 /// One change this process made: the document it read under the lock, and the one it wrote.

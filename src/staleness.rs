@@ -107,19 +107,7 @@ pub fn purge(
       .filter_map(|st| judge(&st, now, &view.evidence(&st.server)).map(|why| (st.server, why)))
       .collect()
   };
-  let cache_path = config_dir::cache_path(config_dir);
-  // Usually nothing is stale: answer from a read, without taking the lock.
-  if stale_in(&*needs_auth::load(&cache_path)?).is_empty() {
-    return Ok(Vec::new());
-  }
-  needs_auth::update(&cache_path, |doc| {
-    let stale = stale_in(doc);
-    for (server, _) in &stale {
-      doc.shift_remove(server);
-    }
-    let changed = !stale.is_empty();
-    (stale, changed)
-  })
+  needs_auth::remove_picked(&config_dir::cache_path(config_dir), stale_in, |(server, _)| server.as_str())
 }
 
 #[cfg(test)]
