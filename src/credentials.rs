@@ -286,7 +286,7 @@ struct Observed {
 
 fn with_observed<R>(store: &Store, f: impl FnOnce(&mut Observed) -> R) -> R {
   static OBSERVED: OnceLock<Mutex<HashMap<Store, Observed>>> = OnceLock::new();
-  let mut all = OBSERVED.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+  let mut all = crate::lock(OBSERVED.get_or_init(Default::default));
   f(all.entry(store.clone()).or_default())
 }
 

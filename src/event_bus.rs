@@ -82,7 +82,7 @@ fn registry() -> &'static Mutex<Registry> {
 }
 
 fn locked() -> std::sync::MutexGuard<'static, Registry> {
-  registry().lock().unwrap_or_else(|p| p.into_inner())
+  crate::lock(registry())
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);

@@ -26,17 +26,12 @@ fn memo() -> &'static Mutex<HashMap<PathBuf, Memo>> {
   MEMO.get_or_init(Default::default)
 }
 
-fn lock_map<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-  // A panic while holding one of these maps cannot leave it inconsistent (single inserts).
-  m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// The document as Claude Code would read it now: a missing or corrupt file is empty.
 pub fn load(path: &Path) -> Result<Arc<Document>> {
   let Some(stamp) = Stamp::read(path)? else {
     return Ok(Arc::new(Document::new()));
   };
-  if let Some(m) = lock_map(memo()).get(path) {
+  if let Some(m) = crate::lock(memo()).get(path) {
     if m.stamp == stamp {
       return Ok(Arc::clone(&m.doc));
     }
@@ -47,7 +42,7 @@ pub fn load(path: &Path) -> Result<Arc<Document>> {
     Contents::Missing | Contents::Parsed(Parsed::Corrupt(_)) => Document::new(),
   });
   if let Some(stamp) = steady {
-    lock_map(memo()).insert(path.to_path_buf(), Memo { stamp, doc: Arc::clone(&doc) });
+    crate::lock(memo()).insert(path.to_path_buf(), Memo { stamp, doc: Arc::clone(&doc) });
   }
   Ok(doc)
 }
@@ -90,7 +85,7 @@ pub fn update<R>(path: &Path, change: impl FnOnce(&mut Document) -> (R, bool)) -
       record_own_write(path, OwnWrite { before, after: Arc::clone(&doc) });
     }
     if let Ok(Some(stamp)) = Stamp::read(path) {
-      lock_map(memo()).insert(path.to_path_buf(), Memo { stamp, doc });
+      crate::lock(memo()).insert(path.to_path_buf(), Memo { stamp, doc });
     }
   }
   Ok(result)
@@ -188,7 +183,7 @@ fn own_logs() -> &'static Mutex<HashMap<PathBuf, OwnLog>> {
 
 /// A watcher starts (`true`) or stops (`false`) following this process's writes to `path`.
 pub fn track_own_writes(path: &Path, on: bool) {
-  let mut logs = lock_map(own_logs());
+  let mut logs = crate::lock(own_logs());
   let log = logs.entry(path.to_path_buf()).or_default();
   if on {
     log.trackers += 1;
@@ -201,11 +196,11 @@ pub fn track_own_writes(path: &Path, on: bool) {
 }
 
 fn is_tracked(path: &Path) -> bool {
-  lock_map(own_logs()).get(path).is_some_and(|l| l.trackers > 0)
+  crate::lock(own_logs()).get(path).is_some_and(|l| l.trackers > 0)
 }
 
 fn record_own_write(path: &Path, write: OwnWrite) {
-  let mut logs = lock_map(own_logs());
+  let mut logs = crate::lock(own_logs());
   if let Some(log) = logs.get_mut(path).filter(|l| l.trackers > 0) {
     if log.writes.len() == OWN_WRITES_KEPT {
       log.writes.pop_front();
@@ -227,7 +222,7 @@ pub struct OwnWrites {
 /// Takes the own writes recorded since the last call. Call with the cache lock held, right
 /// after reading the file, so that the file and the record agree.
 pub fn take_own_writes(path: &Path) -> OwnWrites {
-  let mut logs = lock_map(own_logs());
+  let mut logs = crate::lock(own_logs());
   match logs.get_mut(path) {
     Some(log) => OwnWrites { writes: log.writes.drain(..).collect(), gap: std::mem::take(&mut log.gap) },
     None => OwnWrites::default(),

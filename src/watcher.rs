@@ -84,7 +84,7 @@ impl Watcher {
   /// A later subscriber may ask for more than the first did: auto-invalidation if any
   /// subscriber wants it, the shortest poll interval.
   pub fn widen(&mut self, spec: &WatchSpec) {
-    let mut s = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+    let mut s = crate::lock(&self.settings);
     s.auto_invalidate |= spec.auto_invalidate;
     s.poll_interval = s.poll_interval.min(Duration::from_millis(spec.poll_interval_ms));
   }
@@ -212,7 +212,7 @@ impl Worker {
     let polls = self.store.source.needs_polling();
     loop {
       let first = if polls {
-        let interval = self.settings.lock().map_or(Duration::from_secs(2), |s| s.poll_interval);
+        let interval = crate::lock(&self.settings).poll_interval;
         match rx.recv_timeout(interval) {
           Ok(m) => m,
           Err(RecvTimeoutError::Timeout) => Msg::Credentials,
@@ -289,7 +289,7 @@ impl Worker {
     if changed.is_empty() {
       return;
     }
-    let auto_invalidate = self.settings.lock().map_or(true, |s| s.auto_invalidate);
+    let auto_invalidate = crate::lock(&self.settings).auto_invalidate;
     let signed_in: Vec<String> = changed
       .iter()
       .filter(|name| snapshot.servers.get(*name).is_some_and(|s| s.has_token()))
