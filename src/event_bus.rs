@@ -150,6 +150,18 @@ pub fn emit(event: &AuthEvent) {
   }
 }
 
+/// "Auth changed, retry connections", said in this process (by `invalidateNeedsAuth` or
+/// `purgeStale`) about `servers` of `config_dir` (empty = all).
+pub fn emit_invalidated(config_dir: PathBuf, servers: Vec<String>) {
+  emit(&AuthEvent {
+    reason: Reason::Invalidated,
+    servers,
+    source: Source::ThisProcess,
+    at: crate::needs_auth::now_ms(),
+    config_dir,
+  });
+}
+
 /// Tells the watching subscribers of `config_dir` about a problem their watcher met.
 pub fn warn(config_dir: &Path, message: &str) {
   for listener in listeners_of(config_dir, true) {

@@ -5,7 +5,7 @@ use napi_derive::napi;
 
 use super::{invalid_argument, path_string, server_name, Code, JsResult, NapiResultExt, NeedsAuthOptions};
 use crate::cache_file::EntryStatus;
-use crate::event_bus::{self, AuthEvent, Reason, Source};
+use crate::event_bus;
 use crate::needs_auth::{self, now_ms, Selection};
 
 /// One entry of the needs-auth cache, judged as Claude Code would judge it now.
@@ -87,16 +87,13 @@ pub fn invalidate_needs_auth(env: Env, server: Option<Unknown>, options: Option<
   let opts = NeedsAuthOptions::from_arg(&env, options)?;
   let config_dir = opts.config_dir()?;
   let removed = needs_auth::invalidate(&crate::config_dir::cache_path(&config_dir), &selection)?;
-  event_bus::emit(&AuthEvent {
-    reason: Reason::Invalidated,
-    servers: match selection {
+  event_bus::emit_invalidated(
+    config_dir,
+    match selection {
       Selection::All => Vec::new(),
       Selection::Servers(names) => names,
     },
-    source: Source::ThisProcess,
-    at: now_ms(),
-    config_dir,
-  });
+  );
   Ok(removed)
 }
 

@@ -5,8 +5,7 @@ use napi_derive::napi;
 
 use super::{Code, NeedsAuthOptions};
 use crate::credentials::CredentialSource;
-use crate::event_bus::{self, AuthEvent, Reason, Source};
-use crate::needs_auth::now_ms;
+use crate::event_bus;
 use crate::staleness;
 
 /// An entry `purgeStale` removed.
@@ -35,13 +34,7 @@ pub fn purge_stale(env: Env, options: Option<Unknown>) -> Result<Vec<PurgedEntry
     opts.default_ttl_ms(),
   )?;
   if !purged.is_empty() {
-    event_bus::emit(&AuthEvent {
-      reason: Reason::Invalidated,
-      servers: purged.iter().map(|(s, _)| s.clone()).collect(),
-      source: Source::ThisProcess,
-      at: now_ms(),
-      config_dir,
-    });
+    event_bus::emit_invalidated(config_dir, purged.iter().map(|(s, _)| s.clone()).collect());
   }
   Ok(
     purged
