@@ -162,7 +162,7 @@ export interface NeedsAuthOptions {
  * process changes the credentials store or the needs-auth cache. Always called on the JS
  * thread, never synchronously. A callback that throws is reported with
  * `process.emitWarning` and does not stop the others. The subscription never keeps the
- * process alive.
+ * process alive, and ends with the JS environment that made it (a worker thread's exit).
  */
 export declare function onAuthChanged(callback: (event: AuthChangedEvent) => void, options?: NeedsAuthOptions & { signal?: AbortSignal }): Subscription
 

@@ -252,8 +252,10 @@ fn parent_dir(path: &Path) -> &Path {
 
 /// Replaces `path` with `bytes` atomically and durably. A regular file keeps its mode; a new
 /// file (or one replacing a symlink, which is replaced, never written through) gets 0600.
-/// Call with the lock held.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Call with the lock held. Returns the stamp of the file this call wrote, when `path` still
+/// holds exactly it afterwards; `None` when another writer (Claude Code's unlocked
+/// `writeFile`) already changed it, so that a caller never memoises that writer's file as its own.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<Option<Stamp>> {
   let dir = parent_dir(path);
   let write_err = |what: &str, p: &Path, e: &io::Error| Error::io(ErrorCode::CacheWrite, what, p, e);
   let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -277,10 +279,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
   }
   tmp.write_all(bytes).map_err(|e| write_err("cannot write", tmp.path(), &e))?;
   tmp.as_file().sync_all().map_err(|e| write_err("cannot fsync", tmp.path(), &e))?;
-  tmp
+  let file = tmp
     .persist(path)
     .map_err(|e| write_err("cannot rename the temp file over", path, &e.error))?;
-  sync_dir(dir).map_err(|e| write_err("cannot fsync the directory", dir, &e))
+  sync_dir(dir).map_err(|e| write_err("cannot fsync the directory", dir, &e))?;
+  Ok(stamp_if_still(path, file, bytes))
+}
+
+/// The stamp `path` has now, if it is still the file `file` that was just written with `bytes`:
+/// the same inode, unchanged across a read-back of its contents through our own descriptor.
+/// A plain `writeFile` goes into that same inode (it truncates what the path names), so the
+/// read-back, not the inode, is what tells our bytes from its bytes.
+fn stamp_if_still(path: &Path, mut file: File, bytes: &[u8]) -> Option<Stamp> {
+  use std::io::Seek;
+  let before = Stamp::of(&fs::metadata(path).ok()?);
+  if Stamp::of(&file.metadata().ok()?) != before {
+    return None;
+  }
+  file.seek(io::SeekFrom::Start(0)).ok()?;
+  let mut now = Vec::with_capacity(bytes.len() + 1);
+  (&mut file).take(bytes.len() as u64 + 1).read_to_end(&mut now).ok()?;
+  let after = Stamp::of(&fs::metadata(path).ok()?);
+  (now == bytes && after == before).then_some(before)
 }
 
 /// Temp files of writers that died mid-write (SIGKILL skips their cleanup). With the lock held
@@ -339,7 +359,8 @@ mod tests {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("sub/dir/cache.json");
     let _lock = FileLock::acquire(&path).expect("lock");
-    write_atomic(&path, br#"{"a":{"timestamp":1}}"#).expect("write");
+    let stamp = write_atomic(&path, br#"{"a":{"timestamp":1}}"#).expect("write");
+    assert_eq!(stamp, Stamp::read(&path).expect("stat"), "nobody else wrote: the stamp is the file's");
     match read(&path, Patience::READER).expect("read").0 {
       Contents::Parsed(Parsed::Document(d)) => assert!(d.contains_key("a")),
       other => panic!("unexpected {other:?}"),
@@ -354,6 +375,20 @@ mod tests {
       write_atomic(&path, b"{}").expect("rewrite");
       assert_eq!(mode(&path), 0o644, "an existing file keeps its mode");
     }
+  }
+
+  #[test]
+  fn a_file_changed_after_the_write_is_not_stamped_as_ours() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.json");
+    fs::write(&path, b"{}").expect("write");
+    let file = File::options().read(true).write(true).open(&path).expect("open");
+    // What Claude Code's writeFile does to the inode just renamed into place: same inode,
+    // other bytes (here even the same length).
+    fs::write(&path, b"[]").expect("rewrite");
+    assert_eq!(stamp_if_still(&path, file, b"{}"), None);
+    let file = File::open(&path).expect("open");
+    assert!(stamp_if_still(&path, file, b"[]").is_some());
   }
 
   #[test]

@@ -1,81 +1,73 @@
-//! The event bus: "auth changed" events, fanned out to this process's subscribers of one
-//! config dir. It knows nothing of JavaScript: a subscriber is anything that can `deliver`.
-//! Subscribers that ask to watch share one watcher per config dir, started by the first and
-//! stopped with the last.
+//! The event bus: this process's subscribers, and the one registry of the watchers they share.
+//! It knows nothing of JavaScript: a subscriber is anything that can `deliver`.
+//!
+//! Watchers are keyed by (config dir, credential store): subscribers that asked for the same
+//! store share one, and subscribers of one dir that asked for different stores get one each, so
+//! every subscriber gets exactly the semantics it asked for, whatever the order of subscribing
+//! and closing. A watcher's events go to the subscribers of that watcher only; this process's
+//! own signals (`emit_invalidated`) go to every subscriber of the dir.
+//!
+//! The registry lock is only ever held to look up or change the maps: starting a watcher (which
+//! reads the cache under its file lock and may ask the keychain) and stopping one (a join)
+//! happen outside it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
+use crate::clock::now_ms;
+use crate::credentials::{CredentialSource, Store};
 use crate::error::Result;
-use crate::watcher::{self, WatchSpec, Watcher};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-  /// A host called `invalidateNeedsAuth` (or `purgeStale`) in this process.
-  Invalidated,
-  /// The credentials of `servers` changed in the store.
-  CredentialsChanged,
-  /// Another process added, changed or removed the entries of `servers` in the cache.
-  CacheChanged,
-}
-
-impl Reason {
-  pub fn as_str(self) -> &'static str {
-    match self {
-      Reason::Invalidated => "invalidated",
-      Reason::CredentialsChanged => "credentials-changed",
-      Reason::CacheChanged => "cache-changed",
-    }
-  }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-  ThisProcess,
-  OtherProcess,
-}
-
-impl Source {
-  pub fn as_str(self) -> &'static str {
-    match self {
-      Source::ThisProcess => "this-process",
-      Source::OtherProcess => "other-process",
-    }
-  }
-}
-
-/// One "auth changed" event. `servers` empty means "all servers".
-#[derive(Debug, Clone, PartialEq)]
-pub struct AuthEvent {
-  pub reason: Reason,
-  pub servers: Vec<String>,
-  pub source: Source,
-  pub at: f64,
-  pub config_dir: PathBuf,
-}
+use crate::events::{AuthEvent, Reason, Source};
+use crate::watcher::{self, Settings, Watcher};
 
 /// What a subscriber is. `deliver` must not block: it queues.
 pub trait Listener: Send + Sync {
-  /// Returns false when the listener can never receive again (its runtime is shutting down).
+  /// Returns false when the listener can never receive again (its runtime is shutting down);
+  /// it is then unsubscribed.
   fn deliver(&self, event: &AuthEvent) -> bool;
   /// A problem the subscriber should hear about (a watcher that failed to read a store).
   fn warn(&self, message: &str);
 }
 
+/// What a subscriber that watches other processes asked for.
+#[derive(Debug, Clone)]
+pub struct WatchSpec {
+  pub credentials: CredentialSource,
+  /// Remove a server's needs-auth entry as soon as its credentials change, and keep
+  /// superseded entries removed when another process writes them back.
+  pub auto_invalidate: bool,
+  pub poll_interval_ms: u64,
+  /// The config dir came from `options.configDir` rather than the environment.
+  pub explicit_config_dir: bool,
+}
+
+/// One watcher per (config dir, credential store).
+type Key = (PathBuf, Store);
+
 struct Subscriber {
   config_dir: PathBuf,
   listener: Arc<dyn Listener>,
-  watching: bool,
+  watch: Option<(Key, WatchSpec)>,
+}
+
+/// A watcher and its subscribers' combined settings. The watcher is started and stopped
+/// under `watcher`'s own lock, never under the registry's.
+struct Slot {
+  subscribers: usize,
+  settings: Arc<Settings>,
+  watcher: Arc<Mutex<Option<Watcher>>>,
 }
 
 #[derive(Default)]
 struct Registry {
   subscribers: BTreeMap<u64, Subscriber>,
-  watchers: HashMap<PathBuf, (usize, Watcher)>,
+  watchers: HashMap<Key, Slot>,
 }
 
+/// The process-wide registry: every subscriber and every watcher of this process.
 fn registry() -> &'static Mutex<Registry> {
   static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
   REGISTRY.get_or_init(Default::default)
@@ -87,98 +79,132 @@ fn locked() -> std::sync::MutexGuard<'static, Registry> {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Adds a subscriber; with `watch`, makes sure a watcher runs for its config dir.
+/// Adds a subscriber; with `watch`, makes sure the watcher for its (config dir, store) runs
+/// before returning, so that a change made after this returns is reported.
 pub fn subscribe(config_dir: &Path, listener: Arc<dyn Listener>, watch: Option<WatchSpec>) -> Result<u64> {
   let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-  let mut reg = locked();
-  let watching = watch.is_some();
-  if let Some(spec) = watch {
-    match reg.watchers.get_mut(config_dir) {
-      Some((count, existing)) => {
-        existing.widen(&spec);
-        *count += 1;
-      }
-      None => {
-        let w = watcher::start(config_dir, spec)?;
-        reg.watchers.insert(config_dir.to_path_buf(), (1, w));
+  let Some(spec) = watch else {
+    locked().subscribers.insert(id, Subscriber { config_dir: config_dir.to_path_buf(), listener, watch: None });
+    return Ok(id);
+  };
+  let store = Store::locate(config_dir, spec.explicit_config_dir, spec.credentials);
+  let key: Key = (config_dir.to_path_buf(), store.clone());
+  let (watcher, settings) = {
+    let mut reg = locked();
+    // Registered first, so that a warning the watcher gives while starting reaches it.
+    reg.subscribers.insert(
+      id,
+      Subscriber { config_dir: config_dir.to_path_buf(), listener, watch: Some((key.clone(), spec.clone())) },
+    );
+    let slot = reg.watchers.entry(key.clone()).or_insert_with(|| Slot {
+      subscribers: 0,
+      settings: Arc::new(Settings::new(spec.auto_invalidate, Duration::from_millis(spec.poll_interval_ms))),
+      watcher: Arc::default(),
+    });
+    slot.subscribers += 1;
+    (Arc::clone(&slot.watcher), Arc::clone(&slot.settings))
+  };
+  apply_settings(&key);
+  let mut running = crate::lock(&watcher);
+  if running.is_none() {
+    match watcher::start(config_dir, store, settings, BusSink { key }) {
+      Ok(w) => *running = Some(w),
+      Err(e) => {
+        drop(running);
+        unsubscribe(id);
+        return Err(e);
       }
     }
   }
-  reg.subscribers.insert(id, Subscriber { config_dir: config_dir.to_path_buf(), listener, watching });
   Ok(id)
 }
 
-/// Removes a subscriber (idempotent). The last watching subscriber of a dir stops its watcher.
+/// Removes a subscriber (idempotent). The last subscriber of a watcher stops it.
 pub fn unsubscribe(id: u64) -> bool {
-  let stopped = {
+  let (stopped, key) = {
     let mut reg = locked();
     let Some(sub) = reg.subscribers.remove(&id) else {
       return false;
     };
+    let Some((key, _)) = sub.watch else { return true };
     let mut stopped = None;
-    if sub.watching {
-      if let Some((count, _)) = reg.watchers.get_mut(&sub.config_dir) {
-        *count -= 1;
-        if *count == 0 {
-          stopped = reg.watchers.remove(&sub.config_dir).map(|(_, w)| w);
-        }
+    if let Some(slot) = reg.watchers.get_mut(&key) {
+      slot.subscribers -= 1;
+      if slot.subscribers == 0 {
+        stopped = reg.watchers.remove(&key).map(|s| s.watcher);
       }
     }
-    stopped
+    (stopped, key)
   };
-  // Joined outside the registry lock: the watcher thread may be emitting right now.
-  drop(stopped);
+  match stopped {
+    // Joined outside the registry lock: the watcher thread may be emitting right now.
+    Some(watcher) => drop(crate::lock(&watcher).take()),
+    None => apply_settings(&key),
+  }
   true
 }
 
-/// Subscribers of `config_dir`; only those that asked to watch when `watching_only`.
-fn listeners_of(config_dir: &Path, watching_only: bool) -> Vec<Arc<dyn Listener>> {
-  locked()
-    .subscribers
-    .values()
-    .filter(|s| s.config_dir == config_dir && (s.watching || !watching_only))
-    .map(|s| Arc::clone(&s.listener))
-    .collect()
+/// A watcher does what any of its live subscribers asked for: auto-invalidation when one of
+/// them wants it (the removal is a change to a shared file, which a subscriber that did not ask
+/// for it cannot undo for the others anyway), the shortest poll interval.
+fn apply_settings(key: &Key) {
+  let reg = locked();
+  let Some(slot) = reg.watchers.get(key) else { return };
+  let specs = || reg.subscribers.values().filter_map(|s| s.watch.as_ref()).filter(|(k, _)| k == key).map(|(_, s)| s);
+  slot.settings.set_auto_invalidate(specs().any(|s| s.auto_invalidate));
+  if let Some(ms) = specs().map(|s| s.poll_interval_ms).min() {
+    slot.settings.set_poll_interval(Duration::from_millis(ms));
+  }
 }
 
-/// Queues `event` for the subscribers of its config dir, in subscription order. Other processes'
-/// changes go only to subscribers that watch: `watch: false` means in-process signals only, even
-/// when another subscriber of the same dir keeps a watcher running.
-pub fn emit(event: &AuthEvent) {
-  for listener in listeners_of(&event.config_dir, event.source == Source::OtherProcess) {
-    listener.deliver(event);
+/// Where a watcher's output goes: the subscribers of that watcher.
+struct BusSink {
+  key: Key,
+}
+
+impl watcher::Sink for BusSink {
+  fn event(&self, event: AuthEvent) {
+    // A listener that can no longer receive is left to its own teardown: unsubscribing here
+    // could mean joining this very thread.
+    for (_, listener) in listeners(|s| s.watch.as_ref().is_some_and(|(k, _)| *k == self.key)) {
+      listener.deliver(&event);
+    }
   }
+
+  fn warn(&self, message: String) {
+    for (_, listener) in listeners(|s| s.watch.as_ref().is_some_and(|(k, _)| *k == self.key)) {
+      listener.warn(&message);
+    }
+  }
+}
+
+fn listeners(pick: impl Fn(&Subscriber) -> bool) -> Vec<(u64, Arc<dyn Listener>)> {
+  locked().subscribers.iter().filter(|(_, s)| pick(s)).map(|(id, s)| (*id, Arc::clone(&s.listener))).collect()
 }
 
 /// "Auth changed, retry connections", said in this process (by `invalidateNeedsAuth` or
-/// `purgeStale`) about `servers` of `config_dir` (empty = all).
+/// `purgeStale`) about `servers` of `config_dir` (empty = all): to every subscriber of the dir,
+/// watching or not, in subscription order, outside the registry lock.
 pub fn emit_invalidated(config_dir: PathBuf, servers: Vec<String>) {
-  emit(&AuthEvent {
-    reason: Reason::Invalidated,
-    servers,
-    source: Source::ThisProcess,
-    at: crate::needs_auth::now_ms(),
-    config_dir,
-  });
-}
-
-/// Tells the watching subscribers of `config_dir` about a problem their watcher met.
-pub fn warn(config_dir: &Path, message: &str) {
-  for listener in listeners_of(config_dir, true) {
-    listener.warn(message);
+  let event = AuthEvent { reason: Reason::Invalidated, servers, source: Source::ThisProcess, at: now_ms(), config_dir };
+  for (id, listener) in listeners(|s| s.config_dir == event.config_dir) {
+    if !listener.deliver(&event) {
+      unsubscribe(id);
+    }
   }
 }
 
-/// Live subscribers and running watchers, for leak tests and diagnostics.
-pub fn counts() -> (usize, usize) {
-  let reg = locked();
-  (reg.subscribers.len(), reg.watchers.len())
+/// Running watchers of a config dir, for leak tests.
+#[cfg(test)]
+fn watchers_of(dir: &Path) -> usize {
+  locked().watchers.keys().filter(|(d, _)| d == dir).count()
 }
 
 #[cfg(test)]
 mod tests {
   use super::*;
 
+  #[derive(Default)]
   struct Collect(Mutex<Vec<AuthEvent>>);
   impl Listener for Collect {
     fn deliver(&self, event: &AuthEvent) -> bool {
@@ -187,55 +213,73 @@ mod tests {
     }
     fn warn(&self, _message: &str) {}
   }
+  impl Collect {
+    fn servers(&self) -> Vec<Vec<String>> {
+      self.0.lock().expect("lock").iter().map(|e| e.servers.clone()).collect()
+    }
+    fn wait_for(&self, n: usize) {
+      let end = std::time::Instant::now() + Duration::from_secs(5);
+      while self.0.lock().expect("lock").len() < n && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+      }
+    }
+  }
+
+  fn spec(credentials: CredentialSource, auto_invalidate: bool) -> WatchSpec {
+    WatchSpec { credentials, auto_invalidate, poll_interval_ms: 1000, explicit_config_dir: true }
+  }
 
   #[test]
-  fn events_reach_only_subscribers_of_that_dir_until_unsubscribed() {
-    let a = Arc::new(Collect(Mutex::new(Vec::new())));
-    let b = Arc::new(Collect(Mutex::new(Vec::new())));
+  fn invalidations_reach_only_subscribers_of_that_dir_until_unsubscribed() {
+    let a = Arc::new(Collect::default());
+    let b = Arc::new(Collect::default());
     let ida = subscribe(Path::new("/bus-test/a"), a.clone(), None).expect("sub");
     let idb = subscribe(Path::new("/bus-test/b"), b.clone(), None).expect("sub");
-    let ev = |dir: &str| AuthEvent {
-      reason: Reason::Invalidated,
-      servers: vec![],
-      source: Source::ThisProcess,
-      at: 1.0,
-      config_dir: PathBuf::from(dir),
-    };
-    emit(&ev("/bus-test/a"));
+    emit_invalidated(PathBuf::from("/bus-test/a"), vec![]);
     assert_eq!(a.0.lock().expect("lock").len(), 1);
     assert_eq!(b.0.lock().expect("lock").len(), 0);
     assert!(unsubscribe(ida));
     assert!(!unsubscribe(ida), "idempotent");
-    emit(&ev("/bus-test/a"));
+    emit_invalidated(PathBuf::from("/bus-test/a"), vec![]);
     assert_eq!(a.0.lock().expect("lock").len(), 1);
     assert!(unsubscribe(idb));
   }
 
   #[test]
-  fn other_process_events_reach_only_watching_subscribers() {
+  fn each_store_gets_its_own_watcher_whatever_the_order() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let watching = Arc::new(Collect(Mutex::new(Vec::new())));
-    let local = Arc::new(Collect(Mutex::new(Vec::new())));
-    let spec = WatchSpec {
-      credentials: crate::credentials::CredentialSource::None,
-      auto_invalidate: false,
-      poll_interval_ms: 1000,
-      explicit_config_dir: true,
-    };
-    let w = subscribe(dir.path(), watching.clone(), Some(spec)).expect("sub");
-    let l = subscribe(dir.path(), local.clone(), None).expect("sub");
-    let ev = |source| AuthEvent {
-      reason: Reason::CacheChanged,
-      servers: vec!["x".into()],
-      source,
-      at: 1.0,
-      config_dir: dir.path().to_path_buf(),
-    };
-    emit(&ev(Source::OtherProcess));
-    emit(&ev(Source::ThisProcess));
-    assert_eq!(watching.0.lock().expect("lock").len(), 2);
-    assert_eq!(local.0.lock().expect("lock").len(), 1);
-    assert!(unsubscribe(w) && unsubscribe(l));
-    assert_eq!(counts().1, 0, "the last watching subscriber stopped the watcher");
+    let none = Arc::new(Collect::default());
+    let file = Arc::new(Collect::default());
+    let quiet = Arc::new(Collect::default());
+    let n = subscribe(dir.path(), none.clone(), Some(spec(CredentialSource::None, true))).expect("sub");
+    let f = subscribe(dir.path(), file.clone(), Some(spec(CredentialSource::File, true))).expect("sub");
+    let q = subscribe(dir.path(), quiet.clone(), None).expect("sub");
+    let creds = r#"{"mcpOAuth":{"s|0":{"serverName":"s","accessToken":"T","expiresAt":1}}}"#;
+    std::fs::write(dir.path().join(".credentials.json"), creds).expect("write");
+    file.wait_for(1);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(file.servers(), vec![vec!["s".to_string()]], "the file store hears the sign-in");
+    assert!(none.servers().is_empty(), "credentials: 'none' hears no sign-in");
+    assert!(quiet.servers().is_empty(), "watch: false hears nothing from other processes");
+    // The first subscriber leaves; the other keeps its semantics.
+    assert!(unsubscribe(n));
+    std::fs::write(dir.path().join(".credentials.json"), creds.replace("\"T\"", "\"U\"")).expect("write");
+    file.wait_for(2);
+    assert_eq!(file.servers().len(), 2);
+    assert!(unsubscribe(f) && unsubscribe(q));
+  }
+
+  #[test]
+  fn the_last_subscriber_of_a_watcher_stops_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = subscribe(dir.path(), Arc::new(Collect::default()), Some(spec(CredentialSource::None, false))).expect("a");
+    let b = subscribe(dir.path(), Arc::new(Collect::default()), Some(spec(CredentialSource::None, true))).expect("b");
+    assert_eq!(watchers_of(dir.path()), 1, "one watcher for one (dir, store)");
+    let c = subscribe(dir.path(), Arc::new(Collect::default()), Some(spec(CredentialSource::File, true))).expect("c");
+    assert_eq!(watchers_of(dir.path()), 2, "another store, another watcher");
+    assert!(unsubscribe(a) && unsubscribe(c));
+    assert_eq!(watchers_of(dir.path()), 1);
+    assert!(unsubscribe(b));
+    assert_eq!(watchers_of(dir.path()), 0);
   }
 }

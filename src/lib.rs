@@ -5,11 +5,13 @@
 
 pub mod atomic_file;
 pub mod cache_file;
+pub mod clock;
 pub mod config_dir;
 pub mod credentials;
 pub mod diagnose;
 pub mod error;
 pub mod event_bus;
+pub mod events;
 pub mod needs_auth;
 pub mod staleness;
 pub mod watcher;

@@ -9,12 +9,7 @@ use crate::atomic_file::{self, Contents, FileLock, Patience, Stamp};
 use crate::cache_file::{self, Document, EntryStatus, Parsed};
 use crate::error::Result;
 
-/// Milliseconds since the Unix epoch, as `Date.now()`.
-pub fn now_ms() -> f64 {
-  std::time::SystemTime::now()
-    .duration_since(std::time::UNIX_EPOCH)
-    .map_or(0.0, |d| d.as_millis() as f64)
-}
+pub use crate::clock::now_ms;
 
 struct Memo {
   stamp: Stamp,
@@ -71,20 +66,22 @@ pub fn update<R>(path: &Path, change: impl FnOnce(&mut Document) -> (R, bool)) -
     Contents::Parsed(Parsed::Document(d)) => (d, false),
     Contents::Parsed(Parsed::Corrupt(_)) => (Document::new(), true),
   };
-  // What this write started from, for a watcher in this process (see `take_own_writes`).
+  // What this write started from, for the watchers in this process (see `OwnWritesTracker`).
   let before = is_tracked(path).then(|| Arc::new(doc.clone()));
   let (result, changed) = change(&mut doc);
   if changed {
     if corrupt {
       atomic_file::move_aside(path, now_ms() as u64)?;
     }
-    atomic_file::write_atomic(path, &cache_file::serialize(&doc))?;
+    // The stamp of the file this write made, checked to be still ours: a plain `writeFile` by
+    // Claude Code landing right after the rename must not be memoised as this document.
+    let written = atomic_file::write_atomic(path, &cache_file::serialize(&doc))?;
     let doc = Arc::new(doc);
     if let Some(before) = before {
       // Still under the lock: a watcher reading under it sees the file and this record together.
       record_own_write(path, OwnWrite { before, after: Arc::clone(&doc) });
     }
-    if let Ok(Some(stamp)) = Stamp::read(path) {
+    if let Some(stamp) = written {
       crate::lock(memo()).insert(path.to_path_buf(), Memo { stamp, doc });
     }
   }
@@ -164,49 +161,75 @@ pub struct OwnWrite {
   pub after: Arc<Document>,
 }
 
-/// Most own writes kept between two looks of a watcher; past that the oldest are dropped and
-/// the watcher is told there is a gap.
+/// Most own writes kept for one watcher between two of its looks; past that the oldest are
+/// dropped and the watcher is told there is a gap.
 const OWN_WRITES_KEPT: usize = 1024;
 
 #[derive(Default)]
 struct OwnLog {
-  /// How many watchers follow this path; nothing is recorded without one.
-  trackers: usize,
   writes: std::collections::VecDeque<OwnWrite>,
   gap: bool,
 }
 
-fn own_logs() -> &'static Mutex<HashMap<PathBuf, OwnLog>> {
-  static OWN: OnceLock<Mutex<HashMap<PathBuf, OwnLog>>> = OnceLock::new();
+/// Per cache path, per watcher following it: the writes it has not looked at yet. Each watcher
+/// has its own log, so two watchers of one dir (say, two credential stores) both see every write.
+type OwnLogs = HashMap<PathBuf, HashMap<u64, OwnLog>>;
+
+fn own_logs() -> &'static Mutex<OwnLogs> {
+  static OWN: OnceLock<Mutex<OwnLogs>> = OnceLock::new();
   OWN.get_or_init(Default::default)
 }
 
-/// A watcher starts (`true`) or stops (`false`) following this process's writes to `path`.
-pub fn track_own_writes(path: &Path, on: bool) {
-  let mut logs = crate::lock(own_logs());
-  let log = logs.entry(path.to_path_buf()).or_default();
-  if on {
-    log.trackers += 1;
-  } else {
-    log.trackers = log.trackers.saturating_sub(1);
-    if log.trackers == 0 {
-      logs.remove(path);
+/// A watcher's claim on this process's writes to one cache file; stops recording on drop.
+pub struct OwnWritesTracker {
+  path: PathBuf,
+  id: u64,
+}
+
+impl OwnWritesTracker {
+  /// Starts recording this process's writes to `path` for one watcher.
+  pub fn start(path: &Path) -> OwnWritesTracker {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    crate::lock(own_logs()).entry(path.to_path_buf()).or_default().insert(id, OwnLog::default());
+    OwnWritesTracker { path: path.to_path_buf(), id }
+  }
+
+  /// Takes the own writes recorded since the last call. Call with the cache lock held, right
+  /// after reading the file, so that the file and the record agree.
+  pub fn take(&self) -> OwnWrites {
+    let mut logs = crate::lock(own_logs());
+    match logs.get_mut(&self.path).and_then(|l| l.get_mut(&self.id)) {
+      Some(log) => OwnWrites { writes: log.writes.drain(..).collect(), gap: std::mem::take(&mut log.gap) },
+      None => OwnWrites::default(),
+    }
+  }
+}
+
+impl Drop for OwnWritesTracker {
+  fn drop(&mut self) {
+    let mut logs = crate::lock(own_logs());
+    if let Some(trackers) = logs.get_mut(&self.path) {
+      trackers.remove(&self.id);
+      if trackers.is_empty() {
+        logs.remove(&self.path);
+      }
     }
   }
 }
 
 fn is_tracked(path: &Path) -> bool {
-  crate::lock(own_logs()).get(path).is_some_and(|l| l.trackers > 0)
+  crate::lock(own_logs()).contains_key(path)
 }
 
 fn record_own_write(path: &Path, write: OwnWrite) {
   let mut logs = crate::lock(own_logs());
-  if let Some(log) = logs.get_mut(path).filter(|l| l.trackers > 0) {
+  for log in logs.get_mut(path).into_iter().flat_map(|l| l.values_mut()) {
     if log.writes.len() == OWN_WRITES_KEPT {
       log.writes.pop_front();
       log.gap = true;
     }
-    log.writes.push_back(write);
+    log.writes.push_back(write.clone());
   }
 }
 
@@ -217,16 +240,6 @@ pub struct OwnWrites {
   pub writes: Vec<OwnWrite>,
   /// Some were dropped before `writes[0]` (more than `OWN_WRITES_KEPT` between two looks).
   pub gap: bool,
-}
-
-/// Takes the own writes recorded since the last call. Call with the cache lock held, right
-/// after reading the file, so that the file and the record agree.
-pub fn take_own_writes(path: &Path) -> OwnWrites {
-  let mut logs = crate::lock(own_logs());
-  match logs.get_mut(path) {
-    Some(log) => OwnWrites { writes: log.writes.drain(..).collect(), gap: std::mem::take(&mut log.gap) },
-    None => OwnWrites::default(),
-  }
 }
 
 #[cfg(test)]

@@ -1,67 +1,196 @@
-//! The watcher: one per config dir per process, shared by its subscriptions. It follows the
-//! cache file and the credentials file through OS notifications on their directories (so
-//! Claude Code's in-place writes and atomic renames are both seen) and polls the keychain, which
-//! has no notifications. Bursts are coalesced; a file-only watcher never wakes up by itself.
+//! The watcher: follows, for one config dir and one credential store, the changes other
+//! processes make to the needs-auth cache and to the credentials, and reports them to a
+//! [`Sink`]. It knows nothing of subscribers: the event bus owns watchers and fans out what
+//! they report.
+//!
+//! Files are followed through OS notifications on their *directories* (so Claude Code's
+//! in-place writes and atomic renames are both seen) and on those directories' parents (so a
+//! directory removed, renamed away, recreated or retargeted through a symlink is noticed at
+//! once). A directory that is gone or replaced (its dev/inode changed) is watched again at the
+//! same path as soon as it exists; until then the sink hears one warning and the path is looked
+//! at every [`RETRY`]. The keychain, which has no notifications, is polled. Bursts are
+//! coalesced; a healthy file-only watcher never wakes up by itself.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher as _};
 
-use crate::cache_file::Document;
-use crate::config_dir::CACHE_FILE_NAME;
-use crate::config_dir;
-use crate::credentials::{self, CredentialSource, Store};
-use crate::error::{Error, ErrorCode, Result};
-use crate::event_bus::{self, AuthEvent, Reason, Source};
 use crate::atomic_file::FileLock;
-use crate::needs_auth::{self, now_ms, Selection};
+use crate::cache_file::{self, Document};
+use crate::clock::now_ms;
+use crate::config_dir;
+use crate::credentials::{self, Snapshot, Store};
+use crate::error::{Error, ErrorCode, Result};
+use crate::events::{AuthEvent, Reason, Source};
+use crate::needs_auth::{self, OwnWrites, OwnWritesTracker, Selection};
+use crate::staleness::{self, CredentialView};
 
 /// A burst ends after this much quiet...
 const QUIET: Duration = Duration::from_millis(5);
 /// ...or after this long, so a file rewritten non-stop still gets reported.
 const MAX_BURST: Duration = Duration::from_millis(50);
+/// While a directory cannot be watched (missing, no permission, no inotify instance or watch
+/// left), how often it is looked at again. Never more often: a missing dir must not cost a
+/// spinning thread.
+pub const RETRY: Duration = Duration::from_millis(500);
 
-#[derive(Debug, Clone)]
-pub struct WatchSpec {
-  pub credentials: CredentialSource,
-  /// Remove a server's needs-auth entry as soon as its credentials change.
-  pub auto_invalidate: bool,
-  pub poll_interval_ms: u64,
-  /// The config dir came from `options.configDir` rather than the environment.
-  pub explicit_config_dir: bool,
+/// Where a watcher's output goes (as notify's `EventHandler`). Called on the watcher's thread:
+/// must not block.
+pub trait Sink: Send + 'static {
+  fn event(&self, event: AuthEvent);
+  /// A problem the watcher met (an unreadable store, a directory it cannot watch).
+  fn warn(&self, message: String);
 }
 
-struct Settings {
-  auto_invalidate: bool,
-  poll_interval: Duration,
+/// What a channel sink receives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+  Event(AuthEvent),
+  Warning(String),
+}
+
+impl Sink for Sender<Output> {
+  fn event(&self, event: AuthEvent) {
+    let _ = self.send(Output::Event(event));
+  }
+  fn warn(&self, message: String) {
+    let _ = self.send(Output::Warning(message));
+  }
+}
+
+/// Settings the owner may change while the watcher runs (as subscriptions come and go).
+#[derive(Debug)]
+pub struct Settings {
+  auto_invalidate: AtomicBool,
+  poll_interval_ms: AtomicU64,
+}
+
+impl Settings {
+  pub fn new(auto_invalidate: bool, poll_interval: Duration) -> Settings {
+    Settings {
+      auto_invalidate: AtomicBool::new(auto_invalidate),
+      poll_interval_ms: AtomicU64::new(poll_interval.as_millis() as u64),
+    }
+  }
+
+  /// Remove a server's needs-auth entry as soon as its credentials change, and keep removing
+  /// entries the superseded rule marks stale whenever the cache changes.
+  pub fn set_auto_invalidate(&self, on: bool) {
+    self.auto_invalidate.store(on, Ordering::SeqCst);
+  }
+
+  /// How often a keychain store is polled; takes effect from the next poll.
+  pub fn set_poll_interval(&self, interval: Duration) {
+    self.poll_interval_ms.store(interval.as_millis() as u64, Ordering::SeqCst);
+  }
+
+  fn auto_invalidate(&self) -> bool {
+    self.auto_invalidate.load(Ordering::SeqCst)
+  }
+
+  fn poll_interval(&self) -> Duration {
+    Duration::from_millis(self.poll_interval_ms.load(Ordering::SeqCst))
+  }
 }
 
 enum Msg {
   Cache,
   Credentials,
+  /// Something happened to a watched directory itself (or to its entry in its parent).
+  Dirs,
   Stop,
 }
 
+/// A running watcher. Dropping it stops the thread (joined: it never outlives this value).
 pub struct Watcher {
-  settings: Arc<Mutex<Settings>>,
   tx: Sender<Msg>,
   thread: Option<JoinHandle<()>>,
-  fs: Option<notify::RecommendedWatcher>,
-  /// Disconnects when notify's own thread has dropped our event handler, which it does after
-  /// closing its OS handles (inotify/epoll fds).
-  fs_gone: Receiver<()>,
-  /// Set when `drop` starts closing `fs`, so the handler's guard knows to count itself out.
-  fs_closing: Arc<AtomicBool>,
+}
+
+impl Drop for Watcher {
+  fn drop(&mut self) {
+    let _ = self.tx.send(Msg::Stop);
+    if let Some(t) = self.thread.take() {
+      let _ = t.join();
+    }
+  }
+}
+
+/// Starts watching `config_dir`'s cache and `store`. Returns once the baselines are taken: a
+/// change made after that is reported. A directory that cannot be watched is not an error
+/// (it is warned about through `sink` and retried); only a thread that cannot start is.
+pub fn start(config_dir: &Path, store: Store, settings: Arc<Settings>, sink: impl Sink) -> Result<Watcher> {
+  let (tx, rx) = mpsc::channel();
+  let cache_path = config_dir::cache_path(config_dir);
+  let mut dirs = vec![config_dir.to_path_buf()];
+  if let Some(d) = store.watched_file().and_then(Path::parent) {
+    if !dirs.iter().any(|x| x == d) {
+      dirs.push(d.to_path_buf());
+    }
+  }
+  for dir in &dirs {
+    // Claude Code creates its config dir on first use anyway; watching is simplest when it
+    // exists. A failure here shows up as a watch warning below.
+    let _ = std::fs::create_dir_all(dir);
+  }
+  let mut worker = Worker {
+    config_dir: config_dir.to_path_buf(),
+    own: OwnWritesTracker::start(&cache_path),
+    cache_path,
+    store,
+    settings,
+    sink,
+    tx: tx.clone(),
+    fs: None,
+    dirs,
+    ids: Vec::new(),
+    broken: None,
+    cache_baseline: Arc::new(Document::new()),
+    credentials: Snapshot::default(),
+    last_warning: None,
+  };
+  // Armed before the baselines are taken, so that nothing falls between the two.
+  worker.check_dirs(true);
+  if let Ok((doc, _)) = worker.read_cache() {
+    worker.cache_baseline = doc;
+  }
+  if let Ok(snapshot) = credentials::read(&worker.store) {
+    credentials::observe(&worker.store, &snapshot, now_ms());
+    worker.credentials = snapshot;
+  }
+  let thread = std::thread::Builder::new()
+    .name("mcp-needs-auth-watch".into())
+    .spawn(move || worker.run(rx))
+    .map_err(|e| Error::new(ErrorCode::Watch, format!("cannot start the watcher thread: {e}")))?;
+  Ok(Watcher { tx, thread: Some(thread) })
+}
+
+/// A directory's identity: it changes when the directory is replaced or a symlink to it is
+/// retargeted. `None`: no directory there.
+type DirId = Option<(u64, u64)>;
+
+fn dir_id(path: &Path) -> DirId {
+  let meta = std::fs::metadata(path).ok().filter(|m| m.is_dir())?;
+  #[cfg(unix)]
+  {
+    use std::os::unix::fs::MetadataExt;
+    Some((meta.dev(), meta.ino()))
+  }
+  #[cfg(not(unix))]
+  {
+    let _ = meta;
+    Some((0, 0))
+  }
 }
 
 /// notify watchers whose event-loop thread is still closing its OS handles. Closing an inotify
 /// instance waits for a kernel grace period (~15 ms), and notify does it on its own thread
-/// after `drop` returns. `close()` does not wait for that, unless this many are already
+/// after `drop` returns. Stopping does not wait for that, unless this many are already
 /// closing: tight subscribe/close loops must not pile up instances past the per-user limit.
 static CLOSING_FS_WATCHERS: AtomicUsize = AtomicUsize::new(0);
 const MAX_CLOSING_FS_WATCHERS: usize = 4;
@@ -80,170 +209,97 @@ impl Drop for HandlerGuard {
   }
 }
 
-impl Watcher {
-  /// A later subscriber may ask for more than the first did: auto-invalidation if any
-  /// subscriber wants it, the shortest poll interval.
-  pub fn widen(&mut self, spec: &WatchSpec) {
-    let mut s = crate::lock(&self.settings);
-    s.auto_invalidate |= spec.auto_invalidate;
-    s.poll_interval = s.poll_interval.min(Duration::from_millis(spec.poll_interval_ms));
-  }
+/// One notify instance and what it takes to close it in bounded time.
+struct Fs {
+  watcher: Option<notify::RecommendedWatcher>,
+  /// Disconnects when notify's thread has dropped our handler, after closing its OS handles.
+  gone: Receiver<()>,
+  closing: Arc<AtomicBool>,
 }
 
-impl Drop for Watcher {
+impl Drop for Fs {
   fn drop(&mut self) {
-    // Stop the notifications first, then the worker (joined: it never outlives us).
-    if let Some(fs) = self.fs.take() {
+    if let Some(w) = self.watcher.take() {
       CLOSING_FS_WATCHERS.fetch_add(1, Ordering::SeqCst);
-      self.fs_closing.store(true, Ordering::SeqCst);
-      drop(fs);
+      self.closing.store(true, Ordering::SeqCst);
+      drop(w);
       if CLOSING_FS_WATCHERS.load(Ordering::SeqCst) > MAX_CLOSING_FS_WATCHERS {
-        // Bounded: a wedged OS call must not hang close().
-        let _ = self.fs_gone.recv_timeout(Duration::from_secs(2));
+        // Bounded: a wedged OS call must not hang a close.
+        let _ = self.gone.recv_timeout(Duration::from_secs(2));
       }
     }
-    let _ = self.tx.send(Msg::Stop);
-    if let Some(t) = self.thread.take() {
-      let _ = t.join();
-    }
   }
 }
 
-pub fn start(config_dir: &Path, spec: WatchSpec) -> Result<Watcher> {
-  let store = Store::locate(config_dir, spec.explicit_config_dir, spec.credentials);
-  let cache_path = config_dir::cache_path(config_dir);
-  let (tx, rx) = mpsc::channel();
-  let (fs_alive, fs_gone) = mpsc::channel::<()>();
-  let fs_closing = Arc::new(AtomicBool::new(false));
-  let guard = HandlerGuard { closing: Arc::clone(&fs_closing), _gone: fs_alive };
-  let fs = watch_files(config_dir, &store, tx.clone(), guard)?;
-
-  // The baseline both diffs start from, taken before the first notification can be handled.
-  let mut worker = Worker {
-    config_dir: config_dir.to_path_buf(),
-    cache_path,
-    store,
-    settings: Arc::new(Mutex::new(Settings {
-      auto_invalidate: spec.auto_invalidate,
-      poll_interval: Duration::from_millis(spec.poll_interval_ms),
-    })),
-    cache_baseline: Arc::new(Document::new()),
-    last_warning: None,
-  };
-  needs_auth::track_own_writes(&worker.cache_path, true);
-  if let Ok((doc, _)) = worker.read_cache() {
-    worker.cache_baseline = doc;
-  }
-  if let Ok(snapshot) = credentials::read(&worker.store) {
-    credentials::observe(&worker.store, &snapshot, now_ms());
-  }
-  let settings = Arc::clone(&worker.settings);
-  let thread = std::thread::Builder::new()
-    .name("mcp-needs-auth-watch".into())
-    .spawn(move || worker.run(rx))
-    .map_err(|e| Error::new(ErrorCode::Watch, format!("cannot start the watcher thread: {e}")))?;
-  Ok(Watcher { settings, tx, thread: Some(thread), fs: Some(fs), fs_gone, fs_closing })
-}
-
-/// Watches the directories (not the files: renames replace them) and forwards only events
-/// that name the cache or the credentials file.
-fn watch_files(
-  config_dir: &Path,
-  store: &Store,
-  tx: Sender<Msg>,
-  guard: HandlerGuard,
-) -> Result<notify::RecommendedWatcher> {
-  let cache_name = std::ffi::OsString::from(CACHE_FILE_NAME);
-  let creds = store.watched_file().map(Path::to_path_buf);
-  let creds_name = creds.as_ref().and_then(|p| p.file_name().map(|n| n.to_os_string()));
-  let creds_dir = creds.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
-  let handler = move |res: notify::Result<notify::Event>| {
-    // Owned by the handler, so dropped with it (see `HandlerGuard`).
-    let _guard = &guard;
-    let Ok(event) = res else { return };
-    if matches!(event.kind, notify::EventKind::Access(notify::event::AccessKind::Open(_) | notify::event::AccessKind::Read)) {
-      return;
-    }
-    for path in &event.paths {
-      let name = path.file_name();
-      if name == Some(cache_name.as_os_str()) {
-        let _ = tx.send(Msg::Cache);
-      } else if name.is_some() && name == creds_name.as_deref() {
-        let _ = tx.send(Msg::Credentials);
-      }
-    }
-  };
-  let watch_err = |dir: &Path, e: String| {
-    Error::new(ErrorCode::Watch, format!("cannot watch {} for changes: {e}", dir.display()))
-  };
-  let mut dirs: Vec<PathBuf> = vec![config_dir.to_path_buf()];
-  if let Some(d) = creds_dir {
-    if !dirs.contains(&d) {
-      dirs.push(d);
-    }
-  }
-  let mut watcher = notify::recommended_watcher(handler).map_err(|e| watch_err(config_dir, e.to_string()))?;
-  for dir in &dirs {
-    // Claude Code creates its config dir on first use anyway; watching needs it to exist now.
-    std::fs::create_dir_all(dir).map_err(|e| watch_err(dir, e.to_string()))?;
-    watcher.watch(dir, RecursiveMode::NonRecursive).map_err(|e| watch_err(dir, e.to_string()))?;
-  }
-  Ok(watcher)
-}
-
-struct Worker {
+struct Worker<S: Sink> {
   config_dir: PathBuf,
   cache_path: PathBuf,
   store: Store,
-  settings: Arc<Mutex<Settings>>,
+  settings: Arc<Settings>,
+  sink: S,
+  tx: Sender<Msg>,
+  fs: Option<Fs>,
+  /// The directories followed: the config dir, and the credentials file's if elsewhere.
+  dirs: Vec<PathBuf>,
+  /// Their identities when they were last armed.
+  ids: Vec<DirId>,
+  /// Why watching does not work right now (warned once per outage).
+  broken: Option<String>,
+  own: OwnWritesTracker,
   /// The cache as last seen, to name what another process changed.
   cache_baseline: Arc<Document>,
+  /// The store as last read: the evidence for the superseded rule.
+  credentials: Snapshot,
   last_warning: Option<String>,
 }
 
-impl Drop for Worker {
-  fn drop(&mut self) {
-    needs_auth::track_own_writes(&self.cache_path, false);
+#[derive(Default)]
+struct Todo {
+  cache: bool,
+  credentials: bool,
+  dirs: bool,
+  tick: bool,
+}
+
+impl Todo {
+  /// False on `Stop`.
+  fn note(&mut self, m: Msg) -> bool {
+    match m {
+      Msg::Cache => self.cache = true,
+      Msg::Credentials => self.credentials = true,
+      Msg::Dirs => self.dirs = true,
+      Msg::Stop => return false,
+    }
+    true
   }
 }
 
-impl Worker {
+impl<S: Sink> Worker<S> {
   fn run(mut self, rx: Receiver<Msg>) {
-    let polls = self.store.source.needs_polling();
     loop {
-      let first = if polls {
-        let interval = crate::lock(&self.settings).poll_interval;
-        match rx.recv_timeout(interval) {
-          Ok(m) => m,
-          Err(RecvTimeoutError::Timeout) => Msg::Credentials,
-          Err(RecvTimeoutError::Disconnected) => return,
-        }
-      } else {
-        match rx.recv() {
+      let mut todo = Todo::default();
+      let first = match self.next_wakeup() {
+        None => match rx.recv() {
           Ok(m) => m,
           Err(_) => return,
-        }
+        },
+        Some(wait) => match rx.recv_timeout(wait) {
+          Ok(m) => m,
+          Err(RecvTimeoutError::Timeout) => {
+            todo.tick = true;
+            Msg::Dirs
+          }
+          Err(RecvTimeoutError::Disconnected) => return,
+        },
       };
-      let (mut cache, mut creds) = (false, false);
-      let mut note = |m: Msg| match m {
-        Msg::Cache => {
-          cache = true;
-          true
-        }
-        Msg::Credentials => {
-          creds = true;
-          true
-        }
-        Msg::Stop => false,
-      };
-      if !note(first) {
+      if !todo.note(first) {
         return;
       }
       let burst = Instant::now();
       while burst.elapsed() < MAX_BURST {
         match rx.recv_timeout(QUIET) {
           Ok(m) => {
-            if !note(m) {
+            if !todo.note(m) {
               return;
             }
           }
@@ -251,26 +307,122 @@ impl Worker {
           Err(RecvTimeoutError::Disconnected) => return,
         }
       }
+      if todo.dirs && self.check_dirs(false) {
+        // Replaced, gone or back: whatever the files hold now is news.
+        todo.cache = true;
+        todo.credentials = true;
+      }
+      if todo.tick && self.store.source.needs_polling() {
+        todo.credentials = true;
+      }
       // Credentials first: auto-invalidation writes the cache, and that write is our own.
-      if creds {
+      if todo.credentials {
         self.credentials_changed();
       }
-      if cache {
+      if todo.cache {
         self.cache_changed();
       }
     }
   }
 
+  /// `None`: sleep until notified (a healthy watcher of files only).
+  fn next_wakeup(&self) -> Option<Duration> {
+    let poll = self.store.source.needs_polling().then(|| self.settings.poll_interval());
+    let retry = self.broken.is_some().then_some(RETRY);
+    match (poll, retry) {
+      (Some(a), Some(b)) => Some(a.min(b)),
+      (a, b) => a.or(b),
+    }
+  }
+
+  /// Compares the directories with what is armed and re-arms when one was replaced, removed
+  /// or came back. Returns whether anything changed since the last look.
+  fn check_dirs(&mut self, first: bool) -> bool {
+    let now: Vec<DirId> = self.dirs.iter().map(|d| dir_id(d)).collect();
+    if !first && self.broken.is_none() && now == self.ids {
+      return false;
+    }
+    let changed = now != self.ids;
+    match self.arm() {
+      Ok(()) => {
+        self.broken = None;
+      }
+      Err(problem) => {
+        if self.broken.is_none() {
+          self.sink.warn(format!(
+            "{problem}; changes there are not seen until it can be watched again (looked at every {} ms, \
+             and at once when its parent directory changes)",
+            RETRY.as_millis()
+          ));
+        }
+        self.broken = Some(problem);
+      }
+    }
+    changed
+  }
+
+  /// A fresh notify instance on the directories and their parents. A fresh instance rather
+  /// than a re-watch: notify keys watches by path, and a late removal event for the old
+  /// directory would otherwise drop the new watch.
+  fn arm(&mut self) -> std::result::Result<(), String> {
+    self.fs = None;
+    for _ in 0..3 {
+      let before: Vec<DirId> = self.dirs.iter().map(|d| dir_id(d)).collect();
+      self.ids = before.clone();
+      let (alive, gone) = mpsc::channel::<()>();
+      let closing = Arc::new(AtomicBool::new(false));
+      let guard = HandlerGuard { closing: Arc::clone(&closing), _gone: alive };
+      let watcher = notify::recommended_watcher(handler(
+        self.tx.clone(),
+        self.dirs.clone(),
+        self.cache_path.clone(),
+        self.store.watched_file().map(Path::to_path_buf),
+        guard,
+      ))
+      .map_err(|e| format!("cannot watch {} for changes: {e}", self.config_dir.display()))?;
+      let mut fs = Fs { watcher: Some(watcher), gone, closing };
+      let w = fs.watcher.as_mut().expect("just set");
+      // Parents first and best effort: they only tell when a directory comes or goes.
+      let mut parents: Vec<&Path> = self.dirs.iter().filter_map(|d| d.parent()).collect();
+      parents.dedup();
+      for p in parents {
+        let _ = w.watch(p, RecursiveMode::NonRecursive);
+      }
+      let mut failed = None;
+      for (dir, id) in self.dirs.iter().zip(&before) {
+        let result = match id {
+          None => Err("it does not exist".to_owned()),
+          Some(_) => w.watch(dir, RecursiveMode::NonRecursive).map_err(|e| e.to_string()),
+        };
+        if let Err(why) = result {
+          failed = Some(format!("cannot watch {} for changes: {why}", dir.display()));
+          break;
+        }
+      }
+      // Kept even when a directory failed: its parent's events say when to try again.
+      self.fs = Some(fs);
+      if let Some(problem) = failed {
+        return Err(problem);
+      }
+      let after: Vec<DirId> = self.dirs.iter().map(|d| dir_id(d)).collect();
+      if after == before {
+        return Ok(());
+      }
+      // Replaced while being armed: the watch may be on the old one. Again.
+    }
+    Err(format!("{} keeps being replaced", self.config_dir.display()))
+  }
+
   fn warn(&mut self, err: &Error) {
     let message = err.to_string();
     if self.last_warning.as_deref() != Some(message.as_str()) {
-      event_bus::warn(&self.config_dir, &message);
+      self.sink.warn(message.clone());
       self.last_warning = Some(message);
     }
   }
 
   fn emit(&self, reason: Reason, servers: Vec<String>) {
-    event_bus::emit(&AuthEvent {
+    self.sink.event(AuthEvent {
       reason,
       servers,
       source: Source::OtherProcess,
@@ -286,16 +438,16 @@ impl Worker {
     };
     self.last_warning = None;
     let changed = credentials::observe(&self.store, &snapshot, now_ms());
+    self.credentials = snapshot;
     if changed.is_empty() {
       return;
     }
-    let auto_invalidate = crate::lock(&self.settings).auto_invalidate;
     let signed_in: Vec<String> = changed
       .iter()
-      .filter(|name| snapshot.servers.get(*name).is_some_and(|s| s.has_token()))
+      .filter(|name| self.credentials.servers.get(*name).is_some_and(|s| s.has_token()))
       .cloned()
       .collect();
-    if auto_invalidate && !signed_in.is_empty() {
+    if self.settings.auto_invalidate() && !signed_in.is_empty() {
       if let Err(e) = needs_auth::invalidate(&self.cache_path, &Selection::Servers(signed_in)) {
         self.warn(&e);
       }
@@ -305,14 +457,14 @@ impl Worker {
 
   /// The cache and this process's own writes since the last look, read together under the
   /// cache lock so that no own write can fall between the two.
-  fn read_cache(&self) -> Result<(Arc<Document>, needs_auth::OwnWrites)> {
+  fn read_cache(&self) -> Result<(Arc<Document>, OwnWrites)> {
     if !self.config_dir.is_dir() {
       // Deleted under us (or not made yet): nothing to read, and no reason to recreate it.
-      return Ok((Arc::new(Document::new()), needs_auth::take_own_writes(&self.cache_path)));
+      return Ok((Arc::new(Document::new()), self.own.take()));
     }
     let _lock = FileLock::acquire(&self.cache_path)?;
     let doc = needs_auth::load(&self.cache_path)?;
-    Ok((doc, needs_auth::take_own_writes(&self.cache_path)))
+    Ok((doc, self.own.take()))
   }
 
   fn cache_changed(&mut self) {
@@ -320,22 +472,96 @@ impl Worker {
       Ok(read) => read,
       Err(e) => return self.warn(&e),
     };
-    // Walk baseline -> before(1) -> after(1) -> before(2) ... -> now: the steps between one of
-    // our writes and the next are everybody else's changes; the writes themselves are ours.
-    let mut servers = Vec::new();
-    let mut cursor = Arc::clone(&self.cache_baseline);
-    for (i, write) in own.writes.into_iter().enumerate() {
-      if !(own.gap && i == 0) {
-        servers.extend(changed_servers(&cursor, &write.before));
-      }
-      cursor = write.after;
+    let servers = others_changes(&self.cache_baseline, own, &doc);
+    self.cache_baseline = Arc::clone(&doc);
+    if servers.is_empty() {
+      return;
     }
-    servers.extend(changed_servers(&cursor, &doc));
-    let mut seen = std::collections::HashSet::new();
-    servers.retain(|s| seen.insert(s.clone()));
-    self.cache_baseline = doc;
-    if !servers.is_empty() {
-      self.emit(Reason::CacheChanged, servers);
+    if self.settings.auto_invalidate() {
+      self.remove_superseded();
+    }
+    self.emit(Reason::CacheChanged, servers);
+  }
+
+  /// Sticky invalidation: another process (typically a Claude Code that started before a
+  /// sign-in, writing back the copy it read then) may have put back an entry a sign-in has
+  /// superseded. Remove every such entry again, by the same rule as `purgeStale`.
+  fn remove_superseded(&mut self) {
+    let view = CredentialView { store: self.store.clone(), snapshot: self.credentials.clone() };
+    let now = now_ms();
+    let superseded = |doc: &Document| -> Vec<String> {
+      // The TTL plays no part: a superseded entry is stale however long it would count.
+      cache_file::statuses(doc, now, cache_file::DEFAULT_TTL_MS)
+        .into_iter()
+        .filter(|st| st.timestamp.is_some_and(|ts| staleness::is_superseded(ts, &view.evidence(&st.server))))
+        .map(|st| st.server)
+        .collect()
+    };
+    if let Err(e) = needs_auth::remove_picked(&self.cache_path, superseded, |s| s.as_str()) {
+      self.warn(&e);
+    }
+  }
+}
+
+/// Servers another process changed between `baseline` and `now`, given this process's own
+/// writes in between. Walk baseline -> before(1) -> after(1) -> before(2) ... -> now: the steps
+/// between one of our writes and the next are everybody else's changes; the writes are ours.
+fn others_changes(baseline: &Arc<Document>, own: OwnWrites, now: &Document) -> Vec<String> {
+  let mut servers = Vec::new();
+  let mut cursor = Arc::clone(baseline);
+  for (i, write) in own.writes.into_iter().enumerate() {
+    if !(own.gap && i == 0) {
+      servers.extend(changed_servers(&cursor, &write.before));
+    }
+    cursor = write.after;
+  }
+  servers.extend(changed_servers(&cursor, now));
+  let mut seen = std::collections::HashSet::new();
+  servers.retain(|s| seen.insert(s.clone()));
+  servers
+}
+
+/// Forwards only events that name the cache, the credentials file, or a watched directory
+/// itself (an event on the directory, or on its entry in the parent: both carry its path).
+fn handler(
+  tx: Sender<Msg>,
+  dirs: Vec<PathBuf>,
+  cache_path: PathBuf,
+  creds_file: Option<PathBuf>,
+  guard: HandlerGuard,
+) -> impl notify::EventHandler {
+  move |res: notify::Result<notify::Event>| {
+    // Owned by the handler, so dropped with it (see `HandlerGuard`).
+    let _guard = &guard;
+    let event = match res {
+      Ok(event) => event,
+      // The backend lost track (a watch limit reached while it re-added one): look again.
+      Err(_) => {
+        let _ = tx.send(Msg::Dirs);
+        return;
+      }
+    };
+    if event.need_rescan() {
+      // Events were dropped (queue overflow): everything may have changed.
+      for m in [Msg::Dirs, Msg::Cache, Msg::Credentials] {
+        let _ = tx.send(m);
+      }
+      return;
+    }
+    if matches!(
+      event.kind,
+      notify::EventKind::Access(notify::event::AccessKind::Open(_) | notify::event::AccessKind::Read)
+    ) {
+      return;
+    }
+    for path in &event.paths {
+      if *path == cache_path {
+        let _ = tx.send(Msg::Cache);
+      } else if Some(path) == creds_file.as_ref() {
+        let _ = tx.send(Msg::Credentials);
+      } else if dirs.contains(path) {
+        let _ = tx.send(Msg::Dirs);
+      }
     }
   }
 }
@@ -354,6 +580,8 @@ fn changed_servers(before: &Document, after: &Document) -> Vec<String> {
 #[cfg(test)]
 mod tests {
   use super::*;
+  use crate::credentials::CredentialSource;
+  use std::fs;
 
   #[test]
   fn changed_servers_names_added_changed_removed() {
@@ -364,5 +592,148 @@ mod tests {
     let a = parse(r#"{"keep":{"timestamp":1},"change":{"timestamp":1},"gone":{"timestamp":1}}"#);
     let b = parse(r#"{"keep":{"timestamp":1},"change":{"timestamp":2},"new":{"timestamp":1}}"#);
     assert_eq!(changed_servers(&a, &b), vec!["change", "new", "gone"]);
+  }
+
+  const WAIT: Duration = Duration::from_secs(5);
+
+  struct Fixture {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    rx: Receiver<Output>,
+    _watcher: Watcher,
+  }
+
+  fn watch(source: CredentialSource, auto_invalidate: bool) -> Fixture {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("config");
+    fs::create_dir(&dir).expect("mkdir");
+    let (tx, rx) = mpsc::channel();
+    let store = Store::locate(&dir, true, source);
+    let settings = Arc::new(Settings::new(auto_invalidate, Duration::from_secs(2)));
+    let watcher = start(&dir, store, settings, tx).expect("start");
+    Fixture { _tmp: tmp, dir, rx, _watcher: watcher }
+  }
+
+  impl Fixture {
+    fn cache(&self) -> PathBuf {
+      self.dir.join(config_dir::CACHE_FILE_NAME)
+    }
+
+    /// The next output that is not a warning (warnings are returned by `next_warning`).
+    fn next_event(&self) -> AuthEvent {
+      let end = Instant::now() + WAIT;
+      loop {
+        match self.rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+          Ok(Output::Event(e)) => return e,
+          Ok(Output::Warning(_)) => continue,
+          Err(e) => panic!("no event within {WAIT:?}: {e}"),
+        }
+      }
+    }
+
+    fn next_warning(&self) -> String {
+      match self.rx.recv_timeout(WAIT) {
+        Ok(Output::Warning(w)) => w,
+        other => panic!("expected a warning, got {other:?}"),
+      }
+    }
+
+    fn quiet(&self, ms: u64) {
+      if let Ok(o) = self.rx.recv_timeout(Duration::from_millis(ms)) {
+        panic!("unexpected output {o:?}");
+      }
+    }
+
+    fn write_token(&self, server: &str, expires_at: f64) {
+      let doc = format!(
+        r#"{{"mcpOAuth":{{"{server}|0000000000000000":{{"serverName":"{server}","accessToken":"T-{expires_at}","expiresAt":{expires_at}}}}}}}"#
+      );
+      fs::write(self.dir.join(".credentials.json"), doc).expect("write credentials");
+    }
+  }
+
+  #[test]
+  fn another_writer_is_reported_to_the_sink_own_writes_are_not() {
+    let f = watch(CredentialSource::None, false);
+    fs::write(f.cache(), br#"{"x":{"timestamp":1}}"#).expect("write");
+    let e = f.next_event();
+    assert_eq!((e.reason, e.source, e.servers.clone()), (Reason::CacheChanged, Source::OtherProcess, vec!["x".into()]));
+    assert_eq!(e.config_dir, f.dir);
+    needs_auth::mark(&f.cache(), "own", 2.0, None, None).expect("mark");
+    f.quiet(200);
+  }
+
+  #[test]
+  fn a_removed_directory_is_warned_about_once_and_watched_again_when_it_comes_back() {
+    let f = watch(CredentialSource::None, false);
+    fs::write(f.cache(), br#"{"x":{"timestamp":1}}"#).expect("write");
+    assert_eq!(f.next_event().servers, vec!["x"]);
+    fs::remove_dir_all(&f.dir).expect("rm -rf");
+    let w = f.next_warning();
+    assert!(w.contains(&f.dir.display().to_string()) && w.contains("does not exist"), "{w}");
+    // Its entries went with it: that is another process's change.
+    let e = f.next_event();
+    assert_eq!(e.servers, vec!["x"]);
+    f.quiet(1200); // still missing: no second warning, no event
+    fs::create_dir(&f.dir).expect("mkdir");
+    fs::write(f.cache(), br#"{"y":{"timestamp":1}}"#).expect("write");
+    assert_eq!(f.next_event().servers, vec!["y"]);
+    fs::write(f.cache(), br#"{"y":{"timestamp":1},"z":{"timestamp":1}}"#).expect("write");
+    assert_eq!(f.next_event().servers, vec!["z"], "notifications work again on the new directory");
+  }
+
+  #[test]
+  fn a_directory_renamed_away_and_replaced_is_followed_at_its_path() {
+    let f = watch(CredentialSource::None, false);
+    let away = f.dir.with_file_name("away");
+    fs::rename(&f.dir, &away).expect("mv");
+    fs::create_dir(&f.dir).expect("mkdir");
+    // Writes to the old directory are no longer this path's business.
+    fs::write(away.join(config_dir::CACHE_FILE_NAME), b"{\"old\":{\"timestamp\":1}}").expect("write");
+    fs::write(f.cache(), br#"{"new":{"timestamp":1}}"#).expect("write");
+    let e = f.next_event();
+    assert_eq!(e.servers, vec!["new"]);
+    f.quiet(300);
+  }
+
+  #[test]
+  fn an_entry_written_back_after_a_sign_in_is_removed_again_a_later_one_stays() {
+    let f = watch(CredentialSource::File, true);
+    let before_sign_in = now_ms() - 60_000.0;
+    fs::write(f.cache(), format!(r#"{{"gh":{{"timestamp":{before_sign_in}}}}}"#)).expect("write");
+    assert_eq!(f.next_event().reason, Reason::CacheChanged);
+    f.write_token("gh", now_ms() - 1000.0); // observed, even with an expired token
+    let e = f.next_event();
+    assert_eq!((e.reason, e.servers), (Reason::CredentialsChanged, vec!["gh".to_string()]));
+    assert_eq!(fs::read_to_string(f.cache()).expect("read"), "{}");
+    // The write-back: the old entry, plus a genuine new 401 of another server.
+    std::thread::sleep(Duration::from_millis(5));
+    let later = now_ms();
+    fs::write(f.cache(), format!(r#"{{"gh":{{"timestamp":{before_sign_in}}},"other":{{"timestamp":{later}}}}}"#))
+      .expect("write back");
+    let e = f.next_event();
+    assert_eq!((e.reason, e.servers), (Reason::CacheChanged, vec!["gh".to_string(), "other".to_string()]));
+    assert_eq!(
+      fs::read_to_string(f.cache()).expect("read"),
+      format!(r#"{{"other":{{"timestamp":{later}}}}}"#),
+      "gh removed again before the event, other kept"
+    );
+    f.quiet(200); // the removal is our own write: not reported
+    // A genuine new 401 for gh itself, after the sign-in, stays.
+    let newer = now_ms() + 1.0;
+    fs::write(f.cache(), format!(r#"{{"other":{{"timestamp":{later}}},"gh":{{"timestamp":{newer}}}}}"#)).expect("write");
+    assert_eq!(f.next_event().servers, vec!["gh"]);
+    assert!(fs::read_to_string(f.cache()).expect("read").contains("\"gh\""));
+  }
+
+  #[test]
+  fn without_auto_invalidation_a_written_back_entry_stays() {
+    let f = watch(CredentialSource::File, false);
+    let old = now_ms() - 60_000.0;
+    f.write_token("gh", now_ms() + 3_600_000.0);
+    f.next_event();
+    fs::write(f.cache(), format!(r#"{{"gh":{{"timestamp":{old}}}}}"#)).expect("write");
+    f.next_event();
+    assert!(fs::read_to_string(f.cache()).expect("read").contains("\"gh\""));
   }
 }

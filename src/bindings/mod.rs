@@ -11,18 +11,36 @@ use napi_derive::napi;
 use crate::config_dir;
 use crate::error::{Error as CoreError, ErrorCode};
 
-/// The `code` of every error this addon throws: one of the core's stable codes, or napi's own
-/// status for failures inside the JavaScript engine.
+/// The `code` of every error this addon throws: one of the core's stable codes, or a failure
+/// napi reported, which is given a stable code here and only here (napi's status names, such
+/// as `InvalidArg` or `GenericFailure`, are not part of this package's API).
 pub enum Code {
   Core(ErrorCode),
   Napi(Status),
 }
 
+/// A failure inside the JavaScript engine binding that no argument explains.
+pub const ERR_INTERNAL: &str = "ERR_INTERNAL";
+
 impl AsRef<str> for Code {
   fn as_ref(&self) -> &str {
     match self {
       Code::Core(c) => c.as_str(),
-      Code::Napi(s) => s.as_ref(),
+      Code::Napi(
+        Status::InvalidArg
+        | Status::ObjectExpected
+        | Status::StringExpected
+        | Status::NameExpected
+        | Status::FunctionExpected
+        | Status::NumberExpected
+        | Status::BooleanExpected
+        | Status::ArrayExpected
+        | Status::BigintExpected
+        | Status::DateExpected
+        | Status::ArrayBufferExpected
+        | Status::DetachableArraybufferExpected,
+      ) => ErrorCode::InvalidArgument.as_str(),
+      Code::Napi(_) => ERR_INTERNAL,
     }
   }
 }

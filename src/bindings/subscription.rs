@@ -6,6 +6,8 @@
 //! bad listener cannot stop the others. Events are always queued, so a callback never runs
 //! synchronously inside the call that caused it.
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -21,8 +23,8 @@ type AddEventListener<'a> = Function<'a, FnArgs<(&'a str, Function<'a, (), ()>, 
 /// The user's callback: any function; its return value is ignored.
 type Callback<'a> = Function<'a, Unknown<'static>, Unknown<'static>>;
 use crate::credentials::CredentialSource;
-use crate::event_bus::{self, AuthEvent, Listener};
-use crate::watcher::WatchSpec;
+use crate::event_bus::{self, Listener, WatchSpec};
+use crate::events::AuthEvent;
 
 /// What an `onAuthChanged` callback receives.
 #[napi(object)]
@@ -79,8 +81,28 @@ impl Listener for JsListener {
 /// A live `onAuthChanged` subscription. Close it with `close()`, `using`, or `options.signal`.
 #[napi]
 pub struct Subscription {
+  handle: Rc<Handle>,
+}
+
+/// What closing needs, shared by the subscription and its signal's abort listener (both live
+/// on the JS thread of the env that subscribed).
+struct Handle {
   id: u64,
   closed: Arc<AtomicBool>,
+  /// Unsubscribes when the env goes away without `close()` (a worker thread that exits);
+  /// removed by `close()`.
+  teardown: Cell<Option<napi::CleanupEnvHook<u64>>>,
+}
+
+impl Handle {
+  fn close(&self, env: &Env) {
+    if !self.closed.swap(true, Ordering::SeqCst) {
+      event_bus::unsubscribe(self.id);
+    }
+    if let Some(hook) = self.teardown.take() {
+      let _ = env.remove_env_cleanup_hook(hook);
+    }
+  }
 }
 
 #[napi]
@@ -88,20 +110,14 @@ impl Subscription {
   /// Stops delivery at once (events already queued are dropped) and releases the watcher when
   /// this was its last subscription. Idempotent. Also available as `[Symbol.dispose]()`.
   #[napi]
-  pub fn close(&self) {
-    close(self.id, &self.closed);
+  pub fn close(&self, env: Env) {
+    self.handle.close(&env);
   }
 
   /// True once `close()` ran (or the signal aborted).
   #[napi(getter)]
   pub fn closed(&self) -> bool {
-    self.closed.load(Ordering::SeqCst)
-  }
-}
-
-fn close(id: u64, closed: &AtomicBool) {
-  if !closed.swap(true, Ordering::SeqCst) {
-    event_bus::unsubscribe(id);
+    self.handle.closed.load(Ordering::SeqCst)
   }
 }
 
@@ -110,12 +126,13 @@ fn close(id: u64, closed: &AtomicBool) {
 /// process changes the credentials store or the needs-auth cache. Always called on the JS
 /// thread, never synchronously. A callback that throws is reported with
 /// `process.emitWarning` and does not stop the others. The subscription never keeps the
-/// process alive.
+/// process alive, and ends with the JS environment that made it (a worker thread's exit).
 #[napi(
   ts_args_type = "callback: (event: AuthChangedEvent) => void, options?: NeedsAuthOptions & { signal?: AbortSignal }",
   ts_return_type = "Subscription"
 )]
 pub fn on_auth_changed(env: Env, callback: Unknown, options: Option<Unknown>) -> Result<Subscription, Code> {
+  // Every argument is checked before anything is registered: a bad one leaves nothing behind.
   let kind = callback.get_type().js()?;
   if kind != ValueType::Function {
     return Err(invalid_argument(format!("onAuthChanged needs a callback function, not {kind:?}")));
@@ -125,19 +142,51 @@ pub fn on_auth_changed(env: Env, callback: Unknown, options: Option<Unknown>) ->
   let signal = signal_of(options)?;
   let opts = NeedsAuthOptions::from_arg(&env, options)?;
   let config_dir = opts.config_dir()?;
+  let watch = if opts.watch.unwrap_or(true) {
+    Some(WatchSpec {
+      credentials: CredentialSource::parse(opts.credentials.as_deref())?,
+      auto_invalidate: opts.auto_invalidate.unwrap_or(true),
+      poll_interval_ms: opts.poll_interval_ms.map_or(2000, |ms| ms.max(50.0) as u64),
+      explicit_config_dir: opts.explicit_config_dir()?,
+    })
+  } else {
+    None
+  };
   let closed = Arc::new(AtomicBool::new(false));
-  if let Some(signal) = &signal {
-    if signal.get_named_property::<bool>("aborted").js()? {
-      closed.store(true, Ordering::SeqCst);
-      return Ok(Subscription { id: 0, closed });
-    }
+  if let Some((_, true)) = &signal {
+    closed.store(true, Ordering::SeqCst);
+    return Ok(Subscription { handle: Rc::new(Handle { id: 0, closed, teardown: Cell::new(None) }) });
   }
 
+  let tsfn = dispatcher(&env, callback, Arc::clone(&closed))?;
+  let id = event_bus::subscribe(&config_dir, Arc::new(JsListener { tsfn }), watch)?;
+  let handle = Rc::new(Handle { id, closed, teardown: Cell::new(None) });
+  // From here on a failure (inside the engine only) undoes the registration.
+  let undo = |e| {
+    handle.close(&env);
+    e
+  };
+  let hook = env
+    .add_env_cleanup_hook(id, |id| {
+      event_bus::unsubscribe(id);
+    })
+    .js()
+    .map_err(undo)?;
+  handle.teardown.set(Some(hook));
+  if let Some((signal, _)) = signal {
+    on_abort(&env, signal, Rc::clone(&handle)).map_err(undo)?;
+  }
+  Ok(Subscription { handle })
+}
+
+/// The threadsafe function events and warnings travel through: a small JS-side dispatcher that
+/// drops what arrives after `close()`, calls the user's callback, and turns a throw into a
+/// warning.
+fn dispatcher(env: &Env, callback: Callback, closed: Arc<AtomicBool>) -> JsResult<Tsfn> {
   let user_callback = callback.create_ref().js()?;
-  let dispatch_closed = Arc::clone(&closed);
   let dispatcher = env
     .create_function_from_closure::<Unknown, (), _>("onAuthChangedDispatch", move |ctx| {
-      if dispatch_closed.load(Ordering::SeqCst) {
+      if closed.load(Ordering::SeqCst) {
         return Ok(());
       }
       let arg: Unknown = ctx.get(0)?;
@@ -158,7 +207,7 @@ pub fn on_auth_changed(env: Env, callback: Unknown, options: Option<Unknown>) ->
       Ok(())
     })
     .js()?;
-  let tsfn: Tsfn = dispatcher
+  dispatcher
     .build_threadsafe_function::<Message>()
     .callee_handled::<false>()
     .weak::<true>()
@@ -168,34 +217,22 @@ pub fn on_auth_changed(env: Env, callback: Unknown, options: Option<Unknown>) ->
         Message::Warning(message) => Either::B(message),
       })
     })
-    .js()?;
+    .js()
+}
 
-  let watch = if opts.watch.unwrap_or(true) {
-    Some(WatchSpec {
-      credentials: CredentialSource::parse(opts.credentials.as_deref())?,
-      auto_invalidate: opts.auto_invalidate.unwrap_or(true),
-      poll_interval_ms: opts.poll_interval_ms.map_or(2000, |ms| ms.max(50.0) as u64),
-      explicit_config_dir: opts.explicit_config_dir()?,
+/// `signal.addEventListener('abort', close, { once: true })`.
+fn on_abort(env: &Env, signal: Object, handle: Rc<Handle>) -> JsResult<()> {
+  let on_abort = env
+    .create_function_from_closure::<(), (), _>("onAbort", move |ctx| {
+      handle.close(ctx.env);
+      Ok(())
     })
-  } else {
-    None
-  };
-  let id = event_bus::subscribe(&config_dir, Arc::new(JsListener { tsfn }), watch)?;
-
-  if let Some(signal) = signal {
-    let abort_closed = Arc::clone(&closed);
-    let on_abort = env
-      .create_function_from_closure::<(), (), _>("onAbort", move |_| {
-        close(id, &abort_closed);
-        Ok(())
-      })
-      .js()?;
-    let add: AddEventListener = signal.get_named_property("addEventListener").js()?;
-    let mut once = Object::new(&env).js()?;
-    once.set_named_property("once", true).js()?;
-    add.apply(signal, FnArgs::from(("abort", on_abort, once))).js()?;
-  }
-  Ok(Subscription { id, closed })
+    .js()?;
+  let add: AddEventListener = signal.get_named_property("addEventListener").js()?;
+  let mut once = Object::new(env).js()?;
+  once.set_named_property("once", true).js()?;
+  add.apply(signal, FnArgs::from(("abort", on_abort, once))).js()?;
+  Ok(())
 }
 
 /// Calls `callback(arg)`; if it throws, clears the exception and returns `String(thrown)`.
@@ -224,7 +261,9 @@ fn call_catching(env: &Env, callback: &Callback, arg: Unknown<'static>) -> Optio
   Some(describe().unwrap_or_else(|_| "a value that cannot be converted to a string".to_owned()))
 }
 
-fn signal_of<'a>(options: Option<Unknown<'a>>) -> JsResult<Option<Object<'a>>> {
+/// `options.signal`, checked to be an AbortSignal (an object with a boolean `aborted` and an
+/// `addEventListener` method), with whether it has already aborted.
+fn signal_of<'a>(options: Option<Unknown<'a>>) -> JsResult<Option<(Object<'a>, bool)>> {
   let Some(options) = options else { return Ok(None) };
   if options.get_type().js()? != ValueType::Object {
     return Ok(None);
@@ -232,15 +271,22 @@ fn signal_of<'a>(options: Option<Unknown<'a>>) -> JsResult<Option<Object<'a>>> {
   // SAFETY: checked to be an object just above.
   let options: Object = unsafe { options.cast() }.js()?;
   let signal: Option<Unknown> = options.get("signal").js()?;
-  match signal {
-    None => Ok(None),
+  let not_a_signal = |what: String| invalid_argument(format!("options.signal must be an AbortSignal, not {what}"));
+  let signal: Object = match signal {
+    None => return Ok(None),
     Some(s) => match s.get_type().js()? {
-      ValueType::Undefined | ValueType::Null => Ok(None),
+      ValueType::Undefined | ValueType::Null => return Ok(None),
       // SAFETY: checked to be an object.
-      ValueType::Object => Ok(Some(unsafe { s.cast() }.js()?)),
-      other => Err(invalid_argument(format!("options.signal must be an AbortSignal, not {other:?}"))),
+      ValueType::Object => unsafe { s.cast() }.js()?,
+      other => return Err(not_a_signal(format!("{other:?}"))),
     },
+  };
+  let aborted: Unknown = signal.get_named_property("aborted").js()?;
+  let add: Unknown = signal.get_named_property("addEventListener").js()?;
+  if aborted.get_type().js()? != ValueType::Boolean || add.get_type().js()? != ValueType::Function {
+    return Err(not_a_signal("an object without a boolean `aborted` and an `addEventListener` method".to_owned()));
   }
+  Ok(Some((signal, signal.get_named_property::<bool>("aborted").js()?)))
 }
 
 /// Adds `Subscription.prototype[Symbol.dispose]` (an alias of `close`), so `using sub =

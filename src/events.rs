@@ -1,0 +1,50 @@
+//! "Auth changed" events: what the watcher and this process's own calls report. A leaf module:
+//! it imports nothing of this crate, so the watcher, the event bus and the bindings can all
+//! depend on it without depending on each other.
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+  /// A host called `invalidateNeedsAuth` (or `purgeStale`) in this process.
+  Invalidated,
+  /// The credentials of `servers` changed in the store.
+  CredentialsChanged,
+  /// Another process added, changed or removed the entries of `servers` in the cache.
+  CacheChanged,
+}
+
+impl Reason {
+  pub fn as_str(self) -> &'static str {
+    match self {
+      Reason::Invalidated => "invalidated",
+      Reason::CredentialsChanged => "credentials-changed",
+      Reason::CacheChanged => "cache-changed",
+    }
+  }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+  ThisProcess,
+  OtherProcess,
+}
+
+impl Source {
+  pub fn as_str(self) -> &'static str {
+    match self {
+      Source::ThisProcess => "this-process",
+      Source::OtherProcess => "other-process",
+    }
+  }
+}
+
+/// One "auth changed" event. `servers` empty means "all servers".
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthEvent {
+  pub reason: Reason,
+  pub servers: Vec<String>,
+  pub source: Source,
+  pub at: f64,
+  pub config_dir: PathBuf,
+}
