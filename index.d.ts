@@ -146,7 +146,8 @@ export interface NeedsAuthOptions {
   watch?: boolean
   /**
    * `onAuthChanged`: when a server's credentials change, remove its needs-auth entry before
-   * the callback runs (default true).
+   * the callback runs, and remove again any superseded entry another process writes back
+   * (default true). On while any subscription of the same dir and store asks for it.
    */
   autoInvalidate?: boolean
   /**

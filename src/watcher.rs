@@ -8,15 +8,16 @@
 //! directory removed, renamed away, recreated or retargeted through a symlink is noticed at
 //! once). A directory that is gone or replaced (its dev/inode changed) is watched again at the
 //! same path as soon as it exists; until then the sink hears one warning and the path is looked
-//! at every [`RETRY`]. The keychain, which has no notifications, is polled. Bursts are
-//! coalesced; a healthy file-only watcher never wakes up by itself.
+//! at every [`RETRY`]. The keychain, which has no notifications, is polled. Notifications are
+//! acted on at once (those queued meanwhile are folded in); a healthy file-only watcher never
+//! wakes up by itself.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher as _};
 
@@ -30,10 +31,6 @@ use crate::events::{AuthEvent, Reason, Source};
 use crate::needs_auth::{self, OwnWrites, OwnWritesTracker, Selection};
 use crate::staleness::{self, CredentialView};
 
-/// A burst ends after this much quiet...
-const QUIET: Duration = Duration::from_millis(5);
-/// ...or after this long, so a file rewritten non-stop still gets reported.
-const MAX_BURST: Duration = Duration::from_millis(50);
 /// While a directory cannot be watched (missing, no permission, no inotify instance or watch
 /// left), how often it is looked at again. Never more often: a missing dir must not cost a
 /// spinning thread.
@@ -295,16 +292,13 @@ impl<S: Sink> Worker<S> {
       if !todo.note(first) {
         return;
       }
-      let burst = Instant::now();
-      while burst.elapsed() < MAX_BURST {
-        match rx.recv_timeout(QUIET) {
-          Ok(m) => {
-            if !todo.note(m) {
-              return;
-            }
-          }
-          Err(RecvTimeoutError::Timeout) => break,
-          Err(RecvTimeoutError::Disconnected) => return,
+      // React on the first notification, folding in whatever queued meanwhile. No quiet period
+      // is waited for: a document cut off by an in-place write (truncate, then write) is waited
+      // for by the read itself (`atomic_file::read_with`), and since changes are found by
+      // diffing, the later notifications of the same save find nothing new to report.
+      while let Ok(m) = rx.try_recv() {
+        if !todo.note(m) {
+          return;
         }
       }
       if todo.dirs && self.check_dirs(false) {
@@ -582,6 +576,7 @@ mod tests {
   use super::*;
   use crate::credentials::CredentialSource;
   use std::fs;
+  use std::time::Instant;
 
   #[test]
   fn changed_servers_names_added_changed_removed() {

@@ -99,7 +99,8 @@ pub struct NeedsAuthOptions {
   /// store (default true). `false` keeps in-process signals only.
   pub watch: Option<bool>,
   /// `onAuthChanged`: when a server's credentials change, remove its needs-auth entry before
-  /// the callback runs (default true).
+  /// the callback runs, and remove again any superseded entry another process writes back
+  /// (default true). On while any subscription of the same dir and store asks for it.
   pub auto_invalidate: Option<bool>,
   /// `onAuthChanged`: how often to poll the keychain, in ms (default 2000). Files are watched
   /// with OS notifications, never polled.
