@@ -228,6 +228,20 @@ impl FileLock {
       .map_err(|e| Error::io(ErrorCode::CacheWrite, "cannot lock", &lock_path, &e))?;
     Ok(FileLock { file })
   }
+
+  /// The lock for a reader that must not create anything: `None` when there is no lock file
+  /// (then no writer of this library holds it). A directory being removed (`rm -rf`) must not
+  /// get a lock file back, which would make its removal fail.
+  pub fn acquire_existing(data_path: &Path) -> Result<Option<FileLock>> {
+    let lock_path = lock_path(data_path);
+    let file = match OpenOptions::new().read(true).write(true).open(&lock_path) {
+      Ok(f) => f,
+      Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+      Err(e) => return Err(Error::io(ErrorCode::CacheRead, "cannot open the lock file", &lock_path, &e)),
+    };
+    fs4::FileExt::lock(&file).map_err(|e| Error::io(ErrorCode::CacheRead, "cannot lock", &lock_path, &e))?;
+    Ok(Some(FileLock { file }))
+  }
 }
 
 impl Drop for FileLock {
