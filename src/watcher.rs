@@ -338,7 +338,9 @@ impl<S: Sink> Worker<S> {
   /// or came back. Returns whether anything changed since the last look.
   fn check_dirs(&mut self, first: bool) -> bool {
     let now: Vec<DirId> = self.dirs.iter().map(|d| dir_id(d)).collect();
-    if !first && self.broken.is_none() && now == self.ids {
+    // Unchanged and healthy; or unchanged and still missing (a `stat` per look while a
+    // directory is missing: it is armed again once it appears).
+    if !first && now == self.ids && (self.broken.is_none() || now.iter().any(Option::is_none)) {
       return false;
     }
     let changed = now != self.ids;
