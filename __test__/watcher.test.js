@@ -128,6 +128,41 @@ describe('the config dir goes away and comes back', () => {
     await signInHeard(c, dir, 'late', 'in the dir made at subscription');
   });
 
+  const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
+  it('no permission to watch: one warning naming the dir, then it resumes by itself once allowed', { skip: !IS_ROOT && 'needs root to run the subscriber as nobody (65534)' }, async (t) => {
+    const base = tmpDir(t, 'mna-w-');
+    fs.chmodSync(base, 0o755);
+    const dir = path.join(base, 'locked');
+    fs.mkdirSync(dir, { mode: 0o700 }); // root's, so the subscriber (nobody) cannot read it
+    const child = spawn(process.execPath, ['-e', `
+      const m = require(${JSON.stringify(ADDON_DIR)});
+      const send = (x) => process.stdout.write(JSON.stringify(x) + '\\n');
+      process.on('warning', (w) => { if (w.code === 'MCP_NEEDS_AUTH_WATCH') send({ warning: w.message }); });
+      m.onAuthChanged((e) => send({ reason: e.reason, servers: e.servers }), { configDir: ${JSON.stringify(dir)}, credentials: 'none' });
+      setInterval(() => {}, 1000);
+      process.stdin.on('end', () => process.exit(0)); process.stdin.resume();
+      send({ subscribed: true });`], { uid: 65534, gid: 65534, cwd: '/', env: { PATH: process.env.PATH, HOME: '/nonexistent' }, stdio: ['pipe', 'pipe', 'inherit'] });
+    deferClose(t, () => child.kill('SIGKILL'));
+    const lines = [];
+    let buf = '';
+    child.stdout.on('data', (d) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) { lines.push(JSON.parse(buf.slice(0, i))); buf = buf.slice(i + 1); }
+    });
+    await waitUntil(() => lines.some((l) => l.warning), 'the watch warning');
+    const w = lines.find((l) => l.warning).warning;
+    assert.ok(w.includes(dir), `the warning names the dir: ${w}`);
+    assert.match(w, /denied/i);
+    await sleep(1200);
+    fs.chmodSync(dir, 0o755);
+    await sleep(700); // re-armed by now
+    writeCacheLikeClaude(dir, { fresh: Date.now() });
+    await waitUntil(() => lines.some((l) => l.reason === 'cache-changed' && l.servers.includes('fresh')), 'cache-changed after access was granted');
+    assert.equal(lines.filter((l) => l.warning).length, 1, JSON.stringify(lines));
+    child.stdin.end();
+  });
+
   it('a missing dir is re-checked at a modest interval, never spun on', async (t) => {
     const base = tmpDir(t, 'mna-w-');
     const dir = path.join(base, '.claude');

@@ -335,7 +335,8 @@ impl<S: Sink> Worker<S> {
   }
 
   /// Compares the directories with what is armed and re-arms when one was replaced, removed
-  /// or came back. Returns whether anything changed since the last look.
+  /// or came back, or watching failed last time. Returns whether the files must be looked at
+  /// again (anything changed, or watching was broken until now).
   fn check_dirs(&mut self, first: bool) -> bool {
     let now: Vec<DirId> = self.dirs.iter().map(|d| dir_id(d)).collect();
     // Unchanged and healthy; or unchanged and still missing (a `stat` per look while a
@@ -346,7 +347,9 @@ impl<S: Sink> Worker<S> {
     let changed = now != self.ids;
     match self.arm() {
       Ok(()) => {
-        self.broken = None;
+        // After an outage, whatever the files hold now is news too: changes made meanwhile
+        // were not seen.
+        changed || self.broken.take().is_some()
       }
       Err(problem) => {
         if self.broken.is_none() {
@@ -357,9 +360,9 @@ impl<S: Sink> Worker<S> {
           ));
         }
         self.broken = Some(problem);
+        changed
       }
     }
-    changed
   }
 
   /// A fresh notify instance on the directories and their parents. A fresh instance rather
