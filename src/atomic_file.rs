@@ -114,13 +114,15 @@ pub const CACHE_FILE: FileKind = FileKind {
 };
 
 /// Reads at most `kind.max_bytes`; a larger file is an error, never truncated silently.
-fn read_bounded(path: &Path, kind: &FileKind) -> Result<Option<Vec<u8>>> {
+pub fn read_bounded(path: &Path, kind: &FileKind) -> Result<Option<Vec<u8>>> {
   let file = match File::open(path) {
     Ok(f) => f,
     Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
     Err(e) => return Err(Error::io(kind.read_code, &format!("cannot open {}", kind.label), path, &e)),
   };
-  let mut bytes = Vec::new();
+  // Sized from the file, so a small file is one `read` (and the one that says "end").
+  let hint = file.metadata().map_or(0, |m| m.len().min(kind.max_bytes) as usize);
+  let mut bytes = Vec::with_capacity(hint + 1);
   file
     .take(kind.max_bytes + 1)
     .read_to_end(&mut bytes)
