@@ -209,8 +209,9 @@ mod sys {
 
     pub fn drain(&self, mut on: impl FnMut(&Event)) {
       const HEADER: usize = std::mem::size_of::<libc::inotify_event>();
-      // Aligned for `inotify_event`; room for many events with names up to NAME_MAX.
-      let mut buf = [0u64; 1024];
+      // Aligned for `inotify_event`; room for many events with names up to NAME_MAX. Left
+      // uninitialised: zeroing 8 KiB would cost more than the read that usually finds nothing.
+      let mut buf = std::mem::MaybeUninit::<[u64; 1024]>::uninit();
       loop {
         // SAFETY: reads into `buf`, of the length given.
         let n = unsafe { libc::read(self.fd, buf.as_mut_ptr().cast(), std::mem::size_of_val(&buf)) };
@@ -218,7 +219,7 @@ mod sys {
           // EAGAIN: the queue is empty (EINTR cannot happen on a non-blocking read).
           return;
         }
-        // SAFETY: the kernel wrote `n` bytes of whole events into `buf`.
+        // SAFETY: the kernel wrote `n` initialised bytes of whole events at the start of `buf`.
         let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n as usize) };
         let mut at = 0;
         while at + HEADER <= bytes.len() {

@@ -127,12 +127,145 @@ impl Opt {
   }
 }
 
+impl Opt {
+  /// The option a property key names, if any. Reads the key into a stack buffer: converting
+  /// every key to a `String` showed on `isNeedsAuthCached`'s hot path.
+  fn of_key(env: &Env, key: Unknown) -> JsResult<Option<Opt>> {
+    if key.get_type().js()? != ValueType::String {
+      return Ok(None);
+    }
+    let mut buf = [0u8; 32];
+    // A key too long for the buffer is longer than every option's name.
+    Ok(small_str(env, key, &mut buf)?.and_then(|k| Opt::ALL.into_iter().find(|o| o.key() == k)))
+  }
+}
+
+/// A JS string (checked by the caller) read into `buf` with one call, or `None` when it may not
+/// have fit (V8 writes whole characters only, so up to 3 bytes short of full is not proof).
+fn small_str<'b>(env: &Env, v: Unknown, buf: &'b mut [u8]) -> JsResult<Option<&'b str>> {
+  let mut len = 0usize;
+  // SAFETY: `v` is a live string of this call's scope; napi writes at most `buf.len()` bytes
+  // (the last one a NUL) and sets `len` to the bytes written before it.
+  let status = unsafe {
+    napi::sys::napi_get_value_string_utf8(env.raw(), v.raw(), buf.as_mut_ptr().cast(), buf.len(), &mut len)
+  };
+  if status != napi::sys::Status::napi_ok {
+    return Err(napi::Error::new(Code::Napi(Status::from(status)), "cannot read a string argument"));
+  }
+  if len + 4 >= buf.len() {
+    return Ok(None);
+  }
+  // napi writes valid UTF-8 (lone surrogates become U+FFFD, as with `String`).
+  Ok(std::str::from_utf8(&buf[..len]).ok())
+}
+
+/// A string argument or option (checked to be a string by the caller), read without a length
+/// probe when it is short, as server names and config dirs are.
+fn js_string(env: &Env, v: Unknown) -> JsResult<String> {
+  let mut buf = [0u8; 512];
+  match small_str(env, v, &mut buf)? {
+    Some(s) => Ok(s.to_owned()),
+    // SAFETY: `v` is a live string value of this call's scope.
+    None => unsafe { String::from_napi_value(env.raw(), v.raw()) }.js(),
+  }
+}
+
 /// An option's value, read without coercion: `undefined` and `null` mean "not given".
 fn read_opt<T: FromNapiValue>(env: &Env, v: Unknown, key: &str, want: ValueType, what: &str) -> JsResult<Option<T>> {
   match v.get_type().js()? {
     ValueType::Undefined | ValueType::Null => Ok(None),
     // SAFETY: `v` is a live value of this call's scope, of the type checked.
     t if t == want => Ok(Some(unsafe { T::from_napi_value(env.raw(), v.raw()) }.js()?)),
+    other => Err(invalid_argument(format!("options.{key} must be {what}, not {other:?}"))),
+  }
+}
+
+/// The keys to read options from. A plain object (a literal: the common case) inherits nothing
+/// but Object.prototype's, and its own enumerable keys are all there is, which V8 answers from
+/// its enum cache; walking the prototype chain as `for...in` does cost more than the check
+/// itself on `isNeedsAuthCached`'s hot path. Anything else (a class instance, `Object.create`
+/// of a defaults object) is walked like `for...in`, inherited options included.
+fn option_keys(env: &Env, obj: &Object) -> JsResult<Object<'static>> {
+  use napi::sys;
+  let raw_env = env.raw();
+  let mut proto = std::ptr::null_mut();
+  let mut plain = false;
+  // SAFETY: `obj` is a live object of this call's scope; results are checked before use.
+  unsafe {
+    if sys::napi_get_prototype(raw_env, obj.raw(), &mut proto) == sys::Status::napi_ok {
+      let mut t = 0;
+      if sys::napi_typeof(raw_env, proto, &mut t) == sys::Status::napi_ok && t == sys::ValueType::napi_null {
+        plain = true;
+      } else if let Some(object_proto) = object_prototype(raw_env) {
+        let mut same = false;
+        plain = sys::napi_strict_equals(raw_env, proto, object_proto, &mut same) == sys::Status::napi_ok && same;
+      }
+    }
+    let mut keys = std::ptr::null_mut();
+    let status = if plain {
+      sys::napi_get_all_property_names(
+        raw_env,
+        obj.raw(),
+        sys::KeyCollectionMode::own_only,
+        sys::KeyFilter::enumerable | sys::KeyFilter::skip_symbols,
+        sys::KeyConversion::numbers_to_strings,
+        &mut keys,
+      )
+    } else {
+      sys::napi_get_property_names(raw_env, obj.raw(), &mut keys)
+    };
+    if status != sys::Status::napi_ok {
+      return Err(napi::Error::new(Code::Napi(Status::from(status)), "cannot list the options' keys"));
+    }
+    Object::from_napi_value(raw_env, keys).js()
+  }
+}
+
+/// `Object.prototype` of this thread's environment, kept by a reference made once (and
+/// forgotten when the environment is torn down, so a later one at the same address is never
+/// given a dead reference).
+fn object_prototype(env: napi::sys::napi_env) -> Option<napi::sys::napi_value> {
+  use napi::sys;
+  use std::cell::Cell;
+  thread_local! {
+    static OBJECT_PROTO: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
+  }
+  unsafe extern "C" fn forget(_: *mut std::ffi::c_void) {
+    OBJECT_PROTO.set(None);
+  }
+  let cached = OBJECT_PROTO.get().filter(|(e, _)| *e == env as usize).map(|(_, r)| r as sys::napi_ref);
+  // SAFETY: plain napi calls on this thread's live environment; every status is checked.
+  unsafe {
+    let reference = match cached {
+      Some(r) => r,
+      None => {
+        let mut global = std::ptr::null_mut();
+        let mut object = std::ptr::null_mut();
+        let mut proto = std::ptr::null_mut();
+        let mut r = std::ptr::null_mut();
+        let ok = sys::napi_get_global(env, &mut global) == sys::Status::napi_ok
+          && sys::napi_get_named_property(env, global, c"Object".as_ptr(), &mut object) == sys::Status::napi_ok
+          && sys::napi_get_named_property(env, object, c"prototype".as_ptr(), &mut proto) == sys::Status::napi_ok
+          && sys::napi_create_reference(env, proto, 1, &mut r) == sys::Status::napi_ok
+          && sys::napi_add_env_cleanup_hook(env, Some(forget), std::ptr::null_mut()) == sys::Status::napi_ok;
+        if !ok {
+          return None;
+        }
+        OBJECT_PROTO.set(Some((env as usize, r as usize)));
+        r
+      }
+    };
+    let mut value = std::ptr::null_mut();
+    (sys::napi_get_reference_value(env, reference, &mut value) == sys::Status::napi_ok && !value.is_null())
+      .then_some(value)
+  }
+}
+
+/// `read_opt` for strings, read without a length probe (`js_string`).
+fn read_opt_string(env: &Env, v: Unknown, key: &str, what: &str) -> JsResult<Option<String>> {
+  match v.get_type().js()? {
+    ValueType::Undefined | ValueType::Null => Ok(None),
+    ValueType::String => Ok(Some(js_string(env, v)?)),
     other => Err(invalid_argument(format!("options.{key} must be {what}, not {other:?}"))),
   }
 }
@@ -156,19 +289,15 @@ impl NeedsAuthOptions {
     // SAFETY: checked to be an object just above.
     let obj: Object = unsafe { arg.cast() }.js()?;
     // Walk the keys the object has (usually one or two) rather than look up all eight names.
-    let keys = obj.get_property_names().js()?;
+    let keys = option_keys(env, &obj)?;
     for i in 0..keys.get_array_length().js()? {
       let key: Unknown = keys.get_element(i).js()?;
-      if key.get_type().js()? != ValueType::String {
-        continue;
-      }
-      // SAFETY: checked to be a string.
-      let name = unsafe { String::from_napi_value(env.raw(), key.raw()) }.js()?;
-      let Some(opt) = Opt::ALL.into_iter().find(|o| o.key() == name) else { continue };
+      let Some(opt) = Opt::of_key(env, key)? else { continue };
+      let name = opt.key();
       let value: Unknown = obj.get_property(key).js()?;
-      let string = |what| read_opt::<String>(env, value, &name, ValueType::String, what);
-      let number = || read_opt::<f64>(env, value, &name, ValueType::Number, "a number");
-      let boolean = || read_opt::<bool>(env, value, &name, ValueType::Boolean, "a boolean");
+      let string = |what| read_opt_string(env, value, name, what);
+      let number = || read_opt::<f64>(env, value, name, ValueType::Number, "a number");
+      let boolean = || read_opt::<bool>(env, value, name, ValueType::Boolean, "a boolean");
       match opt {
         Opt::ConfigDir => options.config_dir = string("a string")?,
         Opt::DefaultTtlMs => options.default_ttl_ms = number()?,
@@ -216,8 +345,8 @@ impl NeedsAuthOptions {
     Ok(self.config_dir.is_some() && config_dir::resolve(None).ok() != Some(self.config_dir()?))
   }
 
-  pub fn cache_path(&self) -> JsResult<std::path::PathBuf> {
-    Ok(config_dir::cache_path(&self.config_dir()?))
+  pub fn cache_path(&self) -> JsResult<std::sync::Arc<std::path::Path>> {
+    Ok(config_dir::resolve_cache_path(self.config_dir.as_deref())?)
   }
 
   pub fn default_ttl_ms(&self) -> f64 {
@@ -228,8 +357,7 @@ impl NeedsAuthOptions {
 /// A server-name argument: must be a string (its content is checked by the core).
 pub fn server_name(env: &Env, arg: Unknown) -> JsResult<String> {
   match arg.get_type().js()? {
-    // SAFETY: `arg` is a live string value of this call's scope.
-    ValueType::String => unsafe { String::from_napi_value(env.raw(), arg.raw()) }.js(),
+    ValueType::String => js_string(env, arg),
     other => Err(
       CoreError::new(ErrorCode::InvalidServerName, format!("server must be a string, not {other:?}")).into(),
     ),
