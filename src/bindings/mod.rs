@@ -180,40 +180,33 @@ fn read_opt<T: FromNapiValue>(env: &Env, v: Unknown, key: &str, want: ValueType,
   }
 }
 
-/// The keys to read options from. A plain object (a literal: the common case) inherits nothing
-/// but Object.prototype's, and its own enumerable keys are all there is, which V8 answers from
-/// its enum cache; walking the prototype chain as `for...in` does cost more than the check
-/// itself on `isNeedsAuthCached`'s hot path. Anything else (a class instance, `Object.create`
-/// of a defaults object) is walked like `for...in`, inherited options included.
+/// The keys to read options from. A plain object (a literal, or one with a null prototype: the
+/// common case) has no options but its own enumerable ones (a property added to Object.prototype
+/// is not an option), and `Object.keys` lists those from V8's enum cache; napi's own key listing
+/// always takes V8's slow, allocating path, which cost more than the rest of a check. Anything
+/// else (a class instance, `Object.create` of a defaults object) is walked like `for...in`,
+/// inherited options included.
 fn option_keys(env: &Env, obj: &Object) -> JsResult<Object<'static>> {
   use napi::sys;
   let raw_env = env.raw();
   let mut proto = std::ptr::null_mut();
-  let mut plain = false;
+  let ok = |s: sys::napi_status| s == sys::Status::napi_ok;
   // SAFETY: `obj` is a live object of this call's scope; results are checked before use.
   unsafe {
-    if sys::napi_get_prototype(raw_env, obj.raw(), &mut proto) == sys::Status::napi_ok {
-      let mut t = 0;
-      if sys::napi_typeof(raw_env, proto, &mut t) == sys::Status::napi_ok && t == sys::ValueType::napi_null {
-        plain = true;
-      } else if let Some(object_proto) = object_prototype(raw_env) {
-        let mut same = false;
-        plain = sys::napi_strict_equals(raw_env, proto, object_proto, &mut same) == sys::Status::napi_ok && same;
-      }
-    }
     let mut keys = std::ptr::null_mut();
-    let status = if plain {
-      sys::napi_get_all_property_names(
-        raw_env,
-        obj.raw(),
-        sys::KeyCollectionMode::own_only,
-        sys::KeyFilter::enumerable | sys::KeyFilter::skip_symbols,
-        sys::KeyConversion::numbers_to_strings,
-        &mut keys,
-      )
-    } else {
-      sys::napi_get_property_names(raw_env, obj.raw(), &mut keys)
-    };
+    let mut listed = false;
+    if let Some((object_proto, object_keys)) = object_builtins(raw_env) {
+      let mut plain = false;
+      if ok(sys::napi_get_prototype(raw_env, obj.raw(), &mut proto)) {
+        let mut t = 0;
+        plain = (ok(sys::napi_typeof(raw_env, proto, &mut t)) && t == sys::ValueType::napi_null)
+          || (ok(sys::napi_strict_equals(raw_env, proto, object_proto, &mut plain)) && plain);
+      }
+      // Object.keys: V8's own fast path (its enum cache), which napi's key listing never takes.
+      let args = [obj.raw()];
+      listed = plain && ok(sys::napi_call_function(raw_env, object_proto, object_keys, 1, args.as_ptr(), &mut keys));
+    }
+    let status = if listed { sys::Status::napi_ok } else { sys::napi_get_property_names(raw_env, obj.raw(), &mut keys) };
     if status != sys::Status::napi_ok {
       return Err(napi::Error::new(Code::Napi(Status::from(status)), "cannot list the options' keys"));
     }
@@ -221,43 +214,46 @@ fn option_keys(env: &Env, obj: &Object) -> JsResult<Object<'static>> {
   }
 }
 
-/// `Object.prototype` of this thread's environment, kept by a reference made once (and
-/// forgotten when the environment is torn down, so a later one at the same address is never
-/// given a dead reference).
-fn object_prototype(env: napi::sys::napi_env) -> Option<napi::sys::napi_value> {
+/// `Object.prototype` and `Object.keys` of this thread's environment, kept by references made
+/// once (and forgotten when the environment is torn down, so a later one at the same address is
+/// never given a dead reference).
+fn object_builtins(env: napi::sys::napi_env) -> Option<(napi::sys::napi_value, napi::sys::napi_value)> {
   use napi::sys;
   use std::cell::Cell;
   thread_local! {
-    static OBJECT_PROTO: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
+    static BUILTINS: Cell<Option<(usize, usize, usize)>> = const { Cell::new(None) };
   }
   unsafe extern "C" fn forget(_: *mut std::ffi::c_void) {
-    OBJECT_PROTO.set(None);
+    BUILTINS.set(None);
   }
-  let cached = OBJECT_PROTO.get().filter(|(e, _)| *e == env as usize).map(|(_, r)| r as sys::napi_ref);
+  let ok = |s: sys::napi_status| s == sys::Status::napi_ok;
   // SAFETY: plain napi calls on this thread's live environment; every status is checked.
   unsafe {
-    let reference = match cached {
-      Some(r) => r,
+    let (proto_ref, keys_ref) = match BUILTINS.get().filter(|(e, ..)| *e == env as usize) {
+      Some((_, p, k)) => (p as sys::napi_ref, k as sys::napi_ref),
       None => {
-        let mut global = std::ptr::null_mut();
-        let mut object = std::ptr::null_mut();
-        let mut proto = std::ptr::null_mut();
-        let mut r = std::ptr::null_mut();
-        let ok = sys::napi_get_global(env, &mut global) == sys::Status::napi_ok
-          && sys::napi_get_named_property(env, global, c"Object".as_ptr(), &mut object) == sys::Status::napi_ok
-          && sys::napi_get_named_property(env, object, c"prototype".as_ptr(), &mut proto) == sys::Status::napi_ok
-          && sys::napi_create_reference(env, proto, 1, &mut r) == sys::Status::napi_ok
-          && sys::napi_add_env_cleanup_hook(env, Some(forget), std::ptr::null_mut()) == sys::Status::napi_ok;
-        if !ok {
+        let [mut global, mut object, mut proto, mut keys] = [std::ptr::null_mut(); 4];
+        let (mut p, mut k) = (std::ptr::null_mut(), std::ptr::null_mut());
+        let made = ok(sys::napi_get_global(env, &mut global))
+          && ok(sys::napi_get_named_property(env, global, c"Object".as_ptr(), &mut object))
+          && ok(sys::napi_get_named_property(env, object, c"prototype".as_ptr(), &mut proto))
+          && ok(sys::napi_get_named_property(env, object, c"keys".as_ptr(), &mut keys))
+          && ok(sys::napi_create_reference(env, proto, 1, &mut p))
+          && ok(sys::napi_create_reference(env, keys, 1, &mut k))
+          && ok(sys::napi_add_env_cleanup_hook(env, Some(forget), std::ptr::null_mut()));
+        if !made {
           return None;
         }
-        OBJECT_PROTO.set(Some((env as usize, r as usize)));
-        r
+        BUILTINS.set(Some((env as usize, p as usize, k as usize)));
+        (p, k)
       }
     };
-    let mut value = std::ptr::null_mut();
-    (sys::napi_get_reference_value(env, reference, &mut value) == sys::Status::napi_ok && !value.is_null())
-      .then_some(value)
+    let (mut proto, mut keys) = (std::ptr::null_mut(), std::ptr::null_mut());
+    (ok(sys::napi_get_reference_value(env, proto_ref, &mut proto))
+      && ok(sys::napi_get_reference_value(env, keys_ref, &mut keys))
+      && !proto.is_null()
+      && !keys.is_null())
+    .then_some((proto, keys))
   }
 }
 
