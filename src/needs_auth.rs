@@ -33,6 +33,9 @@ struct Memo {
   doc: Arc<Document>,
   /// Armed before `doc` was read; with it, "no event since" proves `doc` current without a stat.
   watch: Option<Watch>,
+  /// Arming was tried for the file as `seen` says, and could not be done: try again only once the
+  /// file (or its directory) changed, not on every call.
+  arm_tried: bool,
   /// How many events of `watch` may have meant a change.
   changes: u64,
   /// `doc` is current as long as `changes` still equals this.
@@ -71,6 +74,7 @@ impl Memos {
       }
     });
     for i in broken {
+      self.memos[i].arm_tried = false;
       if let Some(w) = self.memos[i].watch.take() {
         self.notices.unwatch(w);
       }
@@ -98,6 +102,7 @@ impl Memos {
           seen: Seen::Unknown,
           doc: Arc::new(Document::new()),
           watch: None,
+          arm_tried: false,
           changes: 0,
           current_at: None,
           used: 0,
@@ -155,7 +160,8 @@ fn load_in(memos: &Mutex<Memos>, path: &Path) -> Result<Arc<Document>> {
     let start = m.changes;
     let (seen, doc, has_watch) = (m.seen, Arc::clone(&m.doc), m.watch.is_some());
     // Armed before the file is looked at, so that any change from here on is queued.
-    if !has_watch && active {
+    if !has_watch && active && !m.arm_tried {
+      m.arm_tried = true;
       let watch = all.notices.watch(path);
       let m = all.entry(path);
       m.watch = watch;
@@ -175,6 +181,8 @@ fn load_in(memos: &Mutex<Memos>, path: &Path) -> Result<Arc<Document>> {
   let mut all = crate::lock(memos);
   all.poll();
   if let Some(m) = all.find(path) {
+    // A symlinked path, say, is not re-examined on every call: only once the file changed.
+    m.arm_tried &= m.seen == seen;
     m.seen = seen;
     m.doc = Arc::clone(&doc);
     m.current_at = (m.watch.is_some() && watchable && seen != Seen::Unknown && m.changes == start).then_some(start);
@@ -538,6 +546,7 @@ mod tests {
     assert_eq!(m.current_at, Some(m.changes), "current without a stat");
   }
 
+  #[cfg(unix)]
   #[test]
   fn a_symlinked_or_hard_linked_file_is_validated_by_stat() {
     let memos = Mutex::new(Memos::new(Notices::new()));
