@@ -63,27 +63,35 @@ impl Watch {
 /// gives one descriptor per directory, shared by every file watched in it).
 pub struct Notices {
   sys: Option<sys::Inotify>,
+  /// The instance is made on the first `watch`, not before: a process that never needs one
+  /// (a one-shot CLI, a writer) does not take one of the user's few.
+  pending: bool,
   refs: HashMap<i32, usize>,
 }
 
 impl Notices {
-  /// Uses inotify where the platform has it and an instance can be had; otherwise inactive.
+  /// Uses inotify where the platform has it and an instance can be had (from the first
+  /// `watch` on); otherwise inactive.
   pub fn new() -> Notices {
-    Notices { sys: sys::Inotify::new(), refs: HashMap::new() }
+    Notices { sys: None, pending: sys::AVAILABLE, refs: HashMap::new() }
   }
 
   /// Never watches: every caller falls back to `stat`.
   pub fn inactive() -> Notices {
-    Notices { sys: None, refs: HashMap::new() }
+    Notices { sys: None, pending: false, refs: HashMap::new() }
   }
 
+  /// Whether `watch` may succeed.
   pub fn is_active(&self) -> bool {
-    self.sys.is_some()
+    self.sys.is_some() || self.pending
   }
 
   /// Arms the watches for `file` (absolute, with no symlink in its directory's path). `None`
   /// when that cannot be done exactly; then nothing is left armed.
   pub fn watch(&mut self, file: &Path) -> Option<Watch> {
+    if std::mem::take(&mut self.pending) {
+      self.sys = sys::Inotify::new();
+    }
     let sys = self.sys.as_ref()?;
     let dir = file.parent().filter(|d| d.is_absolute())?;
     let name = file.file_name()?.to_owned();
@@ -167,6 +175,8 @@ mod sys {
   use std::ffi::{CString, OsStr};
   use std::os::unix::ffi::OsStrExt;
   use std::path::Path;
+
+  pub const AVAILABLE: bool = true;
 
   /// Everything that can change what a name in the directory holds, or the directory itself.
   pub const DIR_MASK: u32 = libc::IN_CLOSE_WRITE
@@ -256,6 +266,7 @@ mod sys {
   use super::Event;
   use std::path::Path;
 
+  pub const AVAILABLE: bool = false;
   pub const DIR_MASK: u32 = 0;
   pub const ANCESTOR_MASK: u32 = 0;
 

@@ -36,6 +36,8 @@ struct Memo {
   /// Arming was tried for the file as `seen` says, and could not be done: try again only once the
   /// file (or its directory) changed, not on every call.
   arm_tried: bool,
+  /// How many times it was loaded.
+  loads: u32,
   /// How many events of `watch` may have meant a change.
   changes: u64,
   /// `doc` is current as long as `changes` still equals this.
@@ -103,6 +105,7 @@ impl Memos {
           doc: Arc::new(Document::new()),
           watch: None,
           arm_tried: false,
+          loads: 0,
           changes: 0,
           current_at: None,
           used: 0,
@@ -154,13 +157,15 @@ fn load_in(memos: &Mutex<Memos>, path: &Path) -> Result<Arc<Document>> {
     all.poll();
     let active = all.notices.is_active();
     let m = all.entry(path);
+    m.loads = m.loads.saturating_add(1);
     if m.current_at == Some(m.changes) {
       return Ok(Arc::clone(&m.doc));
     }
     let start = m.changes;
     let (seen, doc, has_watch) = (m.seen, Arc::clone(&m.doc), m.watch.is_some());
     // Armed before the file is looked at, so that any change from here on is queued.
-    if !has_watch && active && !m.arm_tried {
+    // Not on a path's first load: a process that checks once (a CLI, a writer) needs no watch.
+    if !has_watch && active && !m.arm_tried && m.loads > 1 {
       m.arm_tried = true;
       let watch = all.notices.watch(path);
       let m = all.entry(path);
