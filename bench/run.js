@@ -795,12 +795,15 @@ function report(r) {
   p('| subscriptions | addon RSS added | addon heap added | `fs.watch` RSS added | `fs.watch` heap added |');
   p('|---|---|---|---|---|');
   const kib = (b) => `${(b / 1024).toFixed(b !== 0 && Math.abs(b) < 10240 ? 1 : 0)} KiB`;
-  for (const count of [...new Set(mem.rows.map((x) => x.count))]) {
-    const a = mem.rows.find((x) => x.count === count && x.variant === 'addon');
-    const f = mem.rows.find((x) => x.count === count && x.variant === 'fswatch');
-    const per = count > 1 ? ` (${kib(a.rss / count)} / ${kib(a.heap / count)} / ${kib(f.rss / count)} / ${kib(f.heap / count)} each)` : '';
-    p(`| ${count}${per} | ${kib(a.rss)} | ${kib(a.heap)} | ${kib(f.rss)} | ${kib(f.heap)} |`);
+  const counts = [...new Set(mem.rows.map((x) => x.count))];
+  const pick = (count) => ['addon', 'fswatch'].map((v) => mem.rows.find((x) => x.count === count && x.variant === v));
+  for (const count of counts) {
+    const [a, f] = pick(count);
+    p(`| ${count} | ${kib(a.rss)} | ${kib(a.heap)} | ${kib(f.rss)} | ${kib(f.heap)} |`);
   }
+  const most = Math.max(...counts);
+  const [a, f] = pick(most);
+  p(`| per subscription, from ${most} | ${kib(a.rss / most)} | ${kib(a.heap / most)} | ${kib(f.rss / most)} | ${kib(f.heap / most)} |`);
   p();
   return L.join('\n');
 }
