@@ -257,22 +257,21 @@ pub fn update<R>(path: &Path, change: impl FnOnce(&mut Document) -> (R, bool)) -
       // Still under the lock: a watcher reading under it sees the file and this record together.
       record_own_write(path, OwnWrite { before, after: Arc::clone(&doc) });
     }
-    if let Ok(Some(stamp)) = Stamp::read(path) {
-      remember(path, stamp, doc);
-    }
+    forget_memo(path);
   }
   Ok(result)
 }
 
-/// Memoises what this process just wrote. Validated by `stamp` only: events already queued
-/// may be this write's or another process's right after it, so the next call `stat`s once.
-fn remember(path: &Path, stamp: Stamp, doc: Arc<Document>) {
+/// After this process wrote the file, the next load reads it again. Not memoised from here: a
+/// `stat` taken after the rename may already show another process's write (Claude Code takes no
+/// lock), and would then vouch for this document in its place.
+fn forget_memo(path: &Path) {
   let mut all = crate::lock(memos());
   all.poll();
-  let m = all.entry(path);
-  m.seen = Seen::File(stamp);
-  m.doc = doc;
-  m.current_at = None;
+  if let Some(m) = all.find(path) {
+    m.seen = Seen::Unknown;
+    m.current_at = None;
+  }
 }
 
 /// Writes `{timestamp: now, ttlMs?, id?}` for `server`, replacing its entry, as Claude Code does.
