@@ -317,7 +317,9 @@ mod tests {
     fs::write(&file, b"{}").expect("create");
     assert_eq!(hits(&mut n, &w), (true, false), "created");
     assert_eq!(hits(&mut n, &w), (false, false), "drained");
-    fs::OpenOptions::new().append(true).open(&file).and_then(|mut f| std::io::Write::write_all(&mut f, b" ")).expect("append");
+    let mut f = fs::OpenOptions::new().append(true).open(&file).expect("open");
+    std::io::Write::write_all(&mut f, b" ").expect("append");
+    drop(f);
     assert_eq!(hits(&mut n, &w), (true, false), "written in place");
     fs::write(dir.join("tmp"), b"{\"a\":1}").expect("tmp");
     fs::rename(dir.join("tmp"), &file).expect("rename");

@@ -206,7 +206,8 @@ fn option_keys(env: &Env, obj: &Object) -> JsResult<Object<'static>> {
       let args = [obj.raw()];
       listed = plain && ok(sys::napi_call_function(raw_env, object_proto, object_keys, 1, args.as_ptr(), &mut keys));
     }
-    let status = if listed { sys::Status::napi_ok } else { sys::napi_get_property_names(raw_env, obj.raw(), &mut keys) };
+    let status =
+      if listed { sys::Status::napi_ok } else { sys::napi_get_property_names(raw_env, obj.raw(), &mut keys) };
     if status != sys::Status::napi_ok {
       return Err(napi::Error::new(Code::Napi(Status::from(status)), "cannot list the options' keys"));
     }
