@@ -165,12 +165,19 @@ async function benchCheck() {
   const file = path.join(dir, CACHE);
   const opts = { configDir: dir };
   const N = QUICK ? 2000 : 20000;
-  for (let i = 0; i < 2000; i++) addon.isNeedsAuthCached('s1', opts), j1Cached(file, 's1');
+  const savedEnv = process.env.CLAUDE_CONFIG_DIR;
+  process.env.CLAUDE_CONFIG_DIR = dir; // for the "no options" row: the dir comes from the environment
+  for (let i = 0; i < 2000; i++) addon.isNeedsAuthCached('s1', opts), addon.isNeedsAuthCached('s1'), j1Cached(file, 's1');
   const batches = QUICK ? 50 : 300;
+  const row = (fn) => ({ batch: timeBatches(batches, 100, fn), each: timeEach(N, fn) });
   const res = {
-    addon: { batch: timeBatches(batches, 100, () => addon.isNeedsAuthCached('s1', opts)), each: timeEach(N, () => addon.isNeedsAuthCached('s1', opts)) },
-    j1sync: { batch: timeBatches(batches, 100, () => j1Cached(file, 's1')), each: timeEach(N, () => j1Cached(file, 's1')) },
+    addon: row(() => addon.isNeedsAuthCached('s1', opts)),
+    j1sync: row(() => j1Cached(file, 's1')),
+    addonNoOptions: row(() => addon.isNeedsAuthCached('s1')),
+    addonNewOptions: row(() => addon.isNeedsAuthCached('s1', { configDir: dir })),
   };
+  if (savedEnv === undefined) delete process.env.CLAUDE_CONFIG_DIR;
+  else process.env.CLAUDE_CONFIG_DIR = savedEnv;
   res.statFloor = { batch: timeBatches(batches, 100, () => fs.statSync(file)) };
   const nA = QUICK ? 500 : 5000;
   for (let i = 0; i < 200; i++) await j1CachedAsync(file, 's1');
@@ -512,6 +519,39 @@ async function benchIdle() {
   return out;
 }
 
+// ---- 7. memory ---------------------------------------------------------------------------------
+
+async function benchMemory() {
+  log('7. memory');
+  const REPS = QUICK ? 1 : 5;
+  const out = { reps: REPS, rows: [] };
+  for (const count of [1, 1000]) {
+    for (const variant of ['addon', 'fswatch']) {
+      const runs = [];
+      for (let r = 0; r < REPS; r++) {
+        const dir = freshDir(`mem-${variant}-${count}`);
+        writeFreshToken(dir, 'mem', 'https://mem.example.test/mcp', { token: 'mem-token' });
+        writeCache(dir, 3);
+        const child = fork(WORKER, ['memory', variant, dir, String(count)], {
+          execArgv: ['--expose-gc'],
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        });
+        runs.push(await new Promise((resolve, reject) => {
+          child.once('message', (m) => {
+            child.disconnect();
+            resolve(m);
+          });
+          child.once('exit', (code) => code && reject(new Error(`memory ${variant} ${count} exited ${code}`)));
+        }));
+      }
+      const med = (k) => runs.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
+      out.rows.push({ variant, count, rss: med('rss'), heap: med('heap') });
+      log(`   ${variant} x${count}: RSS +${(med('rss') / 1024).toFixed(0)} KiB, heap +${(med('heap') / 1024).toFixed(0)} KiB`);
+    }
+  }
+  return out;
+}
+
 // ---- report ------------------------------------------------------------------------------------
 
 function machine() {
@@ -572,27 +612,33 @@ function report(r) {
   const goal1 = c.j1sync.batch.median / c.addon.batch.median;
   p('## 1. Check: `isNeedsAuthCached` on an unchanged file');
   p();
-  p('Goal: ≥10x faster per call than J1. Cache file of 5 entries, same options object every call.');
+  p('Goal: ≥10x faster per call than J1 sync, every change completed by any process before the call seen by it. Cache file of 5 entries.');
   p();
-  p('| per call | median (batches of 100) | single call median | single call p99 | addon is faster by |');
+  p('| per call | median (batches of 100) | single call median | single call p99 | faster than J1 sync by |');
   p('|---|---|---|---|---|');
-  p(`| addon \`isNeedsAuthCached\` | ${fmtUs(c.addon.batch.median)} | ${fmtUs(c.addon.each.median)} | ${fmtUs(c.addon.each.p99)} | |`);
-  p(`| J1 sync: \`readFileSync\` + \`JSON.parse\` | ${fmtUs(c.j1sync.batch.median)} | ${fmtUs(c.j1sync.each.median)} | ${fmtUs(c.j1sync.each.p99)} | ${ratio(c.j1sync.batch.median, c.addon.batch.median)} |`);
-  p(`| J1 async: \`await readFile\` + \`JSON.parse\` | | ${fmtUs(c.j1async.each.median)} | ${fmtUs(c.j1async.each.p99)} | ${ratio(c.j1async.each.median, c.addon.each.median)} |`);
+  p(`| addon \`isNeedsAuthCached(server, opts)\`, the same \`{configDir}\` object every call | ${fmtUs(c.addon.batch.median)} | ${fmtUs(c.addon.each.median)} | ${fmtUs(c.addon.each.p99)} | ${ratio(c.j1sync.batch.median, c.addon.batch.median)} |`);
+  if (c.addonNoOptions) {
+    p(`| addon \`isNeedsAuthCached(server)\`, dir from \`CLAUDE_CONFIG_DIR\` | ${fmtUs(c.addonNoOptions.batch.median)} | ${fmtUs(c.addonNoOptions.each.median)} | ${fmtUs(c.addonNoOptions.each.p99)} | ${ratio(c.j1sync.batch.median, c.addonNoOptions.batch.median)} |`);
+    p(`| addon \`isNeedsAuthCached(server, {configDir})\`, a new object every call | ${fmtUs(c.addonNewOptions.batch.median)} | ${fmtUs(c.addonNewOptions.each.median)} | ${fmtUs(c.addonNewOptions.each.p99)} | ${ratio(c.j1sync.batch.median, c.addonNewOptions.batch.median)} |`);
+  }
+  p(`| **baseline** J1 sync: \`readFileSync\` + \`JSON.parse\` + the TTL rule | ${fmtUs(c.j1sync.batch.median)} | ${fmtUs(c.j1sync.each.median)} | ${fmtUs(c.j1sync.each.p99)} | |`);
+  p(`| J1 async: \`await readFile\` + \`JSON.parse\` + the TTL rule | | ${fmtUs(c.j1async.each.median)} | ${fmtUs(c.j1async.each.p99)} | |`);
   p(`| (floor: a bare \`fs.statSync\` from JS) | ${fmtUs(c.statFloor.batch.median)} | | | |`);
   p();
-  p(`Goal vs J1 sync: ${ratio(c.j1sync.batch.median, c.addon.batch.median)} → ${met(goal1 >= 10)}. ` +
-    `Goal vs J1 async: ${ratio(c.j1async.each.median, c.addon.each.median)} → ${met(c.j1async.each.median / c.addon.each.median >= 10)}.`);
+  const worst = Math.max(c.addon.batch.median, ...(c.addonNoOptions ? [c.addonNoOptions.batch.median] : []));
+  p(`Goal: ≥10x faster than J1 sync (batch medians) → ${ratio(c.j1sync.batch.median, worst)} for the slower of the first two rows → ${met(c.j1sync.batch.median / worst >= 10)}.`);
   p();
-  p(`Right after the file was rewritten (the memo is stale on every call: stat, read, parse, stat), a check costs ` +
-    `${fmtUs(c.afterChange.addon.median)} median / ${fmtUs(c.afterChange.addon.p99)} p99, vs J1 sync ${fmtUs(c.afterChange.j1.median)} / ${fmtUs(c.afterChange.j1.p99)} on the same freshly written file.`);
+  p(`Right after another process rewrote the file (the memo is stale on every call), a check costs ` +
+    `${fmtUs(c.afterChange.addon.median)} median / ${fmtUs(c.afterChange.addon.p99)} p99, vs J1 sync ${fmtUs(c.afterChange.j1.median)} / ${fmtUs(c.afterChange.j1.p99)} on the same freshly written file. ` +
+    `Goal: no slower than J1 sync → ${met(c.afterChange.addon.median <= c.afterChange.j1.median)}.`);
   p();
-  p('Notes: an unchanged-file check is one `stat` (the memo is validated by size, mtime, ctime, inode)');
-  p('plus the napi call and option decoding. J1 sync on a 5-entry file is `open` + `fstat` + `read` +');
-  p('`close` + a tiny `JSON.parse`, so the floor of this ratio is roughly "4 syscalls vs 1"; the 10x goal');
-  p('is reachable against the async read Claude Code actually uses, not against a warm sync read of a');
-  p('tiny file. A J1 variant that memoises once per process (what Claude Code does) is faster still but');
-  p('never sees a change, so it is not a fair baseline.');
+  p('Notes: on Linux an unchanged-file check is one non-blocking `read` of the process\'s inotify');
+  p('instance, which watches the cache file\'s directory (an empty queue proves that no process has');
+  p('changed the file since it was read: the kernel queues the event with the write itself), plus the');
+  p('napi call and option decoding; where inotify cannot be exact (no inotify, a symlink in the path,');
+  p('a hard-linked file) it is one `stat`. J1 sync is `open` + `fstat` + `read` + `close` + `JSON.parse`.');
+  p('A J1 variant that memoises once per process (what Claude Code does) is faster still but never sees');
+  p('a change, so it is not a fair baseline.');
   p();
 
   // 2
@@ -736,6 +782,29 @@ function report(r) {
   p('|---|---|---|');
   for (const t of Object.values(id.addon.tasks)) p(`| ${t.comm} | ${t.wakeups} | ${t.isNew ? 'yes' : ''} |`);
   p();
+
+  // 7
+  const mem = r.memory;
+  p('## 7. Memory per subscription');
+  p();
+  p(`Each row is the median of ${mem.reps} fresh processes that load the addon, read the cache once, then make`);
+  p('N subscriptions to ONE config dir (as N sessions of one host would); memory is measured after a full GC,');
+  p('before and after. Heap = V8 `heapUsed` + `external`; RSS includes the addon\'s Rust allocations and threads.');
+  p('Baseline: one `fs.watch(dir)` per subscriber (the JS way; libuv shares one inotify watch per path).');
+  p();
+  p('| subscriptions | addon RSS added | addon heap added | `fs.watch` RSS added | `fs.watch` heap added |');
+  p('|---|---|---|---|---|');
+  const kib = (b) => `${(b / 1024).toFixed(b !== 0 && Math.abs(b) < 10240 ? 1 : 0)} KiB`;
+  const counts = [...new Set(mem.rows.map((x) => x.count))];
+  const pick = (count) => ['addon', 'fswatch'].map((v) => mem.rows.find((x) => x.count === count && x.variant === v));
+  for (const count of counts) {
+    const [a, f] = pick(count);
+    p(`| ${count} | ${kib(a.rss)} | ${kib(a.heap)} | ${kib(f.rss)} | ${kib(f.heap)} |`);
+  }
+  const most = Math.max(...counts);
+  const [a, f] = pick(most);
+  p(`| per subscription, from ${most} | ${kib(a.rss / most)} | ${kib(a.heap / most)} | ${kib(f.rss / most)} | ${kib(f.heap / most)} |`);
+  p();
   return L.join('\n');
 }
 
@@ -743,7 +812,13 @@ async function main() {
   const started = Date.now();
   const results = { date: new Date().toISOString(), machine: machine(), load: [] };
   try {
-    const only = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : null;
+    // `node bench/run.js check memory` (or BENCH_ONLY=check,memory) runs those sections only and
+    // prints their results as JSON instead of writing BENCHMARKS.md.
+    const named = process.argv.slice(2).flatMap((a) => a.split(',')).filter(Boolean);
+    const only = named.length ? named : process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : null;
+    const known = ['check', 'change', 'propagation', 'contention', 'growth', 'idle', 'memory'];
+    const unknown = (only || []).filter((s) => !known.includes(s));
+    if (unknown.length) throw new Error(`unknown section ${unknown.join(', ')}; sections: ${known.join(', ')}`);
     const want = (s) => {
       if (only && !only.includes(s)) return false;
       results.load.push(`${s} ${os.loadavg()[0].toFixed(2)}`);
@@ -755,6 +830,7 @@ async function main() {
     if (want('contention')) results.contention = await benchContention();
     if (want('growth')) results.growth = await benchGrowth();
     if (want('idle')) results.idle = await benchIdle();
+    if (want('memory')) results.memory = await benchMemory();
     if (only) {
       console.log(JSON.stringify(results, null, 1));
       return;

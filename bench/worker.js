@@ -9,6 +9,9 @@
 //   idle <none|addon|fswatch|chokidar> <configDir> <seconds>
 //                                    idle with (or without) a subscription; reports CPU, wake-ups,
 //                                    RSS and threads
+//   memory <addon|fswatch> <configDir> <count>
+//                                    (run with --expose-gc) makes <count> subscriptions to one
+//                                    config dir; reports RSS and heap before and after
 
 const fs = require('node:fs');
 const path = require('node:path');
@@ -142,9 +145,33 @@ async function idle(variant, configDir, seconds) {
   });
 }
 
+async function memory(variant, configDir, count) {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const addon = require(ROOT);
+  // Same warm-up in every variant: the addon loaded and the cache read once.
+  addon.isNeedsAuthCached('x', { configDir });
+  const measure = async () => {
+    await sleep(300);
+    global.gc();
+    const m = process.memoryUsage();
+    return { rss: m.rss, heap: m.heapUsed + m.external };
+  };
+  const before = await measure();
+  const subs = [];
+  const cb = () => {};
+  for (let i = 0; i < count; i++) {
+    if (variant === 'addon') subs.push(addon.onAuthChanged(cb, { configDir, credentials: 'file' }));
+    else subs.push(fs.watch(configDir, cb));
+  }
+  const after = await measure();
+  for (const s of subs) s.close();
+  process.send({ variant, count, rss: after.rss - before.rss, heap: after.heap - before.heap });
+}
+
 if (role === 'cred-writer') credWriter(args[0]);
 else if (role === 'contend') contend(args[0], args[1], Number(args[2]), Number(args[3]));
 else if (role === 'idle') idle(args[0], args[1], Number(args[2]));
+else if (role === 'memory') memory(args[0], args[1], Number(args[2]));
 else {
   console.error(`unknown role ${role}`);
   process.exit(2);

@@ -1,7 +1,9 @@
 //! Where Claude Code keeps its state: `CLAUDE_CONFIG_DIR`, else `~/.claude`, NFC-normalised,
 //! exactly as Claude Code resolves it (so both sides name the same file).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -25,6 +27,68 @@ pub fn resolve(override_dir: Option<&str>) -> Result<PathBuf> {
     }
     return Ok(nfc(dir));
   }
+  from_env()
+}
+
+/// What a resolution depends on: the override, or the raw environment values.
+#[derive(PartialEq)]
+enum Source {
+  Override(String),
+  Env(Option<OsString>, Option<OsString>),
+}
+
+impl Source {
+  /// `None` when the result cannot be remembered: without CLAUDE_CONFIG_DIR and HOME the
+  /// user database decides, and it has no cheap version to compare.
+  fn env() -> Option<Source> {
+    let config = std::env::var_os("CLAUDE_CONFIG_DIR");
+    // HOME matters only without CLAUDE_CONFIG_DIR.
+    let home = if config.is_none() { std::env::var_os(HOME_VAR) } else { None };
+    (config.is_some() || home.is_some()).then_some(Source::Env(config, home))
+  }
+
+  fn is(&self, override_dir: Option<&str>) -> bool {
+    match (self, override_dir) {
+      (Source::Override(s), Some(o)) => s == o,
+      (Source::Env(..), None) => Source::env().is_some_and(|e| e == *self),
+      _ => false,
+    }
+  }
+}
+
+thread_local! {
+  /// The last resolution of this thread: checks call with the same options over and over.
+  static LAST: std::cell::RefCell<Option<(Source, PathBuf, Arc<Path>)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// `resolve` and `cache_path` in one, remembered with what they depend on. The environment is
+/// read on every call (Node's `process.env.X = v` is a `setenv` of this C environment), so a
+/// change is always seen; an unchanged one skips normalising, the home-dir lookup and the
+/// allocations.
+pub fn resolve_cache_path(override_dir: Option<&str>) -> Result<Arc<Path>> {
+  if let Some(p) = LAST.with_borrow(|l| l.as_ref().filter(|(k, ..)| k.is(override_dir)).map(|(.., p)| p.clone())) {
+    return Ok(p);
+  }
+  let dir = resolve(override_dir)?;
+  let path: Arc<Path> = cache_path(&dir).into();
+  let source = match override_dir {
+    Some(o) => Some(Source::Override(o.to_owned())),
+    None => Source::env(),
+  };
+  if let Some(source) = source {
+    LAST.set(Some((source, dir, Arc::clone(&path))));
+  }
+  Ok(path)
+}
+
+fn from_env() -> Result<PathBuf> {
+  if let Some(dir) = LAST.with_borrow(|l| l.as_ref().filter(|(k, ..)| k.is(None)).map(|(_, d, _)| d.clone())) {
+    return Ok(dir);
+  }
+  from_env_uncached()
+}
+
+fn from_env_uncached() -> Result<PathBuf> {
   if let Some(dir) = std::env::var_os("CLAUDE_CONFIG_DIR") {
     return Ok(nfc(&dir.to_string_lossy()));
   }
@@ -67,6 +131,11 @@ fn nfc(s: &str) -> PathBuf {
 fn env_non_empty(name: &str) -> Option<String> {
   std::env::var(name).ok().filter(|v| !v.is_empty())
 }
+
+#[cfg(windows)]
+const HOME_VAR: &str = "USERPROFILE";
+#[cfg(not(windows))]
+const HOME_VAR: &str = "HOME";
 
 /// Node's `os.homedir()`: `HOME` (USERPROFILE on Windows), else the user database.
 /// std's `home_dir` has had exactly these semantics since Rust 1.85.

@@ -5,6 +5,7 @@
 
 pub mod atomic_file;
 pub mod cache_file;
+pub mod change_notice;
 pub mod clock;
 pub mod config_dir;
 pub mod credentials;

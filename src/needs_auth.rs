@@ -1,4 +1,4 @@
-//! The needs-auth cache as an API: read (memoised, validated by one `stat`), and change
+//! The needs-auth cache as an API: read (memoised, validated by a change notice or one `stat`), and change
 //! (a locked, atomic read-modify-write). Paths are the cache file's; callers resolve them.
 
 use std::collections::HashMap;
@@ -7,39 +7,212 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::atomic_file::{self, Contents, FileLock, Patience, Stamp};
 use crate::cache_file::{self, Document, EntryStatus, Parsed};
+use crate::change_notice::{Notices, Watch};
 use crate::error::Result;
 
 pub use crate::clock::now_ms;
 
-struct Memo {
-  stamp: Stamp,
-  doc: Arc<Document>,
+/// What the file was when a memo's document was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+  Missing,
+  File(Stamp),
+  /// Changed while it was read: matches nothing, so the next call reads again.
+  Unknown,
 }
 
-fn memo() -> &'static Mutex<HashMap<PathBuf, Memo>> {
-  static MEMO: OnceLock<Mutex<HashMap<PathBuf, Memo>>> = OnceLock::new();
-  MEMO.get_or_init(Default::default)
+/// One cache file's document, and what says whether it is still current.
+struct Memo {
+  path: PathBuf,
+  seen: Seen,
+  doc: Arc<Document>,
+  /// Armed before `doc` was read; with it, "no event since" proves `doc` current without a stat.
+  watch: Option<Watch>,
+  /// Arming was tried for the file as `seen` says, and could not be done: try again only once the
+  /// file (or its directory) changed, not on every call.
+  arm_tried: bool,
+  /// How many times it was loaded.
+  loads: u32,
+  /// How many events of `watch` may have meant a change.
+  changes: u64,
+  /// `doc` is current as long as `changes` still equals this.
+  current_at: Option<u64>,
+  used: u64,
+}
+
+/// Most cache files memoised (each with up to one inotify watch per directory of its path).
+const MEMOS_KEPT: usize = 16;
+
+/// The memos of this process and the change notices that keep them honest.
+struct Memos {
+  notices: Notices,
+  memos: Vec<Memo>,
+  clock: u64,
+}
+
+impl Memos {
+  fn new(notices: Notices) -> Memos {
+    Memos { notices, memos: Vec::new(), clock: 0 }
+  }
+
+  /// Drains the change notices into the memos they concern. A memo whose directory moved or
+  /// went away loses its watch (it `stat`s until re-armed).
+  fn poll(&mut self) {
+    let memos = &mut self.memos;
+    let mut broken = Vec::new();
+    self.notices.poll(|event| {
+      for (i, m) in memos.iter_mut().enumerate() {
+        if let Some(w) = m.watch.as_ref().filter(|w| w.hit(event)) {
+          m.changes += 1;
+          if w.broken(event) {
+            broken.push(i);
+          }
+        }
+      }
+    });
+    for i in broken {
+      self.memos[i].arm_tried = false;
+      if let Some(w) = self.memos[i].watch.take() {
+        self.notices.unwatch(w);
+      }
+    }
+  }
+
+  fn find(&mut self, path: &Path) -> Option<&mut Memo> {
+    self.memos.iter_mut().find(|m| m.path.as_os_str() == path.as_os_str())
+  }
+
+  /// The memo of `path`, made (the least recently used one evicted) if there is none.
+  fn entry(&mut self, path: &Path) -> &mut Memo {
+    self.clock += 1;
+    let i = match self.memos.iter().position(|m| m.path.as_os_str() == path.as_os_str()) {
+      Some(i) => i,
+      None => {
+        if self.memos.len() >= MEMOS_KEPT {
+          let lru = (0..self.memos.len()).min_by_key(|&i| self.memos[i].used).unwrap_or(0);
+          if let Some(w) = self.memos.swap_remove(lru).watch {
+            self.notices.unwatch(w);
+          }
+        }
+        self.memos.push(Memo {
+          path: path.to_path_buf(),
+          seen: Seen::Unknown,
+          doc: Arc::new(Document::new()),
+          watch: None,
+          arm_tried: false,
+          loads: 0,
+          changes: 0,
+          current_at: None,
+          used: 0,
+        });
+        self.memos.len() - 1
+      }
+    };
+    let m = &mut self.memos[i];
+    m.used = self.clock;
+    m
+  }
+}
+
+fn memos() -> &'static Mutex<Memos> {
+  static MEMOS: OnceLock<Mutex<Memos>> = OnceLock::new();
+  MEMOS.get_or_init(|| Mutex::new(Memos::new(Notices::new())))
+}
+
+/// The file as `lstat` sees it, and whether a watch on its directory sees every change of it
+/// (not through a symlink, nor a hard link elsewhere).
+fn look(path: &Path) -> Result<(Seen, bool)> {
+  match std::fs::symlink_metadata(path) {
+    Ok(meta) if meta.file_type().is_symlink() => {
+      Ok((Stamp::read(path)?.map_or(Seen::Missing, Seen::File), false))
+    }
+    Ok(meta) => {
+      #[cfg(unix)]
+      let single = std::os::unix::fs::MetadataExt::nlink(&meta) == 1;
+      #[cfg(not(unix))]
+      let single = true;
+      Ok((Seen::File(Stamp::of(&meta)), meta.is_file() && single))
+    }
+    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Seen::Missing, true)),
+    Err(_) => Ok((Stamp::read(path)?.map_or(Seen::Missing, Seen::File), false)),
+  }
 }
 
 /// The document as Claude Code would read it now: a missing or corrupt file is empty.
 pub fn load(path: &Path) -> Result<Arc<Document>> {
-  let Some(stamp) = Stamp::read(path)? else {
-    return Ok(Arc::new(Document::new()));
-  };
-  if let Some(m) = crate::lock(memo()).get(path) {
-    if m.stamp == stamp {
+  load_in(memos(), path)
+}
+
+/// `load`, in a given set of memos. Where a watch guards the memo, an unchanged file costs one
+/// non-blocking read of the notice queue; elsewhere one `stat`. A file is read without the
+/// lock held, so one slow read never stalls the other threads' checks.
+fn load_in(memos: &Mutex<Memos>, path: &Path) -> Result<Arc<Document>> {
+  let (start, seen_before, doc_before, watched) = {
+    let mut all = crate::lock(memos);
+    all.poll();
+    let active = all.notices.is_active();
+    let m = all.entry(path);
+    m.loads = m.loads.saturating_add(1);
+    if m.current_at == Some(m.changes) {
       return Ok(Arc::clone(&m.doc));
+    }
+    let start = m.changes;
+    let (seen, doc, has_watch) = (m.seen, Arc::clone(&m.doc), m.watch.is_some());
+    // Armed before the file is looked at, so that any change from here on is queued.
+    // Not on a path's first load: a process that checks once (a CLI, a writer) needs no watch.
+    if !has_watch && active && !m.arm_tried && m.loads > 1 {
+      m.arm_tried = true;
+      let watch = all.notices.watch(path);
+      let m = all.entry(path);
+      m.watch = watch;
+      (start, seen, doc, m.watch.is_some())
+    } else {
+      (start, seen, doc, has_watch)
+    }
+  };
+  let (seen, watchable) = look(path)?;
+  let (doc, seen) = if seen == seen_before && seen != Seen::Unknown {
+    (doc_before, seen)
+  } else if seen == Seen::Missing {
+    (Arc::new(Document::new()), seen)
+  } else {
+    read_document(path, seen, watched && watchable)?
+  };
+  let mut all = crate::lock(memos);
+  all.poll();
+  if let Some(m) = all.find(path) {
+    // A symlinked path, say, is not re-examined on every call: only once the file changed.
+    m.arm_tried &= m.seen == seen;
+    m.seen = seen;
+    m.doc = Arc::clone(&doc);
+    m.current_at = (m.watch.is_some() && watchable && seen != Seen::Unknown && m.changes == start).then_some(start);
+  }
+  Ok(doc)
+}
+
+/// Reads and parses the file. Under a watch, one plain read will do: a change during it is
+/// queued, and `looked` (taken before the read) can only make a later `stat` compare re-read.
+/// A document that does not parse goes through `atomic_file::read`'s retries, so that a
+/// half-written file is never taken as the truth.
+fn read_document(path: &Path, looked: Seen, watched: bool) -> Result<(Arc<Document>, Seen)> {
+  if watched {
+    match atomic_file::read_bounded(path, &atomic_file::CACHE_FILE)? {
+      None => return Ok((Arc::new(Document::new()), Seen::Missing)),
+      Some(bytes) => {
+        if let Parsed::Document(d) = cache_file::parse(&bytes) {
+          return Ok((Arc::new(d), looked));
+        }
+      }
     }
   }
   let (contents, steady) = atomic_file::read(path, Patience::READER)?;
-  let doc = Arc::new(match contents {
-    Contents::Parsed(Parsed::Document(d)) => d,
-    Contents::Missing | Contents::Parsed(Parsed::Corrupt(_)) => Document::new(),
-  });
-  if let Some(stamp) = steady {
-    crate::lock(memo()).insert(path.to_path_buf(), Memo { stamp, doc: Arc::clone(&doc) });
-  }
-  Ok(doc)
+  let (doc, seen) = match contents {
+    Contents::Missing => (Document::new(), Seen::Missing),
+    Contents::Parsed(Parsed::Document(d)) => (d, steady.map_or(Seen::Unknown, Seen::File)),
+    Contents::Parsed(Parsed::Corrupt(_)) => (Document::new(), steady.map_or(Seen::Unknown, Seen::File)),
+  };
+  let doc = Arc::new(doc);
+  Ok((doc, seen))
 }
 
 pub fn list(path: &Path, now: f64, default_ttl_ms: f64) -> Result<Vec<EntryStatus>> {
@@ -73,19 +246,27 @@ pub fn update<R>(path: &Path, change: impl FnOnce(&mut Document) -> (R, bool)) -
     if corrupt {
       atomic_file::move_aside(path, now_ms() as u64)?;
     }
-    // The stamp of the file this write made, checked to be still ours: a plain `writeFile` by
-    // Claude Code landing right after the rename must not be memoised as this document.
-    let written = atomic_file::write_atomic(path, &cache_file::serialize(&doc))?;
+    atomic_file::write_atomic(path, &cache_file::serialize(&doc))?;
     let doc = Arc::new(doc);
     if let Some(before) = before {
       // Still under the lock: a watcher reading under it sees the file and this record together.
       record_own_write(path, OwnWrite { before, after: Arc::clone(&doc) });
     }
-    if let Some(stamp) = written {
-      crate::lock(memo()).insert(path.to_path_buf(), Memo { stamp, doc });
-    }
+    forget_memo(path);
   }
   Ok(result)
+}
+
+/// After this process wrote the file, the next load reads it again. Not memoised from here: a
+/// `stat` taken after the rename may already show another process's write (Claude Code takes no
+/// lock), and would then vouch for this document in its place.
+fn forget_memo(path: &Path) {
+  let mut all = crate::lock(memos());
+  all.poll();
+  if let Some(m) = all.find(path) {
+    m.seen = Seen::Unknown;
+    m.current_at = None;
+  }
 }
 
 /// Writes `{timestamp: now, ttlMs?, id?}` for `server`, replacing its entry, as Claude Code does.
@@ -305,6 +486,116 @@ mod tests {
     fs::write(&path, br#"{"b":{"timestamp":1000}}"#).expect("write");
     assert!(!is_cached(&path, "a", 1001.0, 900_000.0).expect("check"));
     assert!(is_cached(&path, "b", 1001.0, 900_000.0).expect("check"));
+  }
+
+  /// Read-after-write through a given set of memos: every change is seen by the very next load,
+  /// whichever way it was written, with change notices or with `stat` alone.
+  fn sees_every_change(memos: &Mutex<Memos>) {
+    let d = tempfile::tempdir().expect("tempdir");
+    let dir = fs::canonicalize(d.path()).expect("canon").join("cfg");
+    fs::create_dir(&dir).expect("mkdir");
+    let path = dir.join("mcp-needs-auth-cache.json");
+    let has = |server: &str| load_in(memos, &path).expect("load").contains_key(server);
+    assert!(!has("a"), "missing file");
+    assert!(!has("a"), "missing file, memoised");
+    for i in 0..200 {
+      let name = format!("s{i}");
+      let bytes = format!(r#"{{"{name}":{{"timestamp":1}}}}"#);
+      if i % 2 == 0 {
+        fs::write(&path, &bytes).expect("in place");
+      } else {
+        let tmp = dir.join(".tmp");
+        fs::write(&tmp, &bytes).expect("tmp");
+        fs::rename(&tmp, &path).expect("rename");
+      }
+      assert!(has(&name), "change {i} seen by the next load");
+      assert!(has(&name), "and by the one after");
+    }
+    // The directory deleted and made again, then the file written back.
+    fs::remove_dir_all(&dir).expect("rm -r");
+    assert!(!has("s199"), "gone with its directory");
+    fs::create_dir(&dir).expect("mkdir");
+    assert!(!has("s199"));
+    fs::write(&path, br#"{"back":{"timestamp":1}}"#).expect("write");
+    assert!(has("back"), "seen in the new directory");
+    fs::write(&path, br#"{"again":{"timestamp":1}}"#).expect("write");
+    assert!(has("again"), "and watched again");
+    // A directory moved away and another put in its place.
+    let moved = dir.with_file_name("cfg-old");
+    fs::rename(&dir, &moved).expect("mv");
+    fs::create_dir(&dir).expect("mkdir");
+    fs::write(&path, br#"{"new":{"timestamp":1}}"#).expect("write");
+    assert!(has("new"), "the new directory's file");
+    fs::write(moved.join("mcp-needs-auth-cache.json"), br#"{"old":{"timestamp":1}}"#).expect("write");
+    assert!(has("new") && !has("old"), "the moved directory is not followed");
+  }
+
+  #[test]
+  fn change_notices_see_every_change() {
+    let memos = Mutex::new(Memos::new(Notices::new()));
+    sees_every_change(&memos);
+    let all = crate::lock(&memos);
+    assert!(cfg!(not(target_os = "linux")) || all.memos.iter().all(|m| m.watch.is_some()), "watched on Linux");
+  }
+
+  #[test]
+  fn stat_alone_sees_every_change() {
+    let memos = Mutex::new(Memos::new(Notices::inactive()));
+    sees_every_change(&memos);
+    assert!(crate::lock(&memos).memos.iter().all(|m| m.watch.is_none()));
+  }
+
+  #[test]
+  fn an_unchanged_watched_file_is_not_even_stated() {
+    let memos = Mutex::new(Memos::new(Notices::new()));
+    if !crate::lock(&memos).notices.is_active() {
+      return;
+    }
+    let d = tempfile::tempdir().expect("tempdir");
+    let path = fs::canonicalize(d.path()).expect("canon").join("c.json");
+    fs::write(&path, br#"{"a":{"timestamp":1}}"#).expect("write");
+    load_in(&memos, &path).expect("load");
+    load_in(&memos, &path).expect("load");
+    let all = crate::lock(&memos);
+    let m = all.memos.iter().find(|m| m.path == path).expect("memo");
+    assert_eq!(m.current_at, Some(m.changes), "current without a stat");
+  }
+
+  #[cfg(unix)]
+  #[test]
+  fn a_symlinked_or_hard_linked_file_is_validated_by_stat() {
+    let memos = Mutex::new(Memos::new(Notices::new()));
+    let d = tempfile::tempdir().expect("tempdir");
+    let root = fs::canonicalize(d.path()).expect("canon");
+    fs::create_dir(root.join("elsewhere")).expect("mkdir");
+    let target = root.join("elsewhere/real.json");
+    fs::write(&target, br#"{"a":{"timestamp":1}}"#).expect("write");
+    let link = root.join("c.json");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let hard = root.join("h.json");
+    fs::hard_link(&target, &hard).expect("link");
+    for path in [&link, &hard] {
+      assert!(load_in(&memos, path).expect("load").contains_key("a"));
+      // Written through the other name, in another directory: no event in this one.
+      fs::write(&target, br#"{"b":{"timestamp":1}}"#).expect("write");
+      assert!(load_in(&memos, path).expect("load").contains_key("b"), "{}", path.display());
+      fs::write(&target, br#"{"a":{"timestamp":1}}"#).expect("write");
+      assert!(load_in(&memos, path).expect("load").contains_key("a"), "{}", path.display());
+    }
+  }
+
+  #[test]
+  fn memos_and_watches_are_bounded() {
+    let memos = Mutex::new(Memos::new(Notices::new()));
+    let d = tempfile::tempdir().expect("tempdir");
+    let root = fs::canonicalize(d.path()).expect("canon");
+    for i in 0..(MEMOS_KEPT * 3) {
+      let dir = root.join(format!("d{i}"));
+      fs::create_dir(&dir).expect("mkdir");
+      load_in(&memos, &dir.join("c.json")).expect("load");
+    }
+    let all = crate::lock(&memos);
+    assert_eq!(all.memos.len(), MEMOS_KEPT);
   }
 
   #[test]

@@ -146,12 +146,142 @@ impl Opt {
   }
 }
 
+impl Opt {
+  /// The option a property key names, if any. Reads the key into a stack buffer: converting
+  /// every key to a `String` showed on `isNeedsAuthCached`'s hot path.
+  fn of_key(env: &Env, key: Unknown) -> JsResult<Option<Opt>> {
+    if key.get_type().js()? != ValueType::String {
+      return Ok(None);
+    }
+    let mut buf = [0u8; 32];
+    // A key too long for the buffer is longer than every option's name.
+    Ok(small_str(env, key, &mut buf)?.and_then(|k| Opt::ALL.into_iter().find(|o| o.key() == k)))
+  }
+}
+
+/// A JS string (checked by the caller) read into `buf` with one call, or `None` when it may not
+/// have fit (V8 writes whole characters only, so up to 3 bytes short of full is not proof).
+fn small_str<'b>(env: &Env, v: Unknown, buf: &'b mut [u8]) -> JsResult<Option<&'b str>> {
+  let mut len = 0usize;
+  // SAFETY: `v` is a live string of this call's scope; napi writes at most `buf.len()` bytes
+  // (the last one a NUL) and sets `len` to the bytes written before it.
+  let status = unsafe {
+    napi::sys::napi_get_value_string_utf8(env.raw(), v.raw(), buf.as_mut_ptr().cast(), buf.len(), &mut len)
+  };
+  if status != napi::sys::Status::napi_ok {
+    return Err(napi::Error::new(Code::Napi(Status::from(status)), "cannot read a string argument"));
+  }
+  if len + 4 >= buf.len() {
+    return Ok(None);
+  }
+  // napi writes valid UTF-8 (lone surrogates become U+FFFD, as with `String`).
+  Ok(std::str::from_utf8(&buf[..len]).ok())
+}
+
+/// A string argument or option (checked to be a string by the caller), read without a length
+/// probe when it is short, as server names and config dirs are.
+fn js_string(env: &Env, v: Unknown) -> JsResult<String> {
+  let mut buf = [0u8; 512];
+  match small_str(env, v, &mut buf)? {
+    Some(s) => Ok(s.to_owned()),
+    // SAFETY: `v` is a live string value of this call's scope.
+    None => unsafe { String::from_napi_value(env.raw(), v.raw()) }.js(),
+  }
+}
+
 /// An option's value, read without coercion: `undefined` and `null` mean "not given".
 fn read_opt<T: FromNapiValue>(env: &Env, v: Unknown, key: &str, want: ValueType, what: &str) -> JsResult<Option<T>> {
   match v.get_type().js()? {
     ValueType::Undefined | ValueType::Null => Ok(None),
     // SAFETY: `v` is a live value of this call's scope, of the type checked.
     t if t == want => Ok(Some(unsafe { T::from_napi_value(env.raw(), v.raw()) }.js()?)),
+    other => Err(invalid_argument(format!("options.{key} must be {what}, not {other:?}"))),
+  }
+}
+
+/// The keys to read options from. A plain object (a literal, or one with a null prototype: the
+/// common case) has no options but its own enumerable ones (a property added to Object.prototype
+/// is not an option), and `Object.keys` lists those from V8's enum cache; napi's own key listing
+/// always takes V8's slow, allocating path, which cost more than the rest of a check. Anything
+/// else (a class instance, `Object.create` of a defaults object) is walked like `for...in`,
+/// inherited options included.
+fn option_keys(env: &Env, obj: &Object) -> JsResult<Object<'static>> {
+  use napi::sys;
+  let raw_env = env.raw();
+  let mut proto = std::ptr::null_mut();
+  let ok = |s: sys::napi_status| s == sys::Status::napi_ok;
+  // SAFETY: `obj` is a live object of this call's scope; results are checked before use.
+  unsafe {
+    let mut keys = std::ptr::null_mut();
+    let mut listed = false;
+    if let Some((object_proto, object_keys)) = object_builtins(raw_env) {
+      let mut plain = false;
+      if ok(sys::napi_get_prototype(raw_env, obj.raw(), &mut proto)) {
+        let mut t = 0;
+        plain = (ok(sys::napi_typeof(raw_env, proto, &mut t)) && t == sys::ValueType::napi_null)
+          || (ok(sys::napi_strict_equals(raw_env, proto, object_proto, &mut plain)) && plain);
+      }
+      // Object.keys: V8's own fast path (its enum cache), which napi's key listing never takes.
+      let args = [obj.raw()];
+      listed = plain && ok(sys::napi_call_function(raw_env, object_proto, object_keys, 1, args.as_ptr(), &mut keys));
+    }
+    let status =
+      if listed { sys::Status::napi_ok } else { sys::napi_get_property_names(raw_env, obj.raw(), &mut keys) };
+    if status != sys::Status::napi_ok {
+      return Err(napi::Error::new(Code::Napi(Status::from(status)), "cannot list the options' keys"));
+    }
+    Object::from_napi_value(raw_env, keys).js()
+  }
+}
+
+/// `Object.prototype` and `Object.keys` of this thread's environment, kept by references made
+/// once (and forgotten when the environment is torn down, so a later one at the same address is
+/// never given a dead reference).
+fn object_builtins(env: napi::sys::napi_env) -> Option<(napi::sys::napi_value, napi::sys::napi_value)> {
+  use napi::sys;
+  use std::cell::Cell;
+  thread_local! {
+    static BUILTINS: Cell<Option<(usize, usize, usize)>> = const { Cell::new(None) };
+  }
+  unsafe extern "C" fn forget(_: *mut std::ffi::c_void) {
+    BUILTINS.set(None);
+  }
+  let ok = |s: sys::napi_status| s == sys::Status::napi_ok;
+  // SAFETY: plain napi calls on this thread's live environment; every status is checked.
+  unsafe {
+    let (proto_ref, keys_ref) = match BUILTINS.get().filter(|(e, ..)| *e == env as usize) {
+      Some((_, p, k)) => (p as sys::napi_ref, k as sys::napi_ref),
+      None => {
+        let [mut global, mut object, mut proto, mut keys] = [std::ptr::null_mut(); 4];
+        let (mut p, mut k) = (std::ptr::null_mut(), std::ptr::null_mut());
+        let made = ok(sys::napi_get_global(env, &mut global))
+          && ok(sys::napi_get_named_property(env, global, c"Object".as_ptr(), &mut object))
+          && ok(sys::napi_get_named_property(env, object, c"prototype".as_ptr(), &mut proto))
+          && ok(sys::napi_get_named_property(env, object, c"keys".as_ptr(), &mut keys))
+          && ok(sys::napi_create_reference(env, proto, 1, &mut p))
+          && ok(sys::napi_create_reference(env, keys, 1, &mut k))
+          && ok(sys::napi_add_env_cleanup_hook(env, Some(forget), std::ptr::null_mut()));
+        if !made {
+          return None;
+        }
+        BUILTINS.set(Some((env as usize, p as usize, k as usize)));
+        (p, k)
+      }
+    };
+    let (mut proto, mut keys) = (std::ptr::null_mut(), std::ptr::null_mut());
+    (ok(sys::napi_get_reference_value(env, proto_ref, &mut proto))
+      && ok(sys::napi_get_reference_value(env, keys_ref, &mut keys))
+      && !proto.is_null()
+      && !keys.is_null())
+    .then_some((proto, keys))
+  }
+}
+
+/// `read_opt` for strings, read without a length probe (`js_string`).
+fn read_opt_string(env: &Env, v: Unknown, key: &str, what: &str) -> JsResult<Option<String>> {
+  match v.get_type().js()? {
+    ValueType::Undefined | ValueType::Null => Ok(None),
+    ValueType::String => Ok(Some(js_string(env, v)?)),
     other => Err(invalid_argument(format!("options.{key} must be {what}, not {other:?}"))),
   }
 }
@@ -175,19 +305,15 @@ impl NeedsAuthOptions {
     // SAFETY: checked to be an object just above.
     let obj: Object = unsafe { arg.cast() }.js()?;
     // Walk the keys the object has (usually one or two) rather than look up all eight names.
-    let keys = obj.get_property_names().js()?;
+    let keys = option_keys(env, &obj)?;
     for i in 0..keys.get_array_length().js()? {
       let key: Unknown = keys.get_element(i).js()?;
-      if key.get_type().js()? != ValueType::String {
-        continue;
-      }
-      // SAFETY: checked to be a string.
-      let name = unsafe { String::from_napi_value(env.raw(), key.raw()) }.js()?;
-      let Some(opt) = Opt::ALL.into_iter().find(|o| o.key() == name) else { continue };
+      let Some(opt) = Opt::of_key(env, key)? else { continue };
+      let name = opt.key();
       let value: Unknown = obj.get_property(key).js()?;
-      let string = |what| read_opt::<String>(env, value, &name, ValueType::String, what);
-      let number = || read_opt::<f64>(env, value, &name, ValueType::Number, "a number");
-      let boolean = || read_opt::<bool>(env, value, &name, ValueType::Boolean, "a boolean");
+      let string = |what| read_opt_string(env, value, name, what);
+      let number = || read_opt::<f64>(env, value, name, ValueType::Number, "a number");
+      let boolean = || read_opt::<bool>(env, value, name, ValueType::Boolean, "a boolean");
       match opt {
         Opt::ConfigDir => options.config_dir = string("a string")?,
         Opt::DefaultTtlMs => options.default_ttl_ms = number()?,
@@ -235,8 +361,8 @@ impl NeedsAuthOptions {
     Ok(self.config_dir.is_some() && config_dir::resolve(None).ok() != Some(self.config_dir()?))
   }
 
-  pub fn cache_path(&self) -> JsResult<std::path::PathBuf> {
-    Ok(config_dir::cache_path(&self.config_dir()?))
+  pub fn cache_path(&self) -> JsResult<std::sync::Arc<std::path::Path>> {
+    Ok(config_dir::resolve_cache_path(self.config_dir.as_deref())?)
   }
 
   pub fn default_ttl_ms(&self) -> f64 {
@@ -247,8 +373,7 @@ impl NeedsAuthOptions {
 /// A server-name argument: must be a string (its content is checked by the core).
 pub fn server_name(env: &Env, arg: Unknown) -> JsResult<String> {
   match arg.get_type().js()? {
-    // SAFETY: `arg` is a live string value of this call's scope.
-    ValueType::String => unsafe { String::from_napi_value(env.raw(), arg.raw()) }.js(),
+    ValueType::String => js_string(env, arg),
     other => Err(
       CoreError::new(ErrorCode::InvalidServerName, format!("server must be a string, not {other:?}")).into(),
     ),

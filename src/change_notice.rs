@@ -1,0 +1,365 @@
+//! "Has this file possibly changed since I read it?", answered exactly and cheaper than a `stat`.
+//!
+//! One inotify instance per process (instances are a scarce per-user resource: 128 by default)
+//! watches the directory of each file a caller memoises, for every event that can change what
+//! that name holds (the directory, not the file: a rename replaces the file), and every ancestor
+//! directory for being moved or deleted. The instance is read without blocking, in the calling
+//! thread: the kernel queues an event synchronously with the write, rename or unlink that
+//! causes it, so a change that any process completed before `poll` started is in the queue when
+//! `poll` reads it. An empty queue therefore means "unchanged" as surely as an equal `stat`.
+//!
+//! Callers keep `stat` wherever this cannot be exact, and `watch` says so by returning `None`:
+//! no inotify (not Linux, or the instance or watch limit reached), a directory that does not
+//! exist, or a path with a symlink in it (re-pointing a link is a change in another directory).
+//! Callers must also not rely on it for a file that is itself a symlink or has other hard
+//! links (writes through another name are reported to that name's directory). A queue overflow,
+//! or a watched directory deleted, moved or unmounted, is reported so callers fall back and
+//! re-arm. Not seen by inotify (nor promptly by `stat`): writes through a shared mmap, and a
+//! filesystem mounted over the directory.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::path::Path;
+
+/// What `poll` found in the queue.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+  /// Events were lost: anything may have changed, and every watch should be re-armed.
+  Overflow,
+  /// A watched directory was deleted, moved or unmounted: whatever watched through it must
+  /// stat and re-arm.
+  Gone(i32),
+  /// The kernel dropped this watch descriptor (after `Gone`, or when it was removed).
+  Dropped(i32),
+  /// Something happened to this name in the watched directory `.0`.
+  Named(i32, &'a OsStr),
+}
+
+/// The watches that guard one file.
+#[derive(Debug)]
+pub struct Watch {
+  dir: i32,
+  ancestors: Vec<i32>,
+  name: OsString,
+}
+
+impl Watch {
+  /// Whether `event` may mean the watched file changed.
+  pub fn hit(&self, event: &Event) -> bool {
+    match *event {
+      Event::Overflow => true,
+      Event::Gone(wd) | Event::Dropped(wd) => wd == self.dir || self.ancestors.contains(&wd),
+      Event::Named(wd, name) => wd == self.dir && name == self.name,
+    }
+  }
+
+  /// Whether `event` means this watch no longer guards the path (it must be re-armed).
+  pub fn broken(&self, event: &Event) -> bool {
+    !matches!(event, Event::Named(..)) && self.hit(event)
+  }
+}
+
+/// The process's inotify instance, and how many `Watch`es use each watch descriptor (the kernel
+/// gives one descriptor per directory, shared by every file watched in it).
+pub struct Notices {
+  sys: Option<sys::Inotify>,
+  /// The instance is made on the first `watch`, not before: a process that never needs one
+  /// (a one-shot CLI, a writer) does not take one of the user's few.
+  pending: bool,
+  refs: HashMap<i32, usize>,
+}
+
+impl Notices {
+  /// Uses inotify where the platform has it and an instance can be had (from the first
+  /// `watch` on); otherwise inactive.
+  pub fn new() -> Notices {
+    Notices { sys: None, pending: sys::AVAILABLE, refs: HashMap::new() }
+  }
+
+  /// Never watches: every caller falls back to `stat`.
+  pub fn inactive() -> Notices {
+    Notices { sys: None, pending: false, refs: HashMap::new() }
+  }
+
+  /// Whether `watch` may succeed.
+  pub fn is_active(&self) -> bool {
+    self.sys.is_some() || self.pending
+  }
+
+  /// Arms the watches for `file` (absolute, with no symlink in its directory's path). `None`
+  /// when that cannot be done exactly; then nothing is left armed.
+  pub fn watch(&mut self, file: &Path) -> Option<Watch> {
+    if std::mem::take(&mut self.pending) {
+      self.sys = sys::Inotify::new();
+    }
+    let sys = self.sys.as_ref()?;
+    let dir = file.parent().filter(|d| d.is_absolute())?;
+    let name = file.file_name()?.to_owned();
+    // A symlink anywhere in the directory's path would let the path name another directory
+    // without any event in the ones watched here.
+    if std::fs::canonicalize(dir).ok()? != dir {
+      return None;
+    }
+    let mut armed = Vec::new();
+    let mut arm = |path: &Path, mask: u32| match sys.add_watch(path, mask) {
+      Some(wd) => {
+        armed.push(wd);
+        Some(wd)
+      }
+      None => None,
+    };
+    let dir_wd = arm(dir, sys::DIR_MASK);
+    let mut ancestors = Vec::new();
+    let mut ok = dir_wd.is_some();
+    for a in dir.ancestors().skip(1).filter(|a| a.parent().is_some()) {
+      if !ok {
+        break;
+      }
+      match arm(a, sys::ANCESTOR_MASK) {
+        Some(wd) => ancestors.push(wd),
+        None => ok = false,
+      }
+    }
+    for wd in &armed {
+      *self.refs.entry(*wd).or_default() += 1;
+    }
+    let watch = Watch { dir: dir_wd.unwrap_or(-1), ancestors, name };
+    if ok {
+      Some(watch)
+    } else {
+      self.unwatch(watch);
+      None
+    }
+  }
+
+  /// Releases a watch's descriptors (a descriptor is removed when nothing else uses it).
+  pub fn unwatch(&mut self, watch: Watch) {
+    for wd in std::iter::once(watch.dir).chain(watch.ancestors) {
+      if let Some(n) = self.refs.get_mut(&wd) {
+        *n -= 1;
+        if *n == 0 {
+          self.refs.remove(&wd);
+          if let Some(sys) = &self.sys {
+            sys.rm_watch(wd);
+          }
+        }
+      }
+    }
+  }
+
+  /// Reads every queued event without blocking and hands each to `on`. An empty queue (the
+  /// common case) costs one `read` that fails with EAGAIN.
+  pub fn poll(&mut self, mut on: impl FnMut(&Event)) {
+    let Some(sys) = &self.sys else { return };
+    let refs = &mut self.refs;
+    sys.drain(|event| {
+      if let Event::Dropped(wd) = event {
+        // Forget the descriptor, so that unwatching never removes a number the kernel may
+        // hand out again.
+        refs.remove(wd);
+      }
+      on(event);
+    });
+  }
+}
+
+impl Default for Notices {
+  fn default() -> Self {
+    Notices::new()
+  }
+}
+
+#[cfg(target_os = "linux")]
+mod sys {
+  use super::Event;
+  use std::ffi::{CString, OsStr};
+  use std::os::unix::ffi::OsStrExt;
+  use std::path::Path;
+
+  pub const AVAILABLE: bool = true;
+
+  /// Everything that can change what a name in the directory holds, or the directory itself.
+  pub const DIR_MASK: u32 = libc::IN_CLOSE_WRITE
+    | libc::IN_MODIFY
+    | libc::IN_MOVED_TO
+    | libc::IN_MOVED_FROM
+    | libc::IN_CREATE
+    | libc::IN_DELETE
+    | libc::IN_ATTRIB
+    | libc::IN_DELETE_SELF
+    | libc::IN_MOVE_SELF
+    | libc::IN_ONLYDIR
+    | libc::IN_MASK_ADD;
+  /// An ancestor matters only if it is itself moved or deleted.
+  pub const ANCESTOR_MASK: u32 = libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_ONLYDIR | libc::IN_MASK_ADD;
+  const SELF_EVENTS: u32 = libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_UNMOUNT;
+
+  pub struct Inotify {
+    fd: libc::c_int,
+  }
+
+  impl Inotify {
+    pub fn new() -> Option<Inotify> {
+      // SAFETY: plain syscall; the fd is owned by the returned value and closed on drop.
+      let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+      (fd >= 0).then_some(Inotify { fd })
+    }
+
+    pub fn add_watch(&self, path: &Path, mask: u32) -> Option<i32> {
+      let c = CString::new(path.as_os_str().as_bytes()).ok()?;
+      // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+      let wd = unsafe { libc::inotify_add_watch(self.fd, c.as_ptr(), mask) };
+      (wd >= 0).then_some(wd)
+    }
+
+    pub fn rm_watch(&self, wd: i32) {
+      // SAFETY: plain syscall; an already-removed descriptor only yields EINVAL.
+      unsafe { libc::inotify_rm_watch(self.fd, wd) };
+    }
+
+    pub fn drain(&self, mut on: impl FnMut(&Event)) {
+      const HEADER: usize = std::mem::size_of::<libc::inotify_event>();
+      // Aligned for `inotify_event`; room for many events with names up to NAME_MAX. Left
+      // uninitialised: zeroing 8 KiB would cost more than the read that usually finds nothing.
+      let mut buf = std::mem::MaybeUninit::<[u64; 1024]>::uninit();
+      loop {
+        // SAFETY: reads into `buf`, of the length given.
+        let n = unsafe { libc::read(self.fd, buf.as_mut_ptr().cast(), std::mem::size_of_val(&buf)) };
+        if n <= 0 {
+          // EAGAIN: the queue is empty (EINTR cannot happen on a non-blocking read).
+          return;
+        }
+        // SAFETY: the kernel wrote `n` initialised bytes of whole events at the start of `buf`.
+        let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n as usize) };
+        let mut at = 0;
+        while at + HEADER <= bytes.len() {
+          // SAFETY: a whole header lies at `at`; read_unaligned needs no alignment.
+          let ev: libc::inotify_event = unsafe { std::ptr::read_unaligned(bytes[at..].as_ptr().cast()) };
+          let name_end = (at + HEADER + ev.len as usize).min(bytes.len());
+          let raw = &bytes[at + HEADER..name_end];
+          let name = OsStr::from_bytes(&raw[..raw.iter().position(|b| *b == 0).unwrap_or(raw.len())]);
+          at = name_end;
+          if ev.mask & libc::IN_Q_OVERFLOW != 0 {
+            on(&Event::Overflow);
+          } else if ev.mask & libc::IN_IGNORED != 0 {
+            on(&Event::Dropped(ev.wd));
+          } else if ev.mask & SELF_EVENTS != 0 && ev.len == 0 {
+            on(&Event::Gone(ev.wd));
+          } else {
+            on(&Event::Named(ev.wd, name));
+          }
+        }
+      }
+    }
+  }
+
+  impl Drop for Inotify {
+    fn drop(&mut self) {
+      // SAFETY: the fd is ours and closed once.
+      unsafe { libc::close(self.fd) };
+    }
+  }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod sys {
+  use super::Event;
+  use std::path::Path;
+
+  pub const AVAILABLE: bool = false;
+  pub const DIR_MASK: u32 = 0;
+  pub const ANCESTOR_MASK: u32 = 0;
+
+  /// No kernel notification that can be polled exactly here: callers `stat`.
+  pub enum Inotify {}
+
+  impl Inotify {
+    pub fn new() -> Option<Inotify> {
+      None
+    }
+    pub fn add_watch(&self, _: &Path, _: u32) -> Option<i32> {
+      match *self {}
+    }
+    pub fn rm_watch(&self, _: i32) {
+      match *self {}
+    }
+    pub fn drain(&self, _: impl FnMut(&Event)) {
+      match *self {}
+    }
+  }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+  use super::*;
+  use std::fs;
+
+  fn hits(n: &mut Notices, w: &Watch) -> (bool, bool) {
+    let (mut hit, mut broken) = (false, false);
+    n.poll(|e| {
+      hit |= w.hit(e);
+      broken |= w.broken(e);
+    });
+    (hit, broken)
+  }
+
+  #[test]
+  fn sees_every_way_the_name_changes_and_ignores_neighbours() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let dir = fs::canonicalize(d.path()).expect("canon");
+    let file = dir.join("c.json");
+    let mut n = Notices::new();
+    let w = n.watch(&file).expect("inotify is available here");
+    assert_eq!(hits(&mut n, &w), (false, false), "nothing happened yet");
+    fs::write(dir.join("other.json"), b"{}").expect("write");
+    fs::write(dir.join("c.json.lock"), b"").expect("write");
+    assert_eq!(hits(&mut n, &w), (false, false), "neighbours are not the file");
+    fs::write(&file, b"{}").expect("create");
+    assert_eq!(hits(&mut n, &w), (true, false), "created");
+    assert_eq!(hits(&mut n, &w), (false, false), "drained");
+    let mut f = fs::OpenOptions::new().append(true).open(&file).expect("open");
+    std::io::Write::write_all(&mut f, b" ").expect("append");
+    drop(f);
+    assert_eq!(hits(&mut n, &w), (true, false), "written in place");
+    fs::write(dir.join("tmp"), b"{\"a\":1}").expect("tmp");
+    fs::rename(dir.join("tmp"), &file).expect("rename");
+    assert_eq!(hits(&mut n, &w), (true, false), "replaced by rename");
+    fs::remove_file(&file).expect("rm");
+    assert_eq!(hits(&mut n, &w), (true, false), "removed");
+    n.unwatch(w);
+    assert!(n.refs.is_empty(), "every descriptor released");
+  }
+
+  #[test]
+  fn a_deleted_or_moved_directory_breaks_the_watch() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let root = fs::canonicalize(d.path()).expect("canon");
+    let dir = root.join("a/b");
+    fs::create_dir_all(&dir).expect("mkdir");
+    let mut n = Notices::new();
+    let w = n.watch(&dir.join("c.json")).expect("watch");
+    fs::remove_dir(&dir).expect("rmdir");
+    assert_eq!(hits(&mut n, &w), (true, true), "directory deleted");
+    n.unwatch(w);
+
+    fs::create_dir_all(&dir).expect("mkdir");
+    let w = n.watch(&dir.join("c.json")).expect("watch");
+    fs::rename(root.join("a"), root.join("a2")).expect("mv ancestor");
+    assert_eq!(hits(&mut n, &w), (true, true), "an ancestor moved away");
+    n.unwatch(w);
+  }
+
+  #[test]
+  fn no_watch_where_it_could_not_be_exact() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let root = fs::canonicalize(d.path()).expect("canon");
+    fs::create_dir(root.join("real")).expect("mkdir");
+    std::os::unix::fs::symlink(root.join("real"), root.join("link")).expect("symlink");
+    let mut n = Notices::new();
+    assert!(n.watch(&root.join("link/c.json")).is_none(), "symlink in the path");
+    assert!(n.watch(&root.join("missing/c.json")).is_none(), "no such directory");
+    assert!(n.watch(Path::new("relative/c.json")).is_none(), "relative path");
+    assert!(Notices::inactive().watch(&root.join("real/c.json")).is_none(), "inactive");
+    assert!(n.refs.is_empty(), "nothing left armed");
+  }
+}
