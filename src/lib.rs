@@ -11,6 +11,8 @@ pub mod diagnose;
 pub mod error;
 pub mod event_bus;
 pub mod needs_auth;
+pub mod server_config;
+pub mod server_rules;
 pub mod staleness;
 pub mod watcher;
 
