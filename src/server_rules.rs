@@ -92,11 +92,15 @@ pub fn judge(server: &str, entry: &Value, config: &ServerConfig, now: f64) -> En
     Transport::Stdio => config.plugin,
     Transport::Ws | Transport::Sdk | Transport::SseIde | Transport::WsIde => false,
   };
+  // The id an entry must carry: a proxy's own id, a plugin stdio server's config hash.
+  let own_id = match config.transport {
+    Transport::ClaudeAiProxy => Some(config.id.as_deref()),
+    Transport::Stdio => Some(config.plugin_id.as_deref()),
+    _ => None,
+  };
   let ignored = if !consulted {
     Some(Ignored::Transport)
-  } else if config.transport == Transport::ClaudeAiProxy && !same_id(config.id.as_deref()) {
-    Some(Ignored::IdMismatch)
-  } else if config.transport == Transport::Stdio && !same_id(config.plugin_id.as_deref()) {
+  } else if own_id.is_some_and(|id| !same_id(id)) {
     Some(Ignored::IdMismatch)
   } else if config.plugin && config.transport.is_http_or_sse() && entry_id.is_some() {
     Some(Ignored::PluginEntryHasId)
