@@ -282,3 +282,34 @@ describe('end to end with Claude Code 2.1.332', { skip: !fs.existsSync(NATIVE) &
     assert.match(r.debug, /MCP server "fresh": Skipping connection \(cached needs-auth\)/, context);
   });
 });
+
+describe('mcp-needs-auth/sdk passes the session\'s mcpServers along', () => {
+  const sdk = require('../sdk.js');
+
+  it('prepareQuery judges entries with options.mcpServers: a claude.ai proxy entry of 20 min is still live', (t) => {
+    const dir = tmpDir(t);
+    const now = Date.now();
+    const doc = { proxy: { timestamp: now - 20 * MIN, id: 'mcpsrv_A' }, plain: { timestamp: now - 20 * MIN } };
+    writeCache(dir, doc);
+    const env = { CLAUDE_CONFIG_DIR: dir };
+    const options = { env, mcpServers: { proxy, plain: http } };
+    assert.equal(sdk.prepareQuery(options, { credentials: 'none' }), options);
+    assert.deepEqual(Object.keys(JSON.parse(fs.readFileSync(path.join(dir, CACHE), 'utf8'))), ['proxy'],
+      'the proxy entry (4 h) is kept; the http one (15 min) is expired and purged');
+    sdk.prepareQuery({ env }, { credentials: 'none' });
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, CACHE), 'utf8')), {}, 'without configs: name only, 15 min');
+  });
+
+  it('a config the addon rejects is left out with a warning; the others still count', async (t) => {
+    const dir = tmpDir(t);
+    writeCache(dir, { proxy: { timestamp: Date.now() - 20 * MIN, id: 'mcpsrv_A' }, odd: { timestamp: Date.now() - 20 * MIN } });
+    const warnings = [];
+    const onWarning = (w) => warnings.push(w);
+    process.on('warning', onWarning);
+    t.after(() => process.off('warning', onWarning));
+    sdk.prepareQuery({ env: { CLAUDE_CONFIG_DIR: dir }, mcpServers: { proxy, odd: { type: 'quantum' } } }, { credentials: 'none' });
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(Object.keys(JSON.parse(fs.readFileSync(path.join(dir, CACHE), 'utf8'))), ['proxy']);
+    assert.ok(warnings.some((w) => /"odd" left out/.test(w.message) && /serverConfigs\.odd\.type/.test(w.message)), warnings.map(String).join('\n'));
+  });
+});
