@@ -167,7 +167,7 @@ fn json_number(n: f64) -> Value {
   }
 }
 
-fn kind_of(v: &Value) -> &'static str {
+pub(crate) fn kind_of(v: &Value) -> &'static str {
   match v {
     Value::Null => "null",
     Value::Bool(_) => "a boolean",

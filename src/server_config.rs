@@ -6,6 +6,8 @@
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::cache_file::kind_of;
+
 /// `type` as Claude Code knows it. A missing `type` is stdio; `streamable-http` is Claude Code's
 /// own alias of `http` (its settings schema turns one into the other).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +75,7 @@ impl ServerConfig {
     let Value::Object(obj) = config else {
       return Err(InvalidConfig {
         field: "",
-        message: format!("must be an object (an MCP server config), not {}", json_kind(config)),
+        message: format!("must be an object (an MCP server config), not {}", kind_of(config)),
       });
     };
     let transport = match obj.get("type") {
@@ -85,7 +87,7 @@ impl ServerConfig {
       Some(other) => {
         return Err(InvalidConfig {
           field: ".type",
-          message: format!("must be a string ({}), not {}", Transport::NAMES, json_kind(other)),
+          message: format!("must be a string ({}), not {}", Transport::NAMES, kind_of(other)),
         })
       }
     };
@@ -93,7 +95,7 @@ impl ServerConfig {
       None => None,
       Some(Value::String(s)) => Some(s.clone()),
       Some(other) => {
-        return Err(InvalidConfig { field: ".id", message: format!("must be a string, not {}", json_kind(other)) })
+        return Err(InvalidConfig { field: ".id", message: format!("must be a string, not {}", kind_of(other)) })
       }
     };
     let plugin = obj.contains_key("pluginSource");
@@ -355,17 +357,6 @@ pub(crate) fn js_number(f: f64) -> String {
     }
   };
   format!("{sign}{body}")
-}
-
-pub(crate) fn json_kind(v: &Value) -> &'static str {
-  match v {
-    Value::Null => "null",
-    Value::Bool(_) => "a boolean",
-    Value::Number(_) => "a number",
-    Value::String(_) => "a string",
-    Value::Array(_) => "an array",
-    Value::Object(_) => "an object",
-  }
 }
 
 #[cfg(test)]
