@@ -87,7 +87,8 @@ function usableServerConfigs(configs) {
       addon.cachePath({ configDir: '.', serverConfigs: { [name]: config } });
       usable[name] = config;
     } catch (err) {
-      warn(`server config of ${JSON.stringify(name)} left out, its needs-auth entry is judged by name only: ${errMessage(err)}`);
+      const why = errMessage(err);
+      warn(`server config of ${JSON.stringify(name)} left out, its needs-auth entry is judged by name only: ${why}`);
     }
   }
   return usable;
@@ -446,14 +447,17 @@ function needsAuthHooks(options) {
  * entries of the config dir its child will use (so the start-up loop dials freshly signed-in
  * servers), and appends needsAuthHooks() to `options.hooks.SessionStart`, keeping the caller's
  * hooks. The entries of the servers in `options.mcpServers` are judged with their configs
- * (Claude Code 2.1.332's exact rules). Returns the same object. `helperOptions` go to needsAuthHooks (e.g. `{ query: () => q }`).
+ * (Claude Code 2.1.332's exact rules). Returns the same object. `helperOptions` go to
+ * needsAuthHooks (e.g. `{ query: () => q }`).
  */
 function prepareQuery(queryOptions, helperOptions) {
   const qo = queryOptions == null ? {} : queryOptions;
   try {
     const h = { ...helperOptions };
     // The session's own server configs: the addon judges their entries exactly as 2.1.332 does.
-    if (h.serverConfigs === undefined && qo.mcpServers && typeof qo.mcpServers === 'object') h.serverConfigs = qo.mcpServers;
+    if (h.serverConfigs === undefined && qo.mcpServers && typeof qo.mcpServers === 'object') {
+      h.serverConfigs = qo.mcpServers;
+    }
     const opts = addonOptions({ ...h, configDir: typeof h.configDir === 'string' ? h.configDir : configDirFor(qo) });
     safePurge(opts, 'prepareQuery');
     const hooks = qo.hooks && typeof qo.hooks === 'object' ? qo.hooks : {};

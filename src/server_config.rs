@@ -95,7 +95,10 @@ impl ServerConfig {
       None => None,
       Some(Value::String(s)) => Some(s.clone()),
       Some(other) => {
-        return Err(InvalidConfig { field: ".id", message: format!("must be a string, not {}", kind_of(other)) })
+        return Err(InvalidConfig {
+          field: ".id",
+          message: format!("must be a string, not {}", kind_of(other)),
+        })
       }
     };
     let plugin = obj.contains_key("pluginSource");
@@ -116,13 +119,18 @@ impl ServerConfig {
 fn keeps_short_ttl(obj: &Map<String, Value>) -> bool {
   obj.get("headersHelper").is_some_and(truthy)
     || obj.get("headers").is_some_and(|h| truthy(h) && js_key_count(h) > 0)
-    || obj.get("url").and_then(Value::as_str).is_some_and(is_anthropic_api_mcp_url)
+    || obj
+      .get("url")
+      .and_then(Value::as_str)
+      .is_some_and(is_anthropic_api_mcp_url)
 }
 
 /// `CSe(url)`: an https URL on `api.anthropic.com` (default port) under `/v1/design/` or
 /// `/v1/claude/test/`, or exactly `/v1/pages/mcp`.
 fn is_anthropic_api_mcp_url(url: &str) -> bool {
-  let Some(rest) = strip_prefix_ignore_case(url.trim(), "https://") else { return false };
+  let Some(rest) = strip_prefix_ignore_case(url.trim(), "https://") else {
+    return false;
+  };
   let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
   let authority = &rest[..end];
   let host = authority.rsplit('@').next().unwrap_or(authority).to_ascii_lowercase();
@@ -227,7 +235,10 @@ pub fn canonical_config(config: &Map<String, Value>) -> String {
     *url = sort_query(url);
   }
   let url_empty = !config.get("configError").is_some_and(truthy)
-    && config.get("url").and_then(Value::as_str).is_some_and(|u| u.trim().is_empty());
+    && config
+      .get("url")
+      .and_then(Value::as_str)
+      .is_some_and(|u| u.trim().is_empty());
   if config.get("configErrorReason").and_then(Value::as_str) == Some("url_empty") || url_empty {
     e.insert("unconfigured".into(), Value::Bool(true));
   }
@@ -263,13 +274,22 @@ fn looks_absolute(url: &str) -> bool {
   {
     return false;
   }
-  let special = ["http", "https", "ws", "wss", "ftp"].iter().any(|s| scheme.eq_ignore_ascii_case(s));
+  let special = ["http", "https", "ws", "wss", "ftp"]
+    .iter()
+    .any(|s| scheme.eq_ignore_ascii_case(s));
   if !special {
     return true;
   }
   let rest = url[colon + 1..].trim_start_matches(['/', '\\']);
   let authority = &rest[..rest.find(['/', '\\', '?', '#']).unwrap_or(rest.len())];
-  !authority.rsplit('@').next().unwrap_or("").split(':').next().unwrap_or("").is_empty()
+  !authority
+    .rsplit('@')
+    .next()
+    .unwrap_or("")
+    .split(':')
+    .next()
+    .unwrap_or("")
+    .is_empty()
 }
 
 /// JavaScript's default string order: by UTF-16 code units.
@@ -371,9 +391,15 @@ mod tests {
   #[test]
   fn reads_the_agent_sdk_shapes() {
     assert_eq!(parse(json!({"command": "npx"})).transport, Transport::Stdio);
-    assert_eq!(parse(json!({"type": "streamable-http", "url": "u"})).transport, Transport::Http);
+    assert_eq!(
+      parse(json!({"type": "streamable-http", "url": "u"})).transport,
+      Transport::Http
+    );
     let proxy = parse(json!({"type": "claudeai-proxy", "url": "u", "id": "mcpsrv_1"}));
-    assert_eq!((proxy.transport, proxy.id.as_deref(), proxy.plugin), (Transport::ClaudeAiProxy, Some("mcpsrv_1"), false));
+    assert_eq!(
+      (proxy.transport, proxy.id.as_deref(), proxy.plugin),
+      (Transport::ClaudeAiProxy, Some("mcpsrv_1"), false)
+    );
     assert_eq!(parse(json!({"type": "sdk", "name": "x"})).transport, Transport::Sdk);
   }
 
@@ -397,14 +423,30 @@ mod tests {
   #[test]
   fn plugin_http_sse_short_ttl_exemptions() {
     let short = |v: Value| parse(v).short_default_ttl;
-    assert!(!short(json!({"type": "http", "url": "https://x.dev/mcp", "pluginSource": "p"})));
-    assert!(!short(json!({"type": "http", "url": "https://x.dev/mcp", "pluginSource": "p", "headers": {}})));
-    assert!(short(json!({"type": "sse", "url": "https://x.dev/mcp", "pluginSource": "p", "headers": {"a": "b"}})));
-    assert!(short(json!({"type": "http", "url": "https://x.dev/mcp", "pluginSource": "p", "headersHelper": "h.sh"})));
-    assert!(short(json!({"type": "http", "url": "https://api.anthropic.com/v1/pages/mcp", "pluginSource": "p"})));
-    assert!(short(json!({"type": "http", "url": "https://API.anthropic.com:443/v1/design/x", "pluginSource": "p"})));
-    assert!(!short(json!({"type": "http", "url": "https://api.anthropic.com:8443/v1/pages/mcp", "pluginSource": "p"})));
-    assert!(!short(json!({"type": "http", "url": "http://api.anthropic.com/v1/pages/mcp", "pluginSource": "p"})));
+    assert!(!short(
+      json!({"type": "http", "url": "https://x.dev/mcp", "pluginSource": "p"})
+    ));
+    assert!(!short(
+      json!({"type": "http", "url": "https://x.dev/mcp", "pluginSource": "p", "headers": {}})
+    ));
+    assert!(short(
+      json!({"type": "sse", "url": "https://x.dev/mcp", "pluginSource": "p", "headers": {"a": "b"}})
+    ));
+    assert!(short(
+      json!({"type": "http", "url": "https://x.dev/mcp", "pluginSource": "p", "headersHelper": "h.sh"})
+    ));
+    assert!(short(
+      json!({"type": "http", "url": "https://api.anthropic.com/v1/pages/mcp", "pluginSource": "p"})
+    ));
+    assert!(short(
+      json!({"type": "http", "url": "https://API.anthropic.com:443/v1/design/x", "pluginSource": "p"})
+    ));
+    assert!(!short(
+      json!({"type": "http", "url": "https://api.anthropic.com:8443/v1/pages/mcp", "pluginSource": "p"})
+    ));
+    assert!(!short(
+      json!({"type": "http", "url": "http://api.anthropic.com/v1/pages/mcp", "pluginSource": "p"})
+    ));
     // Not a plugin: the exemption does not apply (nor does the 4 h default).
     assert!(!short(json!({"type": "http", "url": "u", "headers": {"a": "b"}})));
   }
@@ -425,7 +467,10 @@ mod tests {
       r#"{"headers":{},"type":"http","url":"https://h/mcp?a=1&a=0&b=2#f"}"#
     );
     let empty = json!({"type": "http", "url": " "});
-    assert_eq!(canonical_config(empty.as_object().expect("object")), r#"{"type":"http","unconfigured":true,"url":" "}"#);
+    assert_eq!(
+      canonical_config(empty.as_object().expect("object")),
+      r#"{"type":"http","unconfigured":true,"url":" "}"#
+    );
   }
 
   #[test]
