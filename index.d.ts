@@ -55,8 +55,9 @@ export interface CredentialsSummary {
 /**
  * Why Claude Code would skip `server` now, as data: its needs-auth entry (age, time left,
  * superseded or not) and the token-less credentials stub that deleting the entry does not cure
- * (sign in with `claude mcp login <server>`). Reads credentials, never writes them, and never
- * returns token material.
+ * (sign in with `claude mcp login <server>`). With `options.serverConfig`, the entry is judged
+ * by Claude Code 2.1.332's rules. Reads credentials, never writes them, and never returns token
+ * material.
  */
 export declare function diagnose(server: string, options?: NeedsAuthOptions): Diagnosis
 
@@ -79,14 +80,17 @@ export interface Diagnosis {
 export declare function invalidateNeedsAuth(server?: string | string[] | null, options?: NeedsAuthOptions): Array<string>
 
 /**
- * Whether Claude Code would skip `server` now because of its needs-auth entry. Cheap: an
- * unchanged file is answered from memory after one `stat`.
+ * Whether Claude Code would skip `server` now because of its needs-auth entry. With
+ * `options.serverConfig` (or `serverConfigs[server]`) the answer is Claude Code 2.1.332's exact
+ * rule; without, the name-only rule. Cheap: an unchanged file is answered from memory after one
+ * `stat`.
  */
 export declare function isNeedsAuthCached(server: string, options?: NeedsAuthOptions): boolean
 
 /**
  * Every entry of the needs-auth cache, in file order. A missing or corrupt file has none (as
- * Claude Code reads it); a file over 1 MiB throws `ERR_CACHE_TOO_LARGE`.
+ * Claude Code reads it); a file over 1 MiB throws `ERR_CACHE_TOO_LARGE`. Entries of servers in
+ * `options.serverConfigs` are judged by Claude Code 2.1.332's rules, the others by name only.
  */
 export declare function listNeedsAuth(options?: NeedsAuthOptions): Array<NeedsAuthEntry>
 
@@ -95,6 +99,33 @@ export declare function listNeedsAuth(options?: NeedsAuthOptions): Array<NeedsAu
  * `ttlMs` and `id` when given in `options`. Locked and atomic.
  */
 export declare function markNeedsAuth(server: string, options?: NeedsAuthOptions): void
+
+/**
+ * The fields of an MCP server config that Claude Code 2.1.332's needs-auth rules read. Every
+ * shape of the Agent SDK's `McpServerConfig` (stdio, sse, http, sdk, claudeai-proxy) fits it;
+ * other fields are ignored, except that a plugin stdio config is hashed whole, as Claude Code
+ * does to tell its entries apart.
+ */
+export interface McpServerConfig {
+  /**
+   * Default `'stdio'`. Only `claudeai-proxy`, `http`/`sse` and plugin stdio servers are ever
+   * skipped for a needs-auth entry.
+   */
+  type?: 'stdio' | 'sse' | 'http' | 'streamable-http' | 'ws' | 'sdk' | 'claudeai-proxy' | 'sse-ide' | 'ws-ide'
+  /** claude.ai proxy servers: an entry counts only when its `id` is this one. */
+  id?: string
+  url?: string
+  command?: string
+  args?: Array<string>
+  env?: Record<string, string>
+  /** Plugin http/sse servers with headers (or a `headersHelper`) keep the 15 min default. */
+  headers?: Record<string, string>
+  headersHelper?: string
+  /** Set by Claude Code for servers that come from a plugin: they have rules of their own. */
+  pluginSource?: string
+  /** `sdk` servers. */
+  name?: string
+}
 
 /** One entry of the needs-auth cache, judged as Claude Code would judge it now. */
 export interface NeedsAuthEntry {
@@ -113,6 +144,18 @@ export interface NeedsAuthEntry {
   cached: boolean
   /** The entry's server `id` (Claude Code 2.1.120+), when present. */
   id?: string
+  /**
+   * `'config'`: judged with the server's config by Claude Code 2.1.332's rules. `'name'`: no
+   * config was given for this server, so the name-only rule judged it.
+   */
+  judgedBy: 'config' | 'name'
+  /**
+   * With a config: why Claude Code ignores the entry whatever its age. `'transport'`: the
+   * server's transport never consults the cache (plain stdio, ws, sdk); `'id-mismatch'`: the
+   * entry's `id` is not the server's; `'plugin-entry-has-id'`: a plugin http/sse server's entry
+   * with an `id`.
+   */
+  ignored?: 'transport' | 'id-mismatch' | 'plugin-entry-has-id'
 }
 
 /**
@@ -155,6 +198,17 @@ export interface NeedsAuthOptions {
    * with OS notifications, never polled.
    */
   pollIntervalMs?: number
+  /**
+   * `isNeedsAuthCached`, `diagnose`: the server's config (as passed to the Agent SDK in
+   * `options.mcpServers[server]`). With it the answer is Claude Code 2.1.332's exact rule;
+   * without it, the name-only rule (see the README).
+   */
+  serverConfig?: McpServerConfig
+  /**
+   * `listNeedsAuth`, `purgeStale`, `isNeedsAuthCached`, `diagnose`: configs by server name (the
+   * Agent SDK's `options.mcpServers`). Entries of servers without one get the name-only rule.
+   */
+  serverConfigs?: Record<string, McpServerConfig>
 }
 
 /**
@@ -182,7 +236,9 @@ export interface PurgedEntry {
  * this process's `onAuthChanged` subscribers when it removed any. An entry is superseded when
  * this process saw the server's tokens change after it was written, or when the credentials
  * store changed after it AND the server holds an access token expiring more than 60 s after
- * it (a token saved before the 401 had expired by then). Reads credentials, never writes them.
+ * it (a token saved before the 401 had expired by then). With `options.serverConfigs`, those
+ * servers' entries expire by Claude Code 2.1.332's TTLs (4 h for claude.ai proxy servers).
+ * Reads credentials, never writes them.
  */
 export declare function purgeStale(options?: NeedsAuthOptions): Array<PurgedEntry>
 

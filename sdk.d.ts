@@ -52,6 +52,8 @@ export interface HookCallbackMatcherLike {
 export interface QueryOptionsLike {
   /** The Claude Code child's environment (default `process.env`). */
   env?: Record<string, string | undefined>
+  /** The session's MCP servers: `prepareQuery` judges their entries with these configs. */
+  mcpServers?: Record<string, import('./index').McpServerConfig>
   hooks?: Partial<Record<string, HookCallbackMatcherLike[]>>
   [key: string]: any
 }
@@ -67,7 +69,7 @@ export interface ReconnectOutcome {
   attempts: number
 }
 
-/** Which config dir to use, and how the addon reads credentials. */
+/** Which config dir to use, and how the addon reads credentials and judges entries. */
 export interface ConfigDirOptions {
   /** Explicit config dir. Default: `configDirFor({ env })`. */
   configDir?: string
@@ -77,6 +79,12 @@ export interface ConfigDirOptions {
   credentials?: 'auto' | 'file' | 'keychain' | 'none'
   /** Passed to the addon. */
   defaultTtlMs?: number
+  /**
+   * The session's server configs (the query's `options.mcpServers`): entries of these servers are
+   * judged by Claude Code 2.1.332's exact rules. `prepareQuery` passes `mcpServers` itself.
+   * Invalid configs are left out with a warning (the name-only rule then applies).
+   */
+  serverConfigs?: Record<string, import('./index').McpServerConfig>
 }
 
 export interface ReconnectOptions extends ConfigDirOptions {

@@ -69,7 +69,29 @@ function addonOptions(options) {
   else out.configDir = configDirFor(o.env !== undefined ? { env: o.env } : undefined);
   if (o.credentials !== undefined) out.credentials = o.credentials;
   if (o.defaultTtlMs !== undefined) out.defaultTtlMs = o.defaultTtlMs;
+  const configs = usableServerConfigs(o.serverConfigs);
+  if (configs !== undefined) out.serverConfigs = configs;
   return out;
+}
+
+/**
+ * The session's server configs (`options.mcpServers`), for the addon to judge entries by Claude
+ * Code 2.1.332's exact rules. Configs the addon rejects (a newer SDK's transport, say) are left
+ * out with a warning: their entries are then judged by name only, and nothing else fails.
+ */
+function usableServerConfigs(configs) {
+  if (configs == null || typeof configs !== 'object') return undefined;
+  const usable = {};
+  for (const [name, config] of Object.entries(configs)) {
+    try {
+      addon.cachePath({ configDir: '.', serverConfigs: { [name]: config } });
+      usable[name] = config;
+    } catch (err) {
+      const why = errMessage(err);
+      warn(`server config of ${JSON.stringify(name)} left out, its needs-auth entry is judged by name only: ${why}`);
+    }
+  }
+  return usable;
 }
 
 function usableDir(opts, what) {
@@ -424,18 +446,24 @@ function needsAuthHooks(options) {
  * Call on the options of `query({ prompt, options })` before the session starts: purges stale
  * entries of the config dir its child will use (so the start-up loop dials freshly signed-in
  * servers), and appends needsAuthHooks() to `options.hooks.SessionStart`, keeping the caller's
- * hooks. Returns the same object. `helperOptions` go to needsAuthHooks (e.g. `{ query: () => q }`).
+ * hooks. The entries of the servers in `options.mcpServers` are judged with their configs
+ * (Claude Code 2.1.332's exact rules). Returns the same object. `helperOptions` go to
+ * needsAuthHooks (e.g. `{ query: () => q }`).
  */
 function prepareQuery(queryOptions, helperOptions) {
   const qo = queryOptions == null ? {} : queryOptions;
   try {
-    const h = helperOptions || {};
+    const h = { ...helperOptions };
+    // The session's own server configs: the addon judges their entries exactly as 2.1.332 does.
+    if (h.serverConfigs === undefined && qo.mcpServers && typeof qo.mcpServers === 'object') {
+      h.serverConfigs = qo.mcpServers;
+    }
     const opts = addonOptions({ ...h, configDir: typeof h.configDir === 'string' ? h.configDir : configDirFor(qo) });
     safePurge(opts, 'prepareQuery');
     const hooks = qo.hooks && typeof qo.hooks === 'object' ? qo.hooks : {};
     const existing = Array.isArray(hooks.SessionStart) ? hooks.SessionStart : [];
     if (!existing.some((m) => m && m[HOOK_MARK])) {
-      const ours = needsAuthHooks({ ...h, configDir: opts.configDir }).SessionStart;
+      const ours = needsAuthHooks({ ...h, configDir: opts.configDir, serverConfigs: opts.serverConfigs }).SessionStart;
       qo.hooks = { ...hooks, SessionStart: [...existing, ...ours] };
     }
   } catch (err) {

@@ -218,14 +218,14 @@ describe('listNeedsAuth and the TTL rule', () => {
     const by = Object.fromEntries(list.map((e) => [e.server, e]));
 
     assert.deepEqual(by.fresh, {
-      server: 'fresh', timestamp: now - 5000, ttlMs: 900000, expiresAt: now - 5000 + 900000, cached: true,
+      server: 'fresh', timestamp: now - 5000, ttlMs: 900000, expiresAt: now - 5000 + 900000, cached: true, judgedBy: 'name',
     });
     assert.equal('id' in by.fresh, false);
     assert.deepEqual(by.stale, {
-      server: 'stale', timestamp: now - 905000, ttlMs: 900000, expiresAt: now - 5000, cached: false,
+      server: 'stale', timestamp: now - 905000, ttlMs: 900000, expiresAt: now - 5000, cached: false, judgedBy: 'name',
     });
     assert.deepEqual(by.longTtl, {
-      server: 'longTtl', timestamp: now - 1800000, ttlMs: 14400000, expiresAt: now - 1800000 + 14400000, cached: true, id: 'mcpsrv_1',
+      server: 'longTtl', timestamp: now - 1800000, ttlMs: 14400000, expiresAt: now - 1800000 + 14400000, cached: true, id: 'mcpsrv_1', judgedBy: 'name',
     });
     assert.equal(by.shortTtl.cached, false, 'entry ttlMs 1000 < age 5000');
     assert.equal(by.shortTtl.ttlMs, 1000);
@@ -311,7 +311,7 @@ describe('markNeedsAuth', () => {
     assert.ok(ts >= before && ts <= after, `${ts} not in [${before}, ${after}]`);
     assert.equal(isNeedsAuthCached('github', opts), true);
     assert.deepEqual(listNeedsAuth(opts), [{
-      server: 'github', timestamp: ts, ttlMs: 900000, expiresAt: ts + 900000, cached: true,
+      server: 'github', timestamp: ts, ttlMs: 900000, expiresAt: ts + 900000, cached: true, judgedBy: 'name',
     }]);
   });
 

@@ -60,6 +60,36 @@ pub fn validate_server_name(name: &str) -> Result<()> {
   ))
 }
 
+/// Which rule judged an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JudgedBy {
+  /// No config for this server: the name-only rule.
+  Name,
+  /// Claude Code 2.1.332's rules with the server's config.
+  Config,
+}
+
+/// Why Claude Code 2.1.332 ignores an entry whatever its age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ignored {
+  /// The server's transport never consults the cache (plain stdio, ws, sdk, IDE servers).
+  Transport,
+  /// The entry's `id` is not the server's (claude.ai proxy id, or a plugin stdio config hash).
+  IdMismatch,
+  /// A plugin http/sse server's entry that carries an `id`.
+  PluginEntryHasId,
+}
+
+impl Ignored {
+  pub fn as_str(self) -> &'static str {
+    match self {
+      Ignored::Transport => "transport",
+      Ignored::IdMismatch => "id-mismatch",
+      Ignored::PluginEntryHasId => "plugin-entry-has-id",
+    }
+  }
+}
+
 /// One entry as Claude Code would judge it at `now`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntryStatus {
@@ -70,9 +100,12 @@ pub struct EntryStatus {
   pub expires_at: Option<f64>,
   pub cached: bool,
   pub id: Option<String>,
+  pub judged_by: JudgedBy,
+  /// Why Claude Code ignores this entry whatever its age (judged with a config only).
+  pub ignored: Option<Ignored>,
 }
 
-/// Claude Code 2.1.332's rule: cached while `-60 s < now - timestamp < ttl`, where ttl is the
+/// The name-only rule (see `server_rules`): cached while `-60 s < now - timestamp < ttl`, where ttl is the
 /// entry's numeric `ttlMs`, else `default_ttl_ms`. A missing or non-numeric timestamp, or an
 /// entry that is not an object, is never cached.
 pub fn entry_status(server: &str, entry: &Value, now: f64, default_ttl_ms: f64) -> EntryStatus {
@@ -100,6 +133,8 @@ pub fn entry_status(server: &str, entry: &Value, now: f64, default_ttl_ms: f64) 
       .and_then(|o| o.get("id"))
       .and_then(Value::as_str)
       .map(str::to_owned),
+    judged_by: JudgedBy::Name,
+    ignored: None,
   }
 }
 
@@ -132,7 +167,7 @@ fn json_number(n: f64) -> Value {
   }
 }
 
-fn kind_of(v: &Value) -> &'static str {
+pub(crate) fn kind_of(v: &Value) -> &'static str {
   match v {
     Value::Null => "null",
     Value::Bool(_) => "a boolean",

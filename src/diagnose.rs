@@ -8,6 +8,8 @@ use crate::config_dir;
 use crate::credentials::{CredentialSource, ServerCredentials};
 use crate::error::Result;
 use crate::needs_auth::{self, now_ms};
+use crate::server_config::Transport;
+use crate::server_rules::Rules;
 use crate::staleness::{self, CredentialView};
 
 /// Claude Code 2.1.332 stops honouring a token-less stub this long after `tokenlessRejectedAt`;
@@ -36,11 +38,12 @@ pub fn diagnose(
   explicit: bool,
   source: CredentialSource,
   server: &str,
-  default_ttl_ms: f64,
+  rules: &Rules,
 ) -> Result<Diagnosis> {
   cache_file::validate_server_name(server)?;
   let now = now_ms();
-  let entry = needs_auth::status(&config_dir::cache_path(config_dir), server, now, default_ttl_ms)?;
+  let entry = needs_auth::status(&config_dir::cache_path(config_dir), server, now, rules)?;
+  let config = rules.config(server);
   let view = CredentialView::load(config_dir, explicit, source, now)?;
   let creds = view.snapshot.servers.get(server).cloned();
   let mut reasons = Vec::new();
@@ -50,9 +53,12 @@ pub fn diagnose(
     let superseded = staleness::is_superseded(ts, &view.evidence(server));
     let age_ms = now - ts;
     let expires_in_ms = ts + st.ttl_ms - now;
+    // Claude Code 2.1.332 reports a plugin stdio server whose failure is cached as `failed`.
+    let plugin_stdio = config.is_some_and(|c| c.plugin && c.transport == Transport::Stdio);
     let mut message = format!(
-      "Claude Code skips \"{server}\" without dialing it: it answered 401 {} ago and the needs-auth \
+      "Claude Code skips \"{server}\" without dialing it: it {} {} ago and the needs-auth \
        entry lasts {} more.",
+      if plugin_stdio { "failed" } else { "answered 401" },
       duration(age_ms),
       duration(expires_in_ms)
     );
@@ -66,7 +72,8 @@ pub fn diagnose(
     reasons.push(SkipReason::NeedsAuthCache { age_ms, expires_in_ms, superseded, message });
   }
 
-  if let Some(c) = creds.as_ref() {
+  // The second rule applies to http/sse servers only (any server, without a config).
+  if let Some(c) = creds.as_ref().filter(|_| config.is_none_or(|c| c.transport.is_http_or_sse())) {
     let in_window = c.tokenless_rejected_at.is_none_or(|at| now - at < TOKENLESS_STUB_WINDOW_MS);
     if c.tokenless_stub && !c.has_token() && in_window {
       reasons.push(SkipReason::TokenlessStub {
@@ -126,7 +133,7 @@ mod tests {
       ".credentials.json",
       r#"{"mcpOAuth":{"gh|0123456789abcdef":{"serverName":"gh","accessToken":"","expiresAt":0,"discoveryState":{"oauthMetadataFound":true}}}}"#,
     );
-    let d = diagnose(dir.path(), true, CredentialSource::File, "gh", 900_000.0).expect("diagnose");
+    let d = diagnose(dir.path(), true, CredentialSource::File, "gh", &Rules::default()).expect("diagnose");
     assert!(d.skipped);
     assert_eq!(d.reasons.len(), 2);
     assert!(matches!(&d.reasons[0], SkipReason::NeedsAuthCache { superseded: false, .. }));
@@ -134,7 +141,7 @@ mod tests {
       SkipReason::TokenlessStub { message } => assert!(message.contains("claude mcp login gh")),
       other => panic!("unexpected {other:?}"),
     }
-    let d = diagnose(dir.path(), true, CredentialSource::File, "other", 900_000.0).expect("diagnose");
+    let d = diagnose(dir.path(), true, CredentialSource::File, "other", &Rules::default()).expect("diagnose");
     assert!(!d.skipped && d.entry.is_none() && d.credentials.is_none() && d.store_present);
   }
 
@@ -162,7 +169,7 @@ mod tests {
         stale = now - 600_000.0
       ),
     );
-    let mut purged = staleness::purge(dir.path(), true, CredentialSource::File, 900_000.0).expect("purge");
+    let mut purged = staleness::purge(dir.path(), true, CredentialSource::File, &Rules::default()).expect("purge");
     purged.sort_by(|x, y| x.0.cmp(&y.0));
     assert_eq!(
       purged,

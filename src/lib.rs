@@ -14,6 +14,8 @@ pub mod error;
 pub mod event_bus;
 pub mod events;
 pub mod needs_auth;
+pub mod server_config;
+pub mod server_rules;
 pub mod staleness;
 pub mod watcher;
 

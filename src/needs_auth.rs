@@ -9,6 +9,7 @@ use crate::atomic_file::{self, Contents, FileLock, Patience, Stamp};
 use crate::cache_file::{self, Document, EntryStatus, Parsed};
 use crate::change_notice::{Notices, Watch};
 use crate::error::Result;
+use crate::server_rules::Rules;
 
 pub use crate::clock::now_ms;
 
@@ -215,18 +216,18 @@ fn read_document(path: &Path, looked: Seen, watched: bool) -> Result<(Arc<Docume
   Ok((doc, seen))
 }
 
-pub fn list(path: &Path, now: f64, default_ttl_ms: f64) -> Result<Vec<EntryStatus>> {
-  Ok(cache_file::statuses(&*load(path)?, now, default_ttl_ms))
+pub fn list(path: &Path, now: f64, rules: &Rules) -> Result<Vec<EntryStatus>> {
+  Ok(rules.statuses(&*load(path)?, now))
 }
 
-pub fn status(path: &Path, server: &str, now: f64, default_ttl_ms: f64) -> Result<Option<EntryStatus>> {
+pub fn status(path: &Path, server: &str, now: f64, rules: &Rules) -> Result<Option<EntryStatus>> {
   cache_file::validate_server_name(server)?;
   let doc = load(path)?;
-  Ok(doc.get(server).map(|e| cache_file::entry_status(server, e, now, default_ttl_ms)))
+  Ok(doc.get(server).map(|e| rules.status(server, e, now)))
 }
 
-pub fn is_cached(path: &Path, server: &str, now: f64, default_ttl_ms: f64) -> Result<bool> {
-  Ok(status(path, server, now, default_ttl_ms)?.is_some_and(|s| s.cached))
+pub fn is_cached(path: &Path, server: &str, now: f64, rules: &Rules) -> Result<bool> {
+  Ok(status(path, server, now, rules)?.is_some_and(|s| s.cached))
 }
 
 /// Locked read-modify-write. `change` edits the document and says whether it changed it; only
@@ -437,18 +438,18 @@ mod tests {
   #[test]
   fn mark_list_invalidate() {
     let (_d, path) = tmp();
-    assert!(list(&path, 0.0, 900_000.0).expect("list").is_empty());
+    assert!(list(&path, 0.0, &Rules::default()).expect("list").is_empty());
     mark(&path, "github", 1000.0, None, None).expect("mark");
     mark(&path, "figma", 1000.0, Some(90_000.0), Some("mcpsrv_1")).expect("mark");
     assert_eq!(
       fs::read_to_string(&path).expect("read"),
       r#"{"github":{"timestamp":1000},"figma":{"timestamp":1000,"ttlMs":90000,"id":"mcpsrv_1"}}"#
     );
-    assert!(is_cached(&path, "github", 2000.0, 900_000.0).expect("check"));
+    assert!(is_cached(&path, "github", 2000.0, &Rules::default()).expect("check"));
     let removed = invalidate(&path, &Selection::Servers(vec!["nope".into(), "github".into(), "github".into()]))
       .expect("invalidate");
     assert_eq!(removed, vec!["github".to_string()]);
-    assert!(!is_cached(&path, "github", 2000.0, 900_000.0).expect("check"));
+    assert!(!is_cached(&path, "github", 2000.0, &Rules::default()).expect("check"));
     assert_eq!(invalidate(&path, &Selection::All).expect("all"), vec!["figma".to_string()]);
     assert_eq!(fs::read_to_string(&path).expect("read"), "{}");
   }
@@ -482,10 +483,10 @@ mod tests {
   fn memo_sees_external_rewrites() {
     let (_d, path) = tmp();
     fs::write(&path, br#"{"a":{"timestamp":1000}}"#).expect("write");
-    assert!(is_cached(&path, "a", 1001.0, 900_000.0).expect("check"));
+    assert!(is_cached(&path, "a", 1001.0, &Rules::default()).expect("check"));
     fs::write(&path, br#"{"b":{"timestamp":1000}}"#).expect("write");
-    assert!(!is_cached(&path, "a", 1001.0, 900_000.0).expect("check"));
-    assert!(is_cached(&path, "b", 1001.0, 900_000.0).expect("check"));
+    assert!(!is_cached(&path, "a", 1001.0, &Rules::default()).expect("check"));
+    assert!(is_cached(&path, "b", 1001.0, &Rules::default()).expect("check"));
   }
 
   /// Read-after-write through a given set of memos: every change is seen by the very next load,
@@ -614,6 +615,6 @@ mod tests {
     for h in handles {
       h.join().expect("join");
     }
-    assert_eq!(list(&path, 0.0, 900_000.0).expect("list").len(), 200);
+    assert_eq!(list(&path, 0.0, &Rules::default()).expect("list").len(), 200);
   }
 }

@@ -19,6 +19,7 @@ use crate::config_dir;
 use crate::credentials::{self, CredentialSource, ServerCredentials, Snapshot, Store};
 use crate::error::Result;
 use crate::needs_auth::{self, now_ms};
+use crate::server_rules::Rules;
 
 /// Tolerance for clocks and for tokens that expire right around the failure.
 pub const SUPERSEDE_MARGIN_MS: f64 = 60_000.0;
@@ -92,17 +93,19 @@ impl CredentialView {
 }
 
 /// Removes expired and superseded entries in one locked, atomic rewrite and says which went
-/// and why. Entries Claude Code ignores for other reasons are kept as they are.
+/// and why. Entries Claude Code ignores for other reasons (for instance, with a config, an `id`
+/// that is not the server's) are kept as they are: Claude Code's next 401 replaces them.
 pub fn purge(
   config_dir: &Path,
   explicit: bool,
   source: CredentialSource,
-  default_ttl_ms: f64,
+  rules: &Rules,
 ) -> Result<Vec<(String, Staleness)>> {
   let now = now_ms();
   let view = CredentialView::load(config_dir, explicit, source, now)?;
   let stale_in = |doc: &cache_file::Document| -> Vec<(String, Staleness)> {
-    cache_file::statuses(doc, now, default_ttl_ms)
+    rules
+      .statuses(doc, now)
       .into_iter()
       .filter_map(|st| judge(&st, now, &view.evidence(&st.server)).map(|why| (st.server, why)))
       .collect()
@@ -169,6 +172,8 @@ mod tests {
       expires_at: None,
       cached,
       id: None,
+      judged_by: cache_file::JudgedBy::Name,
+      ignored: None,
     };
     let none = Evidence { credentials: None, store_changed_at: None, observed_change_at: None };
     assert_eq!(judge(&status(Some(T), false), T + 900_000.0, &none), Some(Staleness::Expired));

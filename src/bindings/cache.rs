@@ -4,7 +4,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use super::{invalid_argument, path_string, server_name, Code, JsResult, NapiResultExt, NeedsAuthOptions};
-use crate::cache_file::EntryStatus;
+use crate::cache_file::{EntryStatus, JudgedBy};
 use crate::event_bus;
 use crate::needs_auth::{self, now_ms, Selection};
 
@@ -24,6 +24,16 @@ pub struct NeedsAuthEntry {
   pub cached: bool,
   /// The entry's server `id` (Claude Code 2.1.120+), when present.
   pub id: Option<String>,
+  /// `'config'`: judged with the server's config by Claude Code 2.1.332's rules. `'name'`: no
+  /// config was given for this server, so the name-only rule judged it.
+  #[napi(ts_type = "'config' | 'name'")]
+  pub judged_by: String,
+  /// With a config: why Claude Code ignores the entry whatever its age. `'transport'`: the
+  /// server's transport never consults the cache (plain stdio, ws, sdk); `'id-mismatch'`: the
+  /// entry's `id` is not the server's; `'plugin-entry-has-id'`: a plugin http/sse server's entry
+  /// with an `id`.
+  #[napi(ts_type = "'transport' | 'id-mismatch' | 'plugin-entry-has-id'")]
+  pub ignored: Option<String>,
 }
 
 impl From<EntryStatus> for NeedsAuthEntry {
@@ -35,6 +45,12 @@ impl From<EntryStatus> for NeedsAuthEntry {
       expires_at: or_null(s.expires_at),
       cached: s.cached,
       id: s.id,
+      judged_by: match s.judged_by {
+        JudgedBy::Config => "config",
+        JudgedBy::Name => "name",
+      }
+      .to_owned(),
+      ignored: s.ignored.map(|i| i.as_str().to_owned()),
     }
   }
 }
@@ -50,21 +66,26 @@ pub fn cache_path(env: Env, options: Option<Unknown>) -> Result<String, Code> {
 }
 
 /// Every entry of the needs-auth cache, in file order. A missing or corrupt file has none (as
-/// Claude Code reads it); a file over 1 MiB throws `ERR_CACHE_TOO_LARGE`.
+/// Claude Code reads it); a file over 1 MiB throws `ERR_CACHE_TOO_LARGE`. Entries of servers in
+/// `options.serverConfigs` are judged by Claude Code 2.1.332's rules, the others by name only.
 #[napi(ts_args_type = "options?: NeedsAuthOptions")]
 pub fn list_needs_auth(env: Env, options: Option<Unknown>) -> Result<Vec<NeedsAuthEntry>, Code> {
   let opts = NeedsAuthOptions::from_arg(&env, options)?;
-  let entries = needs_auth::list(&opts.cache_path()?, now_ms(), opts.default_ttl_ms())?;
+  let configs = opts.server_configs(None)?;
+  let entries = needs_auth::list(&opts.cache_path()?, now_ms(), &opts.rules(configs.as_ref()))?;
   Ok(entries.into_iter().map(NeedsAuthEntry::from).collect())
 }
 
-/// Whether Claude Code would skip `server` now because of its needs-auth entry. Cheap: an
-/// unchanged file is answered from memory after one `stat`.
+/// Whether Claude Code would skip `server` now because of its needs-auth entry. With
+/// `options.serverConfig` (or `serverConfigs[server]`) the answer is Claude Code 2.1.332's exact
+/// rule; without, the name-only rule. Cheap: an unchanged file is answered from memory after one
+/// `stat`.
 #[napi(ts_args_type = "server: string, options?: NeedsAuthOptions")]
 pub fn is_needs_auth_cached(env: Env, server: Unknown, options: Option<Unknown>) -> Result<bool, Code> {
   let server = server_name(&env, server)?;
   let opts = NeedsAuthOptions::from_arg(&env, options)?;
-  Ok(needs_auth::is_cached(&opts.cache_path()?, &server, now_ms(), opts.default_ttl_ms())?)
+  let configs = opts.server_configs(Some(&server))?;
+  Ok(needs_auth::is_cached(&opts.cache_path()?, &server, now_ms(), &opts.rules(configs.as_ref()))?)
 }
 
 /// Records that `server` needs auth, as Claude Code does after a 401: `{timestamp: now}`, plus

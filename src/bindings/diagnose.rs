@@ -51,18 +51,20 @@ pub struct Diagnosis {
 
 /// Why Claude Code would skip `server` now, as data: its needs-auth entry (age, time left,
 /// superseded or not) and the token-less credentials stub that deleting the entry does not cure
-/// (sign in with `claude mcp login <server>`). Reads credentials, never writes them, and never
-/// returns token material.
+/// (sign in with `claude mcp login <server>`). With `options.serverConfig`, the entry is judged
+/// by Claude Code 2.1.332's rules. Reads credentials, never writes them, and never returns token
+/// material.
 #[napi(ts_args_type = "server: string, options?: NeedsAuthOptions")]
 pub fn diagnose(env: Env, server: Unknown, options: Option<Unknown>) -> Result<Diagnosis, Code> {
   let server = server_name(&env, server)?;
   let opts = NeedsAuthOptions::from_arg(&env, options)?;
+  let configs = opts.server_configs(Some(&server))?;
   let d = diagnose::diagnose(
     &opts.config_dir()?,
     opts.explicit_config_dir()?,
     CredentialSource::parse(opts.credentials.as_deref())?,
     &server,
-    opts.default_ttl_ms(),
+    &opts.rules(configs.as_ref()),
   )?;
   let present = d.credentials.is_some();
   let creds = d.credentials.unwrap_or_default();

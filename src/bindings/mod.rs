@@ -10,6 +10,8 @@ use napi_derive::napi;
 
 use crate::config_dir;
 use crate::error::{Error as CoreError, ErrorCode};
+use crate::server_config::ServerConfig;
+use crate::server_rules::{Rules, ServerConfigs};
 
 /// The `code` of every error this addon throws: one of the core's stable codes, or a failure
 /// napi reported, which is given a stable code here and only here (napi's status names, such
@@ -105,6 +107,45 @@ pub struct NeedsAuthOptions {
   /// `onAuthChanged`: how often to poll the keychain, in ms (default 2000). Files are watched
   /// with OS notifications, never polled.
   pub poll_interval_ms: Option<f64>,
+  /// `isNeedsAuthCached`, `diagnose`: the server's config (as passed to the Agent SDK in
+  /// `options.mcpServers[server]`). With it the answer is Claude Code 2.1.332's exact rule;
+  /// without it, the name-only rule (see the README).
+  #[napi(ts_type = "McpServerConfig")]
+  pub server_config: Option<serde_json::Value>,
+  /// `listNeedsAuth`, `purgeStale`, `isNeedsAuthCached`, `diagnose`: configs by server name (the
+  /// Agent SDK's `options.mcpServers`). Entries of servers without one get the name-only rule.
+  #[napi(ts_type = "Record<string, McpServerConfig>")]
+  pub server_configs: Option<std::collections::HashMap<String, serde_json::Value>>,
+}
+
+/// The fields of an MCP server config that Claude Code 2.1.332's needs-auth rules read. Every
+/// shape of the Agent SDK's `McpServerConfig` (stdio, sse, http, sdk, claudeai-proxy) fits it;
+/// other fields are ignored, except that a plugin stdio config is hashed whole, as Claude Code
+/// does to tell its entries apart.
+// Declared for the generated TypeScript only: configs are read field by field (`read_server_config`).
+#[allow(dead_code)]
+#[napi(object)]
+pub struct McpServerConfig {
+  /// Default `'stdio'`. Only `claudeai-proxy`, `http`/`sse` and plugin stdio servers are ever
+  /// skipped for a needs-auth entry.
+  #[napi(
+    js_name = "type",
+    ts_type = "'stdio' | 'sse' | 'http' | 'streamable-http' | 'ws' | 'sdk' | 'claudeai-proxy' | 'sse-ide' | 'ws-ide'"
+  )]
+  pub transport: Option<String>,
+  /// claude.ai proxy servers: an entry counts only when its `id` is this one.
+  pub id: Option<String>,
+  pub url: Option<String>,
+  pub command: Option<String>,
+  pub args: Option<Vec<String>>,
+  pub env: Option<std::collections::HashMap<String, String>>,
+  /// Plugin http/sse servers with headers (or a `headersHelper`) keep the 15 min default.
+  pub headers: Option<std::collections::HashMap<String, String>>,
+  pub headers_helper: Option<String>,
+  /// Set by Claude Code for servers that come from a plugin: they have rules of their own.
+  pub plugin_source: Option<String>,
+  /// `sdk` servers.
+  pub name: Option<String>,
 }
 
 /// The fields of `NeedsAuthOptions`, by their JavaScript names.
@@ -118,10 +159,12 @@ enum Opt {
   Watch,
   AutoInvalidate,
   PollIntervalMs,
+  ServerConfig,
+  ServerConfigs,
 }
 
 impl Opt {
-  const ALL: [Opt; 8] = [
+  const ALL: [Opt; 10] = [
     Opt::ConfigDir,
     Opt::DefaultTtlMs,
     Opt::TtlMs,
@@ -130,6 +173,8 @@ impl Opt {
     Opt::Watch,
     Opt::AutoInvalidate,
     Opt::PollIntervalMs,
+    Opt::ServerConfig,
+    Opt::ServerConfigs,
   ];
 
   fn key(self) -> &'static str {
@@ -142,6 +187,8 @@ impl Opt {
       Opt::Watch => "watch",
       Opt::AutoInvalidate => "autoInvalidate",
       Opt::PollIntervalMs => "pollIntervalMs",
+      Opt::ServerConfig => "serverConfig",
+      Opt::ServerConfigs => "serverConfigs",
     }
   }
 }
@@ -323,6 +370,8 @@ impl NeedsAuthOptions {
         Opt::Watch => options.watch = boolean()?,
         Opt::AutoInvalidate => options.auto_invalidate = boolean()?,
         Opt::PollIntervalMs => options.poll_interval_ms = number()?,
+        Opt::ServerConfig => options.server_config = read_server_config(env, value, "options.serverConfig")?,
+        Opt::ServerConfigs => options.server_configs = read_server_configs(env, value)?,
       }
     }
     options.validate()?;
@@ -368,6 +417,104 @@ impl NeedsAuthOptions {
   pub fn default_ttl_ms(&self) -> f64 {
     self.default_ttl_ms.unwrap_or(crate::cache_file::DEFAULT_TTL_MS)
   }
+
+  /// The configs the rules judge with: `serverConfigs`, plus `serverConfig` as `server`'s (it
+  /// wins over `serverConfigs[server]`). Both were validated when the options were read.
+  pub fn server_configs(&self, server: Option<&str>) -> JsResult<Option<ServerConfigs>> {
+    let single = server.zip(self.server_config.as_ref());
+    if self.server_configs.is_none() && single.is_none() {
+      return Ok(None);
+    }
+    let mut configs = ServerConfigs::new();
+    for (name, config) in self.server_configs.iter().flatten() {
+      configs.insert(name.clone(), parse_server_config(config, &configs_path(name))?);
+    }
+    if let Some((name, config)) = single {
+      configs.insert(name.to_owned(), parse_server_config(config, "options.serverConfig")?);
+    }
+    Ok(Some(configs))
+  }
+
+  /// How entries are judged, given the configs from `server_configs`.
+  pub fn rules<'a>(&self, configs: Option<&'a ServerConfigs>) -> Rules<'a> {
+    Rules { default_ttl_ms: self.default_ttl_ms(), configs }
+  }
+}
+
+/// The fields of a server config the rules read, copied as JSON. Everything else is left alone
+/// (an `sdk` server's live `instance` included), except for a plugin stdio config, which Claude
+/// Code hashes whole.
+const CONFIG_FIELDS: [&str; 6] = ["type", "id", "pluginSource", "url", "headers", "headersHelper"];
+
+fn read_server_config(env: &Env, v: Unknown, path: &str) -> JsResult<Option<serde_json::Value>> {
+  match v.get_type().js()? {
+    ValueType::Undefined | ValueType::Null => return Ok(None),
+    ValueType::Object if !v.is_array().js()? => {}
+    other => {
+      let what = if other == ValueType::Object { "an array".to_owned() } else { format!("{other:?}") };
+      return Err(invalid_argument(format!("{path} must be an object (an MCP server config), not {what}")));
+    }
+  }
+  // SAFETY: checked to be an object just above.
+  let obj: Object = unsafe { v.cast() }.js()?;
+  let json = |v: Unknown, at: &str| -> JsResult<serde_json::Value> {
+    // SAFETY: `v` is a live value of this call's scope.
+    unsafe { serde_json::Value::from_napi_value(env.raw(), v.raw()) }
+      .map_err(|e| invalid_argument(format!("{at} must be JSON data ({})", e.reason)))
+  };
+  let mut picked = serde_json::Map::new();
+  for key in CONFIG_FIELDS {
+    let field: Unknown = obj.get_named_property(key).js()?;
+    if field.get_type().js()? != ValueType::Undefined {
+      picked.insert(key.to_owned(), json(field, &format!("{path}.{key}"))?);
+    }
+  }
+  let stdio = picked.get("type").is_none_or(|t| t.as_str() == Some("stdio"));
+  let config = if picked.contains_key("pluginSource") && stdio { json(v, path)? } else { picked.into() };
+  parse_server_config(&config, path)?;
+  Ok(Some(config))
+}
+
+fn read_server_configs(
+  env: &Env,
+  v: Unknown,
+) -> JsResult<Option<std::collections::HashMap<String, serde_json::Value>>> {
+  match v.get_type().js()? {
+    ValueType::Undefined | ValueType::Null => return Ok(None),
+    ValueType::Object if !v.is_array().js()? => {}
+    other => {
+      let what = if other == ValueType::Object { "an array".to_owned() } else { format!("{other:?}") };
+      return Err(invalid_argument(format!(
+        "options.serverConfigs must be an object of MCP server configs by server name (like the Agent SDK's \
+         mcpServers), not {what}"
+      )));
+    }
+  }
+  // SAFETY: checked to be an object just above.
+  let obj: Object = unsafe { v.cast() }.js()?;
+  let mut configs = std::collections::HashMap::new();
+  for name in Object::keys(&obj).js()? {
+    let config: Unknown = obj.get_named_property(&name).js()?;
+    if let Some(config) = read_server_config(env, config, &configs_path(&name))? {
+      configs.insert(name, config);
+    }
+  }
+  Ok(Some(configs))
+}
+
+/// `options.serverConfigs.github`, or `options.serverConfigs["claude.ai Figma"]`.
+fn configs_path(name: &str) -> String {
+  let plain = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+  if plain {
+    format!("options.serverConfigs.{name}")
+  } else {
+    format!("options.serverConfigs[{}]", serde_json::Value::String(name.to_owned()))
+  }
+}
+
+fn parse_server_config(config: &serde_json::Value, path: &str) -> JsResult<ServerConfig> {
+  ServerConfig::from_json(config).map_err(|e| invalid_argument(format!("{path}{} {}", e.field, e.message)))
 }
 
 /// A server-name argument: must be a string (its content is checked by the core).

@@ -22,16 +22,19 @@ pub struct PurgedEntry {
 /// this process's `onAuthChanged` subscribers when it removed any. An entry is superseded when
 /// this process saw the server's tokens change after it was written, or when the credentials
 /// store changed after it AND the server holds an access token expiring more than 60 s after
-/// it (a token saved before the 401 had expired by then). Reads credentials, never writes them.
+/// it (a token saved before the 401 had expired by then). With `options.serverConfigs`, those
+/// servers' entries expire by Claude Code 2.1.332's TTLs (4 h for claude.ai proxy servers).
+/// Reads credentials, never writes them.
 #[napi(ts_args_type = "options?: NeedsAuthOptions")]
 pub fn purge_stale(env: Env, options: Option<Unknown>) -> Result<Vec<PurgedEntry>, Code> {
   let opts = NeedsAuthOptions::from_arg(&env, options)?;
   let config_dir = opts.config_dir()?;
+  let configs = opts.server_configs(None)?;
   let purged = staleness::purge(
     &config_dir,
     opts.explicit_config_dir()?,
     CredentialSource::parse(opts.credentials.as_deref())?,
-    opts.default_ttl_ms(),
+    &opts.rules(configs.as_ref()),
   )?;
   if !purged.is_empty() {
     event_bus::emit_invalidated(config_dir, purged.iter().map(|(s, _)| s.clone()).collect());
