@@ -14,6 +14,7 @@ const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
 const ADDON = path.resolve(__dirname, '..');
+const { readableAddon } = require('./helpers/readable-addon');
 const {
   cachePath, listNeedsAuth, isNeedsAuthCached, markNeedsAuth, invalidateNeedsAuth,
 } = require(ADDON);
@@ -140,7 +141,7 @@ describe('cachePath', () => {
   });
 
   it('ERR_NO_CONFIG_DIR without CLAUDE_CONFIG_DIR, HOME or a passwd entry', { skip: !IS_ROOT && 'needs root to run a child as a uid without a passwd entry' }, () => {
-    const code = `const m=require(${JSON.stringify(ADDON)});
+    const code = `const m=require(${JSON.stringify(readableAddon())});
       const r={};
       try{m.cachePath();r.ok=true}catch(e){r.code=e.code}
       try{r.explicit=m.cachePath({configDir:'/opt/x'})}catch(e){r.explicit=e.code}
@@ -628,7 +629,7 @@ describe('bad input throws a stable code and leaves the file alone', () => {
     const bytes = `{"keep":{"timestamp":${now}}}`;
     fs.writeFileSync(file, bytes, { mode: 0o644 });
     const s = snap(file);
-    const code = `const m=require(${JSON.stringify(ADDON)});
+    const code = `const m=require(${JSON.stringify(readableAddon())});
       const o={configDir:${JSON.stringify(dir)}};const r={};
       const run=(k,f)=>{try{r[k]={ok:f()}}catch(e){r[k]={code:e.code,message:e.message}}};
       run('list',()=>m.listNeedsAuth(o).map(e=>e.server));

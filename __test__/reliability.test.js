@@ -17,6 +17,7 @@ const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
 
 const ROOT = path.resolve(__dirname, '..');
+const { readableAddon } = require('./helpers/readable-addon');
 const addon = require(ROOT);
 const { cachePath, listNeedsAuth, isNeedsAuthCached, markNeedsAuth, invalidateNeedsAuth, purgeStale, diagnose } = addon;
 
@@ -468,7 +469,7 @@ describe('bad inputs: the expected error code, and nothing lost', () => {
     fs.chmodSync(file, 0o644);
     const snap = fileSnap(file);
     const code = `
-      const a = require(${JSON.stringify(ROOT)});
+      const a = require(${JSON.stringify(readableAddon())});
       const o = { configDir: ${JSON.stringify(dir)} };
       const codeOf = (fn) => { try { const v = fn(); return { ok: v }; } catch (e) { return { code: e.code, message: e.message }; } };
       console.log(JSON.stringify({
@@ -481,7 +482,7 @@ describe('bad inputs: the expected error code, and nothing lost', () => {
       }));`;
     let r;
     if (IS_ROOT) {
-      r = spawnSync(process.execPath, ['-e', code], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 20000, env: { PATH: process.env.PATH, HOME: '/nonexistent' } });
+      r = spawnSync(process.execPath, ['-e', code], { uid: 65534, gid: 65534, cwd: '/', encoding: 'utf8', timeout: 20000, env: { PATH: process.env.PATH, HOME: '/nonexistent' } });
     } else {
       fs.chmodSync(dir, 0o555);
       try {
@@ -506,7 +507,7 @@ describe('bad inputs: the expected error code, and nothing lost', () => {
   it('no HOME and no CLAUDE_CONFIG_DIR: cachePath resolves like os.homedir() in that process, and does not throw', () => {
     const code = `
       const os = require('os'), path = require('path'), fs = require('fs');
-      const a = require(${JSON.stringify(ROOT)});
+      const a = require(${JSON.stringify(readableAddon())});
       const expected = path.join(os.homedir(), '.claude', 'mcp-needs-auth-cache.json');
       const existed = fs.existsSync(path.dirname(expected));
       let got, err;
@@ -516,7 +517,7 @@ describe('bad inputs: the expected error code, and nothing lost', () => {
     const cases = [['this uid', {}]];
     if (IS_ROOT) cases.push(['uid 65534', { uid: 65534, gid: 65534 }]);
     for (const [label, ids] of cases) {
-      const r = spawnSync(process.execPath, ['-e', code], { ...ids, encoding: 'utf8', timeout: 20000, env: { PATH: process.env.PATH } });
+      const r = spawnSync(process.execPath, ['-e', code], { ...ids, cwd: '/', encoding: 'utf8', timeout: 20000, env: { PATH: process.env.PATH } });
       assert.equal(r.status, 0, `${label}: child failed: ${r.stderr}`);
       const out = JSON.parse(r.stdout);
       assert.equal(out.home, undefined);

@@ -85,8 +85,7 @@ impl CredentialView {
   pub fn evidence(&self, server: &str) -> Evidence<'_> {
     Evidence {
       credentials: self.snapshot.servers.get(server),
-      // Where the platform gives no change time, the time this process first saw the store.
-      store_changed_at: self.snapshot.changed_at.or_else(|| credentials::first_seen(&self.store)),
+      store_changed_at: credentials::changed_at(&self.store, &self.snapshot),
       observed_change_at: credentials::observed_change(&self.store, server),
     }
   }

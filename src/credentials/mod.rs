@@ -1,0 +1,131 @@
+//! The credential reader: read-only access to Claude Code's credentials, reduced to what the
+//! needs-auth logic needs per server name. It never writes, locks, renames or chmods a
+//! credentials file or keychain item, and no token, nor anything derived from one, leaves this
+//! module except as booleans, `expiresAt`, and change detection kept in Rust memory.
+//!
+//! Only `keychain` differs per platform; naming (`store`), parsing (`summary`) and dating
+//! (`observed`) are the same everywhere, so the Linux tests cover them for macOS and Windows.
+
+mod keychain;
+mod observed;
+mod store;
+mod summary;
+
+pub use observed::{changed_at, first_seen, note_seen, observe, observed_change};
+pub use store::{keychain_account, keychain_service, Store};
+pub use summary::{ServerCredentials, Snapshot};
+
+use crate::atomic_file::{self, FileKind, Patience};
+use crate::error::{Error, ErrorCode, Result};
+use summary::{parse_document, summarise};
+
+/// Where credentials are read from (`options.credentials`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialSource {
+  /// As Claude Code: on macOS the Keychain item first, then the file; elsewhere the file.
+  Auto,
+  File,
+  Keychain,
+  None,
+}
+
+impl CredentialSource {
+  pub fn parse(s: Option<&str>) -> Result<Self> {
+    match s.unwrap_or("auto") {
+      "auto" => Ok(CredentialSource::Auto),
+      "file" => Ok(CredentialSource::File),
+      "keychain" => Ok(CredentialSource::Keychain),
+      "none" => Ok(CredentialSource::None),
+      other => Err(Error::new(
+        ErrorCode::InvalidArgument,
+        format!("options.credentials must be 'auto', 'file', 'keychain' or 'none', not {other:?}"),
+      )),
+    }
+  }
+
+  fn uses_keychain(self) -> bool {
+    matches!(self, CredentialSource::Keychain) || (cfg!(target_os = "macos") && self == CredentialSource::Auto)
+  }
+
+  fn uses_file(self) -> bool {
+    matches!(self, CredentialSource::Auto | CredentialSource::File)
+  }
+
+  /// Whether reading needs polling (a keychain has no change notification to watch).
+  pub fn needs_polling(self) -> bool {
+    self.uses_keychain()
+  }
+}
+
+const CREDENTIALS_FILE: FileKind = FileKind {
+  label: "the credentials file",
+  max_bytes: 16 * 1024 * 1024,
+  read_code: ErrorCode::CredentialsRead,
+  too_large_code: ErrorCode::CredentialsCorrupt,
+};
+
+/// Reads the store as Claude Code would: keychain first where it is used, then the file.
+pub fn read(store: &Store) -> Result<Snapshot> {
+  if store.source == CredentialSource::None {
+    return Ok(Snapshot::default());
+  }
+  if store.source.uses_keychain() {
+    if let Some((secret, changed_at)) = keychain::read(&store.keychain_service, &store.keychain_account)? {
+      let doc = parse_document(&secret).map_err(|why| {
+        Error::new(
+          ErrorCode::CredentialsCorrupt,
+          format!(
+            "the keychain item {:?} (account {:?}) is not a credentials document: {why}",
+            store.keychain_service, store.keychain_account
+          ),
+        )
+      })?;
+      return Ok(summarise(&doc, changed_at));
+    }
+  }
+  if !store.source.uses_file() {
+    return Ok(Snapshot::default());
+  }
+  let (outcome, stamp) = atomic_file::read_with(&store.file, &CREDENTIALS_FILE, Patience::READER, parse_document)?;
+  match outcome {
+    None => Ok(Snapshot::default()),
+    Some(Ok(doc)) => {
+      let changed_at = match stamp {
+        Some(s) => Some(s.modified_ms()),
+        None => atomic_file::Stamp::read(&store.file).ok().flatten().map(|s| s.modified_ms()),
+      };
+      Ok(summarise(&doc, changed_at))
+    }
+    Some(Err(why)) => Err(Error::new(
+      ErrorCode::CredentialsCorrupt,
+      format!(
+        "the credentials file {} is not a credentials document: {why}. It was left untouched; \
+         sign in again with Claude Code to rewrite it, or pass credentials: 'none' to judge the \
+         needs-auth cache alone",
+        store.file.display()
+      ),
+    )),
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn sources_parse_and_say_what_they_read() {
+    assert_eq!(CredentialSource::parse(None).ok(), Some(CredentialSource::Auto));
+    let err = CredentialSource::parse(Some("vault")).expect_err("unknown source");
+    assert_eq!(err.code, ErrorCode::InvalidArgument);
+    assert!(CredentialSource::File.uses_file() && !CredentialSource::File.uses_keychain());
+    assert!(CredentialSource::Keychain.needs_polling() && !CredentialSource::Keychain.uses_file());
+    assert_eq!(CredentialSource::Auto.uses_keychain(), cfg!(target_os = "macos"));
+    assert!(!CredentialSource::None.uses_file() && !CredentialSource::None.uses_keychain());
+  }
+
+  #[test]
+  fn the_none_source_reads_nothing() {
+    let store = Store::locate(std::path::Path::new("/nonexistent/none-test"), true, CredentialSource::None);
+    assert_eq!(read(&store).ok(), Some(Snapshot::default()));
+  }
+}
