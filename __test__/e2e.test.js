@@ -157,6 +157,13 @@ function startHost(stops, nodeArgs, env) {
 for (const stack of STACKS) {
   describe(`end to end: ${stack.title}, offline`, { timeout: 360_000 }, () => {
     const print = (env, opts) => runPrint(env, NAME, { stack, ...opts });
+    /** A new `claude -p` of this stack dials the server with the bearer and connects. */
+    const printConnects = async (t, srv, h, what) => {
+      const start = srv.requests.length;
+      const r = await print(h.env);
+      const n = assertConnected(r, srv, start, what);
+      t.diagnostic(`connected; /mcp requests: ${n}`);
+    };
 
     before(() => {
       assert.deepEqual(stackProblems(stack), [], `the ${stack.name} stack is installed as pinned`);
@@ -176,10 +183,7 @@ for (const stack of STACKS) {
       await signIn(srv, h);
       const purged = addon.purgeStale({ configDir: h.configDir });
       assert.deepEqual(purged, [{ server: NAME, reason: 'superseded' }]);
-      const start = srv.requests.length;
-      const r = await print(h.env);
-      const n = assertConnected(r, srv, start, 'claude -p after purgeStale');
-      t.diagnostic(`connected; /mcp requests: ${n}`);
+      await printConnects(t, srv, h, 'claude -p after purgeStale');
     });
 
     it('2b. the fix, new process: prepareQuery(options with env) then claude -p connects', async (t) => {
@@ -190,10 +194,7 @@ for (const stack of STACKS) {
       assert.equal(sdk.prepareQuery(queryOptions), queryOptions);
       assert.equal(fs.existsSync(h.cachePath) && NAME in JSON.parse(fs.readFileSync(h.cachePath, 'utf8')), false,
         'the superseded entry is gone');
-      const start = srv.requests.length;
-      const r = await print(h.env);
-      const n = assertConnected(r, srv, start, 'claude -p after prepareQuery');
-      t.diagnostic(`connected; /mcp requests: ${n}`);
+      await printConnects(t, srv, h, 'claude -p after prepareQuery');
     });
 
     it('3. the fix, automatic: a running host subscribed with onAuthChanged; the next claude -p connects', async (t) => {
@@ -206,10 +207,7 @@ for (const stack of STACKS) {
         () => host.out.find((l) => l.includes('"credentials-changed"')), 'the credentials-changed event'));
       assert.deepEqual(ev.servers, [NAME]);
       assert.deepEqual(ev.cached, [], 'the entry was removed before the callback ran');
-      const start = srv.requests.length;
-      const r = await print(h.env);
-      const n = assertConnected(r, srv, start, 'claude -p with a subscribed host');
-      t.diagnostic(`connected; /mcp requests: ${n}`);
+      await printConnects(t, srv, h, 'claude -p with a subscribed host');
     });
 
     it('4. the fix, live session: reconnectOnAuthChange brings a needs-auth SDK session to connected', async (t) => {
@@ -340,10 +338,7 @@ for (const stack of STACKS) {
       d = addon.diagnose(NAME, opts);
       assert.equal(d.skipped, false, 'diagnose: dialled after the sign-in');
       assert.equal(d.credentials.tokenlessStub, false);
-      const start = srv.requests.length;
-      r = await print(h.env);
-      const n = assertConnected(r, srv, start, 'claude -p after the sign-in');
-      t.diagnostic(`connected; /mcp requests: ${n}`);
+      await printConnects(t, srv, h, 'claude -p after the sign-in');
     });
 
     it(`8. claude-agent-acp ${stack.acp.version} under node -r register.js: after a sign-in elsewhere its next session connects`, async (t) => {
