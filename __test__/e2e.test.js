@@ -32,11 +32,12 @@ const isMcp = (r) => r.path === '/mcp';
 const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * A protected server + temp HOME where the stack's `claude mcp add -s user` registered it.
+ * A protected server + temp HOME where the stack's `claude mcp add -s user` registered it (unless
+ * `add` is false: the server then only exists where a caller passes it, as an ACP client does).
  * `stops`: what the test starts later (hosts, agents, sessions) is stopped, last first, before
  * the server closes and the HOME those processes write into is removed.
  */
-async function prepare(t, stack, homeOpts) {
+async function prepare(t, stack, homeOpts, { add = true } = {}) {
   const srv = await startMcpServer();
   const h = makeHome(homeOpts);
   const stops = [];
@@ -48,8 +49,10 @@ async function prepare(t, stack, homeOpts) {
       h.cleanup();
     }
   });
-  const add = await mcpAdd(h.env, NAME, srv.url, { stack });
-  assert.equal(add.code, 0, add.stderr);
+  if (add) {
+    const r = await mcpAdd(h.env, NAME, srv.url, { stack });
+    assert.equal(r.code, 0, r.stderr);
+  }
   return { srv, h, stops };
 }
 
@@ -59,9 +62,10 @@ async function prepare(t, stack, homeOpts) {
  * sessions. (`claude mcp list` writes the same, but 2.1.108 does not await that write before it
  * exits, so on a loaded machine the entry can be missing: __test__/e2e-harness.test.js.)
  */
-async function setup(t, stack, homeOpts) {
-  const ctx = await prepare(t, stack, homeOpts);
-  const r = await runPrint(ctx.h.env, NAME, { stack });
+async function setup(t, stack, homeOpts, { fromClient = false } = {}) {
+  const ctx = await prepare(t, stack, homeOpts, { add: !fromClient });
+  const extraArgs = fromClient ? ['--mcp-config', JSON.stringify({ mcpServers: { [NAME]: { type: 'http', url: ctx.srv.url } } })] : [];
+  const r = await runPrint(ctx.h.env, NAME, { stack, extraArgs });
   assert.equal(r.timedOut, false, 'claude -p timed out');
   assert.equal(r.needsAuth, true, `claude -p: the server needs auth\n${r.debug.split('\n').filter((l) => l.includes(NAME)).join('\n')}`);
   const cache = JSON.parse(fs.readFileSync(ctx.h.cachePath, 'utf8'));
@@ -341,42 +345,45 @@ for (const stack of STACKS) {
       await printConnects(t, srv, h, 'claude -p after the sign-in');
     });
 
-    it(`8. claude-agent-acp ${stack.acp.version} under node -r register.js: after a sign-in elsewhere its next session connects`, async (t) => {
-      const { srv, h, stops } = await setup(t, stack);
-      const acp = startAcp(stack, { ...h.env, MCP_NEEDS_AUTH_DEBUG: '1' }, { preload: true });
-      stops.push(() => acp.stop());
-      const init = await acp.request('initialize', { protocolVersion: 1, clientCapabilities: {} });
-      assert.equal(init.agentInfo.version, stack.acp.version);
-      await waitUntil(() => acp.stderr.includes(`mcp-needs-auth: watching ${h.configDir}`), 'the register subscription');
-      assert.ok(acp.stderr.includes(`mcp-needs-auth: purged nothing (${h.configDir})`), acp.stderr.join('\n'));
+    for (const fromClient of [false, true]) {
+      const where = fromClient ? 'passed by the ACP client (as Zed does)' : "in the user's config";
+      it(`8${fromClient ? 'b' : 'a'}. claude-agent-acp ${stack.acp.version} under node -r register.js, server ${where}: after a sign-in elsewhere its next session connects`, async (t) => {
+        const { srv, h, stops } = await setup(t, stack, undefined, { fromClient });
+        const acp = startAcp(stack, { ...h.env, MCP_NEEDS_AUTH_DEBUG: '1' }, { preload: true });
+        stops.push(() => acp.stop());
+        const init = await acp.request('initialize', { protocolVersion: 1, clientCapabilities: {} });
+        assert.equal(init.agentInfo.version, stack.acp.version);
+        await waitUntil(() => acp.stderr.includes(`mcp-needs-auth: watching ${h.configDir}`), 'the register subscription');
+        assert.ok(acp.stderr.includes(`mcp-needs-auth: purged nothing (${h.configDir})`), acp.stderr.join('\n'));
 
-      // One ACP session = one Claude Code child of the stack; its debug log says what start-up did.
-      let sessions = 0;
-      const newSession = async () => {
-        const debugFile = path.join(h.home, `acp-session-${++sessions}.txt`);
-        const res = await acp.request('session/new', {
-          cwd: h.home,
-          mcpServers: [], // the server comes from the user's config, as `claude mcp add -s user` left it
-          _meta: { claudeCode: { options: { extraArgs: { 'debug-file': debugFile } } } },
-        });
-        assert.equal(typeof res.sessionId, 'string');
-        return waitUntil(() => startupOutcome(debugFile), `session ${sessions}'s start-up outcome`);
-      };
+        // One ACP session = one Claude Code child of the stack; its debug log says what start-up did.
+        let sessions = 0;
+        const newSession = async () => {
+          const debugFile = path.join(h.home, `acp-session-${++sessions}.txt`);
+          const res = await acp.request('session/new', {
+            cwd: h.home,
+            mcpServers: fromClient ? [{ type: 'http', name: NAME, url: srv.url, headers: [] }] : [],
+            _meta: { claudeCode: { options: { extraArgs: { 'debug-file': debugFile } } } },
+          });
+          assert.equal(typeof res.sessionId, 'string');
+          return waitUntil(() => startupOutcome(debugFile), `session ${sessions}'s start-up outcome`);
+        };
 
-      const before = srv.count(isMcp);
-      assert.equal(await newSession(), 'skipped', 'before the sign-in, a new session skips the server');
-      assert.equal(srv.count(isMcp) - before, 0, 'and never dials it');
+        const before = srv.count(isMcp);
+        assert.equal(await newSession(), 'skipped', 'before the sign-in, a new session skips the server');
+        assert.equal(srv.count(isMcp) - before, 0, 'and never dials it');
 
-      await signIn(srv, h);
-      await waitUntil(() => acp.stderr.includes(`mcp-needs-auth: credentials changed: ${NAME}; entries removed`),
-        'the register line for the sign-in');
-      const start = srv.requests.length;
-      assert.equal(await newSession(), 'connected', 'after the sign-in, the next session connects');
-      const authedToolsList = () => srv.requests.slice(start).some((x) => isMcp(x) && x.auth && x.rpc === 'tools/list');
-      await waitUntil(authedToolsList, 'the session\'s tools/list with the bearer', 15_000);
-      const seen = srv.requests.slice(start).filter(isMcp);
-      t.diagnostic(`connected; /mcp requests: ${seen.length}`);
-    });
+        await signIn(srv, h);
+        await waitUntil(() => acp.stderr.includes(`mcp-needs-auth: credentials changed: ${NAME}; entries removed`),
+          'the register line for the sign-in');
+        const start = srv.requests.length;
+        assert.equal(await newSession(), 'connected', 'after the sign-in, the next session connects');
+        const authedToolsList = () => srv.requests.slice(start).some((x) => isMcp(x) && x.auth && x.rpc === 'tools/list');
+        await waitUntil(authedToolsList, 'the session\'s tools/list with the bearer', 15_000);
+        const seen = srv.requests.slice(start).filter(isMcp);
+        t.diagnostic(`connected; /mcp requests: ${seen.length}`);
+      });
+    }
   });
 }
 
