@@ -1,6 +1,7 @@
 'use strict';
-// Run the real Claude Code CLI (node_modules/@anthropic-ai/claude-code/cli.js,
-// 2.1.108) offline, inside a throw-away HOME.
+// Run the real Claude Code CLI offline, inside a throw-away HOME. Which Claude Code: a stack of
+// helpers/stacks.js (`{ stack }` in the options of runClaude / mcpAdd / mcpList / runPrint),
+// by default the seed's (2.1.108, node_modules/@anthropic-ai/claude-code/cli.js).
 //
 // Config-dir choice: by default CLAUDE_CONFIG_DIR is NOT set, so the CLI uses
 // `$HOME/.claude` (configDir) for the needs-auth cache and .credentials.json, and
@@ -15,12 +16,14 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
+const { SEED } = require('./stacks.js');
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 const live = new Set(); // children we started and have not yet seen exit
 
-function claudeBin() {
-  return path.join(__dirname, '..', '..', 'node_modules', '@anthropic-ai', 'claude-code', 'cli.js');
+/** The stack's Claude Code executable: cli.js for the seed's, the native binary for 2.1.332. */
+function claudeBin(stack = SEED) {
+  return stack.claudeCode.executable;
 }
 
 const DROP = /^(CLAUDE|ANTHROPIC|CLAUDECODE|MCP_|OTEL_|XDG_|NODE_OPTIONS$|NODE_EXTRA_CA_CERTS$|(HTTPS?|ALL|NO)_PROXY$|AWS_|GOOGLE_|VERTEX_|DEBUG$)/i;
@@ -60,13 +63,13 @@ function makeHome({ configDir: useConfigDirEnv = false, extraEnv = {} } = {}) {
 }
 
 /**
- * Run cli.js with args. Resolves { code, signal, stdout, stderr, ms, timedOut }.
+ * Run the stack's `claude` with args. Resolves { code, signal, stdout, stderr, ms, timedOut }.
  * The child is SIGKILLed (whole process group) after timeoutMs.
  */
-function runClaude(env, args, { timeoutMs = DEFAULT_TIMEOUT_MS, cwd } = {}) {
+function runClaude(env, args, { timeoutMs = DEFAULT_TIMEOUT_MS, cwd, stack = SEED } = {}) {
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [claudeBin(), ...args], {
+    const child = spawn(stack.claudeCode.command, [...stack.claudeCode.args, ...args], {
       env,
       cwd: cwd || env.HOME,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -116,25 +119,30 @@ function mcpList(env, opts = {}) {
 function escapeRe(s) { return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'); }
 
 /**
+ * What a Claude Code debug log (`--debug-file`) says the start-up loop did with server `name`:
+ * { skipped, connected, needsAuth }. Same lines in 2.1.108 and 2.1.332.
+ */
+function mcpStartup(debug, name) {
+  const prefix = `MCP server "${escapeRe(name)}": `;
+  return {
+    skipped: new RegExp(prefix + 'Skipping connection \\(cached needs-auth\\)').test(debug),
+    connected: new RegExp(prefix + 'Successfully connected').test(debug),
+    needsAuth: new RegExp(prefix + '.*(needs-auth|Authentication required)', 'i').test(debug),
+  };
+}
+
+/**
  * `claude -p hi --max-turns 1 --debug-file F` — runs the start-up MCP connection
  * loop, then fails fast on the model call (ANTHROPIC_BASE_URL is a closed port).
  * Returns { code, ms, stdout, stderr, debug, skipped, connected, needsAuth, timedOut }
  * where skipped/connected/needsAuth are about the server called `name`.
  */
-async function runPrint(env, name, { debugFile, timeoutMs, prompt = 'hi', extraArgs = [] } = {}) {
+async function runPrint(env, name, { debugFile, timeoutMs, prompt = 'hi', extraArgs = [], stack } = {}) {
   const file = debugFile || path.join(env.HOME, `debug-${Date.now()}-${Math.random().toString(16).slice(2, 8)}.txt`);
-  const r = await runClaude(env, ['-p', prompt, '--max-turns', '1', '--debug-file', file, ...extraArgs], { timeoutMs });
+  const r = await runClaude(env, ['-p', prompt, '--max-turns', '1', '--debug-file', file, ...extraArgs], { timeoutMs, stack });
   let debug = '';
   try { debug = fs.readFileSync(file, 'utf8'); } catch { /* not written */ }
-  const prefix = `MCP server "${escapeRe(name)}": `;
-  return {
-    ...r,
-    debugFile: file,
-    debug,
-    skipped: new RegExp(prefix + 'Skipping connection \\(cached needs-auth\\)').test(debug),
-    connected: new RegExp(prefix + 'Successfully connected').test(debug),
-    needsAuth: new RegExp(prefix + '.*(needs-auth|Authentication required)', 'i').test(debug),
-  };
+  return { ...r, debugFile: file, debug, ...mcpStartup(debug, name) };
 }
 
 module.exports = {
@@ -144,6 +152,7 @@ module.exports = {
   runClaude,
   mcpAdd,
   mcpList,
+  mcpStartup,
   runPrint,
   killAll,
 };
