@@ -8,6 +8,7 @@ pub mod cache_file;
 pub mod config_dir;
 pub mod credentials;
 pub mod diagnose;
+pub mod duration;
 pub mod error;
 pub mod event_bus;
 pub mod needs_auth;
