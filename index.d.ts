@@ -72,6 +72,12 @@ export interface Diagnosis {
 }
 
 /**
+ * A duration in ms as the package's messages spell it: `'45s'`, `'4m05s'`, `'2h03m'`, `'3d04h'`
+ * (rounded to the second; negative reads as `'0s'`). The CLI prints ages with it.
+ */
+export declare function formatDuration(ms: number): string
+
+/**
  * Removes the needs-auth entries of `server` (a name, an array of names, or omitted for all)
  * and returns the names actually removed. Then tells every `onAuthChanged` subscriber of this
  * config dir in this process "auth changed, retry connections" (asynchronously, and even when

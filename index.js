@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.Subscription = nativeBinding.Subscription
 module.exports.cachePath = nativeBinding.cachePath
 module.exports.diagnose = nativeBinding.diagnose
+module.exports.formatDuration = nativeBinding.formatDuration
 module.exports.invalidateNeedsAuth = nativeBinding.invalidateNeedsAuth
 module.exports.isNeedsAuthCached = nativeBinding.isNeedsAuthCached
 module.exports.listNeedsAuth = nativeBinding.listNeedsAuth

@@ -141,42 +141,20 @@ function loadAddon() {
   return require('..')
 }
 
-function requireFn(addon, name) {
-  if (typeof addon[name] !== 'function') {
-    const err = new Error(`this build of the mcp-needs-auth addon has no ${name}(); rebuild it`)
-    err.code = 'ERR_UNSUPPORTED'
-    throw err
-  }
-  return addon[name]
-}
-
 // --- formatting -------------------------------------------------------------------------------
 
-/** 3m12s, 11m48s, 1m05s, 4h00m, 2d3h, 0s (the style of the addon's own messages). */
-function formatDuration(ms) {
-  let s = Math.floor(Math.max(0, ms) / 1000)
-  const d = Math.floor(s / 86400)
-  s -= d * 86400
-  const h = Math.floor(s / 3600)
-  s -= h * 3600
-  const m = Math.floor(s / 60)
-  s -= m * 60
-  if (d > 0) return `${d}d${h}h`
-  if (h > 0) return `${h}h${String(m).padStart(2, '0')}m`
-  if (m > 0) return `${m}m${String(s).padStart(2, '0')}s`
-  return `${s}s`
-}
-
-function formatAge(timestamp, now) {
+// Durations are spelt by the addon (`formatDuration`), so the CLI's ages read exactly like the
+// addon's own messages (`why` prints both).
+function formatAge(addon, timestamp, now) {
   if (typeof timestamp !== 'number') return '-'
   const age = now - timestamp
-  return age >= 0 ? `${formatDuration(age)} ago` : `${formatDuration(-age)} in the future`
+  return age >= 0 ? `${addon.formatDuration(age)} ago` : `${addon.formatDuration(-age)} in the future`
 }
 
-function formatExpiresIn(expiresAt, now) {
+function formatExpiresIn(addon, expiresAt, now) {
   if (typeof expiresAt !== 'number') return '-'
   const left = expiresAt - now
-  return left > 0 ? formatDuration(left) : 'expired'
+  return left > 0 ? addon.formatDuration(left) : 'expired'
 }
 
 function table(header, rows) {
@@ -239,7 +217,7 @@ function cmdList(addon, options, values) {
   const header = ['SERVER', 'AGE', 'EXPIRES IN', 'CACHED']
   if (withId) header.push('ID')
   const rows = entries.map((e) => {
-    const row = [e.server, formatAge(e.timestamp, now), formatExpiresIn(e.expiresAt, now), yesNo(e.cached)]
+    const row = [e.server, formatAge(addon, e.timestamp, now), formatExpiresIn(addon, e.expiresAt, now), yesNo(e.cached)]
     if (withId) row.push(e.id ?? '-')
     return row
   })
@@ -262,7 +240,7 @@ const PURGE_REASONS = {
 }
 
 function cmdPurge(addon, options, values) {
-  const removed = requireFn(addon, 'purgeStale')(options)
+  const removed = addon.purgeStale(options)
   if (values.json) return json(removed.map((r) => ({ server: r.server, reason: r.reason })))
   if (removed.length === 0) {
     out('nothing to remove')
@@ -273,7 +251,7 @@ function cmdPurge(addon, options, values) {
 }
 
 function cmdWhy(addon, options, values, args) {
-  const d = safeDiagnosis(requireFn(addon, 'diagnose')(args[0], options))
+  const d = safeDiagnosis(addon.diagnose(args[0], options))
   if (values.json) return json(d)
 
   const now = Date.now()
@@ -291,8 +269,8 @@ function cmdWhy(addon, options, values, args) {
   if (d.cacheEntry) {
     const e = d.cacheEntry
     out(
-      `Cache entry: written ${formatAge(e.timestamp, now)}, expires in ${formatExpiresIn(e.expiresAt, now)}` +
-        ` (ttl ${formatDuration(e.ttlMs)}), cached ${yesNo(e.cached)}${e.id !== undefined ? `, id ${e.id}` : ''}`,
+      `Cache entry: written ${formatAge(addon, e.timestamp, now)}, expires in ${formatExpiresIn(addon, e.expiresAt, now)}` +
+        ` (ttl ${addon.formatDuration(e.ttlMs)}), cached ${yesNo(e.cached)}${e.id !== undefined ? `, id ${e.id}` : ''}`,
     )
   } else {
     out('Cache entry: none')
@@ -304,7 +282,7 @@ function cmdWhy(addon, options, values, args) {
     let expires = ''
     if (c.hasAccessToken && c.expiresAt !== null) {
       const left = c.expiresAt - now
-      expires = left > 0 ? ` (expires in ${formatDuration(left)})` : ` (expired ${formatDuration(-left)} ago)`
+      expires = left > 0 ? ` (expires in ${addon.formatDuration(left)})` : ` (expired ${addon.formatDuration(-left)} ago)`
     }
     out(
       `Credentials: access token ${yesNo(c.hasAccessToken)}${expires}, refresh token ${yesNo(c.hasRefreshToken)},` +

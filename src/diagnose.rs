@@ -59,8 +59,8 @@ pub fn diagnose(
       "Claude Code skips \"{server}\" without dialing it: it {} {} ago and the needs-auth \
        entry lasts {} more.",
       if plugin_stdio { "failed" } else { "answered 401" },
-      duration(age_ms),
-      duration(expires_in_ms)
+      crate::duration::format(age_ms),
+      crate::duration::format(expires_in_ms)
     );
     message.push_str(if superseded {
       " Its credentials were saved after that, so the entry is stale: purgeStale() (or \
@@ -96,28 +96,9 @@ pub fn diagnose(
   })
 }
 
-/// "4m05s", "2h03m", "45s": how people read a TTL.
-pub fn duration(ms: f64) -> String {
-  let s = (ms.max(0.0) / 1000.0).round() as u64;
-  match s {
-    0..=59 => format!("{s}s"),
-    60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
-    _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-  }
-}
-
 #[cfg(test)]
 mod tests {
   use super::*;
-
-  #[test]
-  fn durations() {
-    assert_eq!(duration(0.0), "0s");
-    assert_eq!(duration(59_400.0), "59s");
-    assert_eq!(duration(245_000.0), "4m05s");
-    assert_eq!(duration(7_380_000.0), "2h03m");
-    assert_eq!(duration(-5.0), "0s");
-  }
 
   fn write(dir: &Path, name: &str, body: &str) {
     std::fs::write(dir.join(name), body).expect("write fixture");

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config_dir;
 pub mod credentials;
 pub mod diagnose;
+pub mod duration;
 pub mod error;
 pub mod event_bus;
 pub mod events;

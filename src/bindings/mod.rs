@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod diagnose;
+pub mod duration;
 pub mod purge;
 pub mod subscription;
 
