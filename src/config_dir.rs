@@ -12,9 +12,10 @@ pub const CACHE_FILE_NAME: &str = "mcp-needs-auth-cache.json";
 /// The plaintext credentials file name inside the secure-storage dir.
 pub const CREDENTIALS_FILE_NAME: &str = ".credentials.json";
 
-/// Resolves the config dir: an explicit override, else `CLAUDE_CONFIG_DIR`, else `~/.claude`.
-/// Claude Code uses `process.env.CLAUDE_CONFIG_DIR ?? join(homedir(), ".claude")`, so a set but
-/// empty variable still wins (and names the current directory); this does the same.
+/// The variable Node's `os.homedir()` reads first, and so the one a Claude Code child's home comes from.
+pub const HOME_VAR: &str = if cfg!(windows) { "USERPROFILE" } else { "HOME" };
+
+/// Resolves the config dir: an explicit override, else this process's environment by [`from_env`].
 pub fn resolve(override_dir: Option<&str>) -> Result<PathBuf> {
   if let Some(dir) = override_dir {
     if dir.is_empty() {
@@ -25,17 +26,31 @@ pub fn resolve(override_dir: Option<&str>) -> Result<PathBuf> {
     }
     return Ok(nfc(dir));
   }
-  if let Some(dir) = std::env::var_os("CLAUDE_CONFIG_DIR") {
-    return Ok(nfc(&dir.to_string_lossy()));
+  // `None` for the home: `home_dir` reads this process's HOME itself, then the user database.
+  let claude_config_dir = std::env::var_os("CLAUDE_CONFIG_DIR");
+  from_env(claude_config_dir.as_deref().map(|d| d.to_string_lossy()).as_deref(), None)
+}
+
+/// Claude Code's rule for the environment a Claude Code process runs with, given that
+/// environment's `CLAUDE_CONFIG_DIR` and [`HOME_VAR`] (`None`: unset):
+/// `CLAUDE_CONFIG_DIR ?? join(home ?? os.homedir(), ".claude")`, NFC-normalised. Claude Code uses
+/// `??`, so a set but empty variable still wins (and names the current directory); this does the
+/// same. Without a home variable, this process's home stands in, as `os.homedir()` does.
+pub fn from_env(claude_config_dir: Option<&str>, home: Option<&str>) -> Result<PathBuf> {
+  if let Some(dir) = claude_config_dir {
+    return Ok(nfc(dir));
   }
-  let home = home_dir().ok_or_else(|| {
-    Error::new(
-      ErrorCode::NoConfigDir,
-      "cannot resolve Claude Code's config dir: CLAUDE_CONFIG_DIR is not set and no home \
-       directory is known (HOME is unset and the user database has no entry). Set \
-       CLAUDE_CONFIG_DIR or pass options.configDir",
-    )
-  })?;
+  let home = match home {
+    Some(home) => PathBuf::from(home),
+    None => home_dir().ok_or_else(|| {
+      Error::new(
+        ErrorCode::NoConfigDir,
+        "cannot resolve Claude Code's config dir: CLAUDE_CONFIG_DIR is not set and no home \
+         directory is known (HOME is unset and the user database has no entry). Set \
+         CLAUDE_CONFIG_DIR or pass options.configDir",
+      )
+    })?,
+  };
   Ok(nfc(&home.join(".claude").to_string_lossy()))
 }
 
@@ -90,6 +105,27 @@ mod tests {
   fn empty_override_is_an_error() {
     let err = resolve(Some("")).expect_err("empty is rejected");
     assert_eq!(err.code, ErrorCode::InvalidArgument);
+  }
+
+  #[test]
+  fn env_rule_prefers_claude_config_dir_and_keeps_it_when_empty() {
+    assert_eq!(from_env(Some("/cfg/x"), Some("/h")).expect("resolves"), PathBuf::from("/cfg/x"));
+    assert_eq!(from_env(Some(""), Some("/h")).expect("resolves"), PathBuf::from(""));
+  }
+
+  #[test]
+  fn env_rule_joins_the_home_and_normalises() {
+    let expected = Path::new("/tmp/caf\u{e9}").join(".claude");
+    assert_eq!(from_env(None, Some("/tmp/cafe\u{301}")).expect("resolves"), expected);
+    assert_eq!(from_env(Some("/tmp/cafe\u{301}"), None).expect("resolves"), PathBuf::from("/tmp/caf\u{e9}"));
+  }
+
+  #[test]
+  fn env_rule_without_a_home_variable_uses_this_process_home() {
+    // Whatever this process's home is (HOME or the user database), the rule names its .claude.
+    if let Some(home) = home_dir() {
+      assert_eq!(from_env(None, None).expect("resolves"), nfc(&home.join(".claude").to_string_lossy()));
+    }
   }
 
   #[test]
