@@ -318,7 +318,7 @@ describe('reconnectOnAuthChange (fake query)', () => {
   it('stops when the query ends: mcpServerStatus rejects', async (t) => {
     const dir = tmp(t);
     const q = fakeQuery({ statuses: { a: 'needs-auth' } });
-    const sub = reconnectOnAuthChange(q, opts(dir, { observeQuery: false }));
+    const sub = reconnectOnAuthChange(q, opts(dir));
     t.after(() => sub.close());
     q.ended = true; // the session's child exited; control requests now reject
     addon.invalidateNeedsAuth('a', { configDir: dir });
