@@ -40,6 +40,14 @@ export interface AuthChangedEvent {
 /** The path of the needs-auth cache file: `<configDir>/mcp-needs-auth-cache.json`. */
 export declare function cachePath(options?: NeedsAuthOptions): string
 
+/**
+ * The config dir a Claude Code process started with `env` uses:
+ * `env.CLAUDE_CONFIG_DIR ?? join(env.HOME ?? os.homedir(), '.claude')` (USERPROFILE on
+ * Windows), NFC-normalised; a set but empty `CLAUDE_CONFIG_DIR` gives `''`, as in Claude Code.
+ * Without `env`, this process's environment (what every other function uses by default).
+ */
+export declare function configDirFor(env?: Record<string, string | undefined> | null): string
+
 /** What the credentials store holds for the server: booleans and `expiresAt`, never a token. */
 export interface CredentialsSummary {
   /** The store has at least one `mcpOAuth` entry for this server name. */

@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.Subscription = nativeBinding.Subscription
 module.exports.cachePath = nativeBinding.cachePath
+module.exports.configDirFor = nativeBinding.configDirFor
 module.exports.diagnose = nativeBinding.diagnose
 module.exports.formatDuration = nativeBinding.formatDuration
 module.exports.invalidateNeedsAuth = nativeBinding.invalidateNeedsAuth

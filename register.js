@@ -11,22 +11,36 @@
 // Never keeps the process alive, never throws into the host (failures are process warnings),
 // idempotent when required twice. MCP_NEEDS_AUTH_DEBUG=1 prints one stderr line per action.
 
+const { debug, debugEnabled, errMessage, warn: emitWarning } = require('./lib/log.js');
+
 const STATE = Symbol.for('mcp-needs-auth.register');
 
-function debugEnabled() {
-  const v = process.env.MCP_NEEDS_AUTH_DEBUG;
-  return v !== undefined && v !== '' && v !== '0' && String(v).toLowerCase() !== 'false';
-}
-
-function debug(line) {
-  if (!debugEnabled()) return;
-  try { process.stderr.write(`mcp-needs-auth: ${line}\n`); } catch { /* ignore */ }
-}
-
 function warn(message) {
-  try {
-    process.emitWarning(`mcp-needs-auth/register: ${message}`, { type: 'McpNeedsAuthWarning', code: 'MCP_NEEDS_AUTH_REGISTER' });
-  } catch { /* ignore */ }
+  emitWarning(`mcp-needs-auth/register: ${message}`, 'MCP_NEEDS_AUTH_REGISTER');
+}
+
+/** The debug line for an event: what changed, for whom, and whether entries are left. */
+function describe(ev, addon) {
+  const servers = Array.isArray(ev.servers) ? ev.servers : [];
+  const who = servers.length ? servers.join(', ') : 'all servers';
+  const what =
+    ev.reason === 'credentials-changed'
+      ? 'credentials changed'
+      : ev.reason === 'cache-changed'
+        ? 'cache changed'
+        : 'invalidated';
+  let tail = '';
+  if (ev.reason === 'credentials-changed' && servers.length) {
+    const cached = servers.filter((s) => {
+      try {
+        return addon.isNeedsAuthCached(s);
+      } catch {
+        return false;
+      }
+    });
+    tail = cached.length ? `; still cached: ${cached.join(', ')}` : '; entries removed';
+  }
+  return `${what}: ${who}${tail}`;
 }
 
 function register() {
@@ -43,49 +57,39 @@ function register() {
   }
 
   let addon;
+  let upkeep;
   try {
     addon = require('./index.js');
+    upkeep = require('./lib/upkeep.js');
   } catch (err) {
-    warn(`cannot load the addon: ${err && err.message}`);
+    warn(`cannot load the addon: ${errMessage(err)}`);
     return state;
   }
 
   try {
-    state.configDir = require('node:path').dirname(addon.cachePath());
+    state.configDir = addon.configDirFor();
   } catch (err) {
-    warn(`cannot resolve the config dir: ${err && err.message}`);
+    warn(`cannot resolve the config dir: ${errMessage(err)}`);
     return state;
   }
 
+  // No configDir option: the addon resolves this process's own, as the sessions it starts do.
   try {
-    state.purged = addon.purgeStale();
-    if (state.purged.length === 0) debug(`purged nothing (${state.configDir})`);
-    for (const p of state.purged) debug(`purged ${p.server} (${p.reason})`);
+    state.purged = upkeep.purgeStale({});
   } catch (err) {
-    warn(`purgeStale failed: ${err && err.message}`);
+    warn(`purgeStale failed: ${errMessage(err)}`);
   }
 
   try {
-    state.subscription = addon.onAuthChanged((ev) => {
+    state.subscription = upkeep.watchAuthChanges((ev) => {
       try {
-        if (!debugEnabled()) return;
-        const servers = Array.isArray(ev.servers) ? ev.servers : [];
-        const who = servers.length ? servers.join(', ') : 'all servers';
-        const what = ev.reason === 'credentials-changed' ? 'credentials changed'
-          : ev.reason === 'cache-changed' ? 'cache changed' : 'invalidated';
-        let tail = '';
-        if (ev.reason === 'credentials-changed' && servers.length) {
-          const cached = servers.filter((s) => {
-            try { return addon.isNeedsAuthCached(s); } catch { return false; }
-          });
-          tail = cached.length ? `; still cached: ${cached.join(', ')}` : '; entries removed';
-        }
-        debug(`${what}: ${who}${tail}`);
-      } catch { /* never throw into the host */ }
-    }, { autoInvalidate: true });
-    debug(`watching ${state.configDir}`);
+        if (debugEnabled()) debug(describe(ev, addon));
+      } catch {
+        // never throw into the host
+      }
+    }, {});
   } catch (err) {
-    warn(`onAuthChanged failed: ${err && err.message}`);
+    warn(`onAuthChanged failed: ${errMessage(err)}`);
   }
   return state;
 }
@@ -93,6 +97,6 @@ function register() {
 try {
   module.exports = register();
 } catch (err) {
-  warn(String(err && err.message));
+  warn(errMessage(err));
   module.exports = {};
 }

@@ -10,10 +10,11 @@
  * import { query } from '@anthropic-ai/claude-agent-sdk'
  * import { prepareQuery, reconnectOnAuthChange } from 'mcp-needs-auth/sdk'
  *
+ * const ac = new AbortController()
  * let q: ReturnType<typeof query>
- * q = query({ prompt, options: prepareQuery({ env, mcpServers }, { query: () => q }) })
- * using sub = reconnectOnAuthChange(q, { env, onReconnect: (o) => console.log(o) })
- * for await (const message of q) { ... }
+ * q = query({ prompt, options: prepareQuery({ env, mcpServers, abortController: ac }, { query: () => q }) })
+ * using sub = reconnectOnAuthChange(q, { env, signal: ac.signal, onReconnect: (o) => console.log(o) })
+ * for await (const message of q) { ... } // `using` closes the subscription when the loop ends
  * ```
  */
 
@@ -24,14 +25,14 @@ export interface McpServerStatusLike {
   [key: string]: unknown
 }
 
-/** The part of the SDK's `Query` this module uses. */
+/**
+ * The part of the SDK's `Query` this module uses: only these two calls, never anything else of
+ * the query (no method of it is replaced or wrapped). A session whose `mcpServerStatus()`
+ * rejects has ended, for this module: the SDK rejects every control request of a closed query.
+ */
 export interface QueryLike {
   mcpServerStatus(): Promise<McpServerStatusLike[]>
   reconnectMcpServer(serverName: string): Promise<void>
-  /** Observed (wrapped, originals still called) so the subscription stops with the query. */
-  close?(): void
-  return?(value?: any): Promise<any>
-  throw?(error?: any): Promise<any>
 }
 
 /** The SDK's `HookCallback` shape. */
@@ -96,11 +97,14 @@ export interface ReconnectOptions extends ConfigDirOptions {
   backoffMs?: number
   /** Session statuses that get reconnected (default `['needs-auth', 'failed']`). */
   statuses?: string[]
-  /** Closes the subscription when aborted. */
+  /**
+   * Closes the subscription when aborted. Pass the signal of the `AbortController` given to the
+   * query (`options.abortController`, the SDK's way to cancel a session) to stop with it at once.
+   */
   signal?: AbortSignal
-  /** Wrap `query.close/return/throw` to stop with the query (default true). */
+  /** @deprecated Ignored: the query is never wrapped; the subscription stops when the session ends. */
   observeQuery?: boolean
-  /** Treat a `mcpServerStatus()` that takes longer as a closed query (default 30000 ms). */
+  /** Treat a `mcpServerStatus()` that takes longer as an ended session, with a warning (default 30000 ms). */
   statusTimeoutMs?: number
   /** Passed to `onAuthChanged` (default true). */
   watch?: boolean
@@ -123,7 +127,7 @@ export declare class ReconnectSubscription {
   private constructor()
   /** Stops at once; no further status checks or reconnects. Idempotent. */
   close(): void
-  /** True once closed: by `close()`, the signal, or the query ending. */
+  /** True once closed: by `close()`, the signal, or the session's end. */
   get closed(): boolean
   /** Resolves once nothing is queued or running. */
   settled(): Promise<void>
@@ -133,7 +137,8 @@ export declare class ReconnectSubscription {
 /**
  * The config dir the Claude Code child of `query({ options: queryOptions })` will use:
  * `(queryOptions.env ?? process.env).CLAUDE_CONFIG_DIR ?? join(<that env's HOME> ?? os.homedir(), '.claude')`,
- * NFC-normalised. A set but empty CLAUDE_CONFIG_DIR gives `''`, as in Claude Code.
+ * NFC-normalised. A set but empty CLAUDE_CONFIG_DIR gives `''`, as in Claude Code. The addon's
+ * `configDirFor(env)` applies the rule (the same one every addon function uses).
  */
 export declare function configDirFor(queryOptions?: QueryOptionsLike | null): string
 
@@ -155,7 +160,16 @@ export declare function needsAuthHooks(options?: NeedsAuthHooksOptions): { Sessi
  * Reconnects a live session's servers after sign-ins: subscribes to `onAuthChanged`
  * (autoInvalidate) for the config dir, and for each affected server the session reports
  * `needs-auth`/`failed` calls `query.reconnectMcpServer(name)`, serially, with bounded retry.
- * Stops when closed, aborted, or when the query ends. Never throws into the host after creation
- * (throws `TypeError` at once when `query` lacks the two methods).
+ *
+ * Stops for good, with no further status check or reconnect:
+ * - on `close()` (or `using`);
+ * - when `options.signal` aborts (pass the query's `abortController.signal`);
+ * - when the session ends: the first `mcpServerStatus()` that rejects closes it, however the
+ *   query ended (`close()`, `break` out of `for await`, an abort, the child exiting). No error
+ *   text is read. Until an event comes, an ended session's subscription stays open: close it
+ *   when your loop over the query ends.
+ *
+ * Never throws into the host after creation (throws `TypeError` at once when `query` lacks the
+ * two methods).
  */
 export declare function reconnectOnAuthChange(query: QueryLike, options?: ReconnectOptions): ReconnectSubscription

@@ -8,57 +8,31 @@
 //   const { query } = require('@anthropic-ai/claude-agent-sdk');
 //   const { prepareQuery, reconnectOnAuthChange } = require('mcp-needs-auth/sdk');
 //
+//   const ac = new AbortController();
 //   let q;
-//   q = query({ prompt, options: prepareQuery({ env, mcpServers }, { query: () => q }) });
-//   const sub = reconnectOnAuthChange(q, { env });   // live session: reconnect after sign-in
-//   for await (const m of q) { ... }
-//   sub.close();
+//   q = query({ prompt, options: prepareQuery({ env, mcpServers, abortController: ac }, { query: () => q }) });
+//   const sub = reconnectOnAuthChange(q, { env, signal: ac.signal }); // live session: reconnect after sign-in
+//   try { for await (const m of q) { ... } } finally { sub.close(); }
 //
 // Nothing here throws into the host once set up: failures are reported with
 // process.emitWarning (and, with MCP_NEEDS_AUTH_DEBUG=1, one stderr line per action).
 
-const os = require('node:os');
-const path = require('node:path');
-
 const addon = require('./index.js');
+const { debug, warn, errMessage } = require('./lib/log.js');
+const upkeep = require('./lib/upkeep.js');
 
-const WARNING_TYPE = 'McpNeedsAuthWarning';
 const HOOK_MARK = Symbol.for('mcp-needs-auth.sdk.hook');
 const DEFAULT_STATUSES = Object.freeze(['needs-auth', 'failed']);
-const CLOSED_RE = /closed|not ready|ended|abort|exited|terminated|destroyed|EPIPE/i;
-
-function debugEnabled() {
-  const v = process.env.MCP_NEEDS_AUTH_DEBUG;
-  return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false';
-}
-
-function debug(line) {
-  if (!debugEnabled()) return;
-  try { process.stderr.write(`mcp-needs-auth: ${line}\n`); } catch { /* stderr gone */ }
-}
-
-function warn(message, code = 'MCP_NEEDS_AUTH_SDK') {
-  try { process.emitWarning(message, { type: WARNING_TYPE, code }); } catch { /* never throw */ }
-}
-
-function errMessage(err) {
-  return err && typeof err.message === 'string' ? err.message : String(err);
-}
 
 // ---------------------------------------------------------------------------------------------
 // configDirFor
 
 /**
- * The config dir the Claude Code child of `query({ options: queryOptions })` will use:
- * `(queryOptions.env ?? process.env).CLAUDE_CONFIG_DIR ?? join(<that env's home>, '.claude')`,
- * NFC-normalised. Mirrors Claude Code's `??`: a set-but-empty CLAUDE_CONFIG_DIR is kept ('').
- * The home is that env's HOME (USERPROFILE on Windows), else os.homedir().
+ * The config dir the Claude Code child of `query({ options: queryOptions })` will use: the
+ * addon's `configDirFor(queryOptions.env)` (the rule lives in Rust, next to every other use of it).
  */
 function configDirFor(queryOptions) {
-  const env = (queryOptions != null ? queryOptions.env : undefined) ?? process.env;
-  const homeVar = process.platform === 'win32' ? 'USERPROFILE' : 'HOME';
-  const dir = env.CLAUDE_CONFIG_DIR ?? path.join(env[homeVar] ?? os.homedir(), '.claude');
-  return String(dir).normalize('NFC');
+  return addon.configDirFor(queryOptions != null ? queryOptions.env : undefined);
 }
 
 /** The addon options for a helper's `options` (configDir > env > process env). */
@@ -107,17 +81,18 @@ function wouldDial(server, opts) {
   try {
     return !addon.diagnose(server, opts).skipped;
   } catch {
-    try { return !addon.isNeedsAuthCached(server, opts); } catch { return false; }
+    try {
+      return !addon.isNeedsAuthCached(server, opts);
+    } catch {
+      return false;
+    }
   }
 }
 
 function safePurge(opts, where) {
   if (!usableDir(opts, where)) return [];
   try {
-    const purged = addon.purgeStale(opts);
-    for (const p of purged) debug(`purged ${p.server} (${p.reason})`);
-    if (purged.length === 0) debug(`purged nothing in ${opts.configDir}`);
-    return purged;
+    return upkeep.purgeStale(opts);
   } catch (err) {
     warn(`${where}: purgeStale failed: ${errMessage(err)}`);
     return [];
@@ -132,9 +107,7 @@ function resolveQuery(q) {
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// A timer that never keeps the process alive.
-
+/** A timer that never keeps the process alive. */
 function sleep(ms) {
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
@@ -142,221 +115,215 @@ function sleep(ms) {
   });
 }
 
-function withTimeout(promise, ms, label) {
-  if (!(ms > 0) || !Number.isFinite(ms)) return promise;
-  let t;
-  const timeout = new Promise((_, reject) => {
-    t = setTimeout(() => reject(new Error(`${label} timed out after ${ms} ms (query closed?)`)), ms);
-    if (t && typeof t.unref === 'function') t.unref();
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(t));
+// ---------------------------------------------------------------------------------------------
+// Reconnecting servers in a live session: reconnectOnAuthChange and the SessionStart hook.
+//
+// The session is known only through its control requests. It has ended, for this module, when
+// `mcpServerStatus()` rejects: the SDK (0.2.x and 0.3.x) rejects every control request of a
+// closed query, however it closed (close(), return() by `break` in `for await`, its
+// abortController aborted, the child exiting), and a session that cannot report its servers
+// cannot reconnect them either. No error text is inspected.
+
+/** The reconnect settings of a helper's options, with their defaults. */
+function reconnectPolicy(o) {
+  return {
+    statuses: new Set(Array.isArray(o.statuses) ? o.statuses : DEFAULT_STATUSES),
+    retries: Number.isInteger(o.retries) && o.retries > 0 ? o.retries : 3,
+    backoffMs: typeof o.backoffMs === 'number' && o.backoffMs >= 0 ? o.backoffMs : 250,
+    statusTimeoutMs: typeof o.statusTimeoutMs === 'number' ? o.statusTimeoutMs : 30_000,
+    onReconnect: typeof o.onReconnect === 'function' ? o.onReconnect : null,
+  };
 }
 
-// ---------------------------------------------------------------------------------------------
-// reconnectOnAuthChange
+function isQuery(q) {
+  return q != null && typeof q.mcpServerStatus === 'function' && typeof q.reconnectMcpServer === 'function';
+}
 
-const ONE_SHOT = Symbol('one-shot');
+const NO_ANSWER = Symbol('no answer');
 
+/**
+ * The session's servers (`query.mcpServerStatus()`), or null when the session cannot answer:
+ * it rejected (the query ended), or it gave no answer within `timeoutMs` (warned: a live
+ * session that stops answering is worth hearing about).
+ */
+async function sessionStatuses(query, timeoutMs, where) {
+  let timer;
+  const noAnswer = new Promise((resolve) => {
+    if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) return;
+    timer = setTimeout(resolve, timeoutMs, NO_ANSWER);
+    if (typeof timer.unref === 'function') timer.unref();
+  });
+  try {
+    const list = await Promise.race([Promise.resolve().then(() => query.mcpServerStatus()), noAnswer]);
+    if (list === NO_ANSWER) {
+      warn(`${where}: mcpServerStatus() gave no answer in ${timeoutMs} ms; the session is taken as ended`);
+      return null;
+    }
+    return Array.isArray(list) ? list : [];
+  } catch (err) {
+    debug(`${where}: the session ended (mcpServerStatus() rejected: ${errMessage(err)})`);
+    return null;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Hands an outcome to `onReconnect`; what it throws or rejects with becomes a warning. */
+function report(policy, outcome) {
+  if (!policy.onReconnect) return;
+  try {
+    const r = policy.onReconnect(outcome);
+    if (r && typeof r.then === 'function') {
+      r.then(undefined, (err) => warn(`onReconnect rejected: ${errMessage(err)}`));
+    }
+  } catch (err) {
+    warn(`onReconnect threw: ${errMessage(err)}`);
+  }
+}
+
+/**
+ * Reconnects `server` in the session: up to `policy.retries` calls of `reconnectMcpServer`, the
+ * n-th retry `backoffMs * 2^(n-1)` after the previous failure. Before each retry the session's
+ * status decides: connected is done, a status outside `policy.statuses` is left alone. Reports
+ * the outcome to `onReconnect`. Gives up at once when `stopped()` turns true. Resolves false when
+ * the session ended on the way (mcpServerStatus() failed), true otherwise.
+ */
+async function reconnectServer(query, server, policy, stopped, where) {
+  let lastError;
+  for (let attempt = 1; attempt <= policy.retries; attempt++) {
+    if (stopped()) return true;
+    try {
+      debug(`reconnecting ${server} (attempt ${attempt}/${policy.retries})`);
+      await query.reconnectMcpServer(server);
+      debug(`${server}: reconnected`);
+      report(policy, { server, ok: true, attempts: attempt });
+      return true;
+    } catch (err) {
+      lastError = err;
+      debug(`${server}: reconnect failed: ${errMessage(err)}`);
+    }
+    if (attempt === policy.retries) break;
+    await sleep(policy.backoffMs * 2 ** (attempt - 1));
+    if (stopped()) return true;
+    const statuses = await sessionStatuses(query, policy.statusTimeoutMs, where);
+    if (!statuses) return false;
+    const st = statuses.find((s) => s && s.name === server);
+    if (!st) return true;
+    if (st.status === 'connected') {
+      report(policy, { server, ok: true, attempts: attempt });
+      return true;
+    }
+    if (!policy.statuses.has(st.status)) return true;
+  }
+  report(policy, { server, ok: false, error: lastError, attempts: policy.retries });
+  return true;
+}
+
+const RECONNECT = 'reconnectOnAuthChange';
+
+/**
+ * What reconnectOnAuthChange returns: an onAuthChanged subscription for the session's config
+ * dir whose events queue servers, reconnected one at a time by reconnectServer. It stops for
+ * good on close(), when `options.signal` aborts, or when the session ends.
+ */
 class ReconnectSubscription {
-  constructor(query, options, mode) {
+  constructor(query, options) {
+    if (!isQuery(query)) {
+      throw new TypeError(`${RECONNECT}(query): query must have mcpServerStatus() and reconnectMcpServer(name)`);
+    }
     const o = options || {};
     this._query = query;
     this._opts = addonOptions(o);
-    this._statuses = new Set(Array.isArray(o.statuses) ? o.statuses : DEFAULT_STATUSES);
-    this._retries = Number.isInteger(o.retries) && o.retries > 0 ? o.retries : 3;
-    this._backoffMs = typeof o.backoffMs === 'number' && o.backoffMs >= 0 ? o.backoffMs : 250;
-    this._statusTimeoutMs = typeof o.statusTimeoutMs === 'number' ? o.statusTimeoutMs : 30_000;
-    this._onReconnect = typeof o.onReconnect === 'function' ? o.onReconnect : null;
-    this._closed = false;
-    this._pendingAll = false;
-    this._pending = new Set();
-    this._running = null; // the worker's promise while it runs
-    this._restore = [];
+    this._policy = reconnectPolicy(o);
+    this._signal = o.signal && typeof o.signal.addEventListener === 'function' ? o.signal : null;
+    this._onAbort = () => this.close();
+    this._queued = new Set(); // servers named by events, not yet looked at
+    this._queuedAll = false; // an event named no server: look at all of them
+    this._draining = null; // the promise of the running drain()
     this._sub = null;
-    this._onAbort = null;
+    this._closed = false;
 
-    if (!query || typeof query.mcpServerStatus !== 'function' || typeof query.reconnectMcpServer !== 'function') {
-      throw new TypeError('reconnectOnAuthChange(query): query must have mcpServerStatus() and reconnectMcpServer(name)');
+    if (!usableDir(this._opts, RECONNECT) || o.signal?.aborted) {
+      this._closed = true;
+      return;
     }
-    if (mode === ONE_SHOT) return; // used by the SessionStart hook: no subscription
-    if (!usableDir(this._opts, 'reconnectOnAuthChange')) { this._closed = true; return; }
-
-    const signal = o.signal;
-    if (signal && signal.aborted) { this._closed = true; return; }
-
     try {
-      this._sub = addon.onAuthChanged((ev) => this._onEvent(ev), {
+      this._sub = upkeep.watchAuthChanges((ev) => this._onEvent(ev), {
         ...this._opts,
-        autoInvalidate: true,
         ...(o.watch !== undefined ? { watch: o.watch } : {}),
         ...(o.pollIntervalMs !== undefined ? { pollIntervalMs: o.pollIntervalMs } : {}),
       });
-      debug(`reconnectOnAuthChange: watching ${this._opts.configDir}`);
     } catch (err) {
       this._closed = true;
-      warn(`reconnectOnAuthChange: onAuthChanged failed: ${errMessage(err)}`);
+      warn(`${RECONNECT}: onAuthChanged failed: ${errMessage(err)}`);
       return;
     }
-    if (signal && typeof signal.addEventListener === 'function') {
-      this._onAbort = () => this.close();
-      signal.addEventListener('abort', this._onAbort, { once: true });
-      this._restore.push(() => signal.removeEventListener('abort', this._onAbort));
-    }
-    if (o.observeQuery !== false) this._observeQuery();
+    if (this._signal) this._signal.addEventListener('abort', this._onAbort, { once: true });
   }
 
-  /** Wraps the query's close/return/throw (calling the originals) to stop with it. */
-  _observeQuery() {
-    const q = this._query;
-    for (const method of ['close', 'return', 'throw']) {
-      const orig = q[method];
-      if (typeof orig !== 'function') continue;
-      const own = Object.prototype.hasOwnProperty.call(q, method);
-      const self = this;
-      const wrapper = function observedQueryMethod(...args) {
-        self._queryEnded(`query.${method}() called`);
-        return orig.apply(this, args);
-      };
-      try {
-        q[method] = wrapper;
-      } catch {
-        continue; // frozen: fall back to noticing rejections
-      }
-      this._restore.push(() => {
-        try {
-          if (q[method] !== wrapper) return;
-          if (own) q[method] = orig;
-          else delete q[method];
-        } catch { /* ignore */ }
-      });
-    }
-  }
-
-  _queryEnded(why) {
-    if (this._closed) return;
-    debug(`reconnectOnAuthChange: ${why}; subscription closed`);
-    this.close();
-  }
-
+  /** An onAuthChanged event: queue the servers it names (all when none) and drain the queue. */
   _onEvent(ev) {
     if (this._closed) return;
     const servers = ev && Array.isArray(ev.servers) ? ev.servers : [];
-    debug(`auth changed (${ev && ev.reason}): ${servers.length ? servers.join(', ') : 'all servers'}`);
-    if (servers.length === 0) this._pendingAll = true;
-    else for (const s of servers) this._pending.add(s);
-    this._kick();
+    debug(`auth changed (${ev?.reason}): ${servers.length ? servers.join(', ') : 'all servers'}`);
+    if (servers.length === 0) this._queuedAll = true;
+    else for (const s of servers) this._queued.add(s);
+    this._startDrain();
   }
 
-  _kick() {
-    if (this._running || this._closed) return;
-    this._running = this._work()
-      .catch((err) => warn(`reconnectOnAuthChange: ${errMessage(err)}`))
+  /** Runs _drain() unless it runs already (it picks up what is queued meanwhile). */
+  _startDrain() {
+    if (this._draining || this._closed) return;
+    this._draining = this._drain()
+      .catch((err) => warn(`${RECONNECT}: ${errMessage(err)}`))
       .finally(() => {
-        this._running = null;
-        if (!this._closed && (this._pendingAll || this._pending.size)) this._kick();
+        this._draining = null;
+        // Queued after drain() last looked (or left by a failed drain): go again.
+        if (this._queuedAll || this._queued.size > 0) this._startDrain();
       });
   }
 
-  async _status() {
-    try {
-      const list = await withTimeout(Promise.resolve().then(() => this._query.mcpServerStatus()),
-        this._statusTimeoutMs, 'mcpServerStatus()');
-      return Array.isArray(list) ? list : [];
-    } catch (err) {
-      const msg = errMessage(err);
-      if (!CLOSED_RE.test(msg)) warn(`reconnectOnAuthChange: mcpServerStatus() failed (${msg}); subscription closed`);
-      this._queryEnded(`mcpServerStatus() rejected (${msg})`);
-      return null;
-    }
-  }
-
-  async _work() {
-    while (!this._closed && (this._pendingAll || this._pending.size)) {
-      const all = this._pendingAll;
-      const names = [...this._pending];
-      this._pendingAll = false;
-      this._pending.clear();
-      const statuses = await this._status();
-      if (!statuses) return;
-      const targets = all ? statuses.map((s) => s.name) : names;
-      for (const name of targets) {
+  /** Reconnects the queued servers the session reports in `policy.statuses`, until none is left. */
+  async _drain() {
+    while (!this._closed && (this._queuedAll || this._queued.size > 0)) {
+      const names = this._queuedAll ? null : [...this._queued];
+      this._queuedAll = false;
+      this._queued.clear();
+      const statuses = await sessionStatuses(this._query, this._policy.statusTimeoutMs, RECONNECT);
+      if (!statuses) return this.close();
+      for (const name of names ?? statuses.map((s) => s.name)) {
         if (this._closed) return;
         const st = statuses.find((s) => s && s.name === name);
-        if (!st || !this._statuses.has(st.status)) continue;
+        if (!st || !this._policy.statuses.has(st.status)) continue;
         if (!wouldDial(name, this._opts)) {
           debug(`${name}: still skipped (needs-auth entry or token-less credentials); not reconnecting`);
           continue;
         }
-        await this._reconnect(name);
+        const alive = await reconnectServer(this._query, name, this._policy, () => this._closed, RECONNECT);
+        if (!alive) return this.close();
       }
-    }
-  }
-
-  async _reconnect(server) {
-    let lastError;
-    for (let attempt = 1; attempt <= this._retries; attempt++) {
-      if (this._closed) return;
-      try {
-        debug(`reconnecting ${server} (attempt ${attempt}/${this._retries})`);
-        await this._query.reconnectMcpServer(server);
-        debug(`${server}: reconnected`);
-        this._report({ server, ok: true, attempts: attempt });
-        return;
-      } catch (err) {
-        lastError = err;
-        const msg = errMessage(err);
-        debug(`${server}: reconnect failed: ${msg}`);
-        if (CLOSED_RE.test(msg) && !/Server status/i.test(msg)) {
-          this._queryEnded(`reconnectMcpServer() rejected (${msg})`);
-          return;
-        }
-      }
-      if (attempt < this._retries) {
-        await sleep(this._backoffMs * 2 ** (attempt - 1));
-        if (this._closed) return;
-        const statuses = await this._status();
-        if (!statuses) return;
-        const st = statuses.find((s) => s && s.name === server);
-        if (!st) return;
-        if (st.status === 'connected') {
-          this._report({ server, ok: true, attempts: attempt });
-          return;
-        }
-        if (!this._statuses.has(st.status)) return;
-      }
-    }
-    this._report({ server, ok: false, error: lastError, attempts: this._retries });
-  }
-
-  _report(outcome) {
-    if (!this._onReconnect) return;
-    try {
-      const r = this._onReconnect(outcome);
-      if (r && typeof r.then === 'function') {
-        r.then(undefined, (err) => warn(`onReconnect rejected: ${errMessage(err)}`));
-      }
-    } catch (err) {
-      warn(`onReconnect threw: ${errMessage(err)}`);
     }
   }
 
   /** Resolves once no reconnect is queued or running (handy in tests and shutdown paths). */
   async settled() {
-    while (this._running) await this._running;
+    while (this._draining) await this._draining;
   }
 
   /** Stops at once: no further status checks or reconnects. Idempotent. */
   close() {
-    if (this._closed && !this._sub && this._restore.length === 0) return;
+    if (this._closed) return;
     this._closed = true;
-    this._pending.clear();
-    this._pendingAll = false;
-    const sub = this._sub;
+    this._queued.clear();
+    this._queuedAll = false;
+    if (this._signal) this._signal.removeEventListener('abort', this._onAbort);
+    try {
+      this._sub.close();
+    } catch (err) {
+      warn(`${RECONNECT}: closing the onAuthChanged subscription failed: ${errMessage(err)}`);
+    }
     this._sub = null;
-    if (sub) { try { sub.close(); } catch { /* ignore */ } }
-    const restore = this._restore;
-    this._restore = [];
-    for (const fn of restore) { try { fn(); } catch { /* ignore */ } }
+    debug(`${RECONNECT}: closed`);
   }
 
   get closed() {
@@ -373,6 +340,7 @@ class ReconnectSubscription {
  * config dir, each affected server (all when the event names none) that the session reports as
  * `needs-auth` or `failed`, and that a new Claude Code process would now dial, is reconnected
  * with `query.reconnectMcpServer(name)`, one at a time, up to `retries` tries with backoff.
+ * Stops on `close()`, when `options.signal` aborts, or when the session ends (see above).
  */
 function reconnectOnAuthChange(query, options) {
   return new ReconnectSubscription(query, options);
@@ -381,34 +349,31 @@ function reconnectOnAuthChange(query, options) {
 // ---------------------------------------------------------------------------------------------
 // needsAuthHooks / prepareQuery
 
+/**
+ * The SessionStart hook's reconnect: once the session's servers are past `pending` (or
+ * `pendingWaitMs` passed), reconnects those it reports `needs-auth` that a new process would
+ * dial, one at a time, as reconnectOnAuthChange does.
+ */
 async function reconcileSession(getQuery, opts, helperOptions) {
   const q = resolveQuery(getQuery);
-  if (!q || typeof q.mcpServerStatus !== 'function' || typeof q.reconnectMcpServer !== 'function') {
+  if (!isQuery(q)) {
     debug('SessionStart: no query to reconnect (pass options.query: () => q)');
     return;
   }
+  const policy = reconnectPolicy(helperOptions);
   const wait = typeof helperOptions.pendingWaitMs === 'number' ? helperOptions.pendingWaitMs : 10_000;
   const deadline = Date.now() + wait;
   let statuses;
   for (;;) {
-    try {
-      statuses = await withTimeout(Promise.resolve().then(() => q.mcpServerStatus()), 30_000, 'mcpServerStatus()');
-    } catch (err) {
-      debug(`SessionStart: mcpServerStatus() failed: ${errMessage(err)}`);
-      return;
-    }
-    if (!Array.isArray(statuses)) return;
+    statuses = await sessionStatuses(q, policy.statusTimeoutMs, 'SessionStart');
+    if (!statuses) return;
     if (!statuses.some((s) => s && s.status === 'pending') || Date.now() >= deadline) break;
     await sleep(200);
   }
-  const names = statuses
-    .filter((s) => s && (s.status === 'needs-auth') && wouldDial(s.name, opts))
-    .map((s) => s.name);
-  if (names.length === 0) return;
-  // One-shot, serial, with the same retry/report rules as reconnectOnAuthChange.
-  const once = new ReconnectSubscription(q, { ...helperOptions, configDir: opts.configDir }, ONE_SHOT);
-  once._opts = opts;
-  for (const name of names) await once._reconnect(name);
+  const names = statuses.filter((s) => s && s.status === 'needs-auth' && wouldDial(s.name, opts)).map((s) => s.name);
+  for (const name of names) {
+    if (!(await reconnectServer(q, name, policy, () => false, 'SessionStart'))) return;
+  }
 }
 
 /**
@@ -423,9 +388,9 @@ function needsAuthHooks(options) {
     try {
       const opts = addonOptions(o);
       safePurge(opts, 'SessionStart hook');
-      const signal = ctx && ctx.signal;
+      const signal = ctx?.signal;
       const run = () => {
-        if (signal && signal.aborted) return;
+        if (signal?.aborted) return;
         reconcileSession(o.query, opts, o).catch((err) => warn(`SessionStart reconnect: ${errMessage(err)}`));
       };
       if (o.query !== undefined) {
@@ -462,7 +427,7 @@ function prepareQuery(queryOptions, helperOptions) {
     safePurge(opts, 'prepareQuery');
     const hooks = qo.hooks && typeof qo.hooks === 'object' ? qo.hooks : {};
     const existing = Array.isArray(hooks.SessionStart) ? hooks.SessionStart : [];
-    if (!existing.some((m) => m && m[HOOK_MARK])) {
+    if (!existing.some((m) => m?.[HOOK_MARK])) {
       const ours = needsAuthHooks({ ...h, configDir: opts.configDir, serverConfigs: opts.serverConfigs }).SessionStart;
       qo.hooks = { ...hooks, SessionStart: [...existing, ...ours] };
     }

@@ -12,6 +12,9 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
+const { EventEmitter } = require('node:events');
+const readline = require('node:readline');
+const { PassThrough } = require('node:stream');
 
 const ROOT = path.resolve(__dirname, '..');
 const addon = require(ROOT);
@@ -27,6 +30,20 @@ function tmp(t, prefix = 'mna-sdk-') {
 }
 
 const delay = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** reconnectOnAuthChange options for tests: a temp config dir, in-process events only, short backoff. */
+const opts = (dir, extra = {}) => ({ configDir: dir, watch: false, backoffMs: 10, ...extra });
+
+/** The messages of this package's process warnings until the test ends. */
+function collectWarnings(t) {
+  const messages = [];
+  const onWarn = (w) => {
+    if (w.name === 'McpNeedsAuthWarning') messages.push(w.message);
+  };
+  process.on('warning', onWarn);
+  t.after(() => process.off('warning', onWarn));
+  return messages;
+}
 
 async function until(pred, { timeoutMs = 5000, stepMs = 10, what = 'condition' } = {}) {
   const end = Date.now() + timeoutMs;
@@ -209,7 +226,6 @@ describe('needsAuthHooks', () => {
 });
 
 describe('reconnectOnAuthChange (fake query)', () => {
-  const opts = (dir, extra = {}) => ({ configDir: dir, watch: false, backoffMs: 10, ...extra });
 
   it('reconnects affected needs-auth/failed servers one at a time and reports outcomes', async (t) => {
     const dir = tmp(t);
@@ -302,7 +318,7 @@ describe('reconnectOnAuthChange (fake query)', () => {
   it('stops when the query ends: mcpServerStatus rejects', async (t) => {
     const dir = tmp(t);
     const q = fakeQuery({ statuses: { a: 'needs-auth' } });
-    const sub = reconnectOnAuthChange(q, opts(dir, { observeQuery: false }));
+    const sub = reconnectOnAuthChange(q, opts(dir));
     t.after(() => sub.close());
     q.ended = true; // the session's child exited; control requests now reject
     addon.invalidateNeedsAuth('a', { configDir: dir });
@@ -311,20 +327,58 @@ describe('reconnectOnAuthChange (fake query)', () => {
     assert.deepEqual(q.calls, []);
   });
 
-  it('stops when the query is closed (query.close() observed, original still called, wrapper removed)', async (t) => {
+  it('leaves the query alone, and stops at the first status check after query.close()', async (t) => {
     const dir = tmp(t);
     const q = fakeQuery({ statuses: { a: 'needs-auth' } });
-    const origClose = q.close;
+    const warnings = collectWarnings(t);
+    const methods = () => Object.entries(q).filter(([, v]) => typeof v === 'function');
+    const before = methods();
     const sub = reconnectOnAuthChange(q, opts(dir));
     t.after(() => sub.close());
-    assert.notEqual(q.close, origClose, 'close is observed');
+    assert.deepEqual(methods(), before, 'no method replaced');
     q.close();
     assert.equal(q.closeCalls, 1);
-    assert.equal(sub.closed, true);
-    assert.equal(q.close, origClose, 'wrapper removed once closed');
     addon.invalidateNeedsAuth('a', { configDir: dir });
-    await delay(50);
-    assert.equal(q.statusCalls, 0);
+    await until(() => sub.closed, { what: 'the subscription to close' });
+    assert.equal(q.statusCalls, 1);
+    assert.deepEqual(q.calls, []);
+    assert.deepEqual(warnings, [], 'a session that ended is no warning');
+  });
+
+  it('stops when the session ends between two tries (its status check rejects), whatever the error says', async (t) => {
+    const dir = tmp(t);
+    const q = fakeQuery({ statuses: { a: 'needs-auth' }, failures: { a: Infinity } });
+    const reconnect = q.reconnectMcpServer;
+    q.reconnectMcpServer = async (name) => {
+      await reconnect(name).catch(() => {});
+      q.ended = true; // the child exited during the reconnect
+      throw new Error('an error text this package never reads');
+    };
+    const outcomes = [];
+    const sub = reconnectOnAuthChange(q, opts(dir, { onReconnect: (o) => outcomes.push(o) }));
+    t.after(() => sub.close());
+    addon.invalidateNeedsAuth('a', { configDir: dir });
+    await until(() => sub.closed, { what: 'the subscription to close' });
+    assert.deepEqual(q.calls, ['a'], 'no second try in an ended session');
+    assert.equal(q.statusCalls, 2);
+    assert.deepEqual(outcomes, []);
+  });
+
+  it('warns about and stops on a session that gives no status answer in statusTimeoutMs', async (t) => {
+    const dir = tmp(t);
+    const q = fakeQuery({ statuses: { a: 'needs-auth' } });
+    q.mcpServerStatus = () => new Promise(() => {});
+    const warnings = collectWarnings(t);
+    const sub = reconnectOnAuthChange(q, opts(dir, { statusTimeoutMs: 50 }));
+    t.after(() => sub.close());
+    addon.invalidateNeedsAuth('a', { configDir: dir });
+    await until(() => sub.closed, { what: 'the subscription to close' });
+    assert.deepEqual(q.calls, []);
+    const noAnswer = /mcpServerStatus\(\) gave no answer in 50 ms/;
+    assert.ok(
+      warnings.some((m) => noAnswer.test(m)),
+      warnings.join('\n'),
+    );
   });
 
   it('never throws into the host: onReconnect errors become warnings', async (t) => {
@@ -344,6 +398,115 @@ describe('reconnectOnAuthChange (fake query)', () => {
   it('rejects a value that is not a query at once', () => {
     assert.throws(() => reconnectOnAuthChange({}), TypeError);
     assert.throws(() => reconnectOnAuthChange(null), TypeError);
+  });
+});
+
+describe("reconnectOnAuthChange with the SDK's own Query (a fake Claude Code process)", () => {
+  const SDK = path.join(ROOT, 'node_modules', '@anthropic-ai', 'claude-agent-sdk', 'sdk.mjs');
+
+  /**
+   * What `spawnClaudeCodeProcess` returns, standing in for Claude Code: answers the control
+   * requests mcp_status (from `statuses`) and mcp_reconnect (the server becomes connected), and
+   * exits when its stdin ends, as Claude Code does.
+   */
+  function fakeClaude(statuses) {
+    const proc = new EventEmitter();
+    proc.stdin = new PassThrough();
+    proc.stdout = new PassThrough();
+    proc.killed = false;
+    proc.exitCode = null;
+    const exit = (code, signal) => {
+      if (proc.exitCode !== null) return;
+      proc.exitCode = code ?? 1;
+      proc.stdout.end();
+      setImmediate(() => proc.emit('exit', code, signal));
+    };
+    proc.kill = (signal) => {
+      proc.killed = true;
+      exit(null, signal);
+      return true;
+    };
+    readline.createInterface({ input: proc.stdin }).on('line', (line) => {
+      const m = JSON.parse(line);
+      if (m.type !== 'control_request') return;
+      const r = m.request;
+      let response = {};
+      if (r.subtype === 'mcp_status') {
+        response = { mcpServers: Object.entries(statuses).map(([name, status]) => ({ name, status })) };
+      }
+      if (r.subtype === 'mcp_reconnect') statuses[r.serverName] = 'connected';
+      const reply = { type: 'control_response', response: { subtype: 'success', request_id: m.request_id, response } };
+      proc.stdout.write(`${JSON.stringify(reply)}\n`);
+    });
+    proc.stdin.on('finish', () => exit(0, null));
+    return proc;
+  }
+
+  async function session(t, statuses) {
+    const { query } = await import(SDK);
+    const ac = new AbortController();
+    let release;
+    const hold = new Promise((r) => {
+      release = r;
+    });
+    // biome-ignore lint/correctness/useYield: a prompt stream that stays open and sends nothing
+    async function* input() {
+      await hold;
+    }
+    const q = query({
+      prompt: input(),
+      options: { abortController: ac, spawnClaudeCodeProcess: () => fakeClaude(statuses) },
+    });
+    t.after(() => {
+      release();
+      q.close();
+    });
+    return { q, ac };
+  }
+
+  it('reconnects, and stops at the first event after query.close() without a warning', async (t) => {
+    const dir = tmp(t);
+    const statuses = { a: 'needs-auth' };
+    const { q } = await session(t, statuses);
+    const warnings = collectWarnings(t);
+    const outcomes = [];
+    const sub = reconnectOnAuthChange(q, opts(dir, { onReconnect: (o) => outcomes.push(o) }));
+    t.after(() => sub.close());
+    addon.invalidateNeedsAuth('a', { configDir: dir });
+    await until(() => outcomes.length === 1, { what: 'the reconnect' });
+    assert.deepEqual(outcomes, [{ server: 'a', ok: true, attempts: 1 }]);
+    assert.equal(statuses.a, 'connected');
+    q.close();
+    statuses.a = 'needs-auth';
+    addon.invalidateNeedsAuth('a', { configDir: dir });
+    await until(() => sub.closed, { what: 'the subscription to close' });
+    assert.equal(outcomes.length, 1);
+    assert.deepEqual(warnings, []);
+  });
+
+  it("stops at once when the query's abortController aborts (passed as options.signal)", async (t) => {
+    const dir = tmp(t);
+    const { q, ac } = await session(t, { a: 'needs-auth' });
+    const sub = reconnectOnAuthChange(q, opts(dir, { signal: ac.signal }));
+    t.after(() => sub.close());
+    assert.equal(sub.closed, false);
+    ac.abort();
+    assert.equal(sub.closed, true);
+    await assert.rejects(q.mcpServerStatus(), 'the aborted query answers no control request');
+  });
+
+  it('stops at the first event after `break` leaves the for-await loop (the query returned)', async (t) => {
+    const dir = tmp(t);
+    const { q } = await session(t, { a: 'needs-auth' });
+    const sub = reconnectOnAuthChange(q, opts(dir));
+    t.after(() => sub.close());
+    const pending = (async () => {
+      for await (const _ of q) break; // the session yields nothing: return() ends it below
+    })();
+    await q.return(undefined);
+    await pending.catch(() => {});
+    addon.invalidateNeedsAuth('a', { configDir: dir });
+    await until(() => sub.closed, { what: 'the subscription to close' });
   });
 });
 

@@ -14,9 +14,10 @@ pub const CACHE_FILE_NAME: &str = "mcp-needs-auth-cache.json";
 /// The plaintext credentials file name inside the secure-storage dir.
 pub const CREDENTIALS_FILE_NAME: &str = ".credentials.json";
 
-/// Resolves the config dir: an explicit override, else `CLAUDE_CONFIG_DIR`, else `~/.claude`.
-/// Claude Code uses `process.env.CLAUDE_CONFIG_DIR ?? join(homedir(), ".claude")`, so a set but
-/// empty variable still wins (and names the current directory); this does the same.
+/// The variable Node's `os.homedir()` reads first, and so the one a Claude Code child's home comes from.
+pub const HOME_VAR: &str = if cfg!(windows) { "USERPROFILE" } else { "HOME" };
+
+/// Resolves the config dir: an explicit override, else this process's environment by [`from_env`].
 pub fn resolve(override_dir: Option<&str>) -> Result<PathBuf> {
   if let Some(dir) = override_dir {
     if dir.is_empty() {
@@ -27,7 +28,7 @@ pub fn resolve(override_dir: Option<&str>) -> Result<PathBuf> {
     }
     return Ok(nfc(dir));
   }
-  from_env()
+  process_env()
 }
 
 /// What a resolution depends on: the override, or the raw environment values.
@@ -81,7 +82,8 @@ pub fn resolve_cache_path(override_dir: Option<&str>) -> Result<Arc<Path>> {
   Ok(path)
 }
 
-fn from_env() -> Result<PathBuf> {
+/// This process's environment, by [`from_env`]; remembered as `resolve_cache_path` remembers it.
+fn process_env() -> Result<PathBuf> {
   if let Some(dir) = LAST.with_borrow(|l| l.as_ref().filter(|(k, ..)| k.is(None)).map(|(_, d, _)| d.clone())) {
     return Ok(dir);
   }
@@ -89,17 +91,31 @@ fn from_env() -> Result<PathBuf> {
 }
 
 fn from_env_uncached() -> Result<PathBuf> {
-  if let Some(dir) = std::env::var_os("CLAUDE_CONFIG_DIR") {
-    return Ok(nfc(&dir.to_string_lossy()));
+  // `None` for the home: `home_dir` reads this process's HOME itself, then the user database.
+  let claude_config_dir = std::env::var_os("CLAUDE_CONFIG_DIR");
+  from_env(claude_config_dir.as_deref().map(|d| d.to_string_lossy()).as_deref(), None)
+}
+
+/// Claude Code's rule for the environment a Claude Code process runs with, given that
+/// environment's `CLAUDE_CONFIG_DIR` and [`HOME_VAR`] (`None`: unset):
+/// `CLAUDE_CONFIG_DIR ?? join(home ?? os.homedir(), ".claude")`, NFC-normalised. Claude Code uses
+/// `??`, so a set but empty variable still wins (and names the current directory); this does the
+/// same. Without a home variable, this process's home stands in, as `os.homedir()` does.
+pub fn from_env(claude_config_dir: Option<&str>, home: Option<&str>) -> Result<PathBuf> {
+  if let Some(dir) = claude_config_dir {
+    return Ok(nfc(dir));
   }
-  let home = home_dir().ok_or_else(|| {
-    Error::new(
-      ErrorCode::NoConfigDir,
-      "cannot resolve Claude Code's config dir: CLAUDE_CONFIG_DIR is not set and no home \
-       directory is known (HOME is unset and the user database has no entry). Set \
-       CLAUDE_CONFIG_DIR or pass options.configDir",
-    )
-  })?;
+  let home = match home {
+    Some(home) => PathBuf::from(home),
+    None => home_dir().ok_or_else(|| {
+      Error::new(
+        ErrorCode::NoConfigDir,
+        "cannot resolve Claude Code's config dir: CLAUDE_CONFIG_DIR is not set and no home \
+         directory is known (HOME is unset and the user database has no entry). Set \
+         CLAUDE_CONFIG_DIR or pass options.configDir",
+      )
+    })?,
+  };
   Ok(nfc(&home.join(".claude").to_string_lossy()))
 }
 
@@ -132,11 +148,6 @@ fn env_non_empty(name: &str) -> Option<String> {
   std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-#[cfg(windows)]
-const HOME_VAR: &str = "USERPROFILE";
-#[cfg(not(windows))]
-const HOME_VAR: &str = "HOME";
-
 /// Node's `os.homedir()`: `HOME` (USERPROFILE on Windows), else the user database.
 /// std's `home_dir` has had exactly these semantics since Rust 1.85.
 #[allow(deprecated)]
@@ -159,6 +170,27 @@ mod tests {
   fn empty_override_is_an_error() {
     let err = resolve(Some("")).expect_err("empty is rejected");
     assert_eq!(err.code, ErrorCode::InvalidArgument);
+  }
+
+  #[test]
+  fn env_rule_prefers_claude_config_dir_and_keeps_it_when_empty() {
+    assert_eq!(from_env(Some("/cfg/x"), Some("/h")).expect("resolves"), PathBuf::from("/cfg/x"));
+    assert_eq!(from_env(Some(""), Some("/h")).expect("resolves"), PathBuf::from(""));
+  }
+
+  #[test]
+  fn env_rule_joins_the_home_and_normalises() {
+    let expected = Path::new("/tmp/caf\u{e9}").join(".claude");
+    assert_eq!(from_env(None, Some("/tmp/cafe\u{301}")).expect("resolves"), expected);
+    assert_eq!(from_env(Some("/tmp/cafe\u{301}"), None).expect("resolves"), PathBuf::from("/tmp/caf\u{e9}"));
+  }
+
+  #[test]
+  fn env_rule_without_a_home_variable_uses_this_process_home() {
+    // Whatever this process's home is (HOME or the user database), the rule names its .claude.
+    if let Some(home) = home_dir() {
+      assert_eq!(from_env(None, None).expect("resolves"), nfc(&home.join(".claude").to_string_lossy()));
+    }
   }
 
   #[test]

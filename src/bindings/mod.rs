@@ -1,6 +1,7 @@
 //! The napi layer: converts between JavaScript and the core, and nothing else.
 
 pub mod cache;
+pub mod config_dir_for;
 pub mod diagnose;
 pub mod duration;
 pub mod purge;
