@@ -33,7 +33,11 @@ impl Patience {
   pub const WRITER: Patience = Patience { settle: Duration::from_secs(2), budget: Duration::from_millis(2500) };
 }
 
-const READ_RETRY_PAUSE: Duration = Duration::from_millis(5);
+/// Pauses between reads of a document that looks cut off: a `writeFile` caught between its
+/// truncate and its write usually lands within a fraction of a millisecond, so the first pause is
+/// short; doubling bounds the wake-ups of a writer that stalls for longer.
+const READ_RETRY_FIRST_PAUSE: Duration = Duration::from_micros(200);
+const READ_RETRY_MAX_PAUSE: Duration = Duration::from_millis(5);
 
 /// A file's contents as read.
 #[derive(Debug)]
@@ -164,6 +168,7 @@ pub fn read_with<T>(
   parse: impl Fn(&[u8]) -> std::result::Result<T, String>,
 ) -> Result<(ReadOutcome<T>, Option<Stamp>)> {
   let started = std::time::Instant::now();
+  let mut pause = READ_RETRY_FIRST_PAUSE;
   loop {
     let before = stamp_of(path, kind)?;
     let Some(bytes) = read_bounded(path, kind)? else {
@@ -174,7 +179,8 @@ pub fn read_with<T>(
     let steady = if before.is_some() && before == after { before } else { None };
     let settled = steady.is_some_and(|s| s.age_ns() > patience.settle.as_nanos() as i128);
     if parsed.is_err() && !settled && started.elapsed() < patience.budget && looks_truncated(&bytes) {
-      std::thread::sleep(READ_RETRY_PAUSE);
+      std::thread::sleep(pause);
+      pause = (pause * 2).min(READ_RETRY_MAX_PAUSE);
       continue;
     }
     return Ok((Some(parsed), steady));
