@@ -1,8 +1,19 @@
-//! Wall-clock helpers, in the units Claude Code uses.
+//! Wall-clock helpers, in the units Claude Code uses. Every reading of the wall clock in this
+//! crate goes through here.
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch, as `Date.now()`.
 pub fn now_ms() -> f64 {
-  std::time::SystemTime::now()
-    .duration_since(std::time::UNIX_EPOCH)
-    .map_or(0.0, |d| d.as_millis() as f64)
+  SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64)
+}
+
+/// Nanoseconds since the Unix epoch, now.
+pub fn now_ns() -> i128 {
+  ns_since_epoch(SystemTime::now())
+}
+
+/// `t` in nanoseconds since the Unix epoch; 0 for a time before it.
+pub fn ns_since_epoch(t: SystemTime) -> i128 {
+  t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128)
 }

@@ -3,8 +3,8 @@
 //! The core modules know nothing of Node; `bindings` is the one thin napi layer over them.
 #![deny(clippy::unwrap_used)]
 
-pub mod atomic_file;
 pub mod cache_file;
+pub mod cache_read;
 pub mod change_notice;
 pub mod clock;
 pub mod config_dir;
@@ -14,6 +14,7 @@ pub mod duration;
 pub mod error;
 pub mod event_bus;
 pub mod events;
+pub mod fs;
 pub mod needs_auth;
 pub mod server_config;
 pub mod server_rules;

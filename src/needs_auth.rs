@@ -5,10 +5,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::atomic_file::{self, Contents, FileLock, Patience, Stamp};
 use crate::cache_file::{self, Document, EntryStatus, Parsed};
+use crate::cache_read::{self, Contents, CACHE_FILE};
 use crate::change_notice::{Notices, Watch};
 use crate::error::Result;
+use crate::fs::{self, FileLock, Patience, Stamp};
 use crate::server_rules::Rules;
 
 pub use crate::clock::now_ms;
@@ -125,7 +126,7 @@ fn memos() -> &'static Mutex<Memos> {
 fn look(path: &Path) -> Result<(Seen, bool)> {
   match std::fs::symlink_metadata(path) {
     Ok(meta) if meta.file_type().is_symlink() => {
-      Ok((Stamp::read(path)?.map_or(Seen::Missing, Seen::File), false))
+      Ok((cache_read::stamp(path)?.map_or(Seen::Missing, Seen::File), false))
     }
     Ok(meta) => {
       #[cfg(unix)]
@@ -135,7 +136,7 @@ fn look(path: &Path) -> Result<(Seen, bool)> {
       Ok((Seen::File(Stamp::of(&meta)), meta.is_file() && single))
     }
     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Seen::Missing, true)),
-    Err(_) => Ok((Stamp::read(path)?.map_or(Seen::Missing, Seen::File), false)),
+    Err(_) => Ok((cache_read::stamp(path)?.map_or(Seen::Missing, Seen::File), false)),
   }
 }
 
@@ -193,11 +194,11 @@ fn load_in(memos: &Mutex<Memos>, path: &Path) -> Result<Arc<Document>> {
 
 /// Reads and parses the file. Under a watch, one plain read will do: a change during it is
 /// queued, and `looked` (taken before the read) can only make a later `stat` compare re-read.
-/// A document that does not parse goes through `atomic_file::read`'s retries, so that a
+/// A document that does not parse goes through `cache_read::read`'s retries, so that a
 /// half-written file is never taken as the truth.
 fn read_document(path: &Path, looked: Seen, watched: bool) -> Result<(Arc<Document>, Seen)> {
   if watched {
-    match atomic_file::read_bounded(path, &atomic_file::CACHE_FILE)? {
+    match fs::read_bounded(path, &CACHE_FILE)? {
       None => return Ok((Arc::new(Document::new()), Seen::Missing)),
       Some(bytes) => {
         if let Parsed::Document(d) = cache_file::parse(&bytes) {
@@ -206,7 +207,7 @@ fn read_document(path: &Path, looked: Seen, watched: bool) -> Result<(Arc<Docume
       }
     }
   }
-  let (contents, steady) = atomic_file::read(path, Patience::READER)?;
+  let (contents, steady) = cache_read::read(path, Patience::READER)?;
   let (doc, seen) = match contents {
     Contents::Missing => (Document::new(), Seen::Missing),
     Contents::Parsed(Parsed::Document(d)) => (d, steady.map_or(Seen::Unknown, Seen::File)),
@@ -234,7 +235,7 @@ pub fn is_cached(path: &Path, server: &str, now: f64, rules: &Rules) -> Result<b
 /// then is the file rewritten (a corrupt one is first moved aside, kept). Returns its result.
 pub fn update<R>(path: &Path, change: impl FnOnce(&mut Document) -> (R, bool)) -> Result<R> {
   let _lock = FileLock::acquire(path)?;
-  let (contents, _) = atomic_file::read(path, Patience::WRITER)?;
+  let (contents, _) = cache_read::read(path, Patience::WRITER)?;
   let (mut doc, corrupt) = match contents {
     Contents::Missing => (Document::new(), false),
     Contents::Parsed(Parsed::Document(d)) => (d, false),
@@ -245,9 +246,9 @@ pub fn update<R>(path: &Path, change: impl FnOnce(&mut Document) -> (R, bool)) -
   let (result, changed) = change(&mut doc);
   if changed {
     if corrupt {
-      atomic_file::move_aside(path, now_ms() as u64)?;
+      fs::move_aside(path, now_ms() as u64)?;
     }
-    atomic_file::write_atomic(path, &cache_file::serialize(&doc))?;
+    fs::write_atomic(path, &cache_file::serialize(&doc))?;
     let doc = Arc::new(doc);
     if let Some(before) = before {
       // Still under the lock: a watcher reading under it sees the file and this record together.

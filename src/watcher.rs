@@ -21,13 +21,13 @@ use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher as _};
 
-use crate::atomic_file::{self, FileLock};
 use crate::cache_file::{self, Document};
 use crate::clock::now_ms;
 use crate::config_dir;
 use crate::credentials::{self, Snapshot, Store};
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::{AuthEvent, Reason, Source};
+use crate::fs::{self, FileLock};
 use crate::needs_auth::{self, OwnWrites, OwnWritesTracker, Selection};
 use crate::staleness::{self, CredentialView};
 
@@ -299,7 +299,7 @@ impl<S: Sink> Worker<S> {
       }
       // React on the first notification, folding in whatever queued meanwhile. No quiet period
       // is waited for: a document cut off by an in-place write (truncate, then write) is waited
-      // for by the read itself (`atomic_file::read_with`), and since changes are found by
+      // for by the read itself (`fs::read_with`), and since changes are found by
       // diffing, the later notifications of the same save find nothing new to report.
       while let Ok(m) = rx.try_recv() {
         if !todo.note(m) {
@@ -466,7 +466,7 @@ impl<S: Sink> Worker<S> {
     let lock = FileLock::acquire_existing(&self.cache_path)?;
     let doc = needs_auth::load(&self.cache_path)?;
     let own = self.own.take();
-    if lock.is_some() || !atomic_file::lock_path(&self.cache_path).exists() {
+    if lock.is_some() || !fs::lock_path(&self.cache_path).exists() {
       return Ok((doc, own));
     }
     // No lock file at first, so no write of ours was under way then; one has started since

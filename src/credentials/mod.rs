@@ -15,8 +15,8 @@ pub use observed::{changed_at, first_seen, note_seen, observe, observed_change};
 pub use store::{keychain_account, keychain_service, Store};
 pub use summary::{ServerCredentials, Snapshot};
 
-use crate::atomic_file::{self, FileKind, Patience};
 use crate::error::{Error, ErrorCode, Result};
+use crate::fs::{self, FileKind, Patience, Stamp};
 use summary::{parse_document, summarise};
 
 /// Where credentials are read from (`options.credentials`).
@@ -86,13 +86,13 @@ pub fn read(store: &Store) -> Result<Snapshot> {
   if !store.source.uses_file() {
     return Ok(Snapshot::default());
   }
-  let (outcome, stamp) = atomic_file::read_with(&store.file, &CREDENTIALS_FILE, Patience::READER, parse_document)?;
+  let (outcome, stamp) = fs::read_with(&store.file, &CREDENTIALS_FILE, Patience::READER, parse_document)?;
   match outcome {
     None => Ok(Snapshot::default()),
     Some(Ok(doc)) => {
       let changed_at = match stamp {
         Some(s) => Some(s.modified_ms()),
-        None => atomic_file::Stamp::read(&store.file).ok().flatten().map(|s| s.modified_ms()),
+        None => Stamp::read(&store.file, &CREDENTIALS_FILE).ok().flatten().map(|s| s.modified_ms()),
       };
       Ok(summarise(&doc, changed_at))
     }

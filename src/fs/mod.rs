@@ -1,0 +1,29 @@
+//! The filesystem primitives every file this library touches goes through. They know nothing of
+//! what the files hold: a caller names its file with a [`FileKind`] and parses the bytes itself.
+//!
+//! Every change is a read-modify-write under an exclusive advisory lock on a sidecar
+//! `<file>.lock` ([`lock`]), written to a temp file in the same directory, fsynced, renamed over
+//! the target and made durable with an fsync of the directory ([`write`]). Claude Code writes the
+//! same files with a plain `writeFile` and no lock, so a reader may catch its half-written bytes:
+//! reads retry briefly before calling a file corrupt ([`read`]). [`stamp`] tells "unchanged"
+//! without reading.
+
+pub mod lock;
+pub mod read;
+pub mod stamp;
+pub mod write;
+
+pub use lock::{lock_path, FileLock};
+pub use read::{read_bounded, read_with, FileKind, Patience, ReadOutcome};
+pub use stamp::Stamp;
+pub use write::{move_aside, write_atomic};
+
+use std::path::Path;
+
+/// The directory a file lives in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+  match path.parent() {
+    Some(p) if !p.as_os_str().is_empty() => p,
+    _ => Path::new("."),
+  }
+}

@@ -1,0 +1,161 @@
+//! Bounded reads, and the read that waits out a half-done `writeFile`.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+use std::time::Duration;
+
+use super::Stamp;
+use crate::error::{Error, ErrorCode, Result};
+
+/// What kind of file is read: its size limit and how its errors are named.
+pub struct FileKind {
+  pub label: &'static str,
+  pub max_bytes: u64,
+  pub read_code: ErrorCode,
+  pub too_large_code: ErrorCode,
+}
+
+/// How long to wait for a file that does not parse, in case a plain `writeFile` (Claude
+/// Code's: truncate, then write) is half done.
+#[derive(Debug, Clone, Copy)]
+pub struct Patience {
+  /// A file unmodified for this long is taken as finished.
+  pub settle: Duration,
+  /// Never wait longer than this in all.
+  pub budget: Duration,
+}
+
+impl Patience {
+  /// Readers: a torn read is reported as Claude Code would see it (no entries) rather than
+  /// stall the caller. 100 ms covers any unhurried `writeFile` of a cache file.
+  pub const READER: Patience = Patience { settle: Duration::from_millis(200), budget: Duration::from_millis(100) };
+  /// Writers hold the lock and would otherwise move a half-written file aside and replace it,
+  /// orphaning the entries a descheduled Claude Code is about to write: they wait for it.
+  pub const WRITER: Patience = Patience { settle: Duration::from_secs(2), budget: Duration::from_millis(2500) };
+}
+
+/// Pauses between reads of a document that looks cut off: a `writeFile` caught between its
+/// truncate and its write usually lands within a fraction of a millisecond, so the first pause is
+/// short; doubling bounds the wake-ups of a writer that stalls for longer.
+const READ_RETRY_FIRST_PAUSE: Duration = Duration::from_micros(200);
+const READ_RETRY_MAX_PAUSE: Duration = Duration::from_millis(5);
+
+/// Reads at most `kind.max_bytes`; a larger file is an error, never truncated silently.
+pub fn read_bounded(path: &Path, kind: &FileKind) -> Result<Option<Vec<u8>>> {
+  let file = match File::open(path) {
+    Ok(f) => f,
+    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+    Err(e) => return Err(Error::io(kind.read_code, &format!("cannot open {}", kind.label), path, &e)),
+  };
+  // Sized from the file, so a small file is one `read` (and the one that says "end").
+  let hint = file.metadata().map_or(0, |m| m.len().min(kind.max_bytes) as usize);
+  let mut bytes = Vec::with_capacity(hint + 1);
+  file
+    .take(kind.max_bytes + 1)
+    .read_to_end(&mut bytes)
+    .map_err(|e| Error::io(kind.read_code, &format!("cannot read {}", kind.label), path, &e))?;
+  if bytes.len() as u64 > kind.max_bytes {
+    return Err(Error::new(
+      kind.too_large_code,
+      format!(
+        "{} {} is larger than {} MiB, so it is not one Claude Code wrote; move it away (it was \
+         left untouched)",
+        kind.label,
+        path.display(),
+        kind.max_bytes / (1024 * 1024)
+      ),
+    ));
+  }
+  Ok(Some(bytes))
+}
+
+/// `None`: no such file. `Some(Err(why))`: it does not parse, and has not for a while.
+pub type ReadOutcome<T> = Option<std::result::Result<T, String>>;
+
+/// A half-done `writeFile` (truncate, then write) leaves a prefix of the JSON: empty, or cut
+/// off. Garbage in the middle, or a whole document of the wrong shape, never comes from one.
+fn looks_truncated(bytes: &[u8]) -> bool {
+  matches!(serde_json::from_slice::<serde::de::IgnoredAny>(bytes), Err(e) if e.is_eof())
+}
+
+/// Reads and parses a file Claude Code may be writing with a plain `writeFile`. A read that
+/// looks truncated is retried while the file is still moving or was modified within
+/// `patience.settle` (the write may be half done), for at most `patience.budget`; a file that
+/// has been bad for longer is reported at once as `Err(why)` inside `Some`. `None` means the
+/// file does not exist. Also returns the stamp when it did not change during the read, so
+/// callers can memoise on it.
+pub fn read_with<T>(
+  path: &Path,
+  kind: &FileKind,
+  patience: Patience,
+  parse: impl Fn(&[u8]) -> std::result::Result<T, String>,
+) -> Result<(ReadOutcome<T>, Option<Stamp>)> {
+  let started = std::time::Instant::now();
+  let mut pause = READ_RETRY_FIRST_PAUSE;
+  loop {
+    let before = Stamp::read(path, kind)?;
+    let Some(bytes) = read_bounded(path, kind)? else {
+      return Ok((None, None));
+    };
+    let parsed = parse(&bytes);
+    let after = Stamp::read(path, kind)?;
+    let steady = if before.is_some() && before == after { before } else { None };
+    let settled = steady.is_some_and(|s| s.age_ns() > patience.settle.as_nanos() as i128);
+    if parsed.is_err() && !settled && started.elapsed() < patience.budget && looks_truncated(&bytes) {
+      std::thread::sleep(pause);
+      pause = (pause * 2).min(READ_RETRY_MAX_PAUSE);
+      continue;
+    }
+    return Ok((Some(parsed), steady));
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use std::fs;
+
+  const TEST_FILE: FileKind = FileKind {
+    label: "the test file",
+    max_bytes: 64,
+    read_code: ErrorCode::CacheRead,
+    too_large_code: ErrorCode::CacheTooLarge,
+  };
+
+  /// Any JSON object; anything else is corrupt.
+  fn object(bytes: &[u8]) -> std::result::Result<serde_json::Map<String, serde_json::Value>, String> {
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+  }
+
+  #[test]
+  fn only_truncated_json_is_waited_for() {
+    for torn in [&b""[..], b"  ", b"{\"a\":{\"timestamp\":1", b"{"] {
+      assert!(looks_truncated(torn), "{:?}", String::from_utf8_lossy(torn));
+    }
+    for corrupt in [&b"{nope"[..], b"[1,2]", b"\"x\"", b"{} x", b"{\"a\":}"] {
+      assert!(!looks_truncated(corrupt), "{:?}", String::from_utf8_lossy(corrupt));
+    }
+  }
+
+  #[test]
+  fn missing_is_none_and_too_large_is_the_kinds_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f.json");
+    assert!(read_with(&path, &TEST_FILE, Patience::READER, object).expect("read").0.is_none());
+    fs::write(&path, vec![b' '; 65]).expect("write");
+    let err = read_with(&path, &TEST_FILE, Patience::READER, object).expect_err("too large");
+    assert_eq!(err.code, ErrorCode::CacheTooLarge);
+    assert!(err.message.starts_with("the test file "), "{}", err.message);
+  }
+
+  #[test]
+  fn a_steady_file_is_read_with_its_stamp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f.json");
+    fs::write(&path, b"{\"a\":1}").expect("write");
+    let (outcome, stamp) = read_with(&path, &TEST_FILE, Patience::READER, object).expect("read");
+    assert!(outcome.expect("exists").expect("parses").contains_key("a"));
+    assert_eq!(stamp, Stamp::read(&path, &TEST_FILE).expect("stat"));
+  }
+}
