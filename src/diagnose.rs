@@ -4,10 +4,11 @@
 use std::path::Path;
 
 use crate::cache_file::{self, EntryStatus};
+use crate::clock::now_ms;
 use crate::config_dir;
 use crate::credentials::{CredentialSource, ServerCredentials};
 use crate::error::Result;
-use crate::needs_auth::{self, now_ms};
+use crate::needs_auth;
 use crate::server_config::Transport;
 use crate::server_rules::Rules;
 use crate::staleness::{self, CredentialView};
@@ -48,8 +49,8 @@ pub fn diagnose(
   let creds = view.snapshot.servers.get(server).cloned();
   let mut reasons = Vec::new();
 
-  if let Some(st) = entry.as_ref().filter(|st| st.cached) {
-    let ts = st.timestamp.unwrap_or(now);
+  // A cached entry always has a timestamp: neither rule finds one in its window without it.
+  if let Some((st, ts)) = entry.as_ref().filter(|st| st.cached).and_then(|st| st.timestamp.map(|ts| (st, ts))) {
     let superseded = staleness::is_superseded(ts, &view.evidence(server));
     let age_ms = now - ts;
     let expires_in_ms = ts + st.ttl_ms - now;

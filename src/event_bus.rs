@@ -25,8 +25,9 @@ use crate::watcher::{self, Settings, Watcher};
 
 /// What a subscriber is. `deliver` must not block: it queues.
 pub trait Listener: Send + Sync {
-  /// Returns false when the listener can never receive again (its runtime is shutting down);
-  /// it is then unsubscribed.
+  /// Returns false when the listener can never receive again (its runtime is shutting down).
+  /// `emit_invalidated` then unsubscribes it; a watcher's thread ignores it and leaves the
+  /// listener to its own teardown (unsubscribing there could mean joining that very thread).
   fn deliver(&self, event: &AuthEvent) -> bool;
   /// A problem the subscriber should hear about (a watcher that failed to read a store).
   fn warn(&self, message: &str);

@@ -8,11 +8,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::cache_file::{self, Document, EntryStatus, Parsed};
 use crate::cache_read::{self, Contents, CACHE_FILE};
 use crate::change_notice::{Notices, Watch};
+use crate::clock::now_ms;
 use crate::error::Result;
 use crate::fs::{self, FileLock, Patience, Stamp};
 use crate::server_rules::Rules;
-
-pub use crate::clock::now_ms;
 
 /// What the file was when a memo's document was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,10 +15,11 @@
 use std::path::Path;
 
 use crate::cache_file::{self, EntryStatus};
+use crate::clock::now_ms;
 use crate::config_dir;
 use crate::credentials::{self, CredentialSource, ServerCredentials, Snapshot, Store};
 use crate::error::Result;
-use crate::needs_auth::{self, now_ms};
+use crate::needs_auth;
 use crate::server_rules::Rules;
 
 /// Tolerance for clocks and for tokens that expire right around the failure.

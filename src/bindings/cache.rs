@@ -5,8 +5,9 @@ use napi_derive::napi;
 
 use super::{invalid_argument, path_string, server_name, Code, JsResult, NapiResultExt, NeedsAuthOptions};
 use crate::cache_file::{EntryStatus, JudgedBy};
+use crate::clock::now_ms;
 use crate::event_bus;
-use crate::needs_auth::{self, now_ms, Selection};
+use crate::needs_auth::{self, Selection};
 
 /// One entry of the needs-auth cache, judged as Claude Code would judge it now.
 #[napi(object)]
