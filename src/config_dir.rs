@@ -8,6 +8,7 @@ use std::sync::Arc;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::process_state::LAST_CONFIG_DIR as LAST;
 
 /// The needs-auth cache file name inside the config dir.
 pub const CACHE_FILE_NAME: &str = "mcp-needs-auth-cache.json";
@@ -33,7 +34,7 @@ pub fn resolve(override_dir: Option<&str>) -> Result<PathBuf> {
 
 /// What a resolution depends on: the override, or the raw environment values.
 #[derive(PartialEq)]
-enum Source {
+pub(crate) enum Source {
   Override(String),
   Env(Option<OsString>, Option<OsString>),
 }
@@ -55,11 +56,6 @@ impl Source {
       _ => false,
     }
   }
-}
-
-thread_local! {
-  /// The last resolution of this thread: checks call with the same options over and over.
-  static LAST: std::cell::RefCell<Option<(Source, PathBuf, Arc<Path>)>> = const { std::cell::RefCell::new(None) };
 }
 
 /// `resolve` and `cache_path` in one, remembered with what they depend on. The environment is

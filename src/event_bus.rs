@@ -13,14 +13,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::clock::now_ms;
 use crate::credentials::{CredentialSource, Store};
 use crate::error::Result;
 use crate::events::{AuthEvent, Reason, Source};
+use crate::process_state;
 use crate::watcher::{self, Settings, Watcher};
 
 /// What a subscriber is. `deliver` must not block: it queues.
@@ -63,27 +64,20 @@ struct Slot {
 }
 
 #[derive(Default)]
-struct Registry {
+pub(crate) struct Registry {
   subscribers: BTreeMap<u64, Subscriber>,
   watchers: HashMap<Key, Slot>,
 }
 
-/// The process-wide registry: every subscriber and every watcher of this process.
-fn registry() -> &'static Mutex<Registry> {
-  static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
-  REGISTRY.get_or_init(Default::default)
-}
-
+/// The process-wide registry (`process_state::registry`), locked.
 fn locked() -> std::sync::MutexGuard<'static, Registry> {
-  crate::lock(registry())
+  process_state::lock(process_state::registry())
 }
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Adds a subscriber; with `watch`, makes sure the watcher for its (config dir, store) runs
 /// before returning, so that a change made after this returns is reported.
 pub fn subscribe(config_dir: &Path, listener: Arc<dyn Listener>, watch: Option<WatchSpec>) -> Result<u64> {
-  let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+  let id = process_state::NEXT_SUBSCRIBER_ID.fetch_add(1, Ordering::Relaxed);
   let Some(spec) = watch else {
     locked().subscribers.insert(id, Subscriber { config_dir: config_dir.to_path_buf(), listener, watch: None });
     return Ok(id);
@@ -106,7 +100,7 @@ pub fn subscribe(config_dir: &Path, listener: Arc<dyn Listener>, watch: Option<W
     (Arc::clone(&slot.watcher), Arc::clone(&slot.settings))
   };
   apply_settings(&key);
-  let mut running = crate::lock(&watcher);
+  let mut running = process_state::lock(&watcher);
   if running.is_none() {
     match watcher::start(config_dir, store, settings, BusSink { key }) {
       Ok(w) => *running = Some(w),
@@ -139,7 +133,7 @@ pub fn unsubscribe(id: u64) -> bool {
   };
   match stopped {
     // Joined outside the registry lock: the watcher thread may be emitting right now.
-    Some(watcher) => drop(crate::lock(&watcher).take()),
+    Some(watcher) => drop(process_state::lock(&watcher).take()),
     None => apply_settings(&key),
   }
   true

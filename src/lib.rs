@@ -16,6 +16,7 @@ pub mod event_bus;
 pub mod events;
 pub mod fs;
 pub mod needs_auth;
+pub mod process_state;
 pub mod server_config;
 pub mod server_rules;
 pub mod staleness;
@@ -24,10 +25,3 @@ pub mod watcher;
 // The bindings need a Node process; unit tests exercise the core alone.
 #[cfg(not(test))]
 mod bindings;
-
-/// Locks a process-wide map or setting. A panic while one was held cannot leave it half
-/// updated (each change is a single insert, remove or assignment), so a poisoned lock is
-/// still good to use rather than a reason to fail every later call.
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-  m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use crate::cache_file::{self, Document, EntryStatus, Parsed};
 use crate::cache_read::{self, Contents, CACHE_FILE};
@@ -11,6 +11,7 @@ use crate::change_notice::{Notices, Watch};
 use crate::clock::now_ms;
 use crate::error::Result;
 use crate::fs::{self, FileLock, Patience, Stamp};
+use crate::process_state::{self, memos, own_logs};
 use crate::server_rules::Rules;
 
 /// What the file was when a memo's document was read.
@@ -45,14 +46,14 @@ struct Memo {
 const MEMOS_KEPT: usize = 16;
 
 /// The memos of this process and the change notices that keep them honest.
-struct Memos {
+pub(crate) struct Memos {
   notices: Notices,
   memos: Vec<Memo>,
   clock: u64,
 }
 
 impl Memos {
-  fn new(notices: Notices) -> Memos {
+  pub(crate) fn new(notices: Notices) -> Memos {
     Memos { notices, memos: Vec::new(), clock: 0 }
   }
 
@@ -115,11 +116,6 @@ impl Memos {
   }
 }
 
-fn memos() -> &'static Mutex<Memos> {
-  static MEMOS: OnceLock<Mutex<Memos>> = OnceLock::new();
-  MEMOS.get_or_init(|| Mutex::new(Memos::new(Notices::new())))
-}
-
 /// The file as `lstat` sees it, and whether a watch on its directory sees every change of it
 /// (not through a symlink, nor a hard link elsewhere).
 fn look(path: &Path) -> Result<(Seen, bool)> {
@@ -149,7 +145,7 @@ pub fn load(path: &Path) -> Result<Arc<Document>> {
 /// lock held, so one slow read never stalls the other threads' checks.
 fn load_in(memos: &Mutex<Memos>, path: &Path) -> Result<Arc<Document>> {
   let (start, seen_before, doc_before, watched) = {
-    let mut all = crate::lock(memos);
+    let mut all = process_state::lock(memos);
     all.poll();
     let active = all.notices.is_active();
     let m = all.entry(path);
@@ -179,7 +175,7 @@ fn load_in(memos: &Mutex<Memos>, path: &Path) -> Result<Arc<Document>> {
   } else {
     read_document(path, seen, watched && watchable)?
   };
-  let mut all = crate::lock(memos);
+  let mut all = process_state::lock(memos);
   all.poll();
   if let Some(m) = all.find(path) {
     // A symlinked path, say, is not re-examined on every call: only once the file changed.
@@ -262,7 +258,7 @@ pub fn update<R>(path: &Path, change: impl FnOnce(&mut Document) -> (R, bool)) -
 /// `stat` taken after the rename may already show another process's write (Claude Code takes no
 /// lock), and would then vouch for this document in its place.
 fn forget_memo(path: &Path) {
-  let mut all = crate::lock(memos());
+  let mut all = process_state::lock(memos());
   all.poll();
   if let Some(m) = all.find(path) {
     m.seen = Seen::Unknown;
@@ -348,19 +344,14 @@ pub struct OwnWrite {
 const OWN_WRITES_KEPT: usize = 1024;
 
 #[derive(Default)]
-struct OwnLog {
+pub(crate) struct OwnLog {
   writes: std::collections::VecDeque<OwnWrite>,
   gap: bool,
 }
 
 /// Per cache path, per watcher following it: the writes it has not looked at yet. Each watcher
 /// has its own log, so two watchers of one dir (say, two credential stores) both see every write.
-type OwnLogs = HashMap<PathBuf, HashMap<u64, OwnLog>>;
-
-fn own_logs() -> &'static Mutex<OwnLogs> {
-  static OWN: OnceLock<Mutex<OwnLogs>> = OnceLock::new();
-  OWN.get_or_init(Default::default)
-}
+pub(crate) type OwnLogs = HashMap<PathBuf, HashMap<u64, OwnLog>>;
 
 /// A watcher's claim on this process's writes to one cache file; stops recording on drop.
 pub struct OwnWritesTracker {
@@ -371,16 +362,15 @@ pub struct OwnWritesTracker {
 impl OwnWritesTracker {
   /// Starts recording this process's writes to `path` for one watcher.
   pub fn start(path: &Path) -> OwnWritesTracker {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    crate::lock(own_logs()).entry(path.to_path_buf()).or_default().insert(id, OwnLog::default());
+    let id = process_state::NEXT_TRACKER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    process_state::lock(own_logs()).entry(path.to_path_buf()).or_default().insert(id, OwnLog::default());
     OwnWritesTracker { path: path.to_path_buf(), id }
   }
 
   /// Takes the own writes recorded since the last call. Call with the cache lock held, right
   /// after reading the file, so that the file and the record agree.
   pub fn take(&self) -> OwnWrites {
-    let mut logs = crate::lock(own_logs());
+    let mut logs = process_state::lock(own_logs());
     match logs.get_mut(&self.path).and_then(|l| l.get_mut(&self.id)) {
       Some(log) => OwnWrites { writes: log.writes.drain(..).collect(), gap: std::mem::take(&mut log.gap) },
       None => OwnWrites::default(),
@@ -390,7 +380,7 @@ impl OwnWritesTracker {
 
 impl Drop for OwnWritesTracker {
   fn drop(&mut self) {
-    let mut logs = crate::lock(own_logs());
+    let mut logs = process_state::lock(own_logs());
     if let Some(trackers) = logs.get_mut(&self.path) {
       trackers.remove(&self.id);
       if trackers.is_empty() {
@@ -401,11 +391,11 @@ impl Drop for OwnWritesTracker {
 }
 
 fn is_tracked(path: &Path) -> bool {
-  crate::lock(own_logs()).contains_key(path)
+  process_state::lock(own_logs()).contains_key(path)
 }
 
 fn record_own_write(path: &Path, write: OwnWrite) {
-  let mut logs = crate::lock(own_logs());
+  let mut logs = process_state::lock(own_logs());
   for log in logs.get_mut(path).into_iter().flat_map(|l| l.values_mut()) {
     if log.writes.len() == OWN_WRITES_KEPT {
       log.writes.pop_front();
@@ -535,7 +525,7 @@ mod tests {
   fn change_notices_see_every_change() {
     let memos = Mutex::new(Memos::new(Notices::new()));
     sees_every_change(&memos);
-    let all = crate::lock(&memos);
+    let all = process_state::lock(&memos);
     assert!(cfg!(not(target_os = "linux")) || all.memos.iter().all(|m| m.watch.is_some()), "watched on Linux");
   }
 
@@ -543,13 +533,13 @@ mod tests {
   fn stat_alone_sees_every_change() {
     let memos = Mutex::new(Memos::new(Notices::inactive()));
     sees_every_change(&memos);
-    assert!(crate::lock(&memos).memos.iter().all(|m| m.watch.is_none()));
+    assert!(process_state::lock(&memos).memos.iter().all(|m| m.watch.is_none()));
   }
 
   #[test]
   fn an_unchanged_watched_file_is_not_even_stated() {
     let memos = Mutex::new(Memos::new(Notices::new()));
-    if !crate::lock(&memos).notices.is_active() {
+    if !process_state::lock(&memos).notices.is_active() {
       return;
     }
     let d = tempfile::tempdir().expect("tempdir");
@@ -557,7 +547,7 @@ mod tests {
     fs::write(&path, br#"{"a":{"timestamp":1}}"#).expect("write");
     load_in(&memos, &path).expect("load");
     load_in(&memos, &path).expect("load");
-    let all = crate::lock(&memos);
+    let all = process_state::lock(&memos);
     let m = all.memos.iter().find(|m| m.path == path).expect("memo");
     assert_eq!(m.current_at, Some(m.changes), "current without a stat");
   }
@@ -595,7 +585,7 @@ mod tests {
       fs::create_dir(&dir).expect("mkdir");
       load_in(&memos, &dir.join("c.json")).expect("load");
     }
-    let all = crate::lock(&memos);
+    let all = process_state::lock(&memos);
     assert_eq!(all.memos.len(), MEMOS_KEPT);
   }
 

@@ -13,7 +13,7 @@
 //! wakes up by itself.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -29,6 +29,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::events::{AuthEvent, Reason, Source};
 use crate::fs::{self, FileLock};
 use crate::needs_auth::{self, OwnWrites, OwnWritesTracker, Selection};
+use crate::process_state::CLOSING_FS_WATCHERS;
 use crate::staleness::{self, CredentialView};
 
 /// While a directory cannot be watched (missing, no permission, no inotify instance or watch
@@ -190,11 +191,10 @@ fn dir_id(path: &Path) -> DirId {
   }
 }
 
-/// notify watchers whose event-loop thread is still closing its OS handles. Closing an inotify
+/// Most notify watchers left closing (`process_state::CLOSING_FS_WATCHERS`). Closing an inotify
 /// instance waits for a kernel grace period (~15 ms), and notify does it on its own thread
 /// after `drop` returns. Stopping does not wait for that, unless this many are already
 /// closing: tight subscribe/close loops must not pile up instances past the per-user limit.
-static CLOSING_FS_WATCHERS: AtomicUsize = AtomicUsize::new(0);
 const MAX_CLOSING_FS_WATCHERS: usize = 4;
 
 /// Lives inside notify's event handler; dropped by notify's thread after it closed its fds.

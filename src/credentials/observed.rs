@@ -3,21 +3,21 @@
 //! is the change time of a store whose platform gives none (the macOS and Windows keychains).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
 
 use super::{Snapshot, Store};
+use crate::process_state;
 
 #[derive(Default)]
-struct Observed {
+pub struct Observed {
   /// `None` until a watcher takes its baseline.
   fingerprints: Option<HashMap<String, u64>>,
   changed_at: HashMap<String, f64>,
   first_seen: Option<f64>,
 }
 
+/// Runs `f` on this process's record of `store` (`process_state::observed`).
 fn with_observed<R>(store: &Store, f: impl FnOnce(&mut Observed) -> R) -> R {
-  static OBSERVED: OnceLock<Mutex<HashMap<Store, Observed>>> = OnceLock::new();
-  let mut all = crate::lock(OBSERVED.get_or_init(Default::default));
+  let mut all = process_state::lock(process_state::observed());
   f(all.entry(store.clone()).or_default())
 }
 
