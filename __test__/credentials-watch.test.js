@@ -13,7 +13,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 
-const creds = require('./helpers/credentials.js');
+const creds = require('../support/credentials.js');
 const {
   ADDON_DIR, sleep, tmpDir, deferClose, secret, urlOf, writeCacheLikeClaude, readCacheFile, snapFile,
   assertFileUnchanged, errorData, assertNoSecrets, runWriter, runAddonCalls, collector, captureWarnings,

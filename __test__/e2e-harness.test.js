@@ -1,6 +1,6 @@
 'use strict';
 // Self-test of the end-to-end harness against the REAL Claude Code CLI of both stacks
-// (helpers/stacks.js: 2.1.108 cli.js and the 2.1.332 native binary), fully offline on 127.0.0.1,
+// (support/stacks.js: 2.1.108 cli.js and the 2.1.332 native binary), fully offline on 127.0.0.1,
 // including where the two versions differ. Each CLI call takes 1-4 s; the file runs in about a minute.
 //
 //   node --test __test__/e2e-harness.test.js
@@ -9,12 +9,12 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 
-const { startMcpServer } = require('./fixtures/mcp-server.js');
-const { makeHome, mcpAdd, mcpList, runPrint, claudeBin } = require('./helpers/claude.js');
-const { STACKS, stackProblems } = require('./helpers/stacks.js');
+const { startMcpServer } = require('../support/mcp-server.js');
+const { makeHome, mcpAdd, mcpList, runPrint, claudeBin } = require('../support/claude.js');
+const { STACKS, stackProblems } = require('../support/stacks.js');
 const {
   credentialKey, readCredentials, writeFreshToken, writeExpiredToken, credentialsPath,
-} = require('./helpers/credentials.js');
+} = require('../support/credentials.js');
 
 const NAME = 'protected';
 const TOKEN = 'e2e-token-1';

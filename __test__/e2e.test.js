@@ -1,5 +1,5 @@
 'use strict';
-// End to end, against the REAL Claude Code of both stacks (helpers/stacks.js), fully offline on
+// End to end, against the REAL Claude Code of both stacks (support/stacks.js), fully offline on
 // 127.0.0.1: the seed's (Claude Code 2.1.108 cli.js, Agent SDK 0.2.104, claude-agent-acp 0.29.2)
 // and today's (Claude Code 2.1.332 native binary, Agent SDK 0.3.332, claude-agent-acp 0.101.0).
 // The bug (a sign-in does not un-skip a server with a needs-auth entry), Claude Code's second skip
@@ -20,11 +20,11 @@ const { pathToFileURL } = require('node:url');
 const ROOT = path.resolve(__dirname, '..');
 const addon = require(ROOT);
 const sdk = require(path.join(ROOT, 'sdk.js'));
-const { startMcpServer } = require('./fixtures/mcp-server.js');
-const { makeHome, mcpAdd, mcpList, mcpStartup, runPrint, killAll } = require('./helpers/claude.js');
-const { STACKS, stackProblems } = require('./helpers/stacks.js');
+const { startMcpServer } = require('../support/mcp-server.js');
+const { makeHome, mcpAdd, mcpList, mcpStartup, runPrint, killAll } = require('../support/claude.js');
+const { STACKS, stackProblems } = require('../support/stacks.js');
 const { startAcp } = require('./helpers/acp.js');
-const { credentialKey, credentialsPath, readCredentials, writeFreshToken } = require('./helpers/credentials.js');
+const { credentialKey, credentialsPath, readCredentials, writeFreshToken } = require('../support/credentials.js');
 
 const NAME = 'protected';
 const TOKEN = 'e2e-signed-in-token';

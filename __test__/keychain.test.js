@@ -19,7 +19,7 @@ const readline = require('node:readline');
 const { spawn } = require('node:child_process');
 
 const ss = require('./helpers/secret-service.js');
-const creds = require('./helpers/credentials.js');
+const creds = require('../support/credentials.js');
 const {
   SUBSCRIBER, sleep, tmpDir, deferClose, secret, urlOf, writeCacheLikeClaude, readCacheFile, assertNoSecrets,
   runWriter, runAddonCalls, collector, keychainService, keychainAccount,

@@ -691,7 +691,7 @@ describe('no token text in any output', () => {
     const closed = new Promise((r) => w.on('close', r));
     const timer = setTimeout(() => w.kill('SIGKILL'), 15000);
     for (let i = 0; i < 100 && !werr.includes('watching'); i++) await sleep(50);
-    const { writeFreshToken } = require('./helpers/credentials.js');
+    const { writeFreshToken } = require('../support/credentials.js');
     writeFreshToken(watchDir, 'rel-github', 'https://rel-github.example.test/mcp', { token: 'RELFAKE-WATCH-ACCESS-8a0c2e4a6c', refreshToken: 'RELFAKE-WATCH-REFRESH-3c5e7a9c1e' });
     for (let i = 0; i < 60 && !wout.includes('credentials-changed'); i++) await sleep(50);
     w.kill('SIGTERM');

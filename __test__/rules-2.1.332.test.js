@@ -4,7 +4,7 @@
 // end-to-end case with the real 2.1.332 native binary (`claude -p` dials, or does not dial, each
 // server exactly as isNeedsAuthCached(name, { serverConfig }) says).
 //
-// The e2e runner here is local and small on purpose (the shared helpers/claude.js runs the seed's
+// The e2e runner here is local and small on purpose (the shared support/claude.js runs the seed's
 // cli.js); it can be folded into a shared two-stack helper later.
 //
 //   node --test __test__/rules-2.1.332.test.js
@@ -17,7 +17,7 @@ const path = require('node:path');
 const { spawn } = require('node:child_process');
 
 const addon = require('../index.js');
-const { startMcpServer } = require('./fixtures/mcp-server.js');
+const { startMcpServer } = require('../support/mcp-server.js');
 
 const MIN = 60_000;
 const H4 = 14_400_000;

@@ -14,7 +14,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 
-const creds = require('./helpers/credentials.js');
+const creds = require('../support/credentials.js');
 const {
   ADDON_DIR, CACHE_FILE, sleep, tmpDir, deferClose, secret, urlOf, writeCacheLikeClaude, readCacheFile, snapFile,
   assertFileUnchanged, errorData, assertNoSecrets, runWriter, collector,

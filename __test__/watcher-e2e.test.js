@@ -12,10 +12,10 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 
 const addon = require('..');
-const { startMcpServer } = require('./fixtures/mcp-server.js');
-const { makeHome, mcpAdd, mcpList, runPrint, killAll } = require('./helpers/claude.js');
-const { writeFreshToken } = require('./helpers/credentials.js');
-const { changeCacheLikeClaudeCode } = require('./helpers/claude-code-cache.js');
+const { startMcpServer } = require('../support/mcp-server.js');
+const { makeHome, mcpAdd, mcpList, runPrint, killAll } = require('../support/claude.js');
+const { writeFreshToken } = require('../support/credentials.js');
+const { changeCacheLikeClaudeCode } = require('../support/claude-code-cache.js');
 
 const SIGNED_IN = 'protected';
 const OTHER = 'other';

@@ -23,7 +23,7 @@ const addon = require(ROOT);
 const lockfile = require('proper-lockfile');
 const writeFileAtomic = require('write-file-atomic');
 const chokidar = require('chokidar');
-const { writeFreshToken } = require(path.join(ROOT, '__test__/helpers/credentials.js'));
+const { writeFreshToken } = require(path.join(ROOT, 'support', 'credentials.js'));
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const CACHE = 'mcp-needs-auth-cache.json';

@@ -16,7 +16,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
-const { changeCacheLikeClaudeCode } = require('../__test__/helpers/claude-code-cache.js');
+const { changeCacheLikeClaudeCode } = require('../support/claude-code-cache.js');
 
 const ROOT = path.resolve(__dirname, '..');
 const CACHE = 'mcp-needs-auth-cache.json';
@@ -25,7 +25,7 @@ const nowHr = () => performance.timeOrigin + performance.now();
 const [role, ...args] = process.argv.slice(2);
 
 function credWriter(configDir) {
-  const { writeFreshToken } = require(path.join(ROOT, '__test__/helpers/credentials.js'));
+  const { writeFreshToken } = require(path.join(ROOT, 'support', 'credentials.js'));
   process.on('message', (m) => {
     if (m === 'exit') return process.exit(0);
     const t0 = nowHr();

@@ -15,9 +15,9 @@ const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..');
 const addon = require(ROOT);
-const { startMcpServer } = require(path.join(ROOT, '__test__', 'fixtures', 'mcp-server.js'));
-const { makeHome, mcpAdd, mcpList, runPrint, killAll } = require(path.join(ROOT, '__test__', 'helpers', 'claude.js'));
-const { writeFreshToken } = require(path.join(ROOT, '__test__', 'helpers', 'credentials.js'));
+const { startMcpServer } = require(path.join(ROOT, 'support', 'mcp-server.js'));
+const { makeHome, mcpAdd, mcpList, runPrint, killAll } = require(path.join(ROOT, 'support', 'claude.js'));
+const { writeFreshToken } = require(path.join(ROOT, 'support', 'credentials.js'));
 
 const NAME = 'protected';
 const t0 = Date.now();

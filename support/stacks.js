@@ -13,7 +13,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 
-const NODE_MODULES = path.join(__dirname, '..', '..', 'node_modules');
+const NODE_MODULES = path.join(__dirname, '..', 'node_modules');
 const nm = (...parts) => path.join(NODE_MODULES, ...parts);
 
 /** The suffix of Claude Code's platform packages for this machine (`linux-x64`, `darwin-arm64`, ...). */

@@ -1,6 +1,6 @@
 'use strict';
 // Run the real Claude Code CLI offline, inside a throw-away HOME. Which Claude Code: a stack of
-// helpers/stacks.js (`{ stack }` in the options of runClaude / mcpAdd / mcpList / runPrint),
+// support/stacks.js (`{ stack }` in the options of runClaude / mcpAdd / mcpList / runPrint),
 // by default the seed's (2.1.108, node_modules/@anthropic-ai/claude-code/cli.js).
 //
 // Config-dir choice: by default CLAUDE_CONFIG_DIR is NOT set, so the CLI uses
