@@ -4,8 +4,8 @@
 // end-to-end case with the real 2.1.332 native binary (`claude -p` dials, or does not dial, each
 // server exactly as isNeedsAuthCached(name, { serverConfig }) says).
 //
-// The e2e runner here is local and small on purpose (the shared support/claude.js runs the seed's
-// cli.js); it can be folded into a shared two-stack helper later.
+// The e2e runner here is local and small on purpose (it runs the 2.1.332 native binary with
+// `claude -p` only); its environment is support/claude.js's offlineEnv.
 //
 //   node --test __test__/rules-2.1.332.test.js
 
@@ -18,6 +18,7 @@ const { spawn } = require('node:child_process');
 
 const addon = require('../index.js');
 const { startMcpServer } = require('../support/mcp-server.js');
+const { offlineEnv } = require('../support/claude.js');
 
 const MIN = 60_000;
 const H4 = 14_400_000;
@@ -197,24 +198,10 @@ describe('purgeStale and diagnose with configs', () => {
 
 const NATIVE = path.join(__dirname, '..', 'node_modules', '@anthropic-ai', `claude-code-${process.platform}-${process.arch}`,
   process.platform === 'win32' ? 'claude.exe' : 'claude');
-const DROP = /^(CLAUDE|ANTHROPIC|CLAUDECODE|MCP_|OTEL_|XDG_|NODE_OPTIONS$|(HTTPS?|ALL|NO)_PROXY$|AWS_|GOOGLE_|VERTEX_|DEBUG$)/i;
 
 /** `claude -p hi` offline (facts §6) in a throw-away HOME; resolves with its debug log. */
 function runClaudePrint(home, mcpConfigFile, timeoutMs = 90_000) {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !DROP.test(k)));
-  Object.assign(env, {
-    HOME: home,
-    USERPROFILE: home,
-    CLAUDE_CONFIG_DIR: path.join(home, '.claude'),
-    DISABLE_AUTOUPDATER: '1',
-    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-    DISABLE_TELEMETRY: '1',
-    DISABLE_ERROR_REPORTING: '1',
-    CLAUDE_CODE_MAX_RETRIES: '0',
-    ANTHROPIC_API_KEY: 'sk-ant-dummy',
-    ANTHROPIC_BASE_URL: 'http://127.0.0.1:9',
-    NO_PROXY: '127.0.0.1,localhost',
-  });
+  const env = offlineEnv(home, { CLAUDE_CONFIG_DIR: path.join(home, '.claude') });
   const debugFile = path.join(home, 'debug.txt');
   const args = ['-p', 'hi', '--max-turns', '1', '--debug-file', debugFile, '--mcp-config', mcpConfigFile, '--strict-mcp-config'];
   return new Promise((resolve, reject) => {

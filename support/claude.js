@@ -28,10 +28,12 @@ function claudeBin(stack = SEED) {
 
 const DROP = /^(CLAUDE|ANTHROPIC|CLAUDECODE|MCP_|OTEL_|XDG_|NODE_OPTIONS$|NODE_EXTRA_CA_CERTS$|(HTTPS?|ALL|NO)_PROXY$|AWS_|GOOGLE_|VERTEX_|DEBUG$)/i;
 
-function makeHome({ configDir: useConfigDirEnv = false, extraEnv = {} } = {}) {
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-needs-auth-e2e-'));
-  const configDir = path.join(home, '.claude');
-  fs.mkdirSync(configDir, { recursive: true });
+/**
+ * The environment for a Claude Code child living in `home`: this process's, less everything that
+ * could point at a real account or config, plus what keeps Claude Code offline; then `overrides`.
+ * Creates its TMPDIR.
+ */
+function offlineEnv(home, overrides = {}) {
   const env = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (!DROP.test(k)) env[k] = v;
@@ -49,8 +51,16 @@ function makeHome({ configDir: useConfigDirEnv = false, extraEnv = {} } = {}) {
     ANTHROPIC_BASE_URL: 'http://127.0.0.1:9',
     NO_PROXY: '127.0.0.1,localhost',
     no_proxy: '127.0.0.1,localhost',
-  }, extraEnv);
+  }, overrides);
   fs.mkdirSync(env.TMPDIR, { recursive: true });
+  return env;
+}
+
+function makeHome({ configDir: useConfigDirEnv = false, extraEnv = {} } = {}) {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-needs-auth-e2e-'));
+  const configDir = path.join(home, '.claude');
+  fs.mkdirSync(configDir, { recursive: true });
+  const env = offlineEnv(home, extraEnv);
   if (useConfigDirEnv) env.CLAUDE_CONFIG_DIR = configDir;
   else delete env.CLAUDE_CONFIG_DIR;
   return {
@@ -149,6 +159,7 @@ module.exports = {
   DEFAULT_TIMEOUT_MS,
   claudeBin,
   makeHome,
+  offlineEnv,
   runClaude,
   mcpAdd,
   mcpList,
