@@ -17,10 +17,9 @@
 // Nothing here throws into the host once set up: failures are reported with
 // process.emitWarning (and, with MCP_NEEDS_AUTH_DEBUG=1, one stderr line per action).
 
-const os = require('node:os');
-const path = require('node:path');
-
 const addon = require('./index.js');
+const { configDirFor } = require('./config-dir.js');
+const { signIn } = require('./sign-in.js');
 
 const WARNING_TYPE = 'McpNeedsAuthWarning';
 const HOOK_MARK = Symbol.for('mcp-needs-auth.sdk.hook');
@@ -43,22 +42,6 @@ function warn(message, code = 'MCP_NEEDS_AUTH_SDK') {
 
 function errMessage(err) {
   return err && typeof err.message === 'string' ? err.message : String(err);
-}
-
-// ---------------------------------------------------------------------------------------------
-// configDirFor
-
-/**
- * The config dir the Claude Code child of `query({ options: queryOptions })` will use:
- * `(queryOptions.env ?? process.env).CLAUDE_CONFIG_DIR ?? join(<that env's home>, '.claude')`,
- * NFC-normalised. Mirrors Claude Code's `??`: a set-but-empty CLAUDE_CONFIG_DIR is kept ('').
- * The home is that env's HOME (USERPROFILE on Windows), else os.homedir().
- */
-function configDirFor(queryOptions) {
-  const env = (queryOptions != null ? queryOptions.env : undefined) ?? process.env;
-  const homeVar = process.platform === 'win32' ? 'USERPROFILE' : 'HOME';
-  const dir = env.CLAUDE_CONFIG_DIR ?? path.join(env[homeVar] ?? os.homedir(), '.claude');
-  return String(dir).normalize('NFC');
 }
 
 /** The addon options for a helper's `options` (configDir > env > process env). */
@@ -450,4 +433,5 @@ module.exports = {
   needsAuthHooks,
   reconnectOnAuthChange,
   ReconnectSubscription,
+  signIn,
 };
