@@ -125,6 +125,23 @@ for (const stack of STACKS) {
       assert.ok(srv.requests.slice(start).some((x) => x.path === '/mcp' && x.auth && x.rpc === 'tools/list'));
     });
 
+    if (!native) {
+      it('control: without signIn, 2.1.108 connects the session but keeps the needs-auth entry', async (t) => {
+        const s = await session(t);
+        for (let i = 0; i < 50 && entryOf(h) === undefined; i++) await delay(100);
+        const written = entryOf(h);
+        assert.equal(typeof written?.timestamp, 'number');
+        const r = await s.q.mcpAuthenticate(NAME); // what a host does without this library
+        await followAuthUrl(r.authUrl);
+        let st = await s.status(NAME);
+        for (let i = 0; i < 50 && st.status !== 'connected'; i++) { await delay(100); st = await s.status(NAME); }
+        assert.equal(st.status, 'connected', 'the session connected');
+        await delay(500);
+        assert.deepEqual(entryOf(h), written, 'the entry is still there: new processes keep skipping the server');
+        assert.equal(addon.isNeedsAuthCached(NAME, { configDir: h.configDir }), true);
+      });
+    }
+
     it('unknown server, stdio server, redirectUri support: clear errors, nothing started', async (t) => {
       const subs = spySubscriptions(t);
       const s = await session(t, { stdio: true });
