@@ -230,7 +230,8 @@ class SignIn {
       const authUrl = response && typeof response.authUrl === 'string' ? response.authUrl : null;
       // requiresUserAction false: Claude Code finished the flow without the user (tokens it had).
       if (!authUrl || (response && response.requiresUserAction === false)) this.landed.resolve('no-user-action');
-      this.finish().catch((err) => this.fail(err));
+      this.finish().catch((err) => this.fail(err && err.code ? err : signInError('ERR_SIGN_IN_FAILED',
+        `signIn: the sign-in of "${this.server}" could not complete: ${redact(messageOf(err), this.secrets)}`)));
       return authUrl;
     } catch (err) {
       this.fail(err);
