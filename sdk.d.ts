@@ -173,3 +173,72 @@ export declare function needsAuthHooks(options?: NeedsAuthHooksOptions): { Sessi
  * two methods).
  */
 export declare function reconnectOnAuthChange(query: QueryLike, options?: ReconnectOptions): ReconnectSubscription
+
+/** The part of the SDK's `Query` that `signIn` uses (Agent SDK 0.2.104 and later). */
+export interface SignInQueryLike extends QueryLike {
+  /** 0.2.x: `(serverName)`; 0.3.x: `(serverName, redirectUri?, { redirectUriOnly? })`. */
+  mcpAuthenticate(serverName: string, redirectUri?: string, options?: { redirectUriOnly?: boolean }): Promise<any>
+  /** Hands Claude Code the URL the OAuth redirect landed on. */
+  mcpSubmitOAuthCallbackUrl?(serverName: string, callbackUrl: string): Promise<any>
+}
+
+export interface SignInOptions {
+  /** Claude Code's config dir for this session. Default: `configDirFor({ env })`. */
+  configDir?: string
+  /** The session's `options.env` (to find its config dir). Default `process.env`. */
+  env?: Record<string, string | undefined>
+  /** Fails the sign-in with `ERR_SIGN_IN_TIMEOUT` after this long (default 300000 ms). */
+  timeoutMs?: number
+  /** Aborting fails the sign-in with an `AbortError` (`code: 'ABORT_ERR'`, `cause: signal.reason`). */
+  signal?: AbortSignal
+  /**
+   * Agent SDK 0.3.x: the host receives the OAuth callback at this URI itself (Claude Code opens no
+   * listener) and hands it over with `pending.submitCallbackUrl(url)`. `ERR_SIGN_IN_UNSUPPORTED`
+   * on an SDK whose `mcpAuthenticate` takes no redirect URI.
+   */
+  redirectUri?: string
+}
+
+/** What `pending.completed` resolves with. */
+export interface SignInResult {
+  server: string
+  /** The session's status for the server once the sign-in landed: `'connected'`, or what it reports. */
+  status: McpServerStatusLike['status'] | 'unknown'
+}
+
+/** A sign-in waiting for the user. */
+export interface PendingSignIn {
+  readonly server: string
+  /**
+   * Where the user signs in: show it, or open a browser yourself (this library never does).
+   * `null` when Claude Code needed no user action (it already held usable tokens).
+   */
+  readonly authUrl: string | null
+  /**
+   * Resolves once the tokens are in Claude Code's store, the server's needs-auth entry is gone,
+   * this process's `onAuthChanged` subscribers of the config dir were told, and the session has
+   * (re)connected the server. Rejects with `ERR_SIGN_IN_TIMEOUT`, an `AbortError`, or
+   * `ERR_SIGN_IN_FAILED`. Never an unhandled rejection when nobody awaits it.
+   */
+  readonly completed: Promise<SignInResult>
+  /**
+   * Hands the callback URL (with its `code`) to Claude Code: for `redirectUri`, or when the
+   * browser could not reach Claude Code's own localhost callback. The URL is never echoed.
+   */
+  submitCallbackUrl(callbackUrl: string): Promise<void>
+}
+
+/**
+ * Signs `server` in through Claude Code's own OAuth flow (`query.mcpAuthenticate`) and makes the
+ * sign-in land everywhere (see {@link PendingSignIn.completed}). Resolves once Claude Code has an
+ * authorization URL. A second call for the same query and server while one is pending returns the
+ * same pending sign-in (same `authUrl`, same `completed`; its own `timeoutMs` is not applied and its
+ * `signal` only stops its own wait); with another `redirectUri` it rejects with
+ * `ERR_SIGN_IN_IN_PROGRESS`.
+ *
+ * Error codes: `ERR_INVALID_ARGUMENT`, `ERR_SIGN_IN_UNSUPPORTED`, `ERR_UNKNOWN_SERVER`,
+ * `ERR_SIGN_IN_NOT_SUPPORTED_FOR_TRANSPORT` (`err.transport`), `ERR_SIGN_IN_TIMEOUT`,
+ * `ERR_SIGN_IN_FAILED`, `ERR_SIGN_IN_IN_PROGRESS`, `ERR_SIGN_IN_NOT_PENDING` (submitCallbackUrl
+ * after the end), and `AbortError` (`code: 'ABORT_ERR'`).
+ */
+export declare function signIn(query: SignInQueryLike, server: string, options?: SignInOptions): Promise<PendingSignIn>

@@ -20,20 +20,11 @@
 const addon = require('./index.js');
 const { debug, warn, errMessage } = require('./lib/log.js');
 const upkeep = require('./lib/upkeep.js');
+const { configDirFor } = require('./lib/config-dir.js');
+const { signIn } = require('./lib/sign-in.js');
 
 const HOOK_MARK = Symbol.for('mcp-needs-auth.sdk.hook');
 const DEFAULT_STATUSES = Object.freeze(['needs-auth', 'failed']);
-
-// ---------------------------------------------------------------------------------------------
-// configDirFor
-
-/**
- * The config dir the Claude Code child of `query({ options: queryOptions })` will use: the
- * addon's `configDirFor(queryOptions.env)` (the rule lives in Rust, next to every other use of it).
- */
-function configDirFor(queryOptions) {
-  return addon.configDirFor(queryOptions != null ? queryOptions.env : undefined);
-}
 
 /** The addon options for a helper's `options` (configDir > env > process env). */
 function addonOptions(options) {
@@ -443,4 +434,5 @@ module.exports = {
   needsAuthHooks,
   reconnectOnAuthChange,
   ReconnectSubscription,
+  signIn,
 };

@@ -10,5 +10,6 @@ export const {
   needsAuthHooks,
   reconnectOnAuthChange,
   ReconnectSubscription,
+  signIn,
 } = sdk;
 export default sdk;

@@ -1,0 +1,284 @@
+'use strict';
+// signIn() from mcp-needs-auth/sdk, end to end against the REAL Agent SDK + Claude Code stacks
+// (0.2.104 + 2.1.108, and 0.3.332 + its native 2.1.332), offline on loopback. The fixture MCP
+// server is also the OAuth authorization server; a test "user" follows authUrl with plain HTTP to
+// Claude Code's own localhost callback (or stops at the host's redirect URI). Failure paths that
+// need exact timing (time-out, abort during the request) also run against a scripted query, to
+// check that nothing is left behind.
+//
+//   node --test __test__/sign-in.test.js
+
+const { describe, it, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
+
+const ROOT = path.resolve(__dirname, '..');
+const addon = require(ROOT);
+const sdk = require(path.join(ROOT, 'sdk.js'));
+const { signIn } = sdk;
+const { startMcpServer } = require('./fixtures/mcp-server.js');
+const { makeHome } = require('./helpers/claude.js');
+const { STACKS, runCli, printConnects, openSession, followAuthUrl } = require('./helpers/sign-in-stacks.js');
+
+const NAME = 'protected';
+const STDIO = 'local-tool';
+const delay = (ms) => new Promise((r) => setTimeout(r, ms));
+const entryOf = (h) => {
+  try { return JSON.parse(fs.readFileSync(h.cachePath, 'utf8'))[NAME]; } catch { return undefined; }
+};
+
+/** Records every onAuthChanged subscription signIn makes, to check none is left open. */
+function spySubscriptions(t) {
+  const subs = [];
+  const orig = addon.onAuthChanged;
+  addon.onAuthChanged = function spied(...args) {
+    const sub = orig.apply(this, args);
+    subs.push(sub);
+    return sub;
+  };
+  t.after(() => { addon.onAuthChanged = orig; });
+  return subs;
+}
+
+async function rejectsWith(promise, code, what) {
+  await assert.rejects(promise, (err) => {
+    assert.equal(err.code, code, `${what}: ${err.message}`);
+    return true;
+  }, what);
+}
+
+/** No code, state or token of the flow in anything the host gets. */
+function assertNoSecrets(value, callbackUrl, what, keys = ['code', 'state']) {
+  const text = typeof value === 'string' ? value : JSON.stringify(value, Object.getOwnPropertyNames(value ?? {}));
+  const u = new URL(callbackUrl);
+  for (const k of keys) {
+    const v = u.searchParams.get(k);
+    if (v) assert.ok(!text.includes(v), `${what} carries the ${k}`);
+  }
+}
+
+for (const stack of STACKS) {
+  const native = stack.name.includes('0.3.332');
+  describe(`signIn end to end: ${stack.name}`, { timeout: 240_000, skip: fs.existsSync(stack.sdk) ? false : 'stack not installed' }, () => {
+    let srv;
+    let h;
+
+    /** A fresh server, HOME and session per test (a sign-in leaves tokens behind). */
+    async function session(t, { stdio = false } = {}) {
+      srv = await startMcpServer();
+      h = makeHome();
+      let sess = null;
+      const mine = { srv, h };
+      t.after(async () => { // the session first: its Claude Code writes into the HOME until it exits
+        try { if (sess) await sess.close(); } finally {
+          await mine.srv.close();
+          try { mine.h.cleanup(); } catch { await delay(500); mine.h.cleanup(); }
+        }
+      });
+      const add = await runCli(stack, h.env, ['mcp', 'add', '--transport', 'http', '-s', 'user', NAME, srv.url]);
+      assert.equal(add.code, 0, add.stderr);
+      if (stdio) {
+        const r = await runCli(stack, h.env, ['mcp', 'add', '-s', 'user', STDIO, '--', process.execPath, '-e', '0']);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      const s = await openSession(stack, h.env);
+      sess = s;
+      const st = await s.settled(NAME);
+      assert.equal(st && st.status, 'needs-auth', 'the session reports the server as needs-auth');
+      return s;
+    }
+
+    it('needs-auth -> signIn -> the user signs in -> completed: connected, entry gone, a new claude -p connects', async (t) => {
+      const s = await session(t);
+      for (let i = 0; i < 50 && entryOf(h) === undefined; i++) await delay(100);
+      assert.equal(typeof entryOf(h)?.timestamp, 'number', 'the session wrote the needs-auth entry');
+      const heard = [];
+      const other = addon.onAuthChanged((ev) => heard.push(ev), { configDir: h.configDir, watch: false });
+      t.after(() => other.close());
+      const subs = spySubscriptions(t);
+
+      const pending = await signIn(s.q, NAME, { env: h.env });
+      assert.equal(pending.server, NAME);
+      assert.match(pending.authUrl, new RegExp(`^${srv.base}/authorize\\?`));
+      assert.deepEqual(Object.keys(pending).sort(), ['authUrl', 'completed', 'server', 'submitCallbackUrl']);
+      const user = await followAuthUrl(pending.authUrl);
+      assert.equal(user.status, 200, 'Claude Code\'s callback page answered');
+      assert.match(user.url, /^http:\/\/localhost:\d+\/callback\?/);
+
+      const done = await pending.completed;
+      assert.deepEqual(done, { server: NAME, status: 'connected' });
+      assertNoSecrets(done, user.url, 'the result');
+      assertNoSecrets(pending, user.url, 'the pending sign-in', ['code']); // authUrl carries the state
+      assert.equal(srv.tokensIssued, 1, 'one code exchanged');
+      assert.equal((await s.status(NAME)).status, 'connected');
+      assert.equal(entryOf(h), undefined, 'the needs-auth entry is gone');
+      assert.equal(addon.isNeedsAuthCached(NAME, { configDir: h.configDir }), false);
+      assert.ok(heard.some((ev) => ev.servers.includes(NAME)), 'an in-process subscriber heard about it');
+      assert.ok(subs.length >= 1 && subs.every((x) => x.closed), 'signIn closed its subscription');
+      t.diagnostic(native ? `file after: ${fs.existsSync(h.cachePath) ? 'kept' : 'deleted by Claude Code'}` : 'entry removed by signIn');
+
+      const start = srv.requests.length;
+      const r = await printConnects(stack, h.env, NAME);
+      assert.equal(r.connected, true, `claude -p connects:\n${r.debug.split('\n').filter((l) => l.includes(NAME)).join('\n')}`);
+      assert.ok(srv.requests.slice(start).some((x) => x.path === '/mcp' && x.auth && x.rpc === 'tools/list'));
+    });
+
+    if (!native) {
+      it('control: without signIn, 2.1.108 connects the session but keeps the needs-auth entry', async (t) => {
+        const s = await session(t);
+        for (let i = 0; i < 50 && entryOf(h) === undefined; i++) await delay(100);
+        const written = entryOf(h);
+        assert.equal(typeof written?.timestamp, 'number');
+        const r = await s.q.mcpAuthenticate(NAME); // what a host does without this library
+        await followAuthUrl(r.authUrl);
+        let st = await s.status(NAME);
+        for (let i = 0; i < 50 && st.status !== 'connected'; i++) { await delay(100); st = await s.status(NAME); }
+        assert.equal(st.status, 'connected', 'the session connected');
+        await delay(500);
+        assert.deepEqual(entryOf(h), written, 'the entry is still there: new processes keep skipping the server');
+        assert.equal(addon.isNeedsAuthCached(NAME, { configDir: h.configDir }), true);
+      });
+    }
+
+    it('unknown server, stdio server, redirectUri support: clear errors, nothing started', async (t) => {
+      const subs = spySubscriptions(t);
+      const s = await session(t, { stdio: true });
+      await rejectsWith(signIn(s.q, 'nope', { env: h.env }), 'ERR_UNKNOWN_SERVER', 'unknown server');
+      await rejectsWith(signIn(s.q, STDIO, { env: h.env }), 'ERR_SIGN_IN_NOT_SUPPORTED_FOR_TRANSPORT', 'stdio');
+      await rejectsWith(signIn(s.q, '', { env: h.env }), 'ERR_INVALID_ARGUMENT', 'empty name');
+      await rejectsWith(signIn(s.q, NAME, { env: h.env, timeoutMs: -1 }), 'ERR_INVALID_ARGUMENT', 'bad timeout');
+      if (!native) {
+        await rejectsWith(signIn(s.q, NAME, { env: h.env, redirectUri: 'http://127.0.0.1:9/cb' }),
+          'ERR_SIGN_IN_UNSUPPORTED', 'redirectUri on 0.2.x');
+      }
+      assert.ok(subs.every((x) => x.closed), 'no subscription left open');
+      assert.equal(srv.count((r) => r.path === '/authorize'), 0);
+    });
+
+    it('a second signIn while one is pending shares it; abort and time-out reject and leave nothing; a new signIn then works', async (t) => {
+      const subs = spySubscriptions(t);
+      const s = await session(t);
+      const ac = new AbortController();
+      const first = await signIn(s.q, NAME, { env: h.env, signal: ac.signal });
+      const second = await signIn(s.q, NAME, { env: h.env });
+      assert.equal(second.authUrl, first.authUrl, 'the same authorization URL');
+      assert.equal(second.completed, first.completed, 'the same completion');
+      if (native) {
+        await rejectsWith(signIn(s.q, NAME, { env: h.env, redirectUri: 'http://127.0.0.1:9/cb' }),
+          'ERR_SIGN_IN_IN_PROGRESS', 'another redirect URI while pending');
+      }
+      const reason = new Error('user closed the dialog');
+      ac.abort(reason);
+      await assert.rejects(first.completed, (err) => {
+        assert.equal(err.name, 'AbortError');
+        assert.equal(err.code, 'ABORT_ERR');
+        assert.equal(err.cause, reason);
+        return true;
+      });
+      assert.ok(subs.every((x) => x.closed), 'abort closed the subscription');
+
+      const timed = await signIn(s.q, NAME, { env: h.env, timeoutMs: 1500 });
+      assert.notEqual(timed.authUrl, first.authUrl, 'a new flow after the abort');
+      await rejectsWith(timed.completed, 'ERR_SIGN_IN_TIMEOUT', 'time-out');
+      assert.ok(subs.every((x) => x.closed), 'time-out closed the subscription');
+      assert.equal((await s.status(NAME)).status, 'needs-auth', 'nothing signed in');
+
+      const again = await signIn(s.q, NAME, { env: h.env, timeoutMs: 60_000 });
+      await followAuthUrl(again.authUrl);
+      assert.deepEqual(await again.completed, { server: NAME, status: 'connected' });
+    });
+
+    it(native
+      ? 'redirectUri + submitCallbackUrl: the host receives the callback and hands it to Claude Code'
+      : 'submitCallbackUrl with Claude Code\'s own redirect URI (the browser could not reach it)', async (t) => {
+      const s = await session(t);
+      const redirectUri = 'http://127.0.0.1:9/host/oauth/callback'; // the host's; never dialled here
+      const pending = await signIn(s.q, NAME, native ? { env: h.env, redirectUri } : { env: h.env });
+      const redirect = new URL(pending.authUrl).searchParams.get('redirect_uri');
+      if (native) assert.equal(redirect, redirectUri, 'Claude Code put the host\'s redirect URI in the authUrl');
+      const user = await followAuthUrl(pending.authUrl, { stopAt: redirect });
+      assert.ok(user.callbackUrl, 'the authorization server redirected to the callback');
+      await rejectsWith(pending.submitCallbackUrl(`${redirect}?nothing=here`), 'ERR_INVALID_ARGUMENT', 'no code');
+      let logged = '';
+      const warn = (w) => { logged += `${w.message}\n`; };
+      process.on('warning', warn);
+      t.after(() => process.off('warning', warn));
+      await pending.submitCallbackUrl(user.callbackUrl);
+      const done = await pending.completed;
+      assert.deepEqual(done, { server: NAME, status: 'connected' });
+      assert.equal(entryOf(h), undefined, 'the needs-auth entry is gone');
+      assertNoSecrets(logged, user.callbackUrl, 'warnings');
+      await rejectsWith(pending.submitCallbackUrl(user.callbackUrl), 'ERR_SIGN_IN_NOT_PENDING', 'after completion');
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exact failure timing, against a scripted query (the thing under test is signIn).
+
+function scriptedQuery({ authMs = 0, statuses = { [NAME]: { status: 'needs-auth', config: { type: 'http' } } } } = {}) {
+  return {
+    calls: [],
+    async mcpServerStatus() {
+      return Object.entries(statuses).map(([name, s]) => ({ name, ...s }));
+    },
+    async mcpAuthenticate(name) {
+      this.calls.push(name);
+      await (authMs === Infinity ? new Promise(() => {}) : delay(authMs)); // Infinity: never answers
+      return { authUrl: 'http://127.0.0.1:9/authorize?state=x', requiresUserAction: true };
+    },
+    async reconnectMcpServer() {},
+  };
+}
+
+describe('signIn failure paths leave nothing behind (scripted query)', () => {
+  const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'mna-signin-'));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('abort before the request, and during it, reject signIn itself with AbortError', async (t) => {
+    const subs = spySubscriptions(t);
+    const ac = new AbortController();
+    ac.abort();
+    await assert.rejects(signIn(scriptedQuery(), NAME, { configDir: dir, signal: ac.signal }), { name: 'AbortError', code: 'ABORT_ERR' });
+    const ac2 = new AbortController();
+    const q = scriptedQuery({ authMs: 500 });
+    const p = signIn(q, NAME, { configDir: dir, signal: ac2.signal });
+    setTimeout(() => ac2.abort(), 50);
+    await assert.rejects(p, (err) => err.name === 'AbortError' && err.cause instanceof DOMException);
+    assert.ok(subs.every((x) => x.closed));
+  });
+
+  it('a query without mcpAuthenticate, or a request that never answers: ERR_SIGN_IN_UNSUPPORTED / ERR_SIGN_IN_TIMEOUT', async (t) => {
+    const subs = spySubscriptions(t);
+    const bare = { mcpServerStatus: async () => [], reconnectMcpServer: async () => {} };
+    await assert.rejects(signIn(bare, NAME, { configDir: dir }), { code: 'ERR_SIGN_IN_UNSUPPORTED' });
+    const hung = scriptedQuery({ authMs: Infinity });
+    await assert.rejects(signIn(hung, NAME, { configDir: dir, timeoutMs: 200 }), { code: 'ERR_SIGN_IN_TIMEOUT' });
+    assert.ok(subs.length === 1 && subs[0].closed);
+  });
+
+  it('an abandoned sign-in keeps no process alive, and its time-out is no unhandled rejection', () => {
+    const script = `
+      const { signIn } = require(${JSON.stringify(path.join(ROOT, 'sdk.js'))});
+      process.on('unhandledRejection', (e) => { console.log('unhandled', e && e.code); process.exitCode = 3; });
+      const q = {
+        async mcpServerStatus() { return [{ name: 'p', status: 'needs-auth', config: { type: 'http' } }]; },
+        async mcpAuthenticate() { return { authUrl: 'http://127.0.0.1:9/a', requiresUserAction: true }; },
+        async reconnectMcpServer() {},
+      };
+      (async () => {
+        await signIn(q, 'p', { configDir: ${JSON.stringify(dir)}, timeoutMs: 300000 }); // abandoned
+        const t = await signIn(q, 'q2', { configDir: ${JSON.stringify(dir)} }).catch((e) => e.code);
+        console.log('unknown', t);
+        console.log('started');
+      })();`;
+    const started = Date.now();
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /unknown ERR_UNKNOWN_SERVER/);
+    assert.match(r.stdout, /started/);
+    assert.ok(Date.now() - started < 15_000, 'exited without waiting for the 5-minute time-out');
+  });
+});
