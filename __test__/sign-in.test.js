@@ -18,8 +18,8 @@ const ROOT = path.resolve(__dirname, '..');
 const addon = require(ROOT);
 const sdk = require(path.join(ROOT, 'sdk.js'));
 const { signIn } = sdk;
-const { startMcpServer } = require('./fixtures/mcp-server.js');
-const { makeHome } = require('./helpers/claude.js');
+const { startMcpServer } = require('../support/mcp-server.js');
+const { makeHome } = require('../support/claude.js');
 const { STACKS, runCli, printConnects, openSession, followAuthUrl } = require('./helpers/sign-in-stacks.js');
 
 const NAME = 'protected';

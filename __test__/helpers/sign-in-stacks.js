@@ -1,7 +1,7 @@
 'use strict';
 // The two Claude Code stacks the sign-in tests run against, and a test "user" who follows an
 // authUrl with plain HTTP. Kept local to the sign-in tests on purpose (the shared
-// helpers/claude.js is being generalised to both stacks elsewhere; fold this in then).
+// support/claude.js is being generalised to both stacks elsewhere; fold this in then).
 
 const fs = require('node:fs');
 const http = require('node:http');
