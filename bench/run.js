@@ -313,49 +313,58 @@ async function benchPropagation() {
   const SPACING = 30;
   const TIMEOUT = 300; // ms; a callback later than this counts as missed
   const res = {};
-  for (const kind of ['addon', 'fswatch', 'chokidar']) {
-    const dir = freshDir(`prop-${kind}`);
-    // Same starting document for every watcher: three servers signed in.
-    for (let s = 0; s < 3; s++) writeFreshToken(dir, `t${s}`, `https://t${s}.example.test/mcp`, { token: `seed-${s}` });
-    writeCache(dir, 3);
-    const { child, ready } = forkWorker(['cred-writer', dir]);
-    await ready;
-    let pending = null; // {server, resolveCb}
-    const onChange = (servers) => {
-      const t = nowHr();
-      if (pending && servers.includes(pending.server)) pending.cb(t);
-    };
-    let watcher;
-    if (kind === 'addon') {
-      const sub = addon.onAuthChanged((ev) => {
-        if (ev.reason === 'credentials-changed') onChange(ev.servers);
-      }, { configDir: dir, credentials: 'file' });
-      watcher = { ready: Promise.resolve(), close: () => sub.close() };
-    } else {
-      watcher = j2Watcher(kind, dir, onChange);
+  // Claude Code 2.1.108 saves credentials in place (truncate, then write); 2.1.332 by temp + rename.
+  for (const style of ['in-place', 'rename']) {
+    res[style] = {};
+    for (const kind of ['addon', 'fswatch', 'chokidar']) {
+      const dir = freshDir(`prop-${style}-${kind}`);
+      // Same starting document for every watcher: three servers signed in, no entries.
+      for (let s = 0; s < 3; s++) writeFreshToken(dir, `t${s}`, `https://t${s}.example.test/mcp`, { token: `seed-${s}` });
+      const { child, ready } = forkWorker(['cred-writer', dir]);
+      await ready;
+      let pending = null; // {server, cb}
+      let removedFirst = 0; // addon: the entry was already gone when the callback ran
+      const onChange = (servers) => {
+        const t = nowHr();
+        if (pending && servers.includes(pending.server)) pending.cb(t);
+      };
+      let watcher;
+      if (kind === 'addon') {
+        const sub = addon.onAuthChanged((ev) => {
+          if (ev.reason !== 'credentials-changed') return;
+          if (pending && ev.servers.includes(pending.server) && !addon.isNeedsAuthCached(pending.server, { configDir: dir })) {
+            removedFirst++;
+          }
+          onChange(ev.servers);
+        }, { configDir: dir, credentials: 'file' });
+        watcher = { ready: Promise.resolve(), close: () => sub.close() };
+      } else {
+        watcher = j2Watcher(kind, dir, onChange);
+      }
+      await watcher.ready;
+      await sleep(100);
+      const lat = [];
+      let missed = 0;
+      const t0Start = Date.now();
+      for (let i = 0; i < TRIALS; i++) {
+        const server = `t${i % 3}`;
+        const cbP = new Promise((resolve) => { pending = { server, cb: resolve }; });
+        const sentP = new Promise((resolve) => child.once('message', resolve));
+        child.send({ i, server, style, entry: true });
+        const timeout = sentP.then(() => sleep(TIMEOUT)).then(() => null);
+        const [sent, tCb] = await Promise.all([sentP, Promise.race([cbP, timeout])]);
+        pending = null;
+        if (tCb == null) missed++;
+        else lat.push(tCb - sent.t0);
+        await sleep(SPACING);
+      }
+      watcher.close();
+      child.send('exit');
+      await new Promise((r) => child.once('exit', r));
+      res[style][kind] = { ...stats(lat), missed, trials: TRIALS, seconds: (Date.now() - t0Start) / 1000 };
+      if (kind === 'addon') res[style][kind].removedFirst = removedFirst;
+      log(`   ${style} ${kind}: median ${res[style][kind].median.toFixed(2)} ms p99 ${res[style][kind].p99.toFixed(2)} ms missed ${missed}`);
     }
-    await watcher.ready;
-    await sleep(100);
-    const lat = [];
-    let missed = 0;
-    const t0Start = Date.now();
-    for (let i = 0; i < TRIALS; i++) {
-      const server = `t${i % 3}`;
-      const cbP = new Promise((resolve) => { pending = { server, cb: resolve }; });
-      const sentP = new Promise((resolve) => child.once('message', resolve));
-      child.send({ i, server });
-      const timeout = sleep(TIMEOUT).then(() => null);
-      const [sent, tCb] = await Promise.all([sentP, Promise.race([cbP, timeout])]);
-      pending = null;
-      if (tCb == null) missed++;
-      else lat.push(tCb - sent.t0);
-      await sleep(SPACING);
-    }
-    watcher.close();
-    child.send('exit');
-    await new Promise((r) => child.once('exit', r));
-    res[kind] = { ...stats(lat), missed, trials: TRIALS, seconds: (Date.now() - t0Start) / 1000 };
-    log(`   ${kind}: median ${res[kind].median.toFixed(2)} ms p99 ${res[kind].p99.toFixed(2)} ms missed ${missed}`);
   }
   return res;
 }

@@ -2,8 +2,11 @@
 // Child-process roles for bench/run.js. Usage: node bench/worker.js <role> [args...]
 // Every role talks to the parent over the IPC channel (fork()).
 //
-//   cred-writer <configDir>          on {i, server}: rewrite .credentials.json in place (Claude
-//                                    Code 2.1.108's way) and reply {i, t0} (t0 taken just before)
+//   cred-writer <configDir>          on {i, server, style, entry}: with `entry`, first write the
+//                                    server's needs-auth entry as Claude Code does; then save a new
+//                                    token in .credentials.json, in place (2.1.108's way) or by
+//                                    temp + rename (2.1.332's), and reply {i, t0} (t0 taken just
+//                                    before the credentials write)
 //   contend <addon|j1> <configDir> <k> <changes>
 //                                    on 'go': <changes> changes on its own servers p<k>-0..9
 //   idle <none|addon|fswatch|chokidar> <configDir> <seconds>
@@ -26,12 +29,21 @@ const [role, ...args] = process.argv.slice(2);
 
 function credWriter(configDir) {
   const { writeFreshToken } = require(path.join(ROOT, 'support', 'credentials.js'));
+  const sleepSync = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
   process.on('message', (m) => {
     if (m === 'exit') return process.exit(0);
+    if (m.entry) {
+      // The 401 this sign-in answers: Claude Code's needs-auth entry for the server, written its
+      // way, a moment before the sign-in (so autoInvalidate has an entry to remove, durably).
+      changeCacheLikeClaudeCode(path.join(configDir, CACHE), (doc) => {
+        doc[m.server] = { timestamp: Date.now() };
+      });
+      sleepSync(15);
+    }
     const t0 = nowHr();
     writeFreshToken(configDir, m.server, `https://${m.server}.example.test/mcp`, {
       token: `bench-access-${m.i}-${Math.random().toString(36).slice(2)}`,
-      style: 'in-place',
+      style: m.style || 'in-place',
     });
     process.send({ i: m.i, t0, t1: nowHr() });
   });
