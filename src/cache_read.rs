@@ -44,7 +44,7 @@ pub fn stamp(path: &Path) -> Result<Option<Stamp>> {
 #[cfg(test)]
 mod tests {
   use super::*;
-  use crate::fs::{lock_path, write_atomic, FileLock};
+  use crate::fs::{write_atomic, FileLock};
   use std::fs;
   use std::time::Duration;
 
@@ -63,7 +63,7 @@ mod tests {
       use std::os::unix::fs::PermissionsExt;
       let mode = |p: &Path| fs::metadata(p).expect("stat").permissions().mode() & 0o777;
       assert_eq!(mode(&path), 0o600);
-      assert_eq!(mode(&lock_path(&path)), 0o600);
+      assert_eq!(mode(&crate::fs::lock_path(&path)), 0o600);
       fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
       write_atomic(&path, b"{}").expect("rewrite");
       assert_eq!(mode(&path), 0o644, "an existing file keeps its mode");

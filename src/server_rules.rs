@@ -243,7 +243,9 @@ mod tests {
     let four_h = LONG_DEFAULT_TTL_MS;
     let fifteen = DEFAULT_TTL_MS;
     use Ignored::*;
-    let rows: Vec<(&str, &Value, Value, bool, Option<Ignored>, f64)> = vec![
+    /// (what, config, entry, counts as cached, why ignored, effective TTL)
+    type Row<'a> = (&'a str, &'a Value, Value, bool, Option<Ignored>, f64);
+    let rows: Vec<Row> = vec![
       ("http, no ttlMs, 14 min", &http, at(14.0 * MIN), true, None, fifteen),
       ("http, no ttlMs, 16 min", &http, at(16.0 * MIN), false, None, fifteen),
       ("http, exactly 15 min (exclusive)", &http, at(fifteen), false, None, fifteen),

@@ -62,11 +62,10 @@ pub fn lock_path(data_path: &Path) -> PathBuf {
   PathBuf::from(name)
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
   use super::*;
 
-  #[cfg(unix)]
   #[test]
   fn the_lock_file_and_its_dir_are_created_with_mode_0600() {
     use std::os::unix::fs::PermissionsExt;

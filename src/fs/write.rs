@@ -1,6 +1,6 @@
 //! The atomic write, moving a corrupt file aside, and clearing the temp files of dead writers.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -76,7 +76,7 @@ pub fn move_aside(path: &Path, now_ms: u64) -> Result<PathBuf> {
 
 #[cfg(unix)]
 fn sync_dir(dir: &Path) -> io::Result<()> {
-  File::open(dir)?.sync_all()
+  fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(not(unix))]
