@@ -110,15 +110,9 @@ pub struct EntryStatus {
 /// entry that is not an object, is never cached.
 pub fn entry_status(server: &str, entry: &Value, now: f64, default_ttl_ms: f64) -> EntryStatus {
   let obj = entry.as_object();
-  let timestamp = obj
-    .and_then(|o| o.get("timestamp"))
-    .and_then(Value::as_f64)
-    .filter(|t| t.is_finite());
-  let ttl_ms = obj
-    .and_then(|o| o.get("ttlMs"))
-    .and_then(Value::as_f64)
-    .filter(|t| t.is_finite())
-    .unwrap_or(default_ttl_ms);
+  let timestamp = obj.and_then(|o| o.get("timestamp")).and_then(Value::as_f64).filter(|t| t.is_finite());
+  let ttl_ms =
+    obj.and_then(|o| o.get("ttlMs")).and_then(Value::as_f64).filter(|t| t.is_finite()).unwrap_or(default_ttl_ms);
   let cached = timestamp.is_some_and(|ts| {
     let age = now - ts;
     age < ttl_ms && age > -CLOCK_SKEW_MS
@@ -129,20 +123,14 @@ pub fn entry_status(server: &str, entry: &Value, now: f64, default_ttl_ms: f64) 
     ttl_ms,
     expires_at: timestamp.map(|ts| ts + ttl_ms),
     cached,
-    id: obj
-      .and_then(|o| o.get("id"))
-      .and_then(Value::as_str)
-      .map(str::to_owned),
+    id: obj.and_then(|o| o.get("id")).and_then(Value::as_str).map(str::to_owned),
     judged_by: JudgedBy::Name,
     ignored: None,
   }
 }
 
 pub fn statuses(doc: &Document, now: f64, default_ttl_ms: f64) -> Vec<EntryStatus> {
-  doc
-    .iter()
-    .map(|(server, entry)| entry_status(server, entry, now, default_ttl_ms))
-    .collect()
+  doc.iter().map(|(server, entry)| entry_status(server, entry, now, default_ttl_ms)).collect()
 }
 
 /// The entry `markNeedsAuth` writes: what Claude Code writes, plus the optional 2.1.120+ fields.
@@ -207,7 +195,9 @@ mod tests {
 
   #[test]
   fn ttl_rule_default_and_explicit() {
-    let d = doc(r#"{"a":{"timestamp":1795668795083},"b":{"timestamp":1795667000000},"c":{"timestamp":1795667000000,"ttlMs":14400000}}"#);
+    let d = doc(
+      r#"{"a":{"timestamp":1795668795083},"b":{"timestamp":1795667000000},"c":{"timestamp":1795667000000,"ttlMs":14400000}}"#,
+    );
     let s = statuses(&d, NOW, DEFAULT_TTL_MS);
     assert!(s[0].cached, "5 s old, 15 min TTL");
     assert!(!s[1].cached, "30 min old, 15 min TTL");

@@ -294,11 +294,7 @@ impl Selection {
 /// Removes the entries `pick` selects, in one locked, atomic rewrite, and returns what `pick`
 /// selected under the lock (`name` gives each one's server). Most calls select nothing: those
 /// are answered from a read, without the lock and without a write.
-pub fn remove_picked<T>(
-  path: &Path,
-  pick: impl Fn(&Document) -> Vec<T>,
-  name: impl Fn(&T) -> &str,
-) -> Result<Vec<T>> {
+pub fn remove_picked<T>(path: &Path, pick: impl Fn(&Document) -> Vec<T>, name: impl Fn(&T) -> &str) -> Result<Vec<T>> {
   if pick(&*load(path)?).is_empty() {
     return Ok(Vec::new());
   }

@@ -80,10 +80,8 @@ impl ServerConfig {
     };
     let transport = match obj.get("type") {
       None => Transport::Stdio,
-      Some(Value::String(s)) => Transport::parse(s).ok_or_else(|| InvalidConfig {
-        field: ".type",
-        message: format!("must be {}, not {s:?}", Transport::NAMES),
-      })?,
+      Some(Value::String(s)) => Transport::parse(s)
+        .ok_or_else(|| InvalidConfig { field: ".type", message: format!("must be {}, not {s:?}", Transport::NAMES) })?,
       Some(other) => {
         return Err(InvalidConfig {
           field: ".type",
@@ -95,10 +93,7 @@ impl ServerConfig {
       None => None,
       Some(Value::String(s)) => Some(s.clone()),
       Some(other) => {
-        return Err(InvalidConfig {
-          field: ".id",
-          message: format!("must be a string, not {}", kind_of(other)),
-        })
+        return Err(InvalidConfig { field: ".id", message: format!("must be a string, not {}", kind_of(other)) })
       }
     };
     let plugin = obj.contains_key("pluginSource");
@@ -119,10 +114,7 @@ impl ServerConfig {
 fn keeps_short_ttl(obj: &Map<String, Value>) -> bool {
   obj.get("headersHelper").is_some_and(truthy)
     || obj.get("headers").is_some_and(|h| truthy(h) && js_key_count(h) > 0)
-    || obj
-      .get("url")
-      .and_then(Value::as_str)
-      .is_some_and(is_anthropic_api_mcp_url)
+    || obj.get("url").and_then(Value::as_str).is_some_and(is_anthropic_api_mcp_url)
 }
 
 /// `CSe(url)`: an https URL on `api.anthropic.com` (default port) under `/v1/design/` or
@@ -235,10 +227,7 @@ pub fn canonical_config(config: &Map<String, Value>) -> String {
     *url = sort_query(url);
   }
   let url_empty = !config.get("configError").is_some_and(truthy)
-    && config
-      .get("url")
-      .and_then(Value::as_str)
-      .is_some_and(|u| u.trim().is_empty());
+    && config.get("url").and_then(Value::as_str).is_some_and(|u| u.trim().is_empty());
   if config.get("configErrorReason").and_then(Value::as_str) == Some("url_empty") || url_empty {
     e.insert("unconfigured".into(), Value::Bool(true));
   }
@@ -274,22 +263,13 @@ fn looks_absolute(url: &str) -> bool {
   {
     return false;
   }
-  let special = ["http", "https", "ws", "wss", "ftp"]
-    .iter()
-    .any(|s| scheme.eq_ignore_ascii_case(s));
+  let special = ["http", "https", "ws", "wss", "ftp"].iter().any(|s| scheme.eq_ignore_ascii_case(s));
   if !special {
     return true;
   }
   let rest = url[colon + 1..].trim_start_matches(['/', '\\']);
   let authority = &rest[..rest.find(['/', '\\', '?', '#']).unwrap_or(rest.len())];
-  !authority
-    .rsplit('@')
-    .next()
-    .unwrap_or("")
-    .split(':')
-    .next()
-    .unwrap_or("")
-    .is_empty()
+  !authority.rsplit('@').next().unwrap_or("").split(':').next().unwrap_or("").is_empty()
 }
 
 /// JavaScript's default string order: by UTF-16 code units.
@@ -391,10 +371,7 @@ mod tests {
   #[test]
   fn reads_the_agent_sdk_shapes() {
     assert_eq!(parse(json!({"command": "npx"})).transport, Transport::Stdio);
-    assert_eq!(
-      parse(json!({"type": "streamable-http", "url": "u"})).transport,
-      Transport::Http
-    );
+    assert_eq!(parse(json!({"type": "streamable-http", "url": "u"})).transport, Transport::Http);
     let proxy = parse(json!({"type": "claudeai-proxy", "url": "u", "id": "mcpsrv_1"}));
     assert_eq!(
       (proxy.transport, proxy.id.as_deref(), proxy.plugin),
@@ -423,30 +400,14 @@ mod tests {
   #[test]
   fn plugin_http_sse_short_ttl_exemptions() {
     let short = |v: Value| parse(v).short_default_ttl;
-    assert!(!short(
-      json!({"type": "http", "url": "https://x.dev/mcp", "pluginSource": "p"})
-    ));
-    assert!(!short(
-      json!({"type": "http", "url": "https://x.dev/mcp", "pluginSource": "p", "headers": {}})
-    ));
-    assert!(short(
-      json!({"type": "sse", "url": "https://x.dev/mcp", "pluginSource": "p", "headers": {"a": "b"}})
-    ));
-    assert!(short(
-      json!({"type": "http", "url": "https://x.dev/mcp", "pluginSource": "p", "headersHelper": "h.sh"})
-    ));
-    assert!(short(
-      json!({"type": "http", "url": "https://api.anthropic.com/v1/pages/mcp", "pluginSource": "p"})
-    ));
-    assert!(short(
-      json!({"type": "http", "url": "https://API.anthropic.com:443/v1/design/x", "pluginSource": "p"})
-    ));
-    assert!(!short(
-      json!({"type": "http", "url": "https://api.anthropic.com:8443/v1/pages/mcp", "pluginSource": "p"})
-    ));
-    assert!(!short(
-      json!({"type": "http", "url": "http://api.anthropic.com/v1/pages/mcp", "pluginSource": "p"})
-    ));
+    assert!(!short(json!({"type": "http", "url": "https://x.dev/mcp", "pluginSource": "p"})));
+    assert!(!short(json!({"type": "http", "url": "https://x.dev/mcp", "pluginSource": "p", "headers": {}})));
+    assert!(short(json!({"type": "sse", "url": "https://x.dev/mcp", "pluginSource": "p", "headers": {"a": "b"}})));
+    assert!(short(json!({"type": "http", "url": "https://x.dev/mcp", "pluginSource": "p", "headersHelper": "h.sh"})));
+    assert!(short(json!({"type": "http", "url": "https://api.anthropic.com/v1/pages/mcp", "pluginSource": "p"})));
+    assert!(short(json!({"type": "http", "url": "https://API.anthropic.com:443/v1/design/x", "pluginSource": "p"})));
+    assert!(!short(json!({"type": "http", "url": "https://api.anthropic.com:8443/v1/pages/mcp", "pluginSource": "p"})));
+    assert!(!short(json!({"type": "http", "url": "http://api.anthropic.com/v1/pages/mcp", "pluginSource": "p"})));
     // Not a plugin: the exemption does not apply (nor does the 4 h default).
     assert!(!short(json!({"type": "http", "url": "u", "headers": {"a": "b"}})));
   }

@@ -49,10 +49,7 @@ pub struct Rules<'a> {
 
 impl Rules<'static> {
   pub fn name_only(default_ttl_ms: f64) -> Rules<'static> {
-    Rules {
-      default_ttl_ms,
-      configs: None,
-    }
+    Rules { default_ttl_ms, configs: None }
   }
 }
 
@@ -76,10 +73,7 @@ impl<'a> Rules<'a> {
   }
 
   pub fn statuses(&self, doc: &Document, now: f64) -> Vec<EntryStatus> {
-    doc
-      .iter()
-      .map(|(server, entry)| self.status(server, entry, now))
-      .collect()
+    doc.iter().map(|(server, entry)| self.status(server, entry, now)).collect()
   }
 }
 
@@ -116,9 +110,7 @@ pub fn judge(server: &str, entry: &Value, config: &ServerConfig, now: f64) -> En
   let long = config.transport == Transport::ClaudeAiProxy
     || (config.plugin && config.transport.is_http_or_sse() && !config.short_default_ttl);
   let default_ttl = if long { LONG_DEFAULT_TTL_MS } else { DEFAULT_TTL_MS };
-  let ttl_ms = field("ttlMs")
-    .filter(|v| !v.is_null())
-    .map_or(default_ttl, js_to_number);
+  let ttl_ms = field("ttlMs").filter(|v| !v.is_null()).map_or(default_ttl, js_to_number);
   let timestamp = field("timestamp").map(js_to_number).filter(|t| t.is_finite());
   let in_window = timestamp.is_some_and(|ts| {
     let age = now - ts;
@@ -164,15 +156,10 @@ fn js_string_to_number(s: &str) -> f64 {
       if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return f64::NAN;
       }
-      digits.chars().fold(0.0, |acc, c| {
-        acc * f64::from(radix) + f64::from(c.to_digit(radix).unwrap_or(0))
-      })
+      digits.chars().fold(0.0, |acc, c| acc * f64::from(radix) + f64::from(c.to_digit(radix).unwrap_or(0)))
     })
   };
-  if let Some(n) = radix(["0x", "0X"], 16)
-    .or_else(|| radix(["0o", "0O"], 8))
-    .or_else(|| radix(["0b", "0B"], 2))
-  {
+  if let Some(n) = radix(["0x", "0X"], 16).or_else(|| radix(["0o", "0O"], 8)).or_else(|| radix(["0b", "0B"], 2)) {
     return n;
   }
   let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
@@ -296,25 +283,13 @@ mod tests {
 
   #[test]
   fn without_a_config_the_name_only_rule_applies() {
-    let configs: ServerConfigs = [(
-      "proxy".to_string(),
-      cfg(json!({"type": "claudeai-proxy", "url": "u", "id": "a"})),
-    )]
-    .into();
-    let rules = Rules {
-      default_ttl_ms: DEFAULT_TTL_MS,
-      configs: Some(&configs),
-    };
+    let configs: ServerConfigs =
+      [("proxy".to_string(), cfg(json!({"type": "claudeai-proxy", "url": "u", "id": "a"})))].into();
+    let rules = Rules { default_ttl_ms: DEFAULT_TTL_MS, configs: Some(&configs) };
     let doc: Document = serde_json::from_value(json!({"proxy": at(30.0 * MIN), "other": at(30.0 * MIN)})).expect("doc");
     let s = rules.statuses(&doc, NOW);
-    assert_eq!(
-      (s[0].judged_by, s[0].cached, s[0].ignored),
-      (JudgedBy::Config, false, Some(Ignored::IdMismatch))
-    );
-    assert_eq!(
-      (s[1].judged_by, s[1].cached, s[1].ttl_ms),
-      (JudgedBy::Name, false, DEFAULT_TTL_MS)
-    );
+    assert_eq!((s[0].judged_by, s[0].cached, s[0].ignored), (JudgedBy::Config, false, Some(Ignored::IdMismatch)));
+    assert_eq!((s[1].judged_by, s[1].cached, s[1].ttl_ms), (JudgedBy::Name, false, DEFAULT_TTL_MS));
     let s = Rules::name_only(LONG_DEFAULT_TTL_MS).statuses(&doc, NOW);
     assert!(s.iter().all(|st| st.cached && st.judged_by == JudgedBy::Name));
   }
@@ -322,10 +297,7 @@ mod tests {
   #[test]
   fn default_ttl_option_does_not_bend_the_exact_rule() {
     let configs: ServerConfigs = [("h".to_string(), cfg(json!({"type": "http", "url": "u"})))].into();
-    let rules = Rules {
-      default_ttl_ms: LONG_DEFAULT_TTL_MS,
-      configs: Some(&configs),
-    };
+    let rules = Rules { default_ttl_ms: LONG_DEFAULT_TTL_MS, configs: Some(&configs) };
     assert!(!rules.status("h", &at(30.0 * MIN), NOW).cached);
   }
 

@@ -580,11 +580,8 @@ fn handler(
 
 /// Servers whose entries were added, changed or removed between two documents.
 fn changed_servers(before: &Document, after: &Document) -> Vec<String> {
-  let mut names: Vec<String> = after
-    .iter()
-    .filter(|(k, v)| before.get(*k) != Some(*v))
-    .map(|(k, _)| k.clone())
-    .collect();
+  let mut names: Vec<String> =
+    after.iter().filter(|(k, v)| before.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect();
   names.extend(before.keys().filter(|k| !after.contains_key(*k)).cloned());
   names
 }
@@ -731,9 +728,10 @@ mod tests {
       "gh removed again before the event, other kept"
     );
     f.quiet(200); // the removal is our own write: not reported
-    // A genuine new 401 for gh itself, after the sign-in, stays.
+                  // A genuine new 401 for gh itself, after the sign-in, stays.
     let newer = now_ms() + 1.0;
-    fs::write(f.cache(), format!(r#"{{"other":{{"timestamp":{later}}},"gh":{{"timestamp":{newer}}}}}"#)).expect("write");
+    fs::write(f.cache(), format!(r#"{{"other":{{"timestamp":{later}}},"gh":{{"timestamp":{newer}}}}}"#))
+      .expect("write");
     assert_eq!(f.next_event().servers, vec!["gh"]);
     assert!(fs::read_to_string(f.cache()).expect("read").contains("\"gh\""));
   }

@@ -14,7 +14,9 @@ fn failure(service: &str, err: &keyring::Error) -> Error {
   };
   Error::new(
     ErrorCode::Keychain,
-    format!("cannot read the keychain item {service:?}: {kind}. Unlock the keychain or pass options.credentials = 'file'"),
+    format!(
+      "cannot read the keychain item {service:?}: {kind}. Unlock the keychain or pass options.credentials = 'file'"
+    ),
   )
 }
 

@@ -63,11 +63,7 @@ pub fn keychain_account() -> String {
 /// `$USER` is unset or empty, as Claude Code asks `os.userInfo()` only then.
 fn account_name(user: Option<String>, os_user: impl FnOnce() -> Option<String>) -> String {
   let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-  user
-    .filter(|u| !u.is_empty())
-    .or_else(os_user)
-    .filter(|u| valid(u))
-    .unwrap_or_else(|| FALLBACK_ACCOUNT.to_owned())
+  user.filter(|u| !u.is_empty()).or_else(os_user).filter(|u| valid(u)).unwrap_or_else(|| FALLBACK_ACCOUNT.to_owned())
 }
 
 /// The effective user's name as Node's `os.userInfo()` gets it (`getpwuid_r`).
@@ -106,7 +102,10 @@ mod tests {
   fn service_suffix_is_the_first_8_hex_of_the_dirs_sha256() {
     // sha256("/home/u/.claude-work") starts 9fa37e90 (`printf %s /home/u/.claude-work | sha256sum`).
     assert_eq!(keychain_service(Path::new("/home/u/.claude-work"), true), "Claude Code-credentials-9fa37e90");
-    assert_ne!(keychain_service(Path::new("/home/u/.claude"), true), keychain_service(Path::new("/home/v/.claude"), true));
+    assert_ne!(
+      keychain_service(Path::new("/home/u/.claude"), true),
+      keychain_service(Path::new("/home/v/.claude"), true)
+    );
   }
 
   #[test]

@@ -66,10 +66,8 @@ pub(super) fn summarise(doc: &Map<String, Value>, changed_at: Option<f64>) -> Sn
       let refresh = token("refreshToken");
       let expires_at = entry.get("expiresAt").and_then(Value::as_f64);
       let discovery = entry.get("discoveryState").and_then(Value::as_object);
-      let metadata_found = discovery
-        .and_then(|d| d.get("oauthMetadataFound"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+      let metadata_found =
+        discovery.and_then(|d| d.get("oauthMetadataFound")).and_then(Value::as_bool).unwrap_or(false);
       let s = servers.entry(name.clone()).or_default();
       s.has_access_token |= access.is_some();
       s.has_refresh_token |= refresh.is_some();
@@ -81,9 +79,7 @@ pub(super) fn summarise(doc: &Map<String, Value>, changed_at: Option<f64>) -> Sn
       }
       if access.is_none() && refresh.is_none() && metadata_found {
         s.tokenless_stub = true;
-        s.tokenless_rejected_at = discovery
-          .and_then(|d| d.get("tokenlessRejectedAt"))
-          .and_then(Value::as_f64);
+        s.tokenless_rejected_at = discovery.and_then(|d| d.get("tokenlessRejectedAt")).and_then(Value::as_f64);
       }
       // Only what a sign-in changes goes into the fingerprint: a token-less stub written after a
       // 401 is not a sign-in.
