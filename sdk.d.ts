@@ -20,9 +20,9 @@
 
 /** One entry of `Query.mcpServerStatus()` (only the fields this module reads). */
 export interface McpServerStatusLike {
-  name: string
-  status: 'connected' | 'failed' | 'needs-auth' | 'pending' | 'disabled' | (string & {})
-  [key: string]: unknown
+  name: string;
+  status: 'connected' | 'failed' | 'needs-auth' | 'pending' | 'disabled' | (string & {});
+  [key: string]: unknown;
 }
 
 /**
@@ -31,107 +31,107 @@ export interface McpServerStatusLike {
  * rejects has ended, for this module: the SDK rejects every control request of a closed query.
  */
 export interface QueryLike {
-  mcpServerStatus(): Promise<McpServerStatusLike[]>
-  reconnectMcpServer(serverName: string): Promise<void>
+  mcpServerStatus(): Promise<McpServerStatusLike[]>;
+  reconnectMcpServer(serverName: string): Promise<void>;
 }
 
 /** The SDK's `HookCallback` shape. */
 export type HookCallbackLike = (
-  input: any,
+  input: unknown,
   toolUseID: string | undefined,
   options: { signal: AbortSignal },
-) => Promise<{ continue?: boolean; [key: string]: unknown }>
+) => Promise<{ continue?: boolean; [key: string]: unknown }>;
 
 /** The SDK's `HookCallbackMatcher` shape. */
 export interface HookCallbackMatcherLike {
-  matcher?: string
-  hooks: HookCallbackLike[]
-  timeout?: number
+  matcher?: string;
+  hooks: HookCallbackLike[];
+  timeout?: number;
 }
 
 /** The fields of the SDK's query `Options` this module reads or writes. */
 export interface QueryOptionsLike {
   /** The Claude Code child's environment (default `process.env`). */
-  env?: Record<string, string | undefined>
+  env?: Record<string, string | undefined>;
   /** The session's MCP servers: `prepareQuery` judges their entries with these configs. */
-  mcpServers?: Record<string, import('./index').McpServerConfig>
-  hooks?: Partial<Record<string, HookCallbackMatcherLike[]>>
-  [key: string]: any
+  mcpServers?: Record<string, import('./index').McpServerConfig>;
+  hooks?: Partial<Record<string, HookCallbackMatcherLike[]>>;
+  [key: string]: unknown;
 }
 
 /** What `onReconnect` receives after each server's reconnect ends. */
 export interface ReconnectOutcome {
-  server: string
+  server: string;
   /** The server is connected in the session now. */
-  ok: boolean
+  ok: boolean;
   /** The last error, when `ok` is false. */
-  error?: unknown
+  error?: unknown;
   /** How many `reconnectMcpServer` calls were made (1..retries). */
-  attempts: number
+  attempts: number;
 }
 
 /** Which config dir to use, and how the addon reads credentials and judges entries. */
 export interface ConfigDirOptions {
   /** Explicit config dir. Default: `configDirFor({ env })`. */
-  configDir?: string
+  configDir?: string;
   /** The environment the Claude Code child runs with (the query's `options.env`). Default `process.env`. */
-  env?: Record<string, string | undefined>
+  env?: Record<string, string | undefined>;
   /** Passed to the addon: `'auto'` (default), `'file'`, `'keychain'`, `'none'`. */
-  credentials?: 'auto' | 'file' | 'keychain' | 'none'
+  credentials?: 'auto' | 'file' | 'keychain' | 'none';
   /** Passed to the addon. */
-  defaultTtlMs?: number
+  defaultTtlMs?: number;
   /**
    * The session's server configs (the query's `options.mcpServers`): entries of these servers are
    * judged by Claude Code 2.1.332's exact rules. `prepareQuery` passes `mcpServers` itself.
    * Invalid configs are left out with a warning (the name-only rule then applies).
    */
-  serverConfigs?: Record<string, import('./index').McpServerConfig>
+  serverConfigs?: Record<string, import('./index').McpServerConfig>;
 }
 
 export interface ReconnectOptions extends ConfigDirOptions {
   /** Called after each server's reconnect attempts end. Errors it throws become warnings. */
-  onReconnect?: (outcome: ReconnectOutcome) => void | Promise<void>
+  onReconnect?: (outcome: ReconnectOutcome) => void | Promise<void>;
   /** Tries per server (default 3). */
-  retries?: number
+  retries?: number;
   /** Backoff before the 2nd try, doubled each time (default 250 ms). */
-  backoffMs?: number
+  backoffMs?: number;
   /** Session statuses that get reconnected (default `['needs-auth', 'failed']`). */
-  statuses?: string[]
+  statuses?: string[];
   /**
    * Closes the subscription when aborted. Pass the signal of the `AbortController` given to the
    * query (`options.abortController`, the SDK's way to cancel a session) to stop with it at once.
    */
-  signal?: AbortSignal
+  signal?: AbortSignal;
   /** @deprecated Ignored: the query is never wrapped; the subscription stops when the session ends. */
-  observeQuery?: boolean
+  observeQuery?: boolean;
   /** Treat a `mcpServerStatus()` that takes longer as an ended session, with a warning (default 30000 ms). */
-  statusTimeoutMs?: number
+  statusTimeoutMs?: number;
   /** Passed to `onAuthChanged` (default true). */
-  watch?: boolean
+  watch?: boolean;
   /** Passed to `onAuthChanged`. */
-  pollIntervalMs?: number
+  pollIntervalMs?: number;
 }
 
 export interface NeedsAuthHooksOptions extends ConfigDirOptions {
   /** The query to reconnect in, or a getter (the query does not exist yet when options are built). */
-  query?: QueryLike | (() => QueryLike | undefined | null)
-  onReconnect?: (outcome: ReconnectOutcome) => void | Promise<void>
-  retries?: number
-  backoffMs?: number
+  query?: QueryLike | (() => QueryLike | undefined | null);
+  onReconnect?: (outcome: ReconnectOutcome) => void | Promise<void>;
+  retries?: number;
+  backoffMs?: number;
   /** How long to wait for `pending` servers to settle before deciding (default 10000 ms). */
-  pendingWaitMs?: number
+  pendingWaitMs?: number;
 }
 
 /** The subscription `reconnectOnAuthChange` returns (same surface as the addon's `Subscription`). */
 export declare class ReconnectSubscription {
-  private constructor()
+  private constructor();
   /** Stops at once; no further status checks or reconnects. Idempotent. */
-  close(): void
+  close(): void;
   /** True once closed: by `close()`, the signal, or the session's end. */
-  get closed(): boolean
+  get closed(): boolean;
   /** Resolves once nothing is queued or running. */
-  settled(): Promise<void>
-  [Symbol.dispose](): void
+  settled(): Promise<void>;
+  [Symbol.dispose](): void;
 }
 
 /**
@@ -140,21 +140,24 @@ export declare class ReconnectSubscription {
  * NFC-normalised. A set but empty CLAUDE_CONFIG_DIR gives `''`, as in Claude Code. The addon's
  * `configDirFor(env)` applies the rule (the same one every addon function uses).
  */
-export declare function configDirFor(queryOptions?: QueryOptionsLike | null): string
+export declare function configDirFor(queryOptions?: QueryOptionsLike | null): string;
 
 /**
  * Before a session starts: purges stale needs-auth entries of the session's config dir and
  * appends `needsAuthHooks(helperOptions)` to `queryOptions.hooks.SessionStart` (the caller's
  * hooks are kept; a second call adds nothing). Returns the same object.
  */
-export declare function prepareQuery<T extends QueryOptionsLike>(queryOptions: T, helperOptions?: NeedsAuthHooksOptions): T
+export declare function prepareQuery<T extends QueryOptionsLike>(
+  queryOptions: T,
+  helperOptions?: NeedsAuthHooksOptions,
+): T;
 
 /**
  * `{ SessionStart: [matcher] }` for `options.hooks`. The hook purges stale entries and schedules
  * (never awaits) reconnects of servers the session reports `needs-auth` that a new process
  * would now dial; that part needs `options.query` (a getter works). Returns `{ continue: true }`.
  */
-export declare function needsAuthHooks(options?: NeedsAuthHooksOptions): { SessionStart: HookCallbackMatcherLike[] }
+export declare function needsAuthHooks(options?: NeedsAuthHooksOptions): { SessionStart: HookCallbackMatcherLike[] };
 
 /**
  * Reconnects a live session's servers after sign-ins: subscribes to `onAuthChanged`
@@ -172,60 +175,60 @@ export declare function needsAuthHooks(options?: NeedsAuthHooksOptions): { Sessi
  * Never throws into the host after creation (throws `TypeError` at once when `query` lacks the
  * two methods).
  */
-export declare function reconnectOnAuthChange(query: QueryLike, options?: ReconnectOptions): ReconnectSubscription
+export declare function reconnectOnAuthChange(query: QueryLike, options?: ReconnectOptions): ReconnectSubscription;
 
 /** The part of the SDK's `Query` that `signIn` uses (Agent SDK 0.2.104 and later). */
 export interface SignInQueryLike extends QueryLike {
   /** 0.2.x: `(serverName)`; 0.3.x: `(serverName, redirectUri?, { redirectUriOnly? })`. */
-  mcpAuthenticate(serverName: string, redirectUri?: string, options?: { redirectUriOnly?: boolean }): Promise<any>
+  mcpAuthenticate(serverName: string, redirectUri?: string, options?: { redirectUriOnly?: boolean }): Promise<unknown>;
   /** Hands Claude Code the URL the OAuth redirect landed on. */
-  mcpSubmitOAuthCallbackUrl?(serverName: string, callbackUrl: string): Promise<any>
+  mcpSubmitOAuthCallbackUrl?(serverName: string, callbackUrl: string): Promise<unknown>;
 }
 
 export interface SignInOptions {
   /** Claude Code's config dir for this session. Default: `configDirFor({ env })`. */
-  configDir?: string
+  configDir?: string;
   /** The session's `options.env` (to find its config dir). Default `process.env`. */
-  env?: Record<string, string | undefined>
+  env?: Record<string, string | undefined>;
   /** Fails the sign-in with `ERR_SIGN_IN_TIMEOUT` after this long (default 300000 ms). */
-  timeoutMs?: number
+  timeoutMs?: number;
   /** Aborting fails the sign-in with an `AbortError` (`code: 'ABORT_ERR'`, `cause: signal.reason`). */
-  signal?: AbortSignal
+  signal?: AbortSignal;
   /**
    * Agent SDK 0.3.x: the host receives the OAuth callback at this URI itself (Claude Code opens no
    * listener) and hands it over with `pending.submitCallbackUrl(url)`. `ERR_SIGN_IN_UNSUPPORTED`
    * on an SDK whose `mcpAuthenticate` takes no redirect URI.
    */
-  redirectUri?: string
+  redirectUri?: string;
 }
 
 /** What `pending.completed` resolves with. */
 export interface SignInResult {
-  server: string
+  server: string;
   /** The session's status for the server once the sign-in landed: `'connected'`, or what it reports. */
-  status: McpServerStatusLike['status'] | 'unknown'
+  status: McpServerStatusLike['status'] | 'unknown';
 }
 
 /** A sign-in waiting for the user. */
 export interface PendingSignIn {
-  readonly server: string
+  readonly server: string;
   /**
    * Where the user signs in: show it, or open a browser yourself (this library never does).
    * `null` when Claude Code needed no user action (it already held usable tokens).
    */
-  readonly authUrl: string | null
+  readonly authUrl: string | null;
   /**
    * Resolves once the tokens are in Claude Code's store, the server's needs-auth entry is gone,
    * this process's `onAuthChanged` subscribers of the config dir were told, and the session has
    * (re)connected the server. Rejects with `ERR_SIGN_IN_TIMEOUT`, an `AbortError`, or
    * `ERR_SIGN_IN_FAILED`. Never an unhandled rejection when nobody awaits it.
    */
-  readonly completed: Promise<SignInResult>
+  readonly completed: Promise<SignInResult>;
   /**
    * Hands the callback URL (with its `code`) to Claude Code: for `redirectUri`, or when the
    * browser could not reach Claude Code's own localhost callback. The URL is never echoed.
    */
-  submitCallbackUrl(callbackUrl: string): Promise<void>
+  submitCallbackUrl(callbackUrl: string): Promise<void>;
 }
 
 /**
@@ -241,4 +244,4 @@ export interface PendingSignIn {
  * `ERR_SIGN_IN_FAILED`, `ERR_SIGN_IN_IN_PROGRESS`, `ERR_SIGN_IN_NOT_PENDING` (submitCallbackUrl
  * after the end), and `AbortError` (`code: 'ABORT_ERR'`).
  */
-export declare function signIn(query: SignInQueryLike, server: string, options?: SignInOptions): Promise<PendingSignIn>
+export declare function signIn(query: SignInQueryLike, server: string, options?: SignInOptions): Promise<PendingSignIn>;

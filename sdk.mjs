@@ -4,12 +4,5 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const sdk = require('./sdk.js');
 
-export const {
-  configDirFor,
-  prepareQuery,
-  needsAuthHooks,
-  reconnectOnAuthChange,
-  ReconnectSubscription,
-  signIn,
-} = sdk;
+export const { configDirFor, prepareQuery, needsAuthHooks, reconnectOnAuthChange, ReconnectSubscription, signIn } = sdk;
 export default sdk;

@@ -15,9 +15,7 @@ const { spawnSync } = require('node:child_process');
 
 const ADDON = path.resolve(__dirname, '..');
 const { readableAddon } = require('./helpers/readable-addon');
-const {
-  cachePath, listNeedsAuth, isNeedsAuthCached, markNeedsAuth, invalidateNeedsAuth,
-} = require(ADDON);
+const { cachePath, listNeedsAuth, isNeedsAuthCached, markNeedsAuth, invalidateNeedsAuth } = require(ADDON);
 
 const FILE = 'mcp-needs-auth-cache.json';
 const MiB = 1024 * 1024;
@@ -54,7 +52,10 @@ function assertUntouched(file, before, msg) {
 
 /** Dir listing without the sidecar lock file. */
 function listing(dir) {
-  return fs.readdirSync(dir).filter((n) => n !== `${FILE}.lock`).sort();
+  return fs
+    .readdirSync(dir)
+    .filter((n) => n !== `${FILE}.lock`)
+    .sort();
 }
 
 /** Runs `code` in a fresh node with exactly `env` (plus PATH); returns its parsed stdout JSON. */
@@ -93,7 +94,7 @@ describe('cachePath', () => {
     assert.equal(cachePath({ configDir: 'rel/dir' }), 'rel/dir/mcp-needs-auth-cache.json');
   });
 
-  it('options.configDir wins over CLAUDE_CONFIG_DIR and HOME', (t) => {
+  it('options.configDir wins over CLAUDE_CONFIG_DIR and HOME', (_t) => {
     const out = runChild(
       `const m=require(${JSON.stringify(ADDON)});process.stdout.write(JSON.stringify(m.cachePath({configDir:'/opt/explicit'})))`,
       { CLAUDE_CONFIG_DIR: '/opt/from-env', HOME: '/opt/home' },
@@ -140,7 +141,9 @@ describe('cachePath', () => {
     assertCode(() => cachePath({ configDir: '' }), 'ERR_INVALID_ARGUMENT', "configDir ''");
   });
 
-  it('ERR_NO_CONFIG_DIR without CLAUDE_CONFIG_DIR, HOME or a passwd entry', { skip: !IS_ROOT && 'needs root to run a child as a uid without a passwd entry' }, () => {
+  it('ERR_NO_CONFIG_DIR without CLAUDE_CONFIG_DIR, HOME or a passwd entry', {
+    skip: !IS_ROOT && 'needs root to run a child as a uid without a passwd entry',
+  }, () => {
     const code = `const m=require(${JSON.stringify(readableAddon())});
       const r={};
       try{m.cachePath();r.ok=true}catch(e){r.code=e.code}
@@ -156,7 +159,8 @@ describe('byte-exact round trips of Claude Code files', () => {
   const fixtures = {
     '2.1.108': '{"github":{"timestamp":1795668795083}}',
     '2.1.108 two servers': '{"github":{"timestamp":1795668795083},"linear":{"timestamp":1795668700000}}',
-    '2.1.120+': '{"claude.ai Figma":{"timestamp":1795668795083,"ttlMs":14400000,"id":"mcpsrv_01HZX9","lapsedCcrSignInKey":"ccr-key-\u00e9\\"q\\"","future":{"x":[1,2.5,null,true,false],"nested":{"k":"v"}}},"github":{"timestamp":1795668795083,"ttlMs":90000},"weird":{"note":"no timestamp"},"n":5,"arr":[1,"two"]}',
+    '2.1.120+':
+      '{"claude.ai Figma":{"timestamp":1795668795083,"ttlMs":14400000,"id":"mcpsrv_01HZX9","lapsedCcrSignInKey":"ccr-key-\u00e9\\"q\\"","future":{"x":[1,2.5,null,true,false],"nested":{"k":"v"}}},"github":{"timestamp":1795668795083,"ttlMs":90000},"weird":{"note":"no timestamp"},"n":5,"arr":[1,"two"]}',
     'empty object': '{}',
   };
   for (const [label, bytes] of Object.entries(fixtures)) {
@@ -179,7 +183,8 @@ describe('byte-exact round trips of Claude Code files', () => {
   }
 
   it('other servers and unknown fields survive marking an existing server', (t) => {
-    const bytes = '{"a":{"timestamp":1,"x":{"deep":[1]}},"b":{"timestamp":2,"ttlMs":3,"id":"i","lapsedCcrSignInKey":"k","z":true},"c":"odd"}';
+    const bytes =
+      '{"a":{"timestamp":1,"x":{"deep":[1]}},"b":{"timestamp":2,"ttlMs":3,"id":"i","lapsedCcrSignInKey":"k","z":true},"c":"odd"}';
     const { file, opts } = withCache(t, bytes);
     markNeedsAuth('b', { ...opts, ttlMs: 60000 });
     const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -215,18 +220,37 @@ describe('listNeedsAuth and the TTL rule', () => {
     const bytes = JSON.stringify(doc);
     const { file, opts } = withCache(t, bytes);
     const list = listNeedsAuth(opts);
-    assert.deepEqual(list.map((e) => e.server), Object.keys(doc));
+    assert.deepEqual(
+      list.map((e) => e.server),
+      Object.keys(doc),
+    );
     const by = Object.fromEntries(list.map((e) => [e.server, e]));
 
     assert.deepEqual(by.fresh, {
-      server: 'fresh', timestamp: now - 5000, ttlMs: 900000, expiresAt: now - 5000 + 900000, cached: true, judgedBy: 'name',
+      server: 'fresh',
+      timestamp: now - 5000,
+      ttlMs: 900000,
+      expiresAt: now - 5000 + 900000,
+      cached: true,
+      judgedBy: 'name',
     });
     assert.equal('id' in by.fresh, false);
     assert.deepEqual(by.stale, {
-      server: 'stale', timestamp: now - 905000, ttlMs: 900000, expiresAt: now - 5000, cached: false, judgedBy: 'name',
+      server: 'stale',
+      timestamp: now - 905000,
+      ttlMs: 900000,
+      expiresAt: now - 5000,
+      cached: false,
+      judgedBy: 'name',
     });
     assert.deepEqual(by.longTtl, {
-      server: 'longTtl', timestamp: now - 1800000, ttlMs: 14400000, expiresAt: now - 1800000 + 14400000, cached: true, id: 'mcpsrv_1', judgedBy: 'name',
+      server: 'longTtl',
+      timestamp: now - 1800000,
+      ttlMs: 14400000,
+      expiresAt: now - 1800000 + 14400000,
+      cached: true,
+      id: 'mcpsrv_1',
+      judgedBy: 'name',
     });
     assert.equal(by.shortTtl.cached, false, 'entry ttlMs 1000 < age 5000');
     assert.equal(by.shortTtl.ttlMs, 1000);
@@ -255,19 +279,29 @@ describe('listNeedsAuth and the TTL rule', () => {
     const { opts } = withCache(t, JSON.stringify(doc));
     const judge = (o) => Object.fromEntries(listNeedsAuth(o).map((e) => [e.server, [e.ttlMs, e.cached]]));
     assert.deepEqual(judge(opts), {
-      thirtyMin: [900000, false], ownShortTtl: [60000, false], ownLongTtl: [14400000, true], tenSec: [900000, true],
+      thirtyMin: [900000, false],
+      ownShortTtl: [60000, false],
+      ownLongTtl: [14400000, true],
+      tenSec: [900000, true],
     });
     const long = { ...opts, defaultTtlMs: 14400000 };
     assert.deepEqual(judge(long), {
-      thirtyMin: [14400000, true], ownShortTtl: [60000, false], ownLongTtl: [14400000, true], tenSec: [14400000, true],
+      thirtyMin: [14400000, true],
+      ownShortTtl: [60000, false],
+      ownLongTtl: [14400000, true],
+      tenSec: [14400000, true],
     });
     const short = { ...opts, defaultTtlMs: 5000 };
     assert.deepEqual(judge(short), {
-      thirtyMin: [5000, false], ownShortTtl: [60000, false], ownLongTtl: [14400000, true], tenSec: [5000, false],
+      thirtyMin: [5000, false],
+      ownShortTtl: [60000, false],
+      ownLongTtl: [14400000, true],
+      tenSec: [5000, false],
     });
     assert.equal(listNeedsAuth(long).find((e) => e.server === 'thirtyMin').expiresAt, now - 1800000 + 14400000);
     for (const o of [opts, long, short]) {
-      for (const e of listNeedsAuth(o)) assert.equal(isNeedsAuthCached(e.server, o), e.cached, `${e.server} ${o.defaultTtlMs}`);
+      for (const e of listNeedsAuth(o))
+        assert.equal(isNeedsAuthCached(e.server, o), e.cached, `${e.server} ${o.defaultTtlMs}`);
     }
     assert.equal(isNeedsAuthCached('absent', long), false);
     assert.equal(isNeedsAuthCached('toString', long), false, 'no inherited keys');
@@ -311,9 +345,16 @@ describe('markNeedsAuth', () => {
     const ts = Number(m[1]);
     assert.ok(ts >= before && ts <= after, `${ts} not in [${before}, ${after}]`);
     assert.equal(isNeedsAuthCached('github', opts), true);
-    assert.deepEqual(listNeedsAuth(opts), [{
-      server: 'github', timestamp: ts, ttlMs: 900000, expiresAt: ts + 900000, cached: true, judgedBy: 'name',
-    }]);
+    assert.deepEqual(listNeedsAuth(opts), [
+      {
+        server: 'github',
+        timestamp: ts,
+        ttlMs: 900000,
+        expiresAt: ts + 900000,
+        cached: true,
+        judgedBy: 'name',
+      },
+    ]);
   });
 
   it('adds ttlMs and id from options, in that order', (t) => {
@@ -324,7 +365,10 @@ describe('markNeedsAuth', () => {
     markNeedsAuth('onlyId', { configDir: dir, id: 'x' });
     const after = Date.now();
     const text = fs.readFileSync(path.join(dir, FILE), 'utf8');
-    const m = /^\{"figma":\{"timestamp":(\d+),"ttlMs":90000,"id":"mcpsrv_01"\},"onlyTtl":\{"timestamp":(\d+),"ttlMs":0\},"onlyId":\{"timestamp":(\d+),"id":"x"\}\}$/.exec(text);
+    const m =
+      /^\{"figma":\{"timestamp":(\d+),"ttlMs":90000,"id":"mcpsrv_01"\},"onlyTtl":\{"timestamp":(\d+),"ttlMs":0\},"onlyId":\{"timestamp":(\d+),"id":"x"\}\}$/.exec(
+        text,
+      );
     assert.ok(m, `unexpected bytes ${text}`);
     for (const ts of m.slice(1).map(Number)) assert.ok(ts >= before && ts <= after);
     const by = Object.fromEntries(listNeedsAuth({ configDir: dir }).map((e) => [e.server, e]));
@@ -356,7 +400,7 @@ describe('invalidateNeedsAuth', () => {
     assertUntouched(file, s, 'second invalidate of b');
   });
 
-  it('an array: the names actually removed, in the caller\'s order, once each', (t) => {
+  it("an array: the names actually removed, in the caller's order, once each", (t) => {
     const { file, opts } = withCache(t, doc);
     assert.deepEqual(invalidateNeedsAuth(['zzz', 'd', 'a', 'd', 'nope'], opts), ['d', 'a']);
     assert.equal(fs.readFileSync(file, 'utf8'), '{"b":{"timestamp":2},"c":{"timestamp":3,"ttlMs":1}}');
@@ -433,17 +477,31 @@ describe('server names are ordinary, distinct keys', () => {
   it('__proto__, constructor, spaces, non-ASCII, NFD vs NFC', (t) => {
     const dir = tmp(t);
     const opts = { configDir: dir };
-    const names = ['__proto__', 'constructor', 'claude.ai Figma', '日本語サーバー', 'emoji 🔐', 'cafe\u0301', 'caf\u00e9', 'hasOwnProperty'];
+    const names = [
+      '__proto__',
+      'constructor',
+      'claude.ai Figma',
+      '日本語サーバー',
+      'emoji 🔐',
+      'cafe\u0301',
+      'caf\u00e9',
+      'hasOwnProperty',
+    ];
     for (const n of names) markNeedsAuth(n, opts);
     const text = fs.readFileSync(path.join(dir, FILE), 'utf8');
-    for (const n of names) assert.ok(text.includes(`${JSON.stringify(n)}:{"timestamp":`), `raw key ${JSON.stringify(n)} in ${text}`);
+    for (const n of names)
+      assert.ok(text.includes(`${JSON.stringify(n)}:{"timestamp":`), `raw key ${JSON.stringify(n)} in ${text}`);
     const parsed = JSON.parse(text);
     assert.equal(Object.getPrototypeOf(parsed), Object.prototype, 'parsing the file does not change the prototype');
     assert.deepEqual(Object.keys(parsed), names);
     assert.ok(Object.hasOwn(parsed, '__proto__'));
 
     const list = listNeedsAuth(opts);
-    assert.deepEqual(list.map((e) => e.server), names, 'exact spellings, NFD not normalised');
+    assert.deepEqual(
+      list.map((e) => e.server),
+      names,
+      'exact spellings, NFD not normalised',
+    );
     for (const e of list) {
       assert.equal(Object.getPrototypeOf(e), Object.prototype);
       assert.equal(e.cached, true);
@@ -451,7 +509,7 @@ describe('server names are ordinary, distinct keys', () => {
     for (const n of names) assert.equal(isNeedsAuthCached(n, opts), true, n);
     assert.equal(isNeedsAuthCached('toString', opts), false);
     assert.equal(isNeedsAuthCached('valueOf', opts), false);
-    assert.equal(({}).polluted, undefined);
+    assert.equal({}.polluted, undefined);
 
     // NFD and NFC are different servers.
     assert.deepEqual(invalidateNeedsAuth('cafe\u0301', opts), ['cafe\u0301']);
@@ -459,18 +517,30 @@ describe('server names are ordinary, distinct keys', () => {
     assert.equal(isNeedsAuthCached('caf\u00e9', opts), true);
     assert.deepEqual(invalidateNeedsAuth(['__proto__', 'constructor'], opts), ['__proto__', 'constructor']);
     const after = JSON.parse(fs.readFileSync(path.join(dir, FILE), 'utf8'));
-    assert.deepEqual(Object.keys(after), ['claude.ai Figma', '日本語サーバー', 'emoji 🔐', 'caf\u00e9', 'hasOwnProperty']);
+    assert.deepEqual(Object.keys(after), [
+      'claude.ai Figma',
+      '日本語サーバー',
+      'emoji 🔐',
+      'caf\u00e9',
+      'hasOwnProperty',
+    ]);
   });
 
   it('reads a Claude Code file whose keys are __proto__ and constructor', (t) => {
     const now = Date.now();
     const bytes = `{"__proto__":{"timestamp":${now}},"constructor":{"timestamp":${now},"polluted":true}}`;
     const { file, opts } = withCache(t, bytes);
-    assert.deepEqual(listNeedsAuth(opts).map((e) => [e.server, e.cached]), [['__proto__', true], ['constructor', true]]);
+    assert.deepEqual(
+      listNeedsAuth(opts).map((e) => [e.server, e.cached]),
+      [
+        ['__proto__', true],
+        ['constructor', true],
+      ],
+    );
     markNeedsAuth('x', opts);
     invalidateNeedsAuth('x', opts);
     assert.equal(fs.readFileSync(file, 'utf8'), bytes);
-    assert.equal(({}).polluted, undefined);
+    assert.equal({}.polluted, undefined);
   });
 
   it('4096 UTF-8 bytes is the longest name', (t) => {
@@ -479,7 +549,10 @@ describe('server names are ordinary, distinct keys', () => {
     markNeedsAuth('x'.repeat(4096), opts);
     markNeedsAuth('\u00e9'.repeat(2048), opts); // 4096 bytes
     assert.equal(isNeedsAuthCached('x'.repeat(4096), opts), true);
-    assert.deepEqual(listNeedsAuth(opts).map((e) => e.server.length), [4096, 2048]);
+    assert.deepEqual(
+      listNeedsAuth(opts).map((e) => e.server.length),
+      [4096, 2048],
+    );
     assertCode(() => markNeedsAuth('\u00e9'.repeat(2049), opts), 'ERR_INVALID_SERVER_NAME', '4098 bytes');
   });
 });
@@ -593,12 +666,21 @@ describe('bad input throws a stable code and leaves the file alone', () => {
     const head = `{"keep":{"timestamp":${now}}}`;
     const { file, opts } = withCache(t, head + ' '.repeat(MiB - head.length));
     assert.equal(fs.statSync(file).size, MiB);
-    assert.deepEqual(listNeedsAuth(opts).map((e) => [e.server, e.cached]), [['keep', true]]);
+    assert.deepEqual(
+      listNeedsAuth(opts).map((e) => [e.server, e.cached]),
+      [['keep', true]],
+    );
     assert.deepEqual(invalidateNeedsAuth('keep', opts), ['keep']);
     assert.equal(fs.readFileSync(file, 'utf8'), '{}');
   });
 
-  for (const [label, bytes] of [['corrupt JSON', '{"a":{"timestamp":1},'], ['an array root', '[{"a":{"timestamp":1}}]'], ['a string root', '"hello"'], ['null', 'null'], ['empty', '']]) {
+  for (const [label, bytes] of [
+    ['corrupt JSON', '{"a":{"timestamp":1},'],
+    ['an array root', '[{"a":{"timestamp":1}}]'],
+    ['a string root', '"hello"'],
+    ['null', 'null'],
+    ['empty', ''],
+  ]) {
     it(`${label}: listed as empty; mark moves it aside intact and writes a fresh file`, (t) => {
       const { dir, file, opts } = withCache(t, bytes);
       assert.deepEqual(listNeedsAuth(opts), []);
@@ -614,11 +696,16 @@ describe('bad input throws a stable code and leaves the file alone', () => {
       assert.equal(fs.readFileSync(path.join(dir, aside[0]), 'utf8'), bytes, 'identical bytes');
       const fresh = JSON.parse(fs.readFileSync(file, 'utf8'));
       assert.deepEqual(Object.keys(fresh), ['s']);
-      assert.deepEqual(listNeedsAuth(opts).map((e) => e.server), ['s']);
+      assert.deepEqual(
+        listNeedsAuth(opts).map((e) => e.server),
+        ['s'],
+      );
     });
   }
 
-  it('an unwritable config dir -> ERR_CACHE_WRITE with the path, file untouched', { skip: !IS_ROOT && 'needs root to run the writer as nobody (65534)' }, (t) => {
+  it('an unwritable config dir -> ERR_CACHE_WRITE with the path, file untouched', {
+    skip: !IS_ROOT && 'needs root to run the writer as nobody (65534)',
+  }, (t) => {
     const base = tmp(t);
     fs.chmodSync(base, 0o755);
     const dir = path.join(base, 'cfg');
@@ -671,7 +758,10 @@ describe('bad input throws a stable code and leaves the file alone', () => {
     fs.symlinkSync(target, link);
     const opts = { configDir: dir };
     // Reading follows the link, as Claude Code's readFile does.
-    assert.deepEqual(listNeedsAuth(opts).map((e) => e.server), ['viaLink']);
+    assert.deepEqual(
+      listNeedsAuth(opts).map((e) => e.server),
+      ['viaLink'],
+    );
     const ts = snap(target);
     markNeedsAuth('s', opts);
     const st = fs.lstatSync(link);

@@ -104,7 +104,7 @@ describe('read-after-write across processes', () => {
     }
   });
 
-  it('sees this process\'s own writes and a file written through a symlinked dir', async (t) => {
+  it("sees this process's own writes and a file written through a symlinked dir", async (t) => {
     const root = tmp(t);
     const real = path.join(root, 'real');
     fs.mkdirSync(real);
@@ -124,7 +124,10 @@ describe('the remembered config dir follows process.env', () => {
   it('sees CLAUDE_CONFIG_DIR and HOME assigned from JavaScript at once', (t) => {
     const saved = { c: process.env.CLAUDE_CONFIG_DIR, h: process.env.HOME };
     t.after(() => {
-      for (const [k, v] of [['CLAUDE_CONFIG_DIR', saved.c], ['HOME', saved.h]]) {
+      for (const [k, v] of [
+        ['CLAUDE_CONFIG_DIR', saved.c],
+        ['HOME', saved.h],
+      ]) {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
       }
@@ -164,12 +167,21 @@ describe('options are decoded afresh on every call', () => {
     delete opts.defaultTtlMs;
     assert.equal(isNeedsAuthCached('only-in-a', opts), true, 'a field removed');
     opts.defaultTtlMs = 'soon';
-    assert.throws(() => isNeedsAuthCached('only-in-a', opts), (e) => e.code === 'ERR_INVALID_ARGUMENT' && /options\.defaultTtlMs/.test(e.message));
+    assert.throws(
+      () => isNeedsAuthCached('only-in-a', opts),
+      (e) => e.code === 'ERR_INVALID_ARGUMENT' && /options\.defaultTtlMs/.test(e.message),
+    );
     opts.defaultTtlMs = -1;
-    assert.throws(() => isNeedsAuthCached('only-in-a', opts), (e) => e.code === 'ERR_INVALID_ARGUMENT' && /options\.defaultTtlMs/.test(e.message));
+    assert.throws(
+      () => isNeedsAuthCached('only-in-a', opts),
+      (e) => e.code === 'ERR_INVALID_ARGUMENT' && /options\.defaultTtlMs/.test(e.message),
+    );
     delete opts.defaultTtlMs;
     opts.configDir = 42;
-    assert.throws(() => isNeedsAuthCached('only-in-a', opts), (e) => e.code === 'ERR_INVALID_ARGUMENT' && /options\.configDir/.test(e.message));
+    assert.throws(
+      () => isNeedsAuthCached('only-in-a', opts),
+      (e) => e.code === 'ERR_INVALID_ARGUMENT' && /options\.configDir/.test(e.message),
+    );
   });
 
   it('validates every known field whichever function gets it, and ignores unknown ones', () => {
@@ -180,10 +192,17 @@ describe('options are decoded afresh on every call', () => {
       [{ id: 7 }, 'id'],
       [{ configDir: '' }, 'configDir'],
     ]) {
-      assert.throws(() => cachePath({ ...bad, configDir: bad.configDir ?? '/x' }), (e) => e.code === 'ERR_INVALID_ARGUMENT' && e.message.includes(`options.${name}`), name);
+      assert.throws(
+        () => cachePath({ ...bad, configDir: bad.configDir ?? '/x' }),
+        (e) => e.code === 'ERR_INVALID_ARGUMENT' && e.message.includes(`options.${name}`),
+        name,
+      );
     }
     assert.equal(cachePath({ configDir: '/x', somethingElse: 1, 0: 'n', [Symbol('s')]: 1 }), path.join('/x', FILE));
-    assert.throws(() => cachePath('x'), (e) => e.code === 'ERR_INVALID_ARGUMENT');
+    assert.throws(
+      () => cachePath('x'),
+      (e) => e.code === 'ERR_INVALID_ARGUMENT',
+    );
   });
 
   it('reads inherited options from class instances and Object.create, and null-prototype objects', () => {
@@ -197,7 +216,10 @@ describe('options are decoded afresh on every call', () => {
     const bare = Object.create(null);
     bare.configDir = '/bare';
     assert.equal(cachePath(bare), path.join('/bare', FILE));
-    assert.throws(() => cachePath(Object.create({ configDir: 1 })), (e) => e.code === 'ERR_INVALID_ARGUMENT');
+    assert.throws(
+      () => cachePath(Object.create({ configDir: 1 })),
+      (e) => e.code === 'ERR_INVALID_ARGUMENT',
+    );
   });
 
   it('reads long strings exactly', (t) => {
@@ -207,7 +229,10 @@ describe('options are decoded afresh on every call', () => {
     fs.mkdirSync(deep, { recursive: true });
     const server = 's\u00e9'.repeat(300);
     markNeedsAuth(server, { configDir: deep });
-    assert.deepEqual(listNeedsAuth({ configDir: deep }).map((e) => e.server), [server]);
+    assert.deepEqual(
+      listNeedsAuth({ configDir: deep }).map((e) => e.server),
+      [server],
+    );
     assert.equal(isNeedsAuthCached(server, { configDir: deep }), true);
   });
 });

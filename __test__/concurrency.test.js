@@ -32,8 +32,12 @@ function runWorker(configDir, w, startAt) {
     );
     let out = '';
     let err = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { err += d; });
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
     child.on('close', (code, signal) => resolve({ w, code, signal, out, err }));
     child.on('error', (e) => resolve({ w, code: null, signal: null, out, err: String(e) }));
   });
@@ -47,7 +51,9 @@ describe('16 processes x 200 calls on one cache file', () => {
     const opts = { configDir: dir };
 
     // Claude Code's own entries from before the storm must survive it byte for byte.
-    const foreign = { 'claude.ai Figma': { timestamp: 1795668795083, ttlMs: 14400000, id: 'mcpsrv_1', extra: [1, { a: null }] } };
+    const foreign = {
+      'claude.ai Figma': { timestamp: 1795668795083, ttlMs: 14400000, id: 'mcpsrv_1', extra: [1, { a: null }] },
+    };
     fs.writeFileSync(file, JSON.stringify(foreign));
 
     // The expected final file: the foreign entry, then each worker's surviving servers.
@@ -61,7 +67,9 @@ describe('16 processes x 200 calls on one cache file', () => {
     const startAt = started + 1500;
     const workers = Array.from({ length: WORKERS }, (_, w) => runWorker(dir, w, startAt));
     let done = false;
-    const all = Promise.all(workers).finally(() => { done = true; });
+    const all = Promise.all(workers).finally(() => {
+      done = true;
+    });
 
     // Reader: until every worker has exited (bounded by the deadline), read as fast as the
     // event loop allows, alternating raw reads and listNeedsAuth.
@@ -78,7 +86,8 @@ describe('16 processes x 200 calls on one cache file', () => {
       }
       try {
         const doc = JSON.parse(text);
-        if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) problems.push(`raw read #${stats.raw}: root is not an object: ${text.slice(0, 80)}`);
+        if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
+          problems.push(`raw read #${stats.raw}: root is not an object: ${text.slice(0, 80)}`);
         else if (!Object.hasOwn(doc, 'claude.ai Figma')) problems.push(`raw read #${stats.raw}: foreign entry missing`);
         stats.maxEntries = Math.max(stats.maxEntries, Object.keys(doc).length);
       } catch (e) {
@@ -89,9 +98,11 @@ describe('16 processes x 200 calls on one cache file', () => {
       try {
         const list = listNeedsAuth(opts);
         stats.list++;
-        if (list[0]?.server !== 'claude.ai Figma') problems.push(`listNeedsAuth #${stats.list}: first entry is ${list[0]?.server}`);
+        if (list[0]?.server !== 'claude.ai Figma')
+          problems.push(`listNeedsAuth #${stats.list}: first entry is ${list[0]?.server}`);
         for (const e of list) {
-          if (e.server !== 'claude.ai Figma' && !/^w\d+-s\d+$/.test(e.server)) problems.push(`listNeedsAuth: odd server ${e.server}`);
+          if (e.server !== 'claude.ai Figma' && !/^w\d+-s\d+$/.test(e.server))
+            problems.push(`listNeedsAuth: odd server ${e.server}`);
         }
         isNeedsAuthCached('w0-s0', opts);
         stats.isCached++;
@@ -102,9 +113,11 @@ describe('16 processes x 200 calls on one cache file', () => {
     }
     const results = await all;
     const elapsed = Date.now() - started;
-    t.diagnostic(`storm: ${WORKERS} workers x ${OPS} ops in ${elapsed} ms; reader: ${stats.raw} raw reads, ` +
-      `${stats.list} listNeedsAuth, ${stats.isCached} isNeedsAuthCached, ${stats.sizes.size} distinct sizes, ` +
-      `up to ${stats.maxEntries} entries`);
+    t.diagnostic(
+      `storm: ${WORKERS} workers x ${OPS} ops in ${elapsed} ms; reader: ${stats.raw} raw reads, ` +
+        `${stats.list} listNeedsAuth, ${stats.isCached} isNeedsAuthCached, ${stats.sizes.size} distinct sizes, ` +
+        `up to ${stats.maxEntries} entries`,
+    );
 
     for (const r of results) {
       assert.equal(r.code, 0, `worker ${r.w} exited ${r.code} ${r.signal}: ${r.err}`);
@@ -122,7 +135,11 @@ describe('16 processes x 200 calls on one cache file', () => {
     assert.equal(text, JSON.stringify(doc));
     assert.deepEqual(Object.keys(doc).sort(), [...expected.keys()].sort(), 'exactly the expected servers');
     assert.equal(Object.keys(doc)[0], 'claude.ai Figma', 'the foreign entry keeps its place');
-    assert.equal(text.slice(1, 1 + JSON.stringify(foreign).length - 2), JSON.stringify(foreign).slice(1, -1), 'foreign entry byte-identical');
+    assert.equal(
+      text.slice(1, 1 + JSON.stringify(foreign).length - 2),
+      JSON.stringify(foreign).slice(1, -1),
+      'foreign entry byte-identical',
+    );
     for (const [server, ttlMs] of expected) {
       if (server === 'claude.ai Figma') continue;
       assert.deepEqual(Object.keys(doc[server]), ['timestamp', 'ttlMs'], server);

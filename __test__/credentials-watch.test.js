@@ -11,12 +11,26 @@
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const path = require('node:path');
+const _path = require('node:path');
 
 const creds = require('../support/credentials.js');
 const {
-  ADDON_DIR, sleep, tmpDir, deferClose, secret, urlOf, writeCacheLikeClaude, readCacheFile, snapFile,
-  assertFileUnchanged, errorData, assertNoSecrets, runWriter, runAddonCalls, collector, captureWarnings,
+  ADDON_DIR,
+  sleep,
+  tmpDir,
+  deferClose,
+  secret,
+  urlOf,
+  writeCacheLikeClaude,
+  readCacheFile,
+  snapFile,
+  assertFileUnchanged,
+  errorData,
+  assertNoSecrets,
+  runWriter,
+  runAddonCalls,
+  collector,
+  captureWarnings,
 } = require('./fixtures/creds-common.js');
 
 const addon = require(ADDON_DIR);
@@ -77,10 +91,18 @@ describe('credentials-changed from another process (credentials: file)', () => {
       const freshRefresh = `REFRESH-SECRET-a-fresh-${Date.now()}`;
       secrets.push(fresh, freshRefresh);
       const startedAt = Date.now();
-      await runWriter(dir, [{
-        fn: 'writeFreshToken', server: 'a', url: urlOf('a'), opts: { style, token: fresh, refreshToken: freshRefresh },
-      }]);
-      assert.equal(creds.readCredentials(dir).mcpOAuth[creds.credentialKey('a', { url: urlOf('a') })].accessToken, fresh);
+      await runWriter(dir, [
+        {
+          fn: 'writeFreshToken',
+          server: 'a',
+          url: urlOf('a'),
+          opts: { style, token: fresh, refreshToken: freshRefresh },
+        },
+      ]);
+      assert.equal(
+        creds.readCredentials(dir).mcpOAuth[creds.credentialKey('a', { url: urlOf('a') })].accessToken,
+        fresh,
+      );
       const before = snapFile(credFile);
 
       const got = await c.waitFor(isCreds, WAIT_MS, 'credentials-changed');
@@ -118,7 +140,9 @@ describe('credentials-changed from another process (credentials: file)', () => {
     const { c } = subscribe(t, { configDir: dir, credentials: 'file', autoInvalidate: false });
     const fresh = secret('a-fresh');
     secrets.push(fresh);
-    await runWriter(dir, [{ fn: 'writeFreshToken', server: 'a', url: urlOf('a'), opts: { style: 'rename', token: fresh } }]);
+    await runWriter(dir, [
+      { fn: 'writeFreshToken', server: 'a', url: urlOf('a'), opts: { style: 'rename', token: fresh } },
+    ]);
     const before = snapFile(credFile);
 
     const got = await c.waitFor(isCreds, WAIT_MS, 'credentials-changed');
@@ -128,7 +152,13 @@ describe('credentials-changed from another process (credentials: file)', () => {
     await sleep(SETTLE_MS);
     assert.deepEqual(summary(c), [['credentials-changed', ['a'], 'other-process']]);
     assert.deepEqual(readCacheFile(dir), { a: { timestamp: stamp }, b: { timestamp: stamp } }, 'cache untouched');
-    assert.deepEqual(addon.listNeedsAuth({ configDir: dir }).map((e) => [e.server, e.cached]), [['a', true], ['b', true]]);
+    assert.deepEqual(
+      addon.listNeedsAuth({ configDir: dir }).map((e) => [e.server, e.cached]),
+      [
+        ['a', true],
+        ['b', true],
+      ],
+    );
     assertNoSecrets(c.items, secrets, 'events');
     assertFileUnchanged(credFile, before, 'after the watcher');
   });
@@ -142,14 +172,18 @@ describe('credentials-changed from another process (credentials: file)', () => {
     await runWriter(dir, [{ fn: 'writeStub', server: 'c', url: urlOf('c'), opts: { style: 'in-place' } }]);
     await sleep(SETTLE_MS);
     // 2.1.332 rewrites the stub with tokenlessRejectedAt: still no tokens, still not a sign-in.
-    await runWriter(dir, [{ fn: 'writeStub', server: 'c', url: urlOf('c'), opts: { style: 'rename', rejectedAt: Date.now() } }]);
+    await runWriter(dir, [
+      { fn: 'writeStub', server: 'c', url: urlOf('c'), opts: { style: 'rename', rejectedAt: Date.now() } },
+    ]);
     await sleep(SETTLE_MS);
     assert.deepEqual(summary(c), [], 'no event for a token-less stub');
 
     // A real sign-in afterwards is reported: proves the watcher was listening all along.
     const fresh = secret('a-fresh');
     secrets.push(fresh);
-    await runWriter(dir, [{ fn: 'writeFreshToken', server: 'a', url: urlOf('a'), opts: { style: 'in-place', token: fresh } }]);
+    await runWriter(dir, [
+      { fn: 'writeFreshToken', server: 'a', url: urlOf('a'), opts: { style: 'in-place', token: fresh } },
+    ]);
     const before = snapFile(credFile);
     await c.waitFor(isCreds, WAIT_MS, 'credentials-changed for a');
     await sleep(SETTLE_MS);
@@ -176,7 +210,9 @@ describe('credentials-changed from another process (credentials: file)', () => {
     // A torn document (the first half of a token entry), replaced atomically so no reader can
     // see a better version of it.
     const tmp = `${credFile}.tmp.deadbeef`;
-    fs.writeFileSync(tmp, `{"mcpOAuth":{"a|0123456789abcdef":{"serverName":"a","accessToken":"${torn}`, { mode: 0o600 });
+    fs.writeFileSync(tmp, `{"mcpOAuth":{"a|0123456789abcdef":{"serverName":"a","accessToken":"${torn}`, {
+      mode: 0o600,
+    });
     fs.renameSync(tmp, credFile);
     const deadline = Date.now() + WAIT_MS;
     while (warnings.length === 0 && Date.now() < deadline) await sleep(20);
@@ -205,7 +241,9 @@ describe('credentials-changed from another process (credentials: file)', () => {
     assert.deepEqual(summary(c), [], 'the restored document holds the tokens seen before the corruption');
     const fresh = secret('a-fresh');
     secrets.push(fresh);
-    await runWriter(dir, [{ fn: 'writeFreshToken', server: 'a', url: urlOf('a'), opts: { style: 'rename', token: fresh } }]);
+    await runWriter(dir, [
+      { fn: 'writeFreshToken', server: 'a', url: urlOf('a'), opts: { style: 'rename', token: fresh } },
+    ]);
     const got = await c.waitFor(isCreds, WAIT_MS, 'credentials-changed for a');
     assert.deepEqual(got.event.servers, ['a']);
     assert.deepEqual(got.entries, ['b'], 'a auto-invalidated before the callback');
@@ -264,7 +302,9 @@ describe('watch: false', () => {
     const { c } = subscribe(t, { configDir: dir, credentials: 'file', watch: false });
     const fresh = secret('a-fresh');
     secrets.push(fresh);
-    await runWriter(dir, [{ fn: 'writeFreshToken', server: 'a', url: urlOf('a'), opts: { style: 'rename', token: fresh } }]);
+    await runWriter(dir, [
+      { fn: 'writeFreshToken', server: 'a', url: urlOf('a'), opts: { style: 'rename', token: fresh } },
+    ]);
     const before = snapFile(credFile);
     await runAddonCalls([{ fn: 'markNeedsAuth', args: ['x', { configDir: dir }] }]);
     await sleep(SETTLE_MS);
@@ -285,7 +325,9 @@ describe('watch: false', () => {
     const quiet = subscribe(t, { configDir: dir, credentials: 'file', watch: false });
     const fresh = secret('a-fresh');
     secrets.push(fresh);
-    await runWriter(dir, [{ fn: 'writeFreshToken', server: 'a', url: urlOf('a'), opts: { style: 'rename', token: fresh } }]);
+    await runWriter(dir, [
+      { fn: 'writeFreshToken', server: 'a', url: urlOf('a'), opts: { style: 'rename', token: fresh } },
+    ]);
     await watching.c.waitFor(isCreds, WAIT_MS, 'credentials-changed at the watching subscriber');
     await runAddonCalls([{ fn: 'markNeedsAuth', args: ['x', { configDir: dir }] }]);
     await watching.c.waitFor(isCache, WAIT_MS, 'cache-changed at the watching subscriber');
@@ -293,7 +335,8 @@ describe('watch: false', () => {
     await quiet.c.waitFor((x) => x.event.reason === 'invalidated', WAIT_MS, 'the in-process event');
     await sleep(50);
     assert.deepEqual(
-      summary(quiet.c), [['invalidated', ['zz'], 'this-process']],
+      summary(quiet.c),
+      [['invalidated', ['zz'], 'this-process']],
       'the watch:false subscriber received other-process events',
     );
     assertNoSecrets([watching.c.items, quiet.c.items], secrets, 'events');
@@ -326,13 +369,20 @@ describe('resources', { skip: process.platform !== 'linux' && 'needs /proc' }, (
     let delivered = 0;
     // Warm-up: lets Node/V8/libuv start whatever they start lazily, so that the baseline
     // below is the steady state.
-    for (let i = 0; i < 5; i++) addon.onAuthChanged(() => { delivered++; }, opts).close();
+    for (let i = 0; i < 5; i++)
+      addon
+        .onAuthChanged(() => {
+          delivered++;
+        }, opts)
+        .close();
     await sleep(300);
     const base = counts();
 
     let peak = 0;
     for (let i = 1; i <= 1000; i++) {
-      const sub = addon.onAuthChanged(() => { delivered++; }, opts);
+      const sub = addon.onAuthChanged(() => {
+        delivered++;
+      }, opts);
       sub.close();
       assert.equal(sub.closed, true);
       // close() returns before notify's own thread ("notify-rs inotify loop") has closed its

@@ -13,7 +13,11 @@ const { startMcpServer } = require('../support/mcp-server.js');
 const { makeHome, mcpAdd, mcpList, runPrint, claudeBin } = require('../support/claude.js');
 const { STACKS, stackProblems } = require('../support/stacks.js');
 const {
-  credentialKey, readCredentials, writeFreshToken, writeExpiredToken, credentialsPath,
+  credentialKey,
+  readCredentials,
+  writeFreshToken,
+  writeExpiredToken,
+  credentialsPath,
 } = require('../support/credentials.js');
 
 const NAME = 'protected';
@@ -24,19 +28,22 @@ describe('fixture server (no CLI)', () => {
   it('challenges, serves metadata, and speaks JSON-RPC once signed in', async () => {
     const srv = await startMcpServer();
     try {
-      const post = (body, token) => fetch(srv.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-        },
-        body: JSON.stringify(body),
-      });
+      const post = (body, token) =>
+        fetch(srv.url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/json, text/event-stream',
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
+          },
+          body: JSON.stringify(body),
+        });
       let res = await post({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-03-26' } });
       assert.equal(res.status, 401);
-      assert.equal(res.headers.get('www-authenticate'),
-        `Bearer resource_metadata="${srv.base}/.well-known/oauth-protected-resource/mcp"`);
+      assert.equal(
+        res.headers.get('www-authenticate'),
+        `Bearer resource_metadata="${srv.base}/.well-known/oauth-protected-resource/mcp"`,
+      );
       await res.arrayBuffer();
 
       const prm = await (await fetch(`${srv.base}/.well-known/oauth-protected-resource/mcp`)).json();
@@ -46,29 +53,53 @@ describe('fixture server (no CLI)', () => {
       assert.equal(asm.registration_endpoint, `${srv.base}/register`);
       assert.deepEqual(asm.code_challenge_methods_supported, ['S256']);
       res = await fetch(`${srv.base}/.well-known/openid-configuration`);
-      assert.equal(res.status, 404); await res.arrayBuffer();
-      res = await fetch(`${srv.base}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: ['http://localhost/cb'] }) });
+      assert.equal(res.status, 404);
+      await res.arrayBuffer();
+      res = await fetch(`${srv.base}/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ redirect_uris: ['http://localhost/cb'] }),
+      });
       assert.equal(res.status, 201);
       assert.match((await res.json()).client_id, /^client-/);
 
       srv.signIn(TOKEN);
-      res = await post({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-03-26' } }, 'wrong');
-      assert.equal(res.status, 401); await res.arrayBuffer();
-      const init = await (await post({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-03-26' } }, TOKEN)).json();
+      res = await post(
+        { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-03-26' } },
+        'wrong',
+      );
+      assert.equal(res.status, 401);
+      await res.arrayBuffer();
+      const init = await (
+        await post({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-03-26' } }, TOKEN)
+      ).json();
       assert.equal(init.result.protocolVersion, '2025-03-26');
       assert.deepEqual(init.result.capabilities, { tools: {} });
       res = await post({ jsonrpc: '2.0', method: 'notifications/initialized' }, TOKEN);
-      assert.equal(res.status, 202); await res.arrayBuffer();
+      assert.equal(res.status, 202);
+      await res.arrayBuffer();
       const tools = await (await post({ jsonrpc: '2.0', id: 2, method: 'tools/list' }, TOKEN)).json();
-      assert.deepEqual(tools.result.tools.map((t) => t.name), ['echo']);
-      const call = await (await post({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'echo', arguments: { text: 'hey' } } }, TOKEN)).json();
+      assert.deepEqual(
+        tools.result.tools.map((t) => t.name),
+        ['echo'],
+      );
+      const call = await (
+        await post(
+          { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'echo', arguments: { text: 'hey' } } },
+          TOKEN,
+        )
+      ).json();
       assert.equal(call.result.content[0].text, 'hey');
       const ping = await (await post({ jsonrpc: '2.0', id: 4, method: 'ping' }, TOKEN)).json();
       assert.deepEqual(ping.result, {});
       res = await fetch(srv.url, { headers: { authorization: `Bearer ${TOKEN}` } });
-      assert.equal(res.status, 405); await res.arrayBuffer();
+      assert.equal(res.status, 405);
+      await res.arrayBuffer();
 
-      assert.equal(srv.count((r) => isMcp(r) && r.auth && r.rpc === 'tools/list'), 1);
+      assert.equal(
+        srv.count((r) => isMcp(r) && r.auth && r.rpc === 'tools/list'),
+        1,
+      );
       assert.ok(!JSON.stringify(srv.requests).includes(TOKEN), 'request log must not contain tokens');
     } finally {
       await srv.close();
@@ -80,7 +111,10 @@ describe('credentials helper (no CLI)', () => {
   it('preserves other keys and supports both write styles', () => {
     const h = makeHome();
     try {
-      fs.writeFileSync(credentialsPath(h.configDir), JSON.stringify({ claudeAiOauth: { accessToken: 'keep-me' }, other: 1 }));
+      fs.writeFileSync(
+        credentialsPath(h.configDir),
+        JSON.stringify({ claudeAiOauth: { accessToken: 'keep-me' }, other: 1 }),
+      );
       const url = 'http://127.0.0.1:1/mcp';
       const a = writeFreshToken(h.configDir, 'x', url, { token: 't1', style: 'in-place' });
       assert.equal(a.key, credentialKey('x', { type: 'http', url }));
@@ -92,7 +126,10 @@ describe('credentials helper (no CLI)', () => {
       assert.ok(doc.mcpOAuth[a.key].expiresAt > Date.now());
       assert.ok(doc.mcpOAuth[b.key].expiresAt < Date.now());
       assert.equal(doc.mcpOAuth[a.key].discoveryState.oauthMetadataFound, true);
-      assert.deepEqual(fs.readdirSync(h.configDir).filter((f) => f.includes('.tmp.')), []);
+      assert.deepEqual(
+        fs.readdirSync(h.configDir).filter((f) => f.includes('.tmp.')),
+        [],
+      );
     } finally {
       h.cleanup();
     }
@@ -138,7 +175,10 @@ for (const stack of STACKS) {
     it('(a) mcp add + mcp list against a protected server: Needs authentication, the stub, the entry', async (t) => {
       const srv = await startMcpServer();
       const h = makeHome();
-      t.after(async () => { await srv.close(); h.cleanup(); });
+      t.after(async () => {
+        await srv.close();
+        h.cleanup();
+      });
       const add = await mcpAdd(h.env, NAME, srv.url, opts);
       timings.mcpAdd = add.ms;
       assert.equal(add.code, 0, add.stderr);
@@ -149,7 +189,10 @@ for (const stack of STACKS) {
       t.diagnostic(`mcp add ${add.ms} ms, mcp list ${list.ms} ms`);
       assert.equal(list.code, 0, list.stderr);
       assert.match(list.stdout, new RegExp(`${NAME}: .*Needs authentication`));
-      assert.deepEqual(srv.requests.map((r) => `${r.method} ${r.path}`), discovery);
+      assert.deepEqual(
+        srv.requests.map((r) => `${r.method} ${r.path}`),
+        discovery,
+      );
       assertStub(h, srv);
 
       const cache = fs.existsSync(h.cachePath) ? JSON.parse(fs.readFileSync(h.cachePath, 'utf8')) : {};
@@ -181,7 +224,10 @@ for (const stack of STACKS) {
         t.diagnostic(`claude -p (401) ${r.ms} ms, exit ${r.code}`);
         assert.equal(r.timedOut, false);
         assert.equal(r.needsAuth, true, 'debug log shows the server needs auth');
-        assert.deepEqual(srv.requests.map((x) => `${x.method} ${x.path}`), discovery);
+        assert.deepEqual(
+          srv.requests.map((x) => `${x.method} ${x.path}`),
+          discovery,
+        );
         const cache = JSON.parse(fs.readFileSync(h.cachePath, 'utf8'));
         assert.ok(Math.abs(Date.now() - cache[NAME].timestamp) < 60_000, 'the entry is fresh');
         assertStub(h, srv);
@@ -212,7 +258,10 @@ for (const stack of STACKS) {
         assert.equal(r.connected, true, 'debug log shows Successfully connected');
         const seen = srv.requests.slice(start).filter(isMcp);
         assert.ok(seen.length > 0);
-        assert.ok(seen.every((x) => x.auth), 'every /mcp request carried the valid bearer');
+        assert.ok(
+          seen.every((x) => x.auth),
+          'every /mcp request carried the valid bearer',
+        );
         assert.ok(seen.some((x) => x.rpc === 'initialize'));
         assert.ok(seen.some((x) => x.rpc === 'tools/list'));
         assert.equal(fs.existsSync(h.cachePath), false, 'a connect with no entry writes no cache file');

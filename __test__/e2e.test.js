@@ -64,10 +64,19 @@ async function prepare(t, stack, homeOpts, { add = true } = {}) {
  */
 async function setup(t, stack, homeOpts, { fromClient = false } = {}) {
   const ctx = await prepare(t, stack, homeOpts, { add: !fromClient });
-  const extraArgs = fromClient ? ['--mcp-config', JSON.stringify({ mcpServers: { [NAME]: { type: 'http', url: ctx.srv.url } } })] : [];
+  const extraArgs = fromClient
+    ? ['--mcp-config', JSON.stringify({ mcpServers: { [NAME]: { type: 'http', url: ctx.srv.url } } })]
+    : [];
   const r = await runPrint(ctx.h.env, NAME, { stack, extraArgs });
   assert.equal(r.timedOut, false, 'claude -p timed out');
-  assert.equal(r.needsAuth, true, `claude -p: the server needs auth\n${r.debug.split('\n').filter((l) => l.includes(NAME)).join('\n')}`);
+  assert.equal(
+    r.needsAuth,
+    true,
+    `claude -p: the server needs auth\n${r.debug
+      .split('\n')
+      .filter((l) => l.includes(NAME))
+      .join('\n')}`,
+  );
   const cache = JSON.parse(fs.readFileSync(ctx.h.cachePath, 'utf8'));
   assert.equal(typeof cache[NAME].timestamp, 'number', 'Claude Code wrote the needs-auth entry');
   assert.equal(addon.isNeedsAuthCached(NAME, { configDir: ctx.h.configDir }), true);
@@ -93,8 +102,14 @@ function assertConnected(r, srv, start, what) {
   assert.equal(r.skipped, false, what);
   assert.equal(r.connected, true, `${what}: debug log shows Successfully connected`);
   const seen = srv.requests.slice(start).filter(isMcp);
-  assert.ok(seen.some((x) => x.auth && x.rpc === 'initialize'), `${what}: initialize with the bearer`);
-  assert.ok(seen.some((x) => x.auth && x.rpc === 'tools/list'), `${what}: tools/list with the bearer`);
+  assert.ok(
+    seen.some((x) => x.auth && x.rpc === 'initialize'),
+    `${what}: initialize with the bearer`,
+  );
+  assert.ok(
+    seen.some((x) => x.auth && x.rpc === 'tools/list'),
+    `${what}: tools/list with the bearer`,
+  );
   return seen.length;
 }
 
@@ -111,7 +126,11 @@ async function waitUntil(pred, what, timeoutMs = 30_000) {
 /** What the start-up loop of the Claude Code writing `debugFile` did with NAME, once it says. */
 function startupOutcome(debugFile) {
   let text = '';
-  try { text = fs.readFileSync(debugFile, 'utf8'); } catch { return null; }
+  try {
+    text = fs.readFileSync(debugFile, 'utf8');
+  } catch {
+    return null;
+  }
   const o = mcpStartup(text, NAME);
   return o.skipped ? 'skipped' : o.connected ? 'connected' : null;
 }
@@ -125,15 +144,20 @@ function startHost(stops, nodeArgs, env) {
     let buf = '';
     return (d) => {
       buf += d;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) { arr.push(buf.slice(0, i)); buf = buf.slice(i + 1); }
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        arr.push(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
     };
   };
   child.stdout.on('data', collect(out));
   child.stderr.on('data', collect(err));
   const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
   const host = {
-    child, out, err, exited,
+    child,
+    out,
+    err,
+    exited,
     async waitFor(pred, what, timeoutMs = 15_000) {
       const end = Date.now() + timeoutMs;
       while (Date.now() < end) {
@@ -147,7 +171,13 @@ function startHost(stops, nodeArgs, env) {
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.stdin.end();
-        const timer = setTimeout(() => { try { child.kill('SIGKILL'); } catch { /* gone */ } }, 3000);
+        const timer = setTimeout(() => {
+          try {
+            child.kill('SIGKILL');
+          } catch {
+            /* gone */
+          }
+        }, 3000);
         await exited;
         clearTimeout(timer);
       }
@@ -196,8 +226,11 @@ for (const stack of STACKS) {
       const queryOptions = { env: h.env, hooks: { PreToolUse: [] } };
       assert.equal(sdk.configDirFor(queryOptions), h.configDir);
       assert.equal(sdk.prepareQuery(queryOptions), queryOptions);
-      assert.equal(fs.existsSync(h.cachePath) && NAME in JSON.parse(fs.readFileSync(h.cachePath, 'utf8')), false,
-        'the superseded entry is gone');
+      assert.equal(
+        fs.existsSync(h.cachePath) && NAME in JSON.parse(fs.readFileSync(h.cachePath, 'utf8')),
+        false,
+        'the superseded entry is gone',
+      );
       await printConnects(t, srv, h, 'claude -p after prepareQuery');
     });
 
@@ -207,8 +240,12 @@ for (const stack of STACKS) {
       const sub = JSON.parse(await host.waitFor(() => host.out.find((l) => l.includes('"subscribed"')), 'subscribed'));
       assert.equal(sub.configDir, h.configDir);
       await signIn(srv, h);
-      const ev = JSON.parse(await host.waitFor(
-        () => host.out.find((l) => l.includes('"credentials-changed"')), 'the credentials-changed event'));
+      const ev = JSON.parse(
+        await host.waitFor(
+          () => host.out.find((l) => l.includes('"credentials-changed"')),
+          'the credentials-changed event',
+        ),
+      );
       assert.deepEqual(ev.servers, [NAME]);
       assert.deepEqual(ev.cached, [], 'the entry was removed before the callback ran');
       await printConnects(t, srv, h, 'claude -p with a subscribed host');
@@ -219,20 +256,41 @@ for (const stack of STACKS) {
       const { query } = await import(pathToFileURL(stack.agentSdk.module).href);
       const beforeSession = srv.count(isMcp);
       let release;
-      const hold = new Promise((r) => { release = r; });
-      async function* input() { await hold; } // keeps the session open with no model call
+      const hold = new Promise((r) => {
+        release = r;
+      });
+      // Keeps the session open with no model call: a prompt stream that never yields.
+      // biome-ignore lint/correctness/useYield: the stream must stay open without a message
+      async function* input() {
+        await hold;
+      }
       const q = query({ prompt: input(), options: { env: h.env, cwd: h.home, ...stack.agentSdk.queryOptions } });
       let drained = null;
       const drain = async () => {
-        if (!drained) drained = (async () => { try { for await (const _ of q) { /* drain */ } } catch { /* model call fails offline */ } })();
+        if (!drained)
+          drained = (async () => {
+            try {
+              for await (const _ of q) {
+                /* drain */
+              }
+            } catch {
+              /* model call fails offline */
+            }
+          })();
         return drained;
       };
-      stops.push(async () => { release(); await Promise.race([drain(), delay(10_000)]); });
+      stops.push(async () => {
+        release();
+        await Promise.race([drain(), delay(10_000)]);
+      });
 
       const status = async () => (await q.mcpServerStatus()).find((s) => s.name === NAME);
       let s = await status();
-      for (let i = 0; i < 40 && s && s.status === 'pending'; i++) { await delay(250); s = await status(); }
-      assert.equal(s && s.status, 'needs-auth', 'the session skipped the server');
+      for (let i = 0; i < 40 && s && s.status === 'pending'; i++) {
+        await delay(250);
+        s = await status();
+      }
+      assert.equal(s?.status, 'needs-auth', 'the session skipped the server');
       const before = srv.count(isMcp);
       assert.equal(before, beforeSession, 'without dialling it');
 
@@ -247,9 +305,15 @@ for (const stack of STACKS) {
       assert.equal(outcomes[0].ok, true, String(outcomes[0].error));
       s = await status();
       assert.equal(s.status, 'connected', 'same session, now connected');
-      assert.deepEqual(s.tools.map((x) => x.name), ['echo']);
+      assert.deepEqual(
+        s.tools.map((x) => x.name),
+        ['echo'],
+      );
       const seen = srv.requests.filter(isMcp).slice(before);
-      assert.ok(seen.some((x) => x.auth && x.rpc === 'tools/list'), 'the session dialled with the bearer');
+      assert.ok(
+        seen.some((x) => x.auth && x.rpc === 'tools/list'),
+        'the session dialled with the bearer',
+      );
       t.diagnostic(`reconnected after ${outcomes[0].attempts} attempt(s); /mcp requests: ${seen.length}`);
 
       // When the session ends, the subscription closes itself on the next event.
@@ -273,20 +337,43 @@ for (const stack of STACKS) {
     it('6. the preload: a host started with node -r register.js; the Claude Code process it starts connects', async (t) => {
       const { srv, h, stops } = await setup(t, stack);
       const env = { ...h.env, MCP_NEEDS_AUTH_DEBUG: '1' };
-      const host = startHost(stops, ['-r', path.join(ROOT, 'register.js'), path.join(__dirname, 'fixtures', 'e2e-host.js'), 'idle', NAME, stack.name], env);
+      const host = startHost(
+        stops,
+        [
+          '-r',
+          path.join(ROOT, 'register.js'),
+          path.join(__dirname, 'fixtures', 'e2e-host.js'),
+          'idle',
+          NAME,
+          stack.name,
+        ],
+        env,
+      );
       await host.waitFor(() => host.out.find((l) => l.includes('"ready"')), 'ready');
-      await host.waitFor(() => host.err.find((l) => l.startsWith('mcp-needs-auth: watching ')), 'the register subscription');
-      assert.ok(host.err.includes('mcp-needs-auth: purged nothing (' + h.configDir + ')'), host.err.join('\n'));
+      await host.waitFor(
+        () => host.err.find((l) => l.startsWith('mcp-needs-auth: watching ')),
+        'the register subscription',
+      );
+      assert.ok(host.err.includes(`mcp-needs-auth: purged nothing (${h.configDir})`), host.err.join('\n'));
       await signIn(srv, h);
-      await host.waitFor(() => host.err.find((l) => l === `mcp-needs-auth: credentials changed: ${NAME}; entries removed`),
-        'the credentials-changed line');
+      await host.waitFor(
+        () => host.err.find((l) => l === `mcp-needs-auth: credentials changed: ${NAME}; entries removed`),
+        'the credentials-changed line',
+      );
       host.child.stdin.write('run\n');
-      const line = await host.waitFor(() => host.out.find((l) => l.includes('"ran"')), 'the host to run claude -p', 60_000);
+      const line = await host.waitFor(
+        () => host.out.find((l) => l.includes('"ran"')),
+        'the host to run claude -p',
+        60_000,
+      );
       const ran = JSON.parse(line);
       assert.equal(ran.connected, true, `the child connected:\n${ran.debugTail}`);
       assert.equal(ran.skipped, false);
       const seen = srv.requests.filter(isMcp).filter((x) => x.auth);
-      assert.ok(seen.some((x) => x.rpc === 'tools/list'), 'tools/list with the bearer');
+      assert.ok(
+        seen.some((x) => x.rpc === 'tools/list'),
+        'tools/list with the bearer',
+      );
       t.diagnostic(`connected; authorised /mcp requests: ${seen.length}`);
     });
 
@@ -304,15 +391,21 @@ for (const stack of STACKS) {
       assert.equal(stub.refreshToken, undefined);
       assert.equal(stub.discoveryState.oauthMetadataFound, true);
       const windowed = Number.isFinite(stack.tokenlessStubWindowMs);
-      assert.equal(typeof stub.discoveryState.tokenlessRejectedAt, windowed ? 'number' : 'undefined',
-        windowed ? 'the stub records when it was rejected' : 'no rejection time: honoured forever');
+      assert.equal(
+        typeof stub.discoveryState.tokenlessRejectedAt,
+        windowed ? 'number' : 'undefined',
+        windowed ? 'the stub records when it was rejected' : 'no rejection time: honoured forever',
+      );
 
       // The usual workaround (delete the entry) is not enough: the stub is Claude Code's second rule.
       addon.invalidateNeedsAuth(NAME, opts);
       assert.equal(addon.isNeedsAuthCached(NAME, opts), false);
       let d = addon.diagnose(NAME, opts);
       assert.equal(d.skipped, true, 'diagnose: still skipped');
-      assert.deepEqual(d.reasons.map((x) => x.kind), ['tokenless-stub']);
+      assert.deepEqual(
+        d.reasons.map((x) => x.kind),
+        ['tokenless-stub'],
+      );
       assert.equal(d.credentials.tokenlessStub, true);
       assert.deepEqual(addon.purgeStale(opts), [], 'a stub is no sign-in: nothing is superseded');
       let before = srv.count(isMcp);
@@ -353,7 +446,10 @@ for (const stack of STACKS) {
         stops.push(() => acp.stop());
         const init = await acp.request('initialize', { protocolVersion: 1, clientCapabilities: {} });
         assert.equal(init.agentInfo.version, stack.acp.version);
-        await waitUntil(() => acp.stderr.includes(`mcp-needs-auth: watching ${h.configDir}`), 'the register subscription');
+        await waitUntil(
+          () => acp.stderr.includes(`mcp-needs-auth: watching ${h.configDir}`),
+          'the register subscription',
+        );
         assert.ok(acp.stderr.includes(`mcp-needs-auth: purged nothing (${h.configDir})`), acp.stderr.join('\n'));
 
         // One ACP session = one Claude Code child of the stack; its debug log says what start-up did.
@@ -374,12 +470,15 @@ for (const stack of STACKS) {
         assert.equal(srv.count(isMcp) - before, 0, 'and never dials it');
 
         await signIn(srv, h);
-        await waitUntil(() => acp.stderr.includes(`mcp-needs-auth: credentials changed: ${NAME}; entries removed`),
-          'the register line for the sign-in');
+        await waitUntil(
+          () => acp.stderr.includes(`mcp-needs-auth: credentials changed: ${NAME}; entries removed`),
+          'the register line for the sign-in',
+        );
         const start = srv.requests.length;
         assert.equal(await newSession(), 'connected', 'after the sign-in, the next session connects');
-        const authedToolsList = () => srv.requests.slice(start).some((x) => isMcp(x) && x.auth && x.rpc === 'tools/list');
-        await waitUntil(authedToolsList, 'the session\'s tools/list with the bearer', 15_000);
+        const authedToolsList = () =>
+          srv.requests.slice(start).some((x) => isMcp(x) && x.auth && x.rpc === 'tools/list');
+        await waitUntil(authedToolsList, "the session's tools/list with the bearer", 15_000);
         const seen = srv.requests.slice(start).filter(isMcp);
         t.diagnostic(`connected; /mcp requests: ${seen.length}`);
       });

@@ -21,8 +21,20 @@ const { spawn } = require('node:child_process');
 const ss = require('./helpers/secret-service.js');
 const creds = require('../support/credentials.js');
 const {
-  SUBSCRIBER, sleep, tmpDir, deferClose, secret, urlOf, writeCacheLikeClaude, readCacheFile, assertNoSecrets,
-  runWriter, runAddonCalls, collector, keychainService, keychainAccount,
+  SUBSCRIBER,
+  sleep,
+  tmpDir,
+  deferClose,
+  secret,
+  urlOf,
+  writeCacheLikeClaude,
+  readCacheFile,
+  assertNoSecrets,
+  runWriter,
+  runAddonCalls,
+  collector,
+  keychainService,
+  keychainAccount,
 } = require('./fixtures/creds-common.js');
 
 const SKIP = ss.skipReason();
@@ -52,12 +64,15 @@ function docBuilder(t) {
 /** The subscriber fixture in a child process; its JSON lines are collected. */
 function startSubscriber(t, env, options) {
   const child = spawn(process.execPath, [SUBSCRIBER, JSON.stringify(options)], {
-    env, stdio: ['pipe', 'pipe', 'pipe'],
+    env,
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   const lines = collector();
   let stderr = '';
   child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d) => { if (stderr.length < 16384) stderr += d; });
+  child.stderr.on('data', (d) => {
+    if (stderr.length < 16384) stderr += d;
+  });
   readline.createInterface({ input: child.stdout }).on('line', (line) => {
     try {
       lines.push(JSON.parse(line));
@@ -105,24 +120,36 @@ describe('credentials: keychain (Secret Service)', { skip: SKIP }, () => {
 
     const env = { ...process.env, ...svc.env };
     const sub = startSubscriber(t, env, { configDir: dir, credentials: 'keychain', pollIntervalMs: 200 });
-    await sub.lines.waitFor((l) => l.type === 'ready', 10000, 'the subscriber to be ready')
-      .catch((e) => { throw new Error(`${e.message}\nstderr: ${sub.stderr()}`); });
+    await sub.lines
+      .waitFor((l) => l.type === 'ready', 10000, 'the subscriber to be ready')
+      .catch((e) => {
+        throw new Error(`${e.message}\nstderr: ${sub.stderr()}`);
+      });
     await sleep(300); // at least one poll on the unchanged item: no event for it
 
     // A decoy: the file is not the store here, so a sign-in written there is not reported.
     const decoy = secret('decoy');
     secrets.push(decoy);
-    await runWriter(dir, [{ fn: 'writeFreshToken', server: 'b', url: urlOf('b'), opts: { style: 'rename', token: decoy } }]);
+    await runWriter(dir, [
+      { fn: 'writeFreshToken', server: 'b', url: urlOf('b'), opts: { style: 'rename', token: decoy } },
+    ]);
     await sleep(500);
-    assert.deepEqual(sub.lines.items.filter((l) => l.type !== 'ready'), [], 'no event before the keychain changes');
+    assert.deepEqual(
+      sub.lines.items.filter((l) => l.type !== 'ready'),
+      [],
+      'no event before the keychain changes',
+    );
 
     // Another process (secret-tool) replaces the item: a signed in.
     const fresh = secret('a-fresh');
     secrets.push(fresh);
     const newDoc = docs.fresh('a', fresh);
     await svc.storeItem(service, account, newDoc);
-    const got = await sub.lines.waitFor((l) => l.type === 'event' && l.event.reason === 'credentials-changed', WAIT_MS,
-      'credentials-changed from the keychain');
+    const got = await sub.lines.waitFor(
+      (l) => l.type === 'event' && l.event.reason === 'credentials-changed',
+      WAIT_MS,
+      'credentials-changed from the keychain',
+    );
     assert.deepEqual(got.event.servers, ['a']);
     assert.equal(got.event.source, 'other-process');
     assert.equal(got.event.configDir, dir);
@@ -133,11 +160,22 @@ describe('credentials: keychain (Secret Service)', { skip: SKIP }, () => {
     sub.child.stdin.end();
     await sub.lines.waitFor((l) => l.type === 'closed', WAIT_MS, 'the subscriber to close');
     const exit = await Promise.race([sub.exited, sleep(WAIT_MS).then(() => ({ timeout: true }))]);
-    assert.deepEqual(exit, { code: 0, signal: null }, 'the child exits once closed (the subscription keeps nothing alive)');
+    assert.deepEqual(
+      exit,
+      { code: 0, signal: null },
+      'the child exits once closed (the subscription keeps nothing alive)',
+    );
 
     const events = sub.lines.items.filter((l) => l.type === 'event');
-    assert.deepEqual(events.map((l) => [l.event.reason, l.event.servers]), [['credentials-changed', ['a']]]);
-    assert.deepEqual(sub.lines.items.filter((l) => l.type === 'warning' || l.type === 'garbage'), [], sub.stderr());
+    assert.deepEqual(
+      events.map((l) => [l.event.reason, l.event.servers]),
+      [['credentials-changed', ['a']]],
+    );
+    assert.deepEqual(
+      sub.lines.items.filter((l) => l.type === 'warning' || l.type === 'garbage'),
+      [],
+      sub.stderr(),
+    );
     assertNoSecrets([sub.lines.items, sub.stderr()], secrets, 'subscriber output');
     assert.equal(await svc.lookupItem(service, account), newDoc, 'the keychain item is unchanged by the addon');
   });
@@ -169,14 +207,19 @@ describe('credentials: keychain (Secret Service)', { skip: SKIP }, () => {
     fs.utimesSync(path.join(dir, '.credentials.json'), (entryTs - 10 * MIN) / 1000, (entryTs - 10 * MIN) / 1000);
 
     const kc = { configDir: dir, credentials: 'keychain' };
-    const [diagA, diagB, diagC, diagAFile, purged, list] = (await runAddonCalls([
-      { fn: 'diagnose', args: ['a', kc] },
-      { fn: 'diagnose', args: ['b', kc] },
-      { fn: 'diagnose', args: ['c', kc] },
-      { fn: 'diagnose', args: ['a', { configDir: dir, credentials: 'file' }] },
-      { fn: 'purgeStale', args: [kc] },
-      { fn: 'listNeedsAuth', args: [{ configDir: dir }] },
-    ], { env })).map((r) => {
+    const [diagA, diagB, diagC, diagAFile, purged, list] = (
+      await runAddonCalls(
+        [
+          { fn: 'diagnose', args: ['a', kc] },
+          { fn: 'diagnose', args: ['b', kc] },
+          { fn: 'diagnose', args: ['c', kc] },
+          { fn: 'diagnose', args: ['a', { configDir: dir, credentials: 'file' }] },
+          { fn: 'purgeStale', args: [kc] },
+          { fn: 'listNeedsAuth', args: [{ configDir: dir }] },
+        ],
+        { env },
+      )
+    ).map((r) => {
       assert.ok(!r.error, `addon call failed in the child: ${JSON.stringify(r.error)}`);
       return r.ok;
     });
@@ -185,23 +228,35 @@ describe('credentials: keychain (Secret Service)', { skip: SKIP }, () => {
     assert.equal(diagA.credentials.hasAccessToken, true);
     assert.equal(diagA.credentials.hasRefreshToken, true);
     assert.equal(diagA.credentials.tokenlessStub, false);
-    assert.ok(diagA.credentials.expiresAt > now + 50 * MIN, `a's fresh expiresAt from the keychain: ${diagA.credentials.expiresAt}`);
+    assert.ok(
+      diagA.credentials.expiresAt > now + 50 * MIN,
+      `a's fresh expiresAt from the keychain: ${diagA.credentials.expiresAt}`,
+    );
     assert.equal(diagA.reasons[0].kind, 'needs-auth-cache');
     assert.equal(diagA.reasons[0].superseded, true);
     assert.ok(diagB.credentials.hasAccessToken && diagB.credentials.expiresAt < now, 'b: expired token');
     assert.equal(diagB.reasons[0].superseded, false);
     assert.equal(diagC.skipped, true);
-    assert.deepEqual(diagC.reasons.map((r) => r.kind), ['tokenless-stub']);
+    assert.deepEqual(
+      diagC.reasons.map((r) => r.kind),
+      ['tokenless-stub'],
+    );
     assert.ok(diagC.reasons[0].message.includes('claude mcp login c'));
     assert.equal(diagC.credentials.tokenlessStub, true);
     assert.ok(diagAFile.credentials.expiresAt < now, 'the file (decoy) says expired: the sources differ');
     assert.equal(diagAFile.reasons[0].superseded, false);
 
-    assert.deepEqual([...purged].sort((x, y) => x.server.localeCompare(y.server)), [
-      { server: 'a', reason: 'superseded' },
-      { server: 'old', reason: 'expired' },
-    ]);
-    assert.deepEqual(list.map((e) => e.server), ['b']);
+    assert.deepEqual(
+      [...purged].sort((x, y) => x.server.localeCompare(y.server)),
+      [
+        { server: 'a', reason: 'superseded' },
+        { server: 'old', reason: 'expired' },
+      ],
+    );
+    assert.deepEqual(
+      list.map((e) => e.server),
+      ['b'],
+    );
     assertNoSecrets([diagA, diagB, diagC, diagAFile, purged, list], secrets, 'results');
     assert.equal(await svc.lookupItem(service, account), doc, 'the keychain item is unchanged');
 
@@ -209,10 +264,15 @@ describe('credentials: keychain (Secret Service)', { skip: SKIP }, () => {
     // whole seconds; wait past that second) is kept although a holds an unexpired token.
     await sleep(1000 - (Date.now() % 1000) + 100);
     writeCacheLikeClaude(dir, { a: Date.now() });
-    const [purged2, diag2] = (await runAddonCalls([
-      { fn: 'purgeStale', args: [kc] },
-      { fn: 'diagnose', args: ['a', kc] },
-    ], { env })).map((r) => {
+    const [purged2, diag2] = (
+      await runAddonCalls(
+        [
+          { fn: 'purgeStale', args: [kc] },
+          { fn: 'diagnose', args: ['a', kc] },
+        ],
+        { env },
+      )
+    ).map((r) => {
       assert.ok(!r.error, `addon call failed in the child: ${JSON.stringify(r.error)}`);
       return r.ok;
     });
@@ -229,19 +289,25 @@ describe('credentials: keychain (Secret Service)', { skip: SKIP }, () => {
     const docs = docBuilder(t);
     const token = secret('plain');
     await svc.storeItem('Claude Code-credentials', account, docs.fresh('a', token));
-    const [d] = (await runAddonCalls([{ fn: 'diagnose', args: ['a', { configDir: dir, credentials: 'keychain' }] }], { env }))
-      .map((r) => {
-        assert.ok(!r.error, `addon call failed in the child: ${JSON.stringify(r.error)}`);
-        return r.ok;
-      });
-    assert.equal(d.credentials.present, false, `read the unsuffixed item for an explicit config dir: ${JSON.stringify(d)}`);
+    const [d] = (
+      await runAddonCalls([{ fn: 'diagnose', args: ['a', { configDir: dir, credentials: 'keychain' }] }], { env })
+    ).map((r) => {
+      assert.ok(!r.error, `addon call failed in the child: ${JSON.stringify(r.error)}`);
+      return r.ok;
+    });
+    assert.equal(
+      d.credentials.present,
+      false,
+      `read the unsuffixed item for an explicit config dir: ${JSON.stringify(d)}`,
+    );
 
     // Positive control: the same document under the suffixed name is found.
     const service = keychainService(dir);
     t.after(() => svc.deleteItem(service, account).catch(() => {}));
     await svc.storeItem(service, account, docs.text());
-    const [d2] = (await runAddonCalls([{ fn: 'diagnose', args: ['a', { configDir: dir, credentials: 'keychain' }] }], { env }))
-      .map((r) => r.ok);
+    const [d2] = (
+      await runAddonCalls([{ fn: 'diagnose', args: ['a', { configDir: dir, credentials: 'keychain' }] }], { env })
+    ).map((r) => r.ok);
     assert.equal(d2.credentials.present, true, `the suffixed item ${service} is read: ${JSON.stringify(d2)}`);
     assert.equal(d2.credentials.hasAccessToken, true);
     assertNoSecrets([d, d2], [token], 'diagnose()');

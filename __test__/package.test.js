@@ -32,7 +32,9 @@ const EXE = WIN ? '.exe' : '';
 /** PATH holding node, npm and npx, and none of PATH's dirs that hold cargo, rustc or rustup. */
 function pathWithoutRust() {
   const rust = ['cargo', 'rustc', 'rustup'].map((t) => t + EXE);
-  const kept = process.env.PATH.split(path.delimiter).filter((d) => d && !rust.some((t) => fs.existsSync(path.join(d, t))));
+  const kept = process.env.PATH.split(path.delimiter).filter(
+    (d) => d && !rust.some((t) => fs.existsSync(path.join(d, t))),
+  );
   if (WIN) return kept.join(path.delimiter); // Node's own dir holds npm.cmd; Rust lives in ~/.cargo/bin.
   // Node, npm and npx may share a dir with cargo (e.g. /usr/local/bin): link them into one of their own.
   const bin = path.join(work, 'bin');
@@ -55,7 +57,11 @@ function run(cmd, args, extra = {}) {
   // npm and npx are .cmd scripts on Windows, which Node spawns only through a shell.
   const r = spawnSync(cmd, args, { cwd: project, env, encoding: 'utf8', timeout: 120000, shell: WIN, ...extra });
   assert.equal(r.error, undefined, `${cmd} ${args.join(' ')} did not run: ${r.error}`);
-  assert.equal(r.status, 0, `${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  assert.equal(
+    r.status,
+    0,
+    `${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`,
+  );
   return r;
 }
 
@@ -65,9 +71,15 @@ before(() => {
   env.PATH = pathWithoutRust();
   env.CLAUDE_CONFIG_DIR = configDir;
   fs.mkdirSync(configDir);
-  run(process.execPath, [path.join(ROOT, 'scripts', 'pack.js'), '--prebuilt', '--out', dist], { cwd: ROOT, env: process.env });
+  run(process.execPath, [path.join(ROOT, 'scripts', 'pack.js'), '--prebuilt', '--out', dist], {
+    cwd: ROOT,
+    env: process.env,
+  });
   fs.mkdirSync(project);
-  fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
+  fs.writeFileSync(
+    path.join(project, 'package.json'),
+    JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }),
+  );
   const tarballs = fs.readdirSync(dist).map((n) => path.join(dist, n));
   run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--no-package-lock', ...tarballs]);
 });
@@ -76,13 +88,19 @@ describe('the packed, installed package', () => {
   it('was installed without Rust: no cargo or rustc on the consumer PATH', () => {
     for (const tool of ['cargo', 'rustc']) {
       const r = spawnSync(tool, ['--version'], { env, encoding: 'utf8' });
-      assert.equal(r.error && r.error.code, 'ENOENT', `${tool} is reachable: ${r.stdout}`);
+      assert.equal(r.error?.code, 'ENOENT', `${tool} is reachable: ${r.stdout}`);
     }
   });
 
   it('the main package holds no .node, runs nothing at install, and names every platform package', () => {
-    const walk = (d) => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [e.name]));
-    assert.deepEqual(walk(installed).filter((n) => n.endsWith('.node')), []);
+    const walk = (d) =>
+      fs
+        .readdirSync(d, { withFileTypes: true })
+        .flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [e.name]));
+    assert.deepEqual(
+      walk(installed).filter((n) => n.endsWith('.node')),
+      [],
+    );
     const manifest = JSON.parse(fs.readFileSync(path.join(installed, 'package.json'), 'utf8'));
     for (const hook of ['preinstall', 'install', 'postinstall', 'prepare']) {
       assert.equal(manifest.scripts?.[hook], undefined, `the published package.json has a ${hook} script`);
@@ -90,30 +108,61 @@ describe('the packed, installed package', () => {
     assert.equal(fs.existsSync(path.join(installed, 'binding.gyp')), false, 'npm would run node-gyp');
     const platforms = fs.readdirSync(path.join(ROOT, 'npm')).sort();
     assert.equal(platforms.length, 8);
-    assert.deepEqual(manifest.optionalDependencies, Object.fromEntries(platforms.map((p) => [`${NAME}-${p}`, PKG.version])));
+    assert.deepEqual(
+      manifest.optionalDependencies,
+      Object.fromEntries(platforms.map((p) => [`${NAME}-${p}`, PKG.version])),
+    );
   });
 
   it("require('mcp-needs-auth') loads the platform package's .node", () => {
-    const out = JSON.parse(nodeJs(`const m = require('${NAME}');
+    const out = JSON.parse(
+      nodeJs(`const m = require('${NAME}');
       const loaded = Object.keys(require.cache).filter((k) => k.endsWith('.node'));
-      console.log(JSON.stringify({ keys: Object.keys(m), loaded, path: m.cachePath(), resolved: require.resolve('${NAME}') }));`));
-    for (const f of ['cachePath', 'listNeedsAuth', 'isNeedsAuthCached', 'markNeedsAuth', 'invalidateNeedsAuth', 'onAuthChanged', 'purgeStale', 'diagnose', 'Subscription']) {
+      console.log(JSON.stringify({ keys: Object.keys(m), loaded, path: m.cachePath(), resolved: require.resolve('${NAME}') }));`),
+    );
+    for (const f of [
+      'cachePath',
+      'listNeedsAuth',
+      'isNeedsAuthCached',
+      'markNeedsAuth',
+      'invalidateNeedsAuth',
+      'onAuthChanged',
+      'purgeStale',
+      'diagnose',
+      'Subscription',
+    ]) {
       assert.ok(out.keys.includes(f), `missing export ${f}`);
     }
     assert.equal(out.loaded.length, 1, `loaded: ${out.loaded}`);
-    assert.match(out.loaded[0].split(path.sep).join('/'), new RegExp(`node_modules/${NAME}-[a-z0-9-]+/${NAME}\\.[a-z0-9-]+\\.node$`));
+    assert.match(
+      out.loaded[0].split(path.sep).join('/'),
+      new RegExp(`node_modules/${NAME}-[a-z0-9-]+/${NAME}\\.[a-z0-9-]+\\.node$`),
+    );
     assert.ok(out.resolved.startsWith(fs.realpathSync(project)), `resolved outside the consumer: ${out.resolved}`);
     assert.equal(out.path, path.join(configDir, 'mcp-needs-auth-cache.json'));
   });
 
   it('mcp-needs-auth/sdk: the CJS and ESM entries export the same functions', () => {
     const cjs = JSON.parse(nodeJs(`console.log(JSON.stringify(Object.keys(require('${NAME}/sdk')).sort()))`));
-    const esm = JSON.parse(run('node', ['--input-type=module', '-e', `import * as s from '${NAME}/sdk';
-      console.log(JSON.stringify(Object.keys(s).filter((k) => k !== 'default').sort()))`]).stdout);
+    const esm = JSON.parse(
+      run('node', [
+        '--input-type=module',
+        '-e',
+        `import * as s from '${NAME}/sdk';
+      console.log(JSON.stringify(Object.keys(s).filter((k) => k !== 'default').sort()))`,
+      ]).stdout,
+    );
     assert.deepEqual(esm, cjs);
-    for (const f of ['prepareQuery', 'reconnectOnAuthChange', 'needsAuthHooks', 'configDirFor']) assert.ok(cjs.includes(f), `missing ${f}`);
-    const esmCore = JSON.parse(run('node', ['--input-type=module', '-e', `import { invalidateNeedsAuth } from '${NAME}';
-      console.log(JSON.stringify(typeof invalidateNeedsAuth))`]).stdout);
+    for (const f of ['prepareQuery', 'reconnectOnAuthChange', 'needsAuthHooks', 'configDirFor'])
+      assert.ok(cjs.includes(f), `missing ${f}`);
+    const esmCore = JSON.parse(
+      run('node', [
+        '--input-type=module',
+        '-e',
+        `import { invalidateNeedsAuth } from '${NAME}';
+      console.log(JSON.stringify(typeof invalidateNeedsAuth))`,
+      ]).stdout,
+    );
     assert.equal(esmCore, 'function');
   });
 
@@ -121,7 +170,9 @@ describe('the packed, installed package', () => {
     const cache = path.join(configDir, 'mcp-needs-auth-cache.json');
     const now = Date.now();
     fs.writeFileSync(cache, JSON.stringify({ old: { timestamp: now - 3600_000 }, fresh: { timestamp: now } }));
-    const r = run('node', ['-r', `${NAME}/register`, '-e', 'setTimeout(() => {}, 50)'], { env: { ...env, MCP_NEEDS_AUTH_DEBUG: '1' } });
+    const r = run('node', ['-r', `${NAME}/register`, '-e', 'setTimeout(() => {}, 50)'], {
+      env: { ...env, MCP_NEEDS_AUTH_DEBUG: '1' },
+    });
     assert.match(r.stderr, /purged old \(expired\)/);
     assert.doesNotMatch(r.stderr, /Warning/);
     assert.deepEqual(Object.keys(JSON.parse(fs.readFileSync(cache, 'utf8'))), ['fresh']);
@@ -131,7 +182,10 @@ describe('the packed, installed package', () => {
     const cache = path.join(configDir, 'mcp-needs-auth-cache.json');
     fs.writeFileSync(cache, JSON.stringify({ github: { timestamp: Date.now() } }));
     const list = JSON.parse(run('npx', ['--offline', NAME, 'list', '--json']).stdout);
-    assert.deepEqual(list.map((e) => [e.server, e.cached]), [['github', true]]);
+    assert.deepEqual(
+      list.map((e) => [e.server, e.cached]),
+      [['github', true]],
+    );
   });
 
   describe('types (tsc --noEmit on a consumer using every export)', () => {
@@ -179,17 +233,34 @@ void [everyCoreExport, everySdkExport];
       fs.writeFileSync(path.join(project, 'consumer-esm.mts'), source);
     });
 
-    for (const [resolution, module] of [['node16', 'node16'], ['bundler', 'esnext']]) {
+    for (const [resolution, module] of [
+      ['node16', 'node16'],
+      ['bundler', 'esnext'],
+    ]) {
       it(`moduleResolution ${resolution}`, () => {
         const tsconfig = path.join(project, `tsconfig.${resolution}.json`);
-        fs.writeFileSync(tsconfig, JSON.stringify({
-          compilerOptions: {
-            module, moduleResolution: resolution, target: 'es2022', strict: true, noEmit: true,
-            skipLibCheck: false, types: ['node'], typeRoots: [TYPE_ROOTS],
-          },
-          files: resolution === 'node16' ? ['consumer.ts', 'consumer-esm.mts'] : ['consumer.ts'],
-        }));
-        const r = spawnSync(process.execPath, [TSC, '-p', tsconfig], { cwd: project, env, encoding: 'utf8', timeout: 120000 });
+        fs.writeFileSync(
+          tsconfig,
+          JSON.stringify({
+            compilerOptions: {
+              module,
+              moduleResolution: resolution,
+              target: 'es2022',
+              strict: true,
+              noEmit: true,
+              skipLibCheck: false,
+              types: ['node'],
+              typeRoots: [TYPE_ROOTS],
+            },
+            files: resolution === 'node16' ? ['consumer.ts', 'consumer-esm.mts'] : ['consumer.ts'],
+          }),
+        );
+        const r = spawnSync(process.execPath, [TSC, '-p', tsconfig], {
+          cwd: project,
+          env,
+          encoding: 'utf8',
+          timeout: 120000,
+        });
         assert.equal(r.status, 0, `tsc (${resolution}) failed:\n${r.stdout}${r.stderr}`);
       });
     }

@@ -9,7 +9,7 @@
 // Timings are never asserted (the CI machine is small and noisy); only outcomes are.
 // Fixtures: __test__/fixtures/rel-*.
 
-const { describe, it, before, after } = require('node:test');
+const { describe, it, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -19,7 +19,7 @@ const { spawn, spawnSync } = require('node:child_process');
 const ROOT = path.resolve(__dirname, '..');
 const { readableAddon } = require('./helpers/readable-addon');
 const addon = require(ROOT);
-const { cachePath, listNeedsAuth, isNeedsAuthCached, markNeedsAuth, invalidateNeedsAuth, purgeStale, diagnose } = addon;
+const { listNeedsAuth, isNeedsAuthCached, markNeedsAuth, invalidateNeedsAuth, purgeStale, diagnose } = addon;
 
 const FIX = path.join(__dirname, 'fixtures');
 const CRED_FIXTURE = path.join(FIX, 'rel-credentials.json');
@@ -154,7 +154,8 @@ function checkIncarnation(prefix, lines, doc) {
     } else {
       invalidated.add(name);
       // The mark of <name> returned earlier; the invalidation must have found it.
-      if (removed !== JSON.stringify([name])) problems.push(`${prefix}: invalidate ${name} returned ${removed}: its committed mark was lost`);
+      if (removed !== JSON.stringify([name]))
+        problems.push(`${prefix}: invalidate ${name} returned ${removed}: its committed mark was lost`);
       k++;
       expectNext = `M ${prefix}-n${k}`;
     }
@@ -164,14 +165,15 @@ function checkIncarnation(prefix, lines, doc) {
   for (const name of marked) {
     if (invalidated.has(name)) continue;
     if (inFlight[0] === 'I' && inFlight[1] === name) continue;
-    if (!Object.prototype.hasOwnProperty.call(doc, name)) problems.push(`${prefix}: committed mark ${name} is missing`);
+    if (!Object.hasOwn(doc, name)) problems.push(`${prefix}: committed mark ${name} is missing`);
   }
   for (const name of invalidated) {
-    if (Object.prototype.hasOwnProperty.call(doc, name)) problems.push(`${prefix}: committed invalidation of ${name} was undone`);
+    if (Object.hasOwn(doc, name)) problems.push(`${prefix}: committed invalidation of ${name} was undone`);
   }
   for (const name of Object.keys(doc)) {
     if (!name.startsWith(`${prefix}-`)) continue;
-    if (!marked.has(name) && !(inFlight[0] === 'M' && inFlight[1] === name)) problems.push(`${prefix}: entry ${name} was never marked`);
+    if (!marked.has(name) && !(inFlight[0] === 'M' && inFlight[1] === name))
+      problems.push(`${prefix}: entry ${name} was never marked`);
   }
   return { problems, ops: lines.length };
 }
@@ -182,14 +184,19 @@ describe('crash safety: writers SIGKILLed at random points', () => {
   const SLOTS = 4;
   const KILLS = 200;
 
-  it(`${KILLS} kills across ${SLOTS} concurrent writers: the file is always valid JSON and every returned change holds`, { timeout: 120000 }, async (t) => {
+  it(`${KILLS} kills across ${SLOTS} concurrent writers: the file is always valid JSON and every returned change holds`, {
+    timeout: 120000,
+  }, async (t) => {
     const dir = configDir('crash');
     crashDir = dir;
     const file = path.join(dir, FILE);
     const logs = path.join(BASE, `crash-logs-${dirSeq++}`);
     fs.mkdirSync(logs);
     // A few entries another tool wrote before: they must survive everything.
-    const base = { 'claude.ai Figma': { timestamp: 1795668795083, ttlMs: 14400000, id: 'mcpsrv_01', lapsedCcrSignInKey: 'k' }, n: 5 };
+    const base = {
+      'claude.ai Figma': { timestamp: 1795668795083, ttlMs: 14400000, id: 'mcpsrv_01', lapsedCcrSignInKey: 'k' },
+      n: 5,
+    };
     writeCache(dir, JSON.stringify(base));
     const incarnations = [];
     const badReads = [];
@@ -223,7 +230,8 @@ describe('crash safety: writers SIGKILLed at random points', () => {
           const text = fs.readFileSync(file, 'utf8');
           try {
             const doc = JSON.parse(text);
-            if (!doc || typeof doc !== 'object' || Array.isArray(doc)) badReads.push(`root is not an object: ${text.slice(0, 80)}`);
+            if (!doc || typeof doc !== 'object' || Array.isArray(doc))
+              badReads.push(`root is not an object: ${text.slice(0, 80)}`);
           } catch (e) {
             badReads.push(`${e.message}: ${text.slice(0, 80)}`);
           }
@@ -254,8 +262,13 @@ describe('crash safety: writers SIGKILLed at random points', () => {
     const listed = listNeedsAuth({ configDir: dir }).map((e) => e.server);
     assert.deepEqual(listed, [...Object.keys(doc), 'after-crash']);
     const temps = fs.readdirSync(dir).filter((n) => n.includes('.tmp'));
-    assert.ok(killsDuringWork >= KILLS / 2, `only ${killsDuringWork} of ${KILLS} kills hit a writer that had started changing the file`);
-    t.diagnostic(`${ops} logged changes, ${killsDuringWork}/${KILLS} kills during work, ${temps.length} temp files left by killed writers`);
+    assert.ok(
+      killsDuringWork >= KILLS / 2,
+      `only ${killsDuringWork} of ${KILLS} kills hit a writer that had started changing the file`,
+    );
+    t.diagnostic(
+      `${ops} logged changes, ${killsDuringWork}/${KILLS} kills during work, ${temps.length} temp files left by killed writers`,
+    );
   });
 
   // A writer killed between creating its temp file and renaming it leaves
@@ -269,7 +282,11 @@ describe('crash safety: writers SIGKILLed at random points', () => {
     markNeedsAuth('cleanup-probe', { configDir: crashDir });
     invalidateNeedsAuth('cleanup-probe', { configDir: crashDir });
     const temps = fs.readdirSync(crashDir).filter((n) => n.startsWith(`.${FILE}.tmp-`));
-    assert.deepEqual(temps.length, 0, `${temps.length} stale temp files left in the config dir, e.g. ${temps.slice(0, 3).join(', ')}`);
+    assert.deepEqual(
+      temps.length,
+      0,
+      `${temps.length} stale temp files left in the config dir, e.g. ${temps.slice(0, 3).join(', ')}`,
+    );
   });
 });
 
@@ -286,13 +303,16 @@ describe('racing a Claude-Code-style writer (plain writeFileSync, no lock)', () 
   //  - among its own writers nothing is lost: once the Claude-Code-style writer has stopped,
   //    the addon writers' last round (each writer re-marks its 5 servers with id = round) is
   //    complete in the file, and Claude Code's entries are still there.
-  it('addon writers and readers never throw, and the final round of the addon writers is complete', { timeout: 60000 }, async (t) => {
+  it('addon writers and readers never throw, and the final round of the addon writers is complete', {
+    timeout: 60000,
+  }, async (t) => {
     const dir = configDir('race');
     const stop = path.join(BASE, `race-stop-${dirSeq++}`);
     const DURATION = 4000;
     const cc = run(process.execPath, [path.join(FIX, 'rel-cc-writer.js'), dir, String(DURATION)], { timeout: 30000 });
     await sleep(100); // let Claude Code's entries exist first
-    const rw = (role, w) => run(process.execPath, [path.join(FIX, 'rel-addon-rw.js'), role, dir, String(w), stop], { timeout: 45000 });
+    const rw = (role, w) =>
+      run(process.execPath, [path.join(FIX, 'rel-addon-rw.js'), role, dir, String(w), stop], { timeout: 45000 });
     const writers = [rw('writer', 0), rw('writer', 1)];
     const readers = [rw('reader', 0), rw('reader', 1)];
     const ccResult = await cc;
@@ -309,7 +329,9 @@ describe('racing a Claude-Code-style writer (plain writeFileSync, no lock)', () 
       return JSON.parse(x.stdout);
     });
     const cs = JSON.parse(ccResult.stdout);
-    t.diagnostic(`cc writes ${cs.writes} (torn reads seen by cc: ${cs.tornReads}); addon rounds ${wr.map((x) => x.rounds).join('+')}; reader calls ${rr.map((x) => x.calls).join('+')}`);
+    t.diagnostic(
+      `cc writes ${cs.writes} (torn reads seen by cc: ${cs.tornReads}); addon rounds ${wr.map((x) => x.rounds).join('+')}; reader calls ${rr.map((x) => x.calls).join('+')}`,
+    );
     assert.ok(cs.writes > 100, 'the Claude-Code-style writer barely ran');
     for (const x of wr) assert.deepEqual(x.errors, [], 'an addon writer threw');
     for (const x of rr) assert.deepEqual(x.errors, [], 'an addon reader threw');
@@ -319,7 +341,9 @@ describe('racing a Claude-Code-style writer (plain writeFileSync, no lock)', () 
     // loaded 2-core machine) reports the cache as empty, and a write then moves the empty file
     // aside. The deterministic test below pins the write side of this down.
     const aside = asideFiles(dir);
-    t.diagnostic(`reads that surfaced the truncated file as an empty cache: ${rr.map((x) => x.emptyLists).join('+')}; files moved aside: ${aside.length}`);
+    t.diagnostic(
+      `reads that surfaced the truncated file as an empty cache: ${rr.map((x) => x.emptyLists).join('+')}; files moved aside: ${aside.length}`,
+    );
     const doc = JSON.parse(fs.readFileSync(path.join(dir, FILE), 'utf8'));
     for (let i = 0; i < 2; i++) {
       for (let j = 0; j < 5; j++) {
@@ -331,7 +355,9 @@ describe('racing a Claude-Code-style writer (plain writeFileSync, no lock)', () 
     for (let j = 0; j < 5; j++) assert.ok(doc[`cc-${j}`], `Claude Code's cc-${j} was dropped by the addon`);
   });
 
-  it('a Claude Code write descheduled 300 ms between its truncate and its write: markNeedsAuth keeps its entries', { timeout: 30000 }, async (t) => {
+  it('a Claude Code write descheduled 300 ms between its truncate and its write: markNeedsAuth keeps its entries', {
+    timeout: 30000,
+  }, async (t) => {
     // KNOWN BUG (kept failing on purpose). Claude Code's writeFileSync is open(O_TRUNC) + write.
     // If that process is descheduled (or stopped) in between for longer than the addon's read
     // retry budget (20 x 5 ms), markNeedsAuth calls the empty file corrupt, moves it aside and
@@ -355,8 +381,14 @@ describe('racing a Claude-Code-style writer (plain writeFileSync, no lock)', () 
     markNeedsAuth('mine', { configDir: dir });
     await closed;
     const live = Object.keys(JSON.parse(fs.readFileSync(file, 'utf8')));
-    t.diagnostic(`listed during the stall: [${listedDuring}]; live file after: [${live}]; moved aside: ${asideFiles(dir).length}`);
-    assert.deepEqual(live.sort(), ['figma', 'github', 'linear', 'mine'], 'entries lost: the half-written file was moved aside and replaced');
+    t.diagnostic(
+      `listed during the stall: [${listedDuring}]; live file after: [${live}]; moved aside: ${asideFiles(dir).length}`,
+    );
+    assert.deepEqual(
+      live.sort(),
+      ['figma', 'github', 'linear', 'mine'],
+      'entries lost: the half-written file was moved aside and replaced',
+    );
   });
 
   it('a same-size in-place rewrite right after a read is never answered from a stale memo', () => {
@@ -415,7 +447,10 @@ describe('bad inputs: the expected error code, and nothing lost', () => {
     assert.equal(n.cached, false);
     assert.equal(isNeedsAuthCached('n', o), false);
     markNeedsAuth('x', o);
-    assert.ok(fs.readFileSync(file, 'utf8').startsWith(`{"n":5,${KEEP},"x":{"timestamp":`), 'rewrite changed other entries');
+    assert.ok(
+      fs.readFileSync(file, 'utf8').startsWith(`{"n":5,${KEEP},"x":{"timestamp":`),
+      'rewrite changed other entries',
+    );
     assert.deepEqual(invalidateNeedsAuth('n', o), ['n']);
     assert.ok(fs.readFileSync(file, 'utf8').startsWith(`{${KEEP},"x":`));
   });
@@ -448,7 +483,11 @@ describe('bad inputs: the expected error code, and nothing lost', () => {
     const link = path.join(dir, FILE);
     fs.symlinkSync(target, link);
     const o = { configDir: dir };
-    assert.deepEqual(listNeedsAuth(o).map((e) => e.server), ['keep', 't'], 'the link is read through');
+    assert.deepEqual(
+      listNeedsAuth(o).map((e) => e.server),
+      ['keep', 't'],
+      'the link is read through',
+    );
     assert.deepEqual(invalidateNeedsAuth('t', o), ['t']);
     assert.ok(fs.lstatSync(link).isFile(), 'the link was not replaced by a file');
     assertUntouched(target, snap, 'the symlink target');
@@ -484,7 +523,14 @@ describe('bad inputs: the expected error code, and nothing lost', () => {
       }));`;
     let r;
     if (IS_ROOT) {
-      r = spawnSync(process.execPath, ['-e', code], { uid: 65534, gid: 65534, cwd: '/', encoding: 'utf8', timeout: 20000, env: { PATH: process.env.PATH, HOME: '/nonexistent' } });
+      r = spawnSync(process.execPath, ['-e', code], {
+        uid: 65534,
+        gid: 65534,
+        cwd: '/',
+        encoding: 'utf8',
+        timeout: 20000,
+        env: { PATH: process.env.PATH, HOME: '/nonexistent' },
+      });
     } else {
       fs.chmodSync(dir, 0o555);
       try {
@@ -503,7 +549,11 @@ describe('bad inputs: the expected error code, and nothing lost', () => {
     assert.ok(out.mark.message.includes(dir), `the message names the path: ${out.mark.message}`);
     assert.deepEqual(out.invalidateNothing, { ok: [] }, 'nothing to remove needs no write access');
     assertUntouched(file, snap, 'the read-only cache');
-    assert.deepEqual(fs.readdirSync(dir).sort(), ['.credentials.json', FILE].sort(), 'something was created in the read-only dir');
+    assert.deepEqual(
+      fs.readdirSync(dir).sort(),
+      ['.credentials.json', FILE].sort(),
+      'something was created in the read-only dir',
+    );
   });
 
   it('no HOME and no CLAUDE_CONFIG_DIR: cachePath resolves like os.homedir() in that process, and does not throw', () => {
@@ -519,7 +569,13 @@ describe('bad inputs: the expected error code, and nothing lost', () => {
     const cases = [['this uid', {}]];
     if (IS_ROOT) cases.push(['uid 65534', { uid: 65534, gid: 65534 }]);
     for (const [label, ids] of cases) {
-      const r = spawnSync(process.execPath, ['-e', code], { ...ids, cwd: '/', encoding: 'utf8', timeout: 20000, env: { PATH: process.env.PATH } });
+      const r = spawnSync(process.execPath, ['-e', code], {
+        ...ids,
+        cwd: '/',
+        encoding: 'utf8',
+        timeout: 20000,
+        env: { PATH: process.env.PATH },
+      });
       assert.equal(r.status, 0, `${label}: child failed: ${r.stderr}`);
       const out = JSON.parse(r.stdout);
       assert.equal(out.home, undefined);
@@ -544,11 +600,31 @@ describe('bad inputs: the expected error code, and nothing lost', () => {
       it(`${label}: ERR_INVALID_SERVER_NAME from every function, nothing written`, () => {
         const { file, o } = withKeep();
         const snap = fileSnap(file);
-        assert.equal(codeOf(() => markNeedsAuth(name, o)), 'ERR_INVALID_SERVER_NAME', 'markNeedsAuth');
-        assert.equal(codeOf(() => isNeedsAuthCached(name, o)), 'ERR_INVALID_SERVER_NAME', 'isNeedsAuthCached');
-        assert.equal(codeOf(() => invalidateNeedsAuth(name, o)), 'ERR_INVALID_SERVER_NAME', 'invalidateNeedsAuth');
-        assert.equal(codeOf(() => invalidateNeedsAuth(['keep', name], o)), 'ERR_INVALID_SERVER_NAME', 'invalidateNeedsAuth([ok, bad])');
-        assert.equal(codeOf(() => diagnose(name, o)), 'ERR_INVALID_SERVER_NAME', 'diagnose');
+        assert.equal(
+          codeOf(() => markNeedsAuth(name, o)),
+          'ERR_INVALID_SERVER_NAME',
+          'markNeedsAuth',
+        );
+        assert.equal(
+          codeOf(() => isNeedsAuthCached(name, o)),
+          'ERR_INVALID_SERVER_NAME',
+          'isNeedsAuthCached',
+        );
+        assert.equal(
+          codeOf(() => invalidateNeedsAuth(name, o)),
+          'ERR_INVALID_SERVER_NAME',
+          'invalidateNeedsAuth',
+        );
+        assert.equal(
+          codeOf(() => invalidateNeedsAuth(['keep', name], o)),
+          'ERR_INVALID_SERVER_NAME',
+          'invalidateNeedsAuth([ok, bad])',
+        );
+        assert.equal(
+          codeOf(() => diagnose(name, o)),
+          'ERR_INVALID_SERVER_NAME',
+          'diagnose',
+        );
         assertUntouched(file, snap, label);
         // The message stays printable and bounded.
         try {
@@ -563,12 +639,30 @@ describe('bad inputs: the expected error code, and nothing lost', () => {
     it('wrong types and bad options: ERR_INVALID_SERVER_NAME / ERR_INVALID_ARGUMENT, nothing written', () => {
       const { file, o } = withKeep();
       const snap = fileSnap(file);
-      assert.equal(codeOf(() => markNeedsAuth(42, o)), 'ERR_INVALID_SERVER_NAME');
-      assert.equal(codeOf(() => markNeedsAuth('a', { configDir: '' })), 'ERR_INVALID_ARGUMENT');
-      assert.equal(codeOf(() => markNeedsAuth('a', 'not options')), 'ERR_INVALID_ARGUMENT');
-      assert.equal(codeOf(() => markNeedsAuth('a', { ...o, ttlMs: -1 })), 'ERR_INVALID_ARGUMENT');
-      assert.equal(codeOf(() => listNeedsAuth({ ...o, defaultTtlMs: NaN })), 'ERR_INVALID_ARGUMENT');
-      assert.equal(codeOf(() => diagnose('a', { ...o, credentials: 'bogus' })), 'ERR_INVALID_ARGUMENT');
+      assert.equal(
+        codeOf(() => markNeedsAuth(42, o)),
+        'ERR_INVALID_SERVER_NAME',
+      );
+      assert.equal(
+        codeOf(() => markNeedsAuth('a', { configDir: '' })),
+        'ERR_INVALID_ARGUMENT',
+      );
+      assert.equal(
+        codeOf(() => markNeedsAuth('a', 'not options')),
+        'ERR_INVALID_ARGUMENT',
+      );
+      assert.equal(
+        codeOf(() => markNeedsAuth('a', { ...o, ttlMs: -1 })),
+        'ERR_INVALID_ARGUMENT',
+      );
+      assert.equal(
+        codeOf(() => listNeedsAuth({ ...o, defaultTtlMs: NaN })),
+        'ERR_INVALID_ARGUMENT',
+      );
+      assert.equal(
+        codeOf(() => diagnose('a', { ...o, credentials: 'bogus' })),
+        'ERR_INVALID_ARGUMENT',
+      );
       assertUntouched(file, snap, 'bad arguments');
     });
 
@@ -578,8 +672,11 @@ describe('bad inputs: the expected error code, and nothing lost', () => {
       markNeedsAuth('constructor', o);
       const raw = fs.readFileSync(file, 'utf8');
       assert.ok(raw.includes('"__proto__":{"timestamp":'), raw);
-      assert.ok(Object.prototype.hasOwnProperty.call(JSON.parse(raw), '__proto__'));
-      assert.deepEqual(listNeedsAuth(o).map((e) => e.server), ['keep', '__proto__', 'constructor']);
+      assert.ok(Object.hasOwn(JSON.parse(raw), '__proto__'));
+      assert.deepEqual(
+        listNeedsAuth(o).map((e) => e.server),
+        ['keep', '__proto__', 'constructor'],
+      );
       assert.equal(isNeedsAuthCached('__proto__', o), true);
       assert.equal(isNeedsAuthCached('toString', o), false);
       assert.equal(diagnose('__proto__', o).skipped, true);
@@ -595,7 +692,10 @@ describe('bad inputs: the expected error code, and nothing lost', () => {
       markNeedsAuth(nfc, o);
       assert.equal(isNeedsAuthCached(nfd, o), false, 'the NFD name matched the NFC key');
       markNeedsAuth(nfd, o);
-      assert.deepEqual(listNeedsAuth(o).map((e) => e.server), ['keep', nfc, nfd]);
+      assert.deepEqual(
+        listNeedsAuth(o).map((e) => e.server),
+        ['keep', nfc, nfd],
+      );
       assert.deepEqual(invalidateNeedsAuth(nfd, o), [nfd]);
       assert.equal(isNeedsAuthCached(nfc, o), true, 'removing the NFD key removed the NFC one');
       assert.deepEqual(Object.keys(JSON.parse(fs.readFileSync(file, 'utf8'))), ['keep', nfc]);
@@ -624,44 +724,79 @@ describe('no token text in any output', () => {
   it('every API over the credential fixtures: results, errors, events, warnings', { timeout: 60000 }, async (t) => {
     const fixtureDir = configDir('probe');
     // Entries for servers with credentials: one older than the credentials (superseded), one fresh.
-    writeCache(fixtureDir, `{"rel-github":{"timestamp":${Date.now() - 120000}},"rel-stub":{"timestamp":${Date.now()}},"rel-linear":{"timestamp":${Date.now() - 3600000}}}`, { old: false });
+    writeCache(
+      fixtureDir,
+      `{"rel-github":{"timestamp":${Date.now() - 120000}},"rel-stub":{"timestamp":${Date.now()}},"rel-linear":{"timestamp":${Date.now() - 3600000}}}`,
+      { old: false },
+    );
     const eventsDir = configDir('probe-events', { credentials: false });
     fs.copyFileSync(CRED_FIXTURE, path.join(eventsDir, '.credentials.json'));
     const corruptDir = configDir('probe-corrupt', { credentials: false });
     const whole = fs.readFileSync(CRED_FIXTURE, 'utf8');
-    fs.writeFileSync(path.join(corruptDir, '.credentials.json'), whole.slice(0, whole.indexOf('RELFAKE-gho') + 30), { mode: 0o600 });
-    const r = await run(process.execPath, [path.join(FIX, 'rel-token-probe.js'), fixtureDir, eventsDir, corruptDir], { timeout: 30000 });
+    fs.writeFileSync(path.join(corruptDir, '.credentials.json'), whole.slice(0, whole.indexOf('RELFAKE-gho') + 30), {
+      mode: 0o600,
+    });
+    const r = await run(process.execPath, [path.join(FIX, 'rel-token-probe.js'), fixtureDir, eventsDir, corruptDir], {
+      timeout: 30000,
+    });
     assert.equal(r.code, 0, `probe failed: ${r.stderr.slice(-2000)}`);
     const out = JSON.parse(r.stdout);
-    const extra = ['RELFAKE-NEW-ACCESS-inplace-6c8e0a2c4e', 'RELFAKE-NEW-REFRESH-inplace-1a3c5e7a9b', 'RELFAKE-NEW-ACCESS-rename-9b7d5f3b1d', 'RELFAKE-NEW-REFRESH-rename-2b4d6f8b0d', 'RELFAKE-NOT-AN-OBJECT-4e6a8c0e2a'];
+    const extra = [
+      'RELFAKE-NEW-ACCESS-inplace-6c8e0a2c4e',
+      'RELFAKE-NEW-REFRESH-inplace-1a3c5e7a9b',
+      'RELFAKE-NEW-ACCESS-rename-9b7d5f3b1d',
+      'RELFAKE-NEW-REFRESH-rename-2b4d6f8b0d',
+      'RELFAKE-NOT-AN-OBJECT-4e6a8c0e2a',
+    ];
     assert.deepEqual(findSecrets(r.stdout + r.stderr, extra), [], 'token text in the probe output');
     // The probe is not vacuous: it saw tokens being there, errors, events and warnings.
     const by = (w) => out.find((x) => x.what === w);
     assert.equal(by('fixture diagnose rel-github file').value.credentials.hasAccessToken, true);
     assert.equal(by('fixture diagnose rel-stub file').value.credentials.tokenlessStub, true);
     const events = by('events').value;
-    assert.ok(events.some((e) => e.reason === 'credentials-changed' && e.servers.includes('rel-github')), `no credentials event: ${JSON.stringify(events)}`);
+    assert.ok(
+      events.some((e) => e.reason === 'credentials-changed' && e.servers.includes('rel-github')),
+      `no credentials event: ${JSON.stringify(events)}`,
+    );
     assert.ok(events.some((e) => e.reason === 'invalidated'));
     const errors = out.filter((x) => x.error).map((x) => `${x.what}: ${x.error.code}`);
     const warnings = out.filter((x) => x.what === 'warning');
-    assert.ok(errors.some((e) => e.startsWith('corrupt diagnose')), `no error from corrupt credentials: ${errors.join('; ')}`);
-    t.diagnostic(`${out.length} captured results; ${errors.length} errors (${[...new Set(errors.map((e) => e.split(': ')[1]))].join(', ')}); ${events.length} events; ${warnings.length} warnings`);
+    assert.ok(
+      errors.some((e) => e.startsWith('corrupt diagnose')),
+      `no error from corrupt credentials: ${errors.join('; ')}`,
+    );
+    t.diagnostic(
+      `${out.length} captured results; ${errors.length} errors (${[...new Set(errors.map((e) => e.split(': ')[1]))].join(', ')}); ${events.length} events; ${warnings.length} warnings`,
+    );
   });
 
   it('every CLI command over the credential fixtures: stdout and stderr', { timeout: 90000 }, async (t) => {
     const dir = configDir('cli');
     const corruptDir = configDir('cli-corrupt', { credentials: false });
     const whole = fs.readFileSync(CRED_FIXTURE, 'utf8');
-    fs.writeFileSync(path.join(corruptDir, '.credentials.json'), whole.slice(0, whole.indexOf('RELFAKE-gho') + 30), { mode: 0o600 });
+    fs.writeFileSync(path.join(corruptDir, '.credentials.json'), whole.slice(0, whole.indexOf('RELFAKE-gho') + 30), {
+      mode: 0o600,
+    });
     const seed = () => {
       for (const d of [dir, corruptDir]) {
-        writeCache(d, `{"rel-github":{"timestamp":${Date.now() - 120000}},"rel-stub":{"timestamp":${Date.now()}},"rel-linear":{"timestamp":${Date.now() - 3600000},"id":"mcpsrv_rel"}}`, { old: false });
+        writeCache(
+          d,
+          `{"rel-github":{"timestamp":${Date.now() - 120000}},"rel-stub":{"timestamp":${Date.now()}},"rel-linear":{"timestamp":${Date.now() - 3600000},"id":"mcpsrv_rel"}}`,
+          { old: false },
+        );
       }
     };
     const commands = [
-      ['list'], ['list', '--json'], ['path'], ['clear'], ['clear', 'rel-github'], ['purge'], ['purge', '--json'],
+      ['list'],
+      ['list', '--json'],
+      ['path'],
+      ['clear'],
+      ['clear', 'rel-github'],
+      ['purge'],
+      ['purge', '--json'],
     ];
-    for (const s of ['rel-github', 'rel-linear', 'rel-stub', 'rel-none']) commands.push(['why', s], ['why', s, '--json']);
+    for (const s of ['rel-github', 'rel-linear', 'rel-stub', 'rel-none'])
+      commands.push(['why', s], ['why', s, '--json']);
     const env = { PATH: process.env.PATH, HOME: BASE, CLAUDE_CONFIG_DIR: dir };
     let runs = 0;
     let failures = 0;
@@ -674,7 +809,10 @@ describe('no token text in any output', () => {
           const r = await run(process.execPath, args, { timeout: 20000, env });
           runs++;
           if (r.code !== 0) failures++;
-          assert.ok(r.code === 0 || (d === corruptDir && r.code === 1), `${cmd.join(' ')} exited ${r.code}: ${r.stderr}`);
+          assert.ok(
+            r.code === 0 || (d === corruptDir && r.code === 1),
+            `${cmd.join(' ')} exited ${r.code}: ${r.stderr}`,
+          );
           assert.deepEqual(findSecrets(r.stdout + r.stderr), [], `token text in \`${cmd.join(' ')}\` output`);
         }
       }
@@ -683,7 +821,10 @@ describe('no token text in any output', () => {
     // (in a dir of its own: this test, playing Claude Code, rewrites its credentials)
     const watchDir = configDir('cli-watch', { credentials: false });
     fs.copyFileSync(CRED_FIXTURE, path.join(watchDir, '.credentials.json'));
-    const w = spawn(process.execPath, [CLI, 'watch', '--json', '--config-dir', watchDir], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const w = spawn(process.execPath, [CLI, 'watch', '--json', '--config-dir', watchDir], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let wout = '';
     let werr = '';
     w.stdout.on('data', (d) => (wout += d));
@@ -692,13 +833,20 @@ describe('no token text in any output', () => {
     const timer = setTimeout(() => w.kill('SIGKILL'), 15000);
     for (let i = 0; i < 100 && !werr.includes('watching'); i++) await sleep(50);
     const { writeFreshToken } = require('../support/credentials.js');
-    writeFreshToken(watchDir, 'rel-github', 'https://rel-github.example.test/mcp', { token: 'RELFAKE-WATCH-ACCESS-8a0c2e4a6c', refreshToken: 'RELFAKE-WATCH-REFRESH-3c5e7a9c1e' });
+    writeFreshToken(watchDir, 'rel-github', 'https://rel-github.example.test/mcp', {
+      token: 'RELFAKE-WATCH-ACCESS-8a0c2e4a6c',
+      refreshToken: 'RELFAKE-WATCH-REFRESH-3c5e7a9c1e',
+    });
     for (let i = 0; i < 60 && !wout.includes('credentials-changed'); i++) await sleep(50);
     w.kill('SIGTERM');
     await closed;
     clearTimeout(timer);
     assert.ok(wout.includes('credentials-changed'), `watch printed no event: ${wout} ${werr}`);
-    assert.deepEqual(findSecrets(wout + werr, ['RELFAKE-WATCH-ACCESS-8a0c2e4a6c', 'RELFAKE-WATCH-REFRESH-3c5e7a9c1e']), [], 'token text in `watch` output');
+    assert.deepEqual(
+      findSecrets(wout + werr, ['RELFAKE-WATCH-ACCESS-8a0c2e4a6c', 'RELFAKE-WATCH-REFRESH-3c5e7a9c1e']),
+      [],
+      'token text in `watch` output',
+    );
     t.diagnostic(`${runs + 1} CLI runs (${failures} exited 1 on the corrupt credentials dir)`);
   });
 });

@@ -45,7 +45,10 @@ const pluginHttpHeaders = { ...pluginHttp, headers: { 'X-Team': 'a' } };
 // Claude Code's config hash of `pluginStdio` (the id it writes into such a server's entry):
 // sha256 of the canonical JSON without scope/pluginSource, keys sorted, first 16 hex digits.
 const PLUGIN_STDIO_ID = require('node:crypto')
-  .createHash('sha256').update('{"args":["server.js"],"command":"node","type":"stdio"}').digest('hex').slice(0, 16);
+  .createHash('sha256')
+  .update('{"args":["server.js"],"command":"node","type":"stdio"}')
+  .digest('hex')
+  .slice(0, 16);
 
 describe('the 2.1.332 rules, one row per rule', () => {
   const rows = [
@@ -85,15 +88,29 @@ describe('the 2.1.332 rules, one row per rule', () => {
     writeCache(dir, doc);
     rows.forEach(([what, config, , exact, byName], i) => {
       const name = `s${i}`;
-      assert.equal(addon.isNeedsAuthCached(name, { configDir: dir, serverConfig: config }), exact, `${what} (serverConfig)`);
-      assert.equal(addon.isNeedsAuthCached(name, { configDir: dir, serverConfigs: configs }), exact, `${what} (serverConfigs)`);
+      assert.equal(
+        addon.isNeedsAuthCached(name, { configDir: dir, serverConfig: config }),
+        exact,
+        `${what} (serverConfig)`,
+      );
+      assert.equal(
+        addon.isNeedsAuthCached(name, { configDir: dir, serverConfigs: configs }),
+        exact,
+        `${what} (serverConfigs)`,
+      );
       assert.equal(addon.isNeedsAuthCached(name, { configDir: dir }), byName, `${what} (name only)`);
     });
     const listed = addon.listNeedsAuth({ configDir: dir, serverConfigs: configs });
-    assert.deepEqual(listed.map((e) => e.cached), rows.map((r) => r[3]));
+    assert.deepEqual(
+      listed.map((e) => e.cached),
+      rows.map((r) => r[3]),
+    );
     assert.ok(listed.every((e) => e.judgedBy === 'config'));
     const byName = addon.listNeedsAuth({ configDir: dir });
-    assert.deepEqual(byName.map((e) => e.cached), rows.map((r) => r[4]));
+    assert.deepEqual(
+      byName.map((e) => e.cached),
+      rows.map((r) => r[4]),
+    );
     assert.ok(byName.every((e) => e.judgedBy === 'name' && e.ignored === undefined));
   });
 
@@ -118,8 +135,14 @@ describe('the 2.1.332 rules, one row per rule', () => {
   it('serverConfig wins over serverConfigs[server]; defaultTtlMs does not bend the exact rule', (t) => {
     const dir = tmpDir(t);
     writeCache(dir, { h: { timestamp: Date.now() - 30 * MIN } });
-    assert.equal(addon.isNeedsAuthCached('h', { configDir: dir, serverConfigs: { h: stdio }, serverConfig: pluginHttp }), true);
-    assert.equal(addon.isNeedsAuthCached('h', { configDir: dir, serverConfigs: { h: pluginHttp }, serverConfig: stdio }), false);
+    assert.equal(
+      addon.isNeedsAuthCached('h', { configDir: dir, serverConfigs: { h: stdio }, serverConfig: pluginHttp }),
+      true,
+    );
+    assert.equal(
+      addon.isNeedsAuthCached('h', { configDir: dir, serverConfigs: { h: pluginHttp }, serverConfig: stdio }),
+      false,
+    );
     assert.equal(addon.isNeedsAuthCached('h', { configDir: dir, defaultTtlMs: H4 }), true);
     assert.equal(addon.isNeedsAuthCached('h', { configDir: dir, defaultTtlMs: H4, serverConfig: http }), false);
   });
@@ -133,7 +156,10 @@ describe('bad configs', () => {
     [{ serverConfig: { type: 7 } }, /^options\.serverConfig\.type must be a string/],
     [{ serverConfig: { type: 'claudeai-proxy', id: 5 } }, /^options\.serverConfig\.id must be a string, not a number/],
     [{ serverConfigs: { github: { type: 'grpc' } } }, /^options\.serverConfigs\.github\.type must be/],
-    [{ serverConfigs: { 'claude.ai Figma': { type: 'claudeai-proxy', id: {} } } }, /^options\.serverConfigs\["claude\.ai Figma"\]\.id must be a string/],
+    [
+      { serverConfigs: { 'claude.ai Figma': { type: 'claudeai-proxy', id: {} } } },
+      /^options\.serverConfigs\["claude\.ai Figma"\]\.id must be a string/,
+    ],
     [{ serverConfigs: { github: 42 } }, /^options\.serverConfigs\.github must be an object/],
     [{ serverConfigs: [http] }, /^options\.serverConfigs must be an object .*not an array/],
     [{ serverConfigs: 'x' }, /^options\.serverConfigs must be an object/],
@@ -159,7 +185,10 @@ describe('bad configs', () => {
     assert.equal(addon.isNeedsAuthCached('a', { configDir: dir, serverConfig: null, serverConfigs: null }), true);
     const instance = { connect() {} };
     instance.self = instance;
-    assert.equal(addon.isNeedsAuthCached('a', { configDir: dir, serverConfig: { type: 'sdk', name: 'a', instance } }), false);
+    assert.equal(
+      addon.isNeedsAuthCached('a', { configDir: dir, serverConfig: { type: 'sdk', name: 'a', instance } }),
+      false,
+    );
     assert.equal(addon.isNeedsAuthCached('a', { configDir: dir, serverConfigs: { a: undefined } }), true);
   });
 });
@@ -179,14 +208,20 @@ describe('purgeStale and diagnose with configs', () => {
 
   it('diagnose judges the entry with the config', (t) => {
     const dir = tmpDir(t);
-    writeCache(dir, { p: { timestamp: Date.now() - 20 * MIN, id: 'mcpsrv_A' }, s: { timestamp: Date.now() - MIN, id: PLUGIN_STDIO_ID } });
+    writeCache(dir, {
+      p: { timestamp: Date.now() - 20 * MIN, id: 'mcpsrv_A' },
+      s: { timestamp: Date.now() - MIN, id: PLUGIN_STDIO_ID },
+    });
     const opts = { configDir: dir, credentials: 'none' };
     const d = addon.diagnose('p', { ...opts, serverConfig: proxy });
     assert.equal(d.skipped, true);
     assert.equal(d.cacheEntry.ttlMs, H4);
     assert.equal(d.reasons[0].kind, 'needs-auth-cache');
     assert.equal(addon.diagnose('p', opts).skipped, false, 'name only: 15 min, expired');
-    assert.equal(addon.diagnose('p', { ...opts, serverConfig: { ...proxy, id: 'mcpsrv_B' } }).cacheEntry.ignored, 'id-mismatch');
+    assert.equal(
+      addon.diagnose('p', { ...opts, serverConfig: { ...proxy, id: 'mcpsrv_B' } }).cacheEntry.ignored,
+      'id-mismatch',
+    );
     const s = addon.diagnose('s', { ...opts, serverConfig: pluginStdio });
     assert.equal(s.skipped, true);
     assert.match(s.reasons[0].message, /it failed/);
@@ -196,33 +231,73 @@ describe('purgeStale and diagnose with configs', () => {
 // ---------------------------------------------------------------------------------------------
 // End to end with the real Claude Code 2.1.332 native binary.
 
-const NATIVE = path.join(__dirname, '..', 'node_modules', '@anthropic-ai', `claude-code-${process.platform}-${process.arch}`,
-  process.platform === 'win32' ? 'claude.exe' : 'claude');
+const NATIVE = path.join(
+  __dirname,
+  '..',
+  'node_modules',
+  '@anthropic-ai',
+  `claude-code-${process.platform}-${process.arch}`,
+  process.platform === 'win32' ? 'claude.exe' : 'claude',
+);
 
 /** `claude -p hi` offline (facts §6) in a throw-away HOME; resolves with its debug log. */
 function runClaudePrint(home, mcpConfigFile, timeoutMs = 90_000) {
   const env = offlineEnv(home, { CLAUDE_CONFIG_DIR: path.join(home, '.claude') });
   const debugFile = path.join(home, 'debug.txt');
-  const args = ['-p', 'hi', '--max-turns', '1', '--debug-file', debugFile, '--mcp-config', mcpConfigFile, '--strict-mcp-config'];
+  const args = [
+    '-p',
+    'hi',
+    '--max-turns',
+    '1',
+    '--debug-file',
+    debugFile,
+    '--mcp-config',
+    mcpConfigFile,
+    '--strict-mcp-config',
+  ];
   return new Promise((resolve, reject) => {
-    const child = spawn(NATIVE, args, { env, cwd: home, stdio: ['ignore', 'pipe', 'pipe'], detached: process.platform !== 'win32' });
+    const child = spawn(NATIVE, args, {
+      env,
+      cwd: home,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: process.platform !== 'win32',
+    });
     let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { out += d; });
-    const kill = () => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } };
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      out += d;
+    });
+    const kill = () => {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    };
     const timer = setTimeout(kill, timeoutMs);
-    child.on('error', (err) => { clearTimeout(timer); reject(err); });
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
     child.on('close', (code) => {
       clearTimeout(timer);
       kill();
       let debug = '';
-      try { debug = fs.readFileSync(debugFile, 'utf8'); } catch { /* not written */ }
+      try {
+        debug = fs.readFileSync(debugFile, 'utf8');
+      } catch {
+        /* not written */
+      }
       resolve({ code, out, debug });
     });
   });
 }
 
-describe('end to end with Claude Code 2.1.332', { skip: !fs.existsSync(NATIVE) && `no native binary at ${NATIVE}` }, () => {
+describe('end to end with Claude Code 2.1.332', {
+  skip: !fs.existsSync(NATIVE) && `no native binary at ${NATIVE}`,
+}, () => {
   it('claude -p dials exactly the servers isNeedsAuthCached(name, { serverConfig }) says it would', async (t) => {
     const home = tmpDir(t, 'mna-rules-e2e-');
     const configDir = path.join(home, '.claude');
@@ -248,8 +323,12 @@ describe('end to end with Claude Code 2.1.332', { skip: !fs.existsSync(NATIVE) &
       longttl: { timestamp: now - 20 * MIN, ttlMs: 3_600_000 }, // explicit ttlMs: skipped
       local: { timestamp: now - MIN }, // stdio: dialed whatever the entry (name-only says skipped)
     });
-    const predicted = Object.fromEntries(Object.entries(servers)
-      .map(([name, serverConfig]) => [name, addon.isNeedsAuthCached(name, { configDir, serverConfig })]));
+    const predicted = Object.fromEntries(
+      Object.entries(servers).map(([name, serverConfig]) => [
+        name,
+        addon.isNeedsAuthCached(name, { configDir, serverConfig }),
+      ]),
+    );
     assert.deepEqual(predicted, { fresh: true, aged: false, longttl: true, local: false });
     assert.equal(addon.isNeedsAuthCached('local', { configDir }), true, 'the name-only rule would be wrong here');
 
@@ -262,15 +341,23 @@ describe('end to end with Claude Code 2.1.332', { skip: !fs.existsSync(NATIVE) &
       longttl: longTtl.count((q) => q.path === '/mcp') > 0,
       local: fs.existsSync(mark),
     };
-    const context = `claude exited ${r.code}; debug log:\n${r.debug.split('\n').filter((l) => /MCP/.test(l)).slice(0, 40).join('\n')}`;
+    const context = `claude exited ${r.code}; debug log:\n${r.debug
+      .split('\n')
+      .filter((l) => /MCP/.test(l))
+      .slice(0, 40)
+      .join('\n')}`;
     for (const name of Object.keys(servers)) {
-      assert.equal(dialed[name], !predicted[name], `${name}: predicted cached=${predicted[name]}, dialed=${dialed[name]}\n${context}`);
+      assert.equal(
+        dialed[name],
+        !predicted[name],
+        `${name}: predicted cached=${predicted[name]}, dialed=${dialed[name]}\n${context}`,
+      );
     }
     assert.match(r.debug, /MCP server "fresh": Skipping connection \(cached needs-auth\)/, context);
   });
 });
 
-describe('mcp-needs-auth/sdk passes the session\'s mcpServers along', () => {
+describe("mcp-needs-auth/sdk passes the session's mcpServers along", () => {
   const sdk = require('../sdk.js');
 
   it('prepareQuery judges entries with options.mcpServers: a claude.ai proxy entry of 20 min is still live', (t) => {
@@ -281,22 +368,38 @@ describe('mcp-needs-auth/sdk passes the session\'s mcpServers along', () => {
     const env = { CLAUDE_CONFIG_DIR: dir };
     const options = { env, mcpServers: { proxy, plain: http } };
     assert.equal(sdk.prepareQuery(options, { credentials: 'none' }), options);
-    assert.deepEqual(Object.keys(JSON.parse(fs.readFileSync(path.join(dir, CACHE), 'utf8'))), ['proxy'],
-      'the proxy entry (4 h) is kept; the http one (15 min) is expired and purged');
+    assert.deepEqual(
+      Object.keys(JSON.parse(fs.readFileSync(path.join(dir, CACHE), 'utf8'))),
+      ['proxy'],
+      'the proxy entry (4 h) is kept; the http one (15 min) is expired and purged',
+    );
     sdk.prepareQuery({ env }, { credentials: 'none' });
-    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, CACHE), 'utf8')), {}, 'without configs: name only, 15 min');
+    assert.deepEqual(
+      JSON.parse(fs.readFileSync(path.join(dir, CACHE), 'utf8')),
+      {},
+      'without configs: name only, 15 min',
+    );
   });
 
   it('a config the addon rejects is left out with a warning; the others still count', async (t) => {
     const dir = tmpDir(t);
-    writeCache(dir, { proxy: { timestamp: Date.now() - 20 * MIN, id: 'mcpsrv_A' }, odd: { timestamp: Date.now() - 20 * MIN } });
+    writeCache(dir, {
+      proxy: { timestamp: Date.now() - 20 * MIN, id: 'mcpsrv_A' },
+      odd: { timestamp: Date.now() - 20 * MIN },
+    });
     const warnings = [];
     const onWarning = (w) => warnings.push(w);
     process.on('warning', onWarning);
     t.after(() => process.off('warning', onWarning));
-    sdk.prepareQuery({ env: { CLAUDE_CONFIG_DIR: dir }, mcpServers: { proxy, odd: { type: 'quantum' } } }, { credentials: 'none' });
+    sdk.prepareQuery(
+      { env: { CLAUDE_CONFIG_DIR: dir }, mcpServers: { proxy, odd: { type: 'quantum' } } },
+      { credentials: 'none' },
+    );
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(Object.keys(JSON.parse(fs.readFileSync(path.join(dir, CACHE), 'utf8'))), ['proxy']);
-    assert.ok(warnings.some((w) => /"odd" left out/.test(w.message) && /serverConfigs\.odd\.type/.test(w.message)), warnings.map(String).join('\n'));
+    assert.ok(
+      warnings.some((w) => /"odd" left out/.test(w.message) && /serverConfigs\.odd\.type/.test(w.message)),
+      warnings.map(String).join('\n'),
+    );
   });
 });

@@ -88,7 +88,10 @@ function fakeQuery({ statuses = {}, failures = {}, reconnectMs = 20 } = {}) {
         q.active--;
       }
     },
-    close() { q.closeCalls++; q.ended = true; },
+    close() {
+      q.closeCalls++;
+      q.ended = true;
+    },
   };
   return q;
 }
@@ -159,10 +162,13 @@ describe('prepareQuery', () => {
   it("purges stale entries of the env's config dir (not process.env's)", (t) => {
     const dir = tmp(t);
     const now = Date.now();
-    fs.writeFileSync(path.join(dir, FILE), JSON.stringify({
-      old: { timestamp: now - 3_600_000 },
-      live: { timestamp: now },
-    }));
+    fs.writeFileSync(
+      path.join(dir, FILE),
+      JSON.stringify({
+        old: { timestamp: now - 3_600_000 },
+        live: { timestamp: now },
+      }),
+    );
     prepareQuery({ env: { HOME: '/nonexistent-home', CLAUDE_CONFIG_DIR: dir } });
     assert.deepEqual(Object.keys(JSON.parse(fs.readFileSync(path.join(dir, FILE), 'utf8'))), ['live']);
   });
@@ -178,7 +184,10 @@ describe('prepareQuery', () => {
     } finally {
       process.off('warning', onWarn);
     }
-    assert.ok(warnings.some((w) => /empty/.test(w.message)), warnings.map((w) => w.message).join('\n'));
+    assert.ok(
+      warnings.some((w) => /empty/.test(w.message)),
+      warnings.map((w) => w.message).join('\n'),
+    );
   });
 });
 
@@ -191,17 +200,22 @@ describe('needsAuthHooks', () => {
     assert.equal(h.SessionStart.length, 1);
     assert.ok(Array.isArray(h.SessionStart[0].hooks));
     const ac = new AbortController();
-    const out = await h.SessionStart[0].hooks[0]({ hook_event_name: 'SessionStart', source: 'startup' }, undefined, { signal: ac.signal });
+    const out = await h.SessionStart[0].hooks[0]({ hook_event_name: 'SessionStart', source: 'startup' }, undefined, {
+      signal: ac.signal,
+    });
     assert.deepEqual(out, { continue: true });
   });
 
   it('purges, then schedules reconnects of needs-auth servers a new process would dial (query getter)', async (t) => {
     const dir = tmp(t);
     const now = Date.now();
-    fs.writeFileSync(path.join(dir, FILE), JSON.stringify({
-      stale: { timestamp: now - 3_600_000 },
-      blocked: { timestamp: now },
-    }));
+    fs.writeFileSync(
+      path.join(dir, FILE),
+      JSON.stringify({
+        stale: { timestamp: now - 3_600_000 },
+        blocked: { timestamp: now },
+      }),
+    );
     const q = fakeQuery({ statuses: { stale: 'needs-auth', blocked: 'needs-auth', ok: 'connected' } });
     let current;
     const outcomes = [];
@@ -212,7 +226,10 @@ describe('needsAuthHooks', () => {
     assert.equal(q.calls.length, 0, 'nothing awaited inside the hook');
     await until(() => outcomes.length === 1, { what: 'the scheduled reconnect' });
     assert.deepEqual(q.calls, ['stale'], 'only the server whose entry is gone; blocked is still cached');
-    assert.deepEqual(outcomes.map(({ server, ok }) => ({ server, ok })), [{ server: 'stale', ok: true }]);
+    assert.deepEqual(
+      outcomes.map(({ server, ok }) => ({ server, ok })),
+      [{ server: 'stale', ok: true }],
+    );
     assert.deepEqual(Object.keys(JSON.parse(fs.readFileSync(path.join(dir, FILE), 'utf8'))), ['blocked']);
   });
 
@@ -220,13 +237,14 @@ describe('needsAuthHooks', () => {
     const dir = tmp(t);
     fs.writeFileSync(path.join(dir, FILE), JSON.stringify({ a: { timestamp: 1 } }));
     const h = needsAuthHooks({ configDir: dir });
-    assert.deepEqual(await h.SessionStart[0].hooks[0]({}, undefined, { signal: new AbortController().signal }), { continue: true });
+    assert.deepEqual(await h.SessionStart[0].hooks[0]({}, undefined, { signal: new AbortController().signal }), {
+      continue: true,
+    });
     assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, FILE), 'utf8')), {});
   });
 });
 
 describe('reconnectOnAuthChange (fake query)', () => {
-
   it('reconnects affected needs-auth/failed servers one at a time and reports outcomes', async (t) => {
     const dir = tmp(t);
     const q = fakeQuery({ statuses: { a: 'needs-auth', b: 'failed', c: 'needs-auth', d: 'connected', e: 'disabled' } });
@@ -238,7 +256,10 @@ describe('reconnectOnAuthChange (fake query)', () => {
     await sub.settled();
     assert.deepEqual(q.calls, ['a', 'b']);
     assert.equal(q.maxActive, 1, 'serial');
-    assert.deepEqual(outcomes, [{ server: 'a', ok: true, attempts: 1 }, { server: 'b', ok: true, attempts: 1 }]);
+    assert.deepEqual(outcomes, [
+      { server: 'a', ok: true, attempts: 1 },
+      { server: 'b', ok: true, attempts: 1 },
+    ]);
     // An event naming no server means all of them: only c is left needing auth.
     addon.invalidateNeedsAuth(null, { configDir: dir });
     await until(() => outcomes.length === 3, { what: 'the all-servers event' });
@@ -262,9 +283,15 @@ describe('reconnectOnAuthChange (fake query)', () => {
 
   it('retries a bounded number of times with backoff', async (t) => {
     const dir = tmp(t);
-    const q = fakeQuery({ statuses: { flaky: 'needs-auth', dead: 'needs-auth' }, failures: { flaky: 1, dead: Infinity } });
+    const q = fakeQuery({
+      statuses: { flaky: 'needs-auth', dead: 'needs-auth' },
+      failures: { flaky: 1, dead: Infinity },
+    });
     const outcomes = [];
-    const sub = reconnectOnAuthChange(q, opts(dir, { retries: 3, backoffMs: 30, onReconnect: (o) => outcomes.push(o) }));
+    const sub = reconnectOnAuthChange(
+      q,
+      opts(dir, { retries: 3, backoffMs: 30, onReconnect: (o) => outcomes.push(o) }),
+    );
     t.after(() => sub.close());
     const started = Date.now();
     addon.invalidateNeedsAuth(['flaky', 'dead'], { configDir: dir });
@@ -277,7 +304,7 @@ describe('reconnectOnAuthChange (fake query)', () => {
     assert.equal(outcomes[1].server, 'dead');
     assert.equal(outcomes[1].ok, false);
     assert.equal(outcomes[1].attempts, 3);
-    assert.match(String(outcomes[1].error && outcomes[1].error.message), /Server status: needs-auth/);
+    assert.match(String(outcomes[1].error?.message), /Server status: needs-auth/);
     assert.ok(ms >= 30 + 30 + 60, `backoff waited (${ms} ms)`);
   });
 
@@ -388,7 +415,14 @@ describe('reconnectOnAuthChange (fake query)', () => {
     const onWarn = (w) => warnings.push(w);
     process.on('warning', onWarn);
     t.after(() => process.off('warning', onWarn));
-    const sub = reconnectOnAuthChange(q, opts(dir, { onReconnect: () => { throw new Error('boom'); } }));
+    const sub = reconnectOnAuthChange(
+      q,
+      opts(dir, {
+        onReconnect: () => {
+          throw new Error('boom');
+        },
+      }),
+    );
     t.after(() => sub.close());
     addon.invalidateNeedsAuth('a', { configDir: dir });
     await until(() => warnings.some((w) => /onReconnect threw: boom/.test(w.message)), { what: 'the warning' });
@@ -526,9 +560,15 @@ describe('mcp-needs-auth/register (child process)', () => {
       const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
-      child.stdout.on('data', (d) => { stdout += d; });
-      child.stderr.on('data', (d) => { stderr += d; });
-      const timer = setTimeout(() => { child.kill('SIGKILL'); }, timeoutMs);
+      child.stdout.on('data', (d) => {
+        stdout += d;
+      });
+      child.stderr.on('data', (d) => {
+        stderr += d;
+      });
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+      }, timeoutMs);
       child.on('error', reject);
       child.on('close', (code, signal) => {
         clearTimeout(timer);
@@ -549,7 +589,10 @@ describe('mcp-needs-auth/register (child process)', () => {
     fs.mkdirSync(cfg);
     fs.writeFileSync(path.join(cfg, FILE), JSON.stringify({ a: { timestamp: Date.now() - 3_600_000 } }));
     const reg = path.join(ROOT, 'register.js');
-    const r = await runNode(['-r', reg, '-r', reg, '-e', "require(process.argv[1]); console.log('host done')", reg], childEnv(home));
+    const r = await runNode(
+      ['-r', reg, '-r', reg, '-e', "require(process.argv[1]); console.log('host done')", reg],
+      childEnv(home),
+    );
     assert.equal(r.signal, null, `killed after timeout: ${r.stderr}`);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /host done/);
@@ -564,8 +607,10 @@ describe('mcp-needs-auth/register (child process)', () => {
     const cfg = path.join(home, 'elsewhere');
     fs.mkdirSync(cfg);
     fs.writeFileSync(path.join(cfg, FILE), JSON.stringify({ b: { timestamp: 5 } }));
-    const r = await runNode(['-r', path.join(ROOT, 'register.js'), '-e', '0'],
-      childEnv(home, { MCP_NEEDS_AUTH_DEBUG: '', CLAUDE_CONFIG_DIR: cfg }));
+    const r = await runNode(
+      ['-r', path.join(ROOT, 'register.js'), '-e', '0'],
+      childEnv(home, { MCP_NEEDS_AUTH_DEBUG: '', CLAUDE_CONFIG_DIR: cfg }),
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, '');
     assert.deepEqual(JSON.parse(fs.readFileSync(path.join(cfg, FILE), 'utf8')), {});
@@ -573,8 +618,10 @@ describe('mcp-needs-auth/register (child process)', () => {
 
   it('never throws into the host, even when the config dir cannot be resolved', async (t) => {
     const home = tmp(t, 'mna-reg-');
-    const r = await runNode(['-r', path.join(ROOT, 'register.js'), '-e', "console.log('alive')"],
-      childEnv(home, { CLAUDE_CONFIG_DIR: path.join(home, 'no', 'such', 'dir') }));
+    const r = await runNode(
+      ['-r', path.join(ROOT, 'register.js'), '-e', "console.log('alive')"],
+      childEnv(home, { CLAUDE_CONFIG_DIR: path.join(home, 'no', 'such', 'dir') }),
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /alive/);
   });

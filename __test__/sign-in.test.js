@@ -26,7 +26,11 @@ const NAME = 'protected';
 const STDIO = 'local-tool';
 const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 const entryOf = (h) => {
-  try { return JSON.parse(fs.readFileSync(h.cachePath, 'utf8'))[NAME]; } catch { return undefined; }
+  try {
+    return JSON.parse(fs.readFileSync(h.cachePath, 'utf8'))[NAME];
+  } catch {
+    return undefined;
+  }
 };
 
 /** Records every onAuthChanged subscription signIn makes, to check none is left open. */
@@ -38,15 +42,21 @@ function spySubscriptions(t) {
     subs.push(sub);
     return sub;
   };
-  t.after(() => { addon.onAuthChanged = orig; });
+  t.after(() => {
+    addon.onAuthChanged = orig;
+  });
   return subs;
 }
 
 async function rejectsWith(promise, code, what) {
-  await assert.rejects(promise, (err) => {
-    assert.equal(err.code, code, `${what}: ${err.message}`);
-    return true;
-  }, what);
+  await assert.rejects(
+    promise,
+    (err) => {
+      assert.equal(err.code, code, `${what}: ${err.message}`);
+      return true;
+    },
+    what,
+  );
 }
 
 /** No code, state or token of the flow in anything the host gets. */
@@ -61,7 +71,10 @@ function assertNoSecrets(value, callbackUrl, what, keys = ['code', 'state']) {
 
 for (const stack of STACKS) {
   const native = stack.name.includes('0.3.332');
-  describe(`signIn end to end: ${stack.name}`, { timeout: 240_000, skip: fs.existsSync(stack.sdk) ? false : 'stack not installed' }, () => {
+  describe(`signIn end to end: ${stack.name}`, {
+    timeout: 240_000,
+    skip: fs.existsSync(stack.sdk) ? false : 'stack not installed',
+  }, () => {
     let srv;
     let h;
 
@@ -71,10 +84,18 @@ for (const stack of STACKS) {
       h = makeHome();
       let sess = null;
       const mine = { srv, h };
-      t.after(async () => { // the session first: its Claude Code writes into the HOME until it exits
-        try { if (sess) await sess.close(); } finally {
+      t.after(async () => {
+        // the session first: its Claude Code writes into the HOME until it exits
+        try {
+          if (sess) await sess.close();
+        } finally {
           await mine.srv.close();
-          try { mine.h.cleanup(); } catch { await delay(500); mine.h.cleanup(); }
+          try {
+            mine.h.cleanup();
+          } catch {
+            await delay(500);
+            mine.h.cleanup();
+          }
         }
       });
       const add = await runCli(stack, h.env, ['mcp', 'add', '--transport', 'http', '-s', 'user', NAME, srv.url]);
@@ -86,7 +107,7 @@ for (const stack of STACKS) {
       const s = await openSession(stack, h.env);
       sess = s;
       const st = await s.settled(NAME);
-      assert.equal(st && st.status, 'needs-auth', 'the session reports the server as needs-auth');
+      assert.equal(st?.status, 'needs-auth', 'the session reports the server as needs-auth');
       return s;
     }
 
@@ -104,7 +125,7 @@ for (const stack of STACKS) {
       assert.match(pending.authUrl, new RegExp(`^${srv.base}/authorize\\?`));
       assert.deepEqual(Object.keys(pending).sort(), ['authUrl', 'completed', 'server', 'submitCallbackUrl']);
       const user = await followAuthUrl(pending.authUrl);
-      assert.equal(user.status, 200, 'Claude Code\'s callback page answered');
+      assert.equal(user.status, 200, "Claude Code's callback page answered");
       assert.match(user.url, /^http:\/\/localhost:\d+\/callback\?/);
 
       const done = await pending.completed;
@@ -115,13 +136,27 @@ for (const stack of STACKS) {
       assert.equal((await s.status(NAME)).status, 'connected');
       assert.equal(entryOf(h), undefined, 'the needs-auth entry is gone');
       assert.equal(addon.isNeedsAuthCached(NAME, { configDir: h.configDir }), false);
-      assert.ok(heard.some((ev) => ev.servers.includes(NAME)), 'an in-process subscriber heard about it');
+      assert.ok(
+        heard.some((ev) => ev.servers.includes(NAME)),
+        'an in-process subscriber heard about it',
+      );
       assert.ok(subs.length >= 1 && subs.every((x) => x.closed), 'signIn closed its subscription');
-      t.diagnostic(native ? `file after: ${fs.existsSync(h.cachePath) ? 'kept' : 'deleted by Claude Code'}` : 'entry removed by signIn');
+      t.diagnostic(
+        native
+          ? `file after: ${fs.existsSync(h.cachePath) ? 'kept' : 'deleted by Claude Code'}`
+          : 'entry removed by signIn',
+      );
 
       const start = srv.requests.length;
       const r = await printConnects(stack, h.env, NAME);
-      assert.equal(r.connected, true, `claude -p connects:\n${r.debug.split('\n').filter((l) => l.includes(NAME)).join('\n')}`);
+      assert.equal(
+        r.connected,
+        true,
+        `claude -p connects:\n${r.debug
+          .split('\n')
+          .filter((l) => l.includes(NAME))
+          .join('\n')}`,
+      );
       assert.ok(srv.requests.slice(start).some((x) => x.path === '/mcp' && x.auth && x.rpc === 'tools/list'));
     });
 
@@ -134,7 +169,10 @@ for (const stack of STACKS) {
         const r = await s.q.mcpAuthenticate(NAME); // what a host does without this library
         await followAuthUrl(r.authUrl);
         let st = await s.status(NAME);
-        for (let i = 0; i < 50 && st.status !== 'connected'; i++) { await delay(100); st = await s.status(NAME); }
+        for (let i = 0; i < 50 && st.status !== 'connected'; i++) {
+          await delay(100);
+          st = await s.status(NAME);
+        }
         assert.equal(st.status, 'connected', 'the session connected');
         await delay(500);
         assert.deepEqual(entryOf(h), written, 'the entry is still there: new processes keep skipping the server');
@@ -150,11 +188,20 @@ for (const stack of STACKS) {
       await rejectsWith(signIn(s.q, '', { env: h.env }), 'ERR_INVALID_ARGUMENT', 'empty name');
       await rejectsWith(signIn(s.q, NAME, { env: h.env, timeoutMs: -1 }), 'ERR_INVALID_ARGUMENT', 'bad timeout');
       if (!native) {
-        await rejectsWith(signIn(s.q, NAME, { env: h.env, redirectUri: 'http://127.0.0.1:9/cb' }),
-          'ERR_SIGN_IN_UNSUPPORTED', 'redirectUri on 0.2.x');
+        await rejectsWith(
+          signIn(s.q, NAME, { env: h.env, redirectUri: 'http://127.0.0.1:9/cb' }),
+          'ERR_SIGN_IN_UNSUPPORTED',
+          'redirectUri on 0.2.x',
+        );
       }
-      assert.ok(subs.every((x) => x.closed), 'no subscription left open');
-      assert.equal(srv.count((r) => r.path === '/authorize'), 0);
+      assert.ok(
+        subs.every((x) => x.closed),
+        'no subscription left open',
+      );
+      assert.equal(
+        srv.count((r) => r.path === '/authorize'),
+        0,
+      );
     });
 
     it('a second signIn while one is pending shares it; abort and time-out reject and leave nothing; a new signIn then works', async (t) => {
@@ -166,8 +213,11 @@ for (const stack of STACKS) {
       assert.equal(second.authUrl, first.authUrl, 'the same authorization URL');
       assert.equal(second.completed, first.completed, 'the same completion');
       if (native) {
-        await rejectsWith(signIn(s.q, NAME, { env: h.env, redirectUri: 'http://127.0.0.1:9/cb' }),
-          'ERR_SIGN_IN_IN_PROGRESS', 'another redirect URI while pending');
+        await rejectsWith(
+          signIn(s.q, NAME, { env: h.env, redirectUri: 'http://127.0.0.1:9/cb' }),
+          'ERR_SIGN_IN_IN_PROGRESS',
+          'another redirect URI while pending',
+        );
       }
       const reason = new Error('user closed the dialog');
       ac.abort(reason);
@@ -177,12 +227,18 @@ for (const stack of STACKS) {
         assert.equal(err.cause, reason);
         return true;
       });
-      assert.ok(subs.every((x) => x.closed), 'abort closed the subscription');
+      assert.ok(
+        subs.every((x) => x.closed),
+        'abort closed the subscription',
+      );
 
       const timed = await signIn(s.q, NAME, { env: h.env, timeoutMs: 1500 });
       assert.notEqual(timed.authUrl, first.authUrl, 'a new flow after the abort');
       await rejectsWith(timed.completed, 'ERR_SIGN_IN_TIMEOUT', 'time-out');
-      assert.ok(subs.every((x) => x.closed), 'time-out closed the subscription');
+      assert.ok(
+        subs.every((x) => x.closed),
+        'time-out closed the subscription',
+      );
       assert.equal((await s.status(NAME)).status, 'needs-auth', 'nothing signed in');
 
       const again = await signIn(s.q, NAME, { env: h.env, timeoutMs: 60_000 });
@@ -190,28 +246,33 @@ for (const stack of STACKS) {
       assert.deepEqual(await again.completed, { server: NAME, status: 'connected' });
     });
 
-    it(native
-      ? 'redirectUri + submitCallbackUrl: the host receives the callback and hands it to Claude Code'
-      : 'submitCallbackUrl with Claude Code\'s own redirect URI (the browser could not reach it)', async (t) => {
-      const s = await session(t);
-      const redirectUri = 'http://127.0.0.1:9/host/oauth/callback'; // the host's; never dialled here
-      const pending = await signIn(s.q, NAME, native ? { env: h.env, redirectUri } : { env: h.env });
-      const redirect = new URL(pending.authUrl).searchParams.get('redirect_uri');
-      if (native) assert.equal(redirect, redirectUri, 'Claude Code put the host\'s redirect URI in the authUrl');
-      const user = await followAuthUrl(pending.authUrl, { stopAt: redirect });
-      assert.ok(user.callbackUrl, 'the authorization server redirected to the callback');
-      await rejectsWith(pending.submitCallbackUrl(`${redirect}?nothing=here`), 'ERR_INVALID_ARGUMENT', 'no code');
-      let logged = '';
-      const warn = (w) => { logged += `${w.message}\n`; };
-      process.on('warning', warn);
-      t.after(() => process.off('warning', warn));
-      await pending.submitCallbackUrl(user.callbackUrl);
-      const done = await pending.completed;
-      assert.deepEqual(done, { server: NAME, status: 'connected' });
-      assert.equal(entryOf(h), undefined, 'the needs-auth entry is gone');
-      assertNoSecrets(logged, user.callbackUrl, 'warnings');
-      await rejectsWith(pending.submitCallbackUrl(user.callbackUrl), 'ERR_SIGN_IN_NOT_PENDING', 'after completion');
-    });
+    it(
+      native
+        ? 'redirectUri + submitCallbackUrl: the host receives the callback and hands it to Claude Code'
+        : "submitCallbackUrl with Claude Code's own redirect URI (the browser could not reach it)",
+      async (t) => {
+        const s = await session(t);
+        const redirectUri = 'http://127.0.0.1:9/host/oauth/callback'; // the host's; never dialled here
+        const pending = await signIn(s.q, NAME, native ? { env: h.env, redirectUri } : { env: h.env });
+        const redirect = new URL(pending.authUrl).searchParams.get('redirect_uri');
+        if (native) assert.equal(redirect, redirectUri, "Claude Code put the host's redirect URI in the authUrl");
+        const user = await followAuthUrl(pending.authUrl, { stopAt: redirect });
+        assert.ok(user.callbackUrl, 'the authorization server redirected to the callback');
+        await rejectsWith(pending.submitCallbackUrl(`${redirect}?nothing=here`), 'ERR_INVALID_ARGUMENT', 'no code');
+        let logged = '';
+        const warn = (w) => {
+          logged += `${w.message}\n`;
+        };
+        process.on('warning', warn);
+        t.after(() => process.off('warning', warn));
+        await pending.submitCallbackUrl(user.callbackUrl);
+        const done = await pending.completed;
+        assert.deepEqual(done, { server: NAME, status: 'connected' });
+        assert.equal(entryOf(h), undefined, 'the needs-auth entry is gone');
+        assertNoSecrets(logged, user.callbackUrl, 'warnings');
+        await rejectsWith(pending.submitCallbackUrl(user.callbackUrl), 'ERR_SIGN_IN_NOT_PENDING', 'after completion');
+      },
+    );
   });
 }
 
@@ -241,7 +302,10 @@ describe('signIn failure paths leave nothing behind (scripted query)', () => {
     const subs = spySubscriptions(t);
     const ac = new AbortController();
     ac.abort();
-    await assert.rejects(signIn(scriptedQuery(), NAME, { configDir: dir, signal: ac.signal }), { name: 'AbortError', code: 'ABORT_ERR' });
+    await assert.rejects(signIn(scriptedQuery(), NAME, { configDir: dir, signal: ac.signal }), {
+      name: 'AbortError',
+      code: 'ABORT_ERR',
+    });
     const ac2 = new AbortController();
     const q = scriptedQuery({ authMs: 500 });
     const p = signIn(q, NAME, { configDir: dir, signal: ac2.signal });

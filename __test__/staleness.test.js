@@ -16,8 +16,21 @@ const path = require('node:path');
 
 const creds = require('../support/credentials.js');
 const {
-  ADDON_DIR, CACHE_FILE, sleep, tmpDir, deferClose, secret, urlOf, writeCacheLikeClaude, readCacheFile, snapFile,
-  assertFileUnchanged, errorData, assertNoSecrets, runWriter, collector,
+  ADDON_DIR,
+  CACHE_FILE,
+  sleep,
+  tmpDir,
+  deferClose,
+  secret,
+  urlOf,
+  writeCacheLikeClaude,
+  readCacheFile,
+  snapFile,
+  assertFileUnchanged,
+  errorData,
+  assertNoSecrets,
+  runWriter,
+  collector,
 } = require('./fixtures/creds-common.js');
 
 const addon = require(ADDON_DIR);
@@ -32,7 +45,12 @@ function setMtime(file, ms) {
 
 function newDir(t) {
   const dir = tmpDir(t, 'mna-st-');
-  return { dir, credFile: creds.credentialsPath(dir), cacheFile: path.join(dir, CACHE_FILE), opts: { configDir: dir, credentials: 'file' } };
+  return {
+    dir,
+    credFile: creds.credentialsPath(dir),
+    cacheFile: path.join(dir, CACHE_FILE),
+    opts: { configDir: dir, credentials: 'file' },
+  };
 }
 
 const byServer = (x, y) => (x.server < y.server ? -1 : x.server > y.server ? 1 : 0);
@@ -62,7 +80,9 @@ describe('purgeStale', () => {
     // The user signs in to a from another terminal: Claude Code (2.1.332 style) writes a fresh token.
     const fresh = secret('a-fresh');
     secrets.push(fresh);
-    await runWriter(dir, [{ fn: 'writeFreshToken', server: 'a', url: urlOf('a'), opts: { style: 'rename', token: fresh } }]);
+    await runWriter(dir, [
+      { fn: 'writeFreshToken', server: 'a', url: urlOf('a'), opts: { style: 'rename', token: fresh } },
+    ]);
     const before = snapFile(credFile);
 
     const diagBefore = addon.diagnose('a', opts);
@@ -94,8 +114,11 @@ describe('purgeStale', () => {
     assert.deepEqual(addon.purgeStale(opts), []);
     addon.invalidateNeedsAuth('barrier', opts);
     await c.waitFor((x) => x.event.servers.includes('barrier'), 5000, 'the barrier event');
-    assert.deepEqual(c.items.map((x) => x.event.servers.slice().sort()), [['a', 'old'], ['barrier']],
-      'a purge that removed nothing notifies nobody');
+    assert.deepEqual(
+      c.items.map((x) => x.event.servers.slice().sort()),
+      [['a', 'old'], ['barrier']],
+      'a purge that removed nothing notifies nobody',
+    );
 
     assertNoSecrets([purged, diagBefore, diagAfter, c.items], secrets, 'results and events');
     assertFileUnchanged(credFile, before, 'purgeStale and diagnose');
@@ -136,7 +159,9 @@ describe('purgeStale', () => {
     writeCacheLikeClaude(dir, { a: entryTs });
     // x signs in from another process: the file changes after a's entry.
     const xToken = secret('x');
-    await runWriter(dir, [{ fn: 'writeFreshToken', server: 'x', url: urlOf('x'), opts: { style: 'in-place', token: xToken } }]);
+    await runWriter(dir, [
+      { fn: 'writeFreshToken', server: 'x', url: urlOf('x'), opts: { style: 'in-place', token: xToken } },
+    ]);
     assert.ok(fs.statSync(credFile).mtimeMs > entryTs, 'the store changed after the entry');
     const before = snapFile(credFile);
     const cacheBefore = snapFile(cacheFile);
@@ -164,10 +189,15 @@ describe('purgeStale', () => {
   it('keeps entries Claude Code ignores for other reasons, and entries of servers without credentials', async (t) => {
     const { dir, opts } = newDir(t);
     const now = Date.now();
-    fs.writeFileSync(path.join(dir, CACHE_FILE), JSON.stringify({
-      nots: { timestamp: 'yesterday' }, future: { timestamp: now + 30 * MIN }, nocreds: { timestamp: now - MIN },
-      short: { timestamp: now - 2 * MIN, ttlMs: 90_000 },
-    }));
+    fs.writeFileSync(
+      path.join(dir, CACHE_FILE),
+      JSON.stringify({
+        nots: { timestamp: 'yesterday' },
+        future: { timestamp: now + 30 * MIN },
+        nocreds: { timestamp: now - MIN },
+        short: { timestamp: now - 2 * MIN, ttlMs: 90_000 },
+      }),
+    );
     const purged = addon.purgeStale(opts);
     assert.deepEqual(purged, [{ server: 'short', reason: 'expired' }], 'own ttlMs honoured');
     assert.deepEqual(Object.keys(readCacheFile(dir)).sort(), ['future', 'nocreds', 'nots']);
@@ -194,7 +224,13 @@ describe('diagnose', () => {
     assert.equal(d.cacheEntry.timestamp, now - MIN);
     assert.equal(d.cacheEntry.ttlMs, TTL);
     assert.equal(d.cacheEntry.cached, true);
-    assert.deepEqual(d.credentials, { present: false, hasAccessToken: false, hasRefreshToken: false, expiresAt: null, tokenlessStub: false });
+    assert.deepEqual(d.credentials, {
+      present: false,
+      hasAccessToken: false,
+      hasRefreshToken: false,
+      expiresAt: null,
+      tokenlessStub: false,
+    });
 
     const s = addon.diagnose('short', opts);
     assert.ok(Math.abs(s.reasons[0].expiresInMs - 30_000) < 5000, `the entry's own ttlMs: ${s.reasons[0].expiresInMs}`);
@@ -202,21 +238,35 @@ describe('diagnose', () => {
     assert.ok(Math.abs(longer.reasons[0].expiresInMs - (4 * 3_600_000 - MIN)) < 5000, 'defaultTtlMs honoured');
   });
 
-  it("a token-less stub: skipped with tokenless-stub, telling the user to run `claude mcp login <name>`", async (t) => {
+  it('a token-less stub: skipped with tokenless-stub, telling the user to run `claude mcp login <name>`', async (t) => {
     const { dir, credFile, opts } = newDir(t);
     const token = secret('other');
     creds.writeFreshToken(dir, 'other', urlOf('other'), { token });
     await runWriter(dir, [
       { fn: 'writeStub', server: 'c', url: urlOf('c'), opts: {} },
-      { fn: 'writeStub', server: 'lapsed', url: urlOf('lapsed'), opts: { rejectedAt: Date.now() - 8 * 24 * 3_600_000 } },
+      {
+        fn: 'writeStub',
+        server: 'lapsed',
+        url: urlOf('lapsed'),
+        opts: { rejectedAt: Date.now() - 8 * 24 * 3_600_000 },
+      },
     ]);
     const before = snapFile(credFile);
     const d = addon.diagnose('c', opts);
     assert.equal(d.skipped, true);
-    assert.deepEqual(d.reasons.map((r) => r.kind), ['tokenless-stub']);
+    assert.deepEqual(
+      d.reasons.map((r) => r.kind),
+      ['tokenless-stub'],
+    );
     assert.ok(d.reasons[0].message.includes('claude mcp login c'), d.reasons[0].message);
     assert.equal(d.cacheEntry, null);
-    assert.deepEqual(d.credentials, { present: true, hasAccessToken: false, hasRefreshToken: false, expiresAt: null, tokenlessStub: true });
+    assert.deepEqual(d.credentials, {
+      present: true,
+      hasAccessToken: false,
+      hasRefreshToken: false,
+      expiresAt: null,
+      tokenlessStub: true,
+    });
 
     // Claude Code 2.1.332 stops honouring a stub 7 days after tokenlessRejectedAt.
     const lapsed = addon.diagnose('lapsed', opts);
@@ -236,8 +286,17 @@ describe('diagnose', () => {
     creds.writeFreshToken(dir, 'gh', urlOf('gh'), { token: secret('gh') });
     const d = addon.diagnose('nobody', opts);
     assert.deepEqual(d, {
-      server: 'nobody', skipped: false, reasons: [], cacheEntry: null,
-      credentials: { present: false, hasAccessToken: false, hasRefreshToken: false, expiresAt: null, tokenlessStub: false },
+      server: 'nobody',
+      skipped: false,
+      reasons: [],
+      cacheEntry: null,
+      credentials: {
+        present: false,
+        hasAccessToken: false,
+        hasRefreshToken: false,
+        expiresAt: null,
+        tokenlessStub: false,
+      },
     });
   });
 
@@ -254,7 +313,10 @@ describe('diagnose', () => {
       fs.writeFileSync(credFile, body, { mode: 0o600 });
       setMtime(credFile, Date.now() - 10 * MIN); // settled: not a write in progress
       const before = snapFile(credFile);
-      for (const [name, call] of [['diagnose', () => addon.diagnose('a', opts)], ['purgeStale', () => addon.purgeStale(opts)]]) {
+      for (const [name, call] of [
+        ['diagnose', () => addon.diagnose('a', opts)],
+        ['purgeStale', () => addon.purgeStale(opts)],
+      ]) {
         let thrown;
         try {
           call();

@@ -74,12 +74,15 @@ describe('onAuthChanged: what invalidateNeedsAuth delivers', () => {
     await sleep(50);
     assert.equal(events.length, 4, 'exactly one event per call');
     const base = { reason: 'invalidated', source: 'this-process', configDir: dir };
-    assert.deepEqual(events.map(({ at, ...rest }) => rest), [
-      { ...base, servers: ['a'] },
-      { ...base, servers: ['x', 'y', 'x'] }, // the names asked for, not the names removed
-      { ...base, servers: [] },
-      { ...base, servers: [] },
-    ]);
+    assert.deepEqual(
+      events.map(({ at, ...rest }) => rest),
+      [
+        { ...base, servers: ['a'] },
+        { ...base, servers: ['x', 'y', 'x'] }, // the names asked for, not the names removed
+        { ...base, servers: [] },
+        { ...base, servers: [] },
+      ],
+    );
     for (const e of events) {
       assert.equal(typeof e.at, 'number');
       assert.ok(e.at >= before && e.at <= after, `at ${e.at} not in [${before}, ${after}]`);
@@ -119,7 +122,10 @@ describe('onAuthChanged: what invalidateNeedsAuth delivers', () => {
     await Promise.resolve();
     assert.equal(events.length, 0, 'delivered before the current job finished');
     await waitFor(() => events.length === 2, 'both events');
-    assert.deepEqual(events.map((e) => e.servers[0]), ['first', 'second']);
+    assert.deepEqual(
+      events.map((e) => e.servers[0]),
+      ['first', 'second'],
+    );
     assert.deepEqual(nested, [1]);
   });
 
@@ -135,9 +141,19 @@ describe('onAuthChanged: what invalidateNeedsAuth delivers', () => {
     invalidateNeedsAuth('for-b', { configDir: dirB });
     await waitFor(() => a.events.length === 1 && aNfd.events.length === 1 && b.events.length === 1, 'one event each');
     await sleep(50);
-    assert.deepEqual(a.events.map((e) => [e.servers, e.configDir]), [[['for-a'], dirA]]);
-    assert.deepEqual(aNfd.events.map((e) => [e.servers, e.configDir]), [[['for-a'], dirA]], 'configDir is NFC');
-    assert.deepEqual(b.events.map((e) => [e.servers, e.configDir]), [[['for-b'], dirB]]);
+    assert.deepEqual(
+      a.events.map((e) => [e.servers, e.configDir]),
+      [[['for-a'], dirA]],
+    );
+    assert.deepEqual(
+      aNfd.events.map((e) => [e.servers, e.configDir]),
+      [[['for-a'], dirA]],
+      'configDir is NFC',
+    );
+    assert.deepEqual(
+      b.events.map((e) => [e.servers, e.configDir]),
+      [[['for-b'], dirB]],
+    );
   });
 
   it('a listener that throws does not stop the others and becomes a warning', async (t) => {
@@ -145,7 +161,10 @@ describe('onAuthChanged: what invalidateNeedsAuth delivers', () => {
     const opts = { configDir: dir, watch: false };
     const warnings = captureWarnings(t);
     let thrown = 0;
-    const bad = onAuthChanged(() => { thrown++; throw new Error('listener boom'); }, opts);
+    const bad = onAuthChanged(() => {
+      thrown++;
+      throw new Error('listener boom');
+    }, opts);
     t.after(() => bad.close());
     const good = subscribe(t, opts);
     const later = subscribe(t, opts);
@@ -153,7 +172,10 @@ describe('onAuthChanged: what invalidateNeedsAuth delivers', () => {
     invalidateNeedsAuth('s1', opts);
     invalidateNeedsAuth('s2', opts);
     await waitFor(() => good.events.length === 2 && later.events.length === 2, 'the other listeners');
-    await waitFor(() => warnings.filter((w) => w.code === 'MCP_NEEDS_AUTH_LISTENER_THREW').length === 2, 'two warnings');
+    await waitFor(
+      () => warnings.filter((w) => w.code === 'MCP_NEEDS_AUTH_LISTENER_THREW').length === 2,
+      'two warnings',
+    );
     assert.equal(thrown, 2, 'the throwing listener is still called for later events');
     const w = warnings.find((x) => x.code === 'MCP_NEEDS_AUTH_LISTENER_THREW');
     assert.equal(w.name, 'McpNeedsAuthWarning');
@@ -165,7 +187,9 @@ describe('onAuthChanged: what invalidateNeedsAuth delivers', () => {
     const dir = tmp(t);
     const opts = { configDir: dir, watch: false };
     const warnings = captureWarnings(t);
-    const bad = onAuthChanged(() => { throw 'plain string thrown'; }, opts); // eslint-disable-line no-throw-literal
+    const bad = onAuthChanged(() => {
+      throw 'plain string thrown';
+    }, opts); // eslint-disable-line no-throw-literal
     t.after(() => bad.close());
     invalidateNeedsAuth('s', opts);
     await waitFor(() => warnings.some((x) => x.code === 'MCP_NEEDS_AUTH_LISTENER_THREW'), 'the warning');
@@ -196,7 +220,10 @@ describe('Subscription lifetime', () => {
     const dir = tmp(t);
     const opts = { configDir: dir, watch: false };
     const got = [];
-    const sub = onAuthChanged((e) => { got.push(e.servers[0]); sub.close(); }, opts);
+    const sub = onAuthChanged((e) => {
+      got.push(e.servers[0]);
+      sub.close();
+    }, opts);
     t.after(() => sub.close());
     const witness = subscribe(t, opts);
     invalidateNeedsAuth('one', opts);
@@ -243,7 +270,10 @@ describe('Subscription lifetime', () => {
     invalidateNeedsAuth('after-abort', opts);
     await waitFor(() => witness.events.length === 1, 'the witness event');
     await sleep(50);
-    assert.deepEqual(live.events.map((e) => e.servers), [['before-abort']]);
+    assert.deepEqual(
+      live.events.map((e) => e.servers),
+      [['before-abort']],
+    );
     assert.deepEqual(dead.events, []);
   });
 
@@ -294,13 +324,17 @@ describe('onAuthChanged: a callback that is not a function', () => {
         err = e;
       }
       assert.ok(err, `${String(cb)}: no throw`);
-      assert.equal(err.code, 'ERR_INVALID_ARGUMENT', `callback ${String(cb)}: code ${err.code}, message ${JSON.stringify(err.message)}`);
+      assert.equal(
+        err.code,
+        'ERR_INVALID_ARGUMENT',
+        `callback ${String(cb)}: code ${err.code}, message ${JSON.stringify(err.message)}`,
+      );
     }
   });
 });
 
 describe('onAuthChanged with the default watcher', () => {
-  it('delivers this process\'s invalidations once and reports outside writes as cache-changed', async (t) => {
+  it("delivers this process's invalidations once and reports outside writes as cache-changed", async (t) => {
     const dir = tmp(t);
     const file = path.join(dir, FILE);
     const opts = { configDir: dir, credentials: 'file' };
@@ -312,7 +346,13 @@ describe('onAuthChanged with the default watcher', () => {
     assert.deepEqual(invalidateNeedsAuth('a', opts), ['a']);
     await waitFor(() => events.length >= 1, 'the invalidated event');
     await sleep(300);
-    assert.deepEqual(events[0], { ...events[0], reason: 'invalidated', source: 'this-process', servers: ['a'], configDir: dir });
+    assert.deepEqual(events[0], {
+      ...events[0],
+      reason: 'invalidated',
+      source: 'this-process',
+      servers: ['a'],
+      configDir: dir,
+    });
     assert.equal(events.filter((e) => e.reason === 'invalidated').length, 1, 'the watcher does not repeat it');
 
     // A write that did not come through this library (Claude Code's plain writeFile) is
@@ -336,7 +376,7 @@ describe('onAuthChanged with the default watcher', () => {
     assert.equal(events.length, m, 'nothing after close()');
   });
 
-  it('never reports this process\'s own writes as other-process changes', async (t) => {
+  it("never reports this process's own writes as other-process changes", async (t) => {
     const dir = tmp(t);
     const opts = { configDir: dir, credentials: 'file' };
     markNeedsAuth('seed', opts);
@@ -349,8 +389,9 @@ describe('onAuthChanged with the default watcher', () => {
     }
     await sleep(300);
     assert.deepEqual(
-      events.map((e) => `${e.reason}/${e.source}/${e.servers}`), [],
-      'own markNeedsAuth writes were reported as another process\'s changes',
+      events.map((e) => `${e.reason}/${e.source}/${e.servers}`),
+      [],
+      "own markNeedsAuth writes were reported as another process's changes",
     );
   });
 
@@ -367,15 +408,22 @@ describe('onAuthChanged with the default watcher', () => {
     fs.writeFileSync(file, JSON.stringify(doc));
     markNeedsAuth('own', opts);
     assert.deepEqual(Object.keys(JSON.parse(fs.readFileSync(file, 'utf8'))), ['seed', 'external', 'own']);
-    await waitFor(() => events.some((e) => e.reason === 'cache-changed' && e.servers.includes('external')),
-      'a cache-changed event naming the external entry', 1500).catch((e) => {
+    await waitFor(
+      () => events.some((e) => e.reason === 'cache-changed' && e.servers.includes('external')),
+      'a cache-changed event naming the external entry',
+      1500,
+    ).catch((e) => {
       throw new Error(`${e.message}; events: ${JSON.stringify(events.map((x) => [x.reason, x.source, x.servers]))}`);
     });
   });
 });
 
 describe('a subscription never keeps the process alive', () => {
-  for (const [label, extra] of [['watch: false', '{ watch: false }'], ['default watch', '{}'], ['default watch + signal', '{ signal: new AbortController().signal }']]) {
+  for (const [label, extra] of [
+    ['watch: false', '{ watch: false }'],
+    ['default watch', '{}'],
+    ['default watch + signal', '{ signal: new AbortController().signal }'],
+  ]) {
     it(`${label}: a process that only subscribes exits by itself`, (t) => {
       const dir = tmp(t);
       const code = `const m = require(${JSON.stringify(ADDON)});

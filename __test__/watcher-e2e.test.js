@@ -37,9 +37,16 @@ describe('a running Claude Code writes its start-up copy back', { timeout: 180_0
     const srv = await startMcpServer();
     // The other server holds its first /mcp answer (a 401) until the test has signed in.
     let release;
-    const released = new Promise((r) => { release = r; });
+    const released = new Promise((r) => {
+      release = r;
+    });
     let held = 0;
-    const other = await startMcpServer({ beforeMcp: async () => { held++; await released; } });
+    const other = await startMcpServer({
+      beforeMcp: async () => {
+        held++;
+        await released;
+      },
+    });
     const h = makeHome();
     let sub = null;
     t.after(async () => {
@@ -58,16 +65,21 @@ describe('a running Claude Code writes its start-up copy back', { timeout: 180_0
       // 2.1.108's `mcp list` writes the entry without awaiting it and can exit first (seen under
       // load); what matters here is the running session below, so write it as it would have.
       t.diagnostic('claude mcp list exited before its cache write landed; writing its entry as it would');
-      changeCacheLikeClaudeCode(h.cachePath, (doc) => { doc[SIGNED_IN] = { timestamp: Date.now() }; });
+      changeCacheLikeClaudeCode(h.cachePath, (doc) => {
+        doc[SIGNED_IN] = { timestamp: Date.now() };
+      });
     }
     const oldEntry = readCache(h)[SIGNED_IN];
     assert.equal(typeof oldEntry.timestamp, 'number', 'claude mcp list wrote the needs-auth entry');
     assert.equal((await mcpAdd(h.env, OTHER, other.url)).code, 0);
 
     const events = [];
-    sub = addon.onAuthChanged((e) => {
-      events.push({ ...e, cached: addon.isNeedsAuthCached(SIGNED_IN, { configDir: h.configDir }) });
-    }, { configDir: h.configDir, credentials: 'file', autoInvalidate: true });
+    sub = addon.onAuthChanged(
+      (e) => {
+        events.push({ ...e, cached: addon.isNeedsAuthCached(SIGNED_IN, { configDir: h.configDir }) });
+      },
+      { configDir: h.configDir, credentials: 'file', autoInvalidate: true },
+    );
 
     // 1. A Claude Code session starts: it reads (and memoises) the cache, skips the signed-out
     //    server, and dials the other one, which holds its answer.
@@ -78,8 +90,10 @@ describe('a running Claude Code writes its start-up copy back', { timeout: 180_0
     await delay(20);
     srv.signIn(TOKEN);
     writeFreshToken(h.configDir, SIGNED_IN, srv.url, { token: TOKEN });
-    await until(() => events.some((e) => e.reason === 'credentials-changed' && e.servers.includes(SIGNED_IN)),
-      'credentials-changed');
+    await until(
+      () => events.some((e) => e.reason === 'credentials-changed' && e.servers.includes(SIGNED_IN)),
+      'credentials-changed',
+    );
     assert.equal(SIGNED_IN in readCache(h), false, 'removed after the sign-in');
 
     // 3. The other server now answers 401: the running Claude Code adds its entry to the copy it
@@ -90,13 +104,18 @@ describe('a running Claude Code writes its start-up copy back', { timeout: 180_0
     await until(() => OTHER in readCache(h), "the running Claude Code's write of the other server's entry");
     await until(() => events.some((e) => e.reason === 'cache-changed' && e.servers.includes(OTHER)), 'cache-changed');
     const writeBack = events.find((e) => e.reason === 'cache-changed' && e.servers.includes(OTHER));
-    assert.ok(writeBack.servers.includes(SIGNED_IN),
-      `Claude Code wrote the old entry back (the situation under test): ${JSON.stringify(writeBack.servers)}`);
+    assert.ok(
+      writeBack.servers.includes(SIGNED_IN),
+      `Claude Code wrote the old entry back (the situation under test): ${JSON.stringify(writeBack.servers)}`,
+    );
     assert.equal(writeBack.cached, false, 'inside the callback the resurrected entry is already gone again');
     await delay(300);
     const cache = readCache(h);
     assert.equal(SIGNED_IN in cache, false, `the written-back entry was removed again: ${JSON.stringify(cache)}`);
-    assert.ok(cache[OTHER] && cache[OTHER].timestamp > oldEntry.timestamp, "the other server's genuine new entry stays");
+    assert.ok(
+      cache[OTHER] && cache[OTHER].timestamp > oldEntry.timestamp,
+      "the other server's genuine new entry stays",
+    );
     assert.equal(events.filter((e) => e.reason === 'cache-changed').length, 1, 'one event for the write-back');
 
     // 4. The next Claude Code process connects to the signed-in server.
@@ -104,7 +123,13 @@ describe('a running Claude Code writes its start-up copy back', { timeout: 180_0
     const next = await runPrint(h.env, SIGNED_IN, { timeoutMs: 90_000 });
     assert.equal(next.skipped, false, 'the next claude -p skipped the signed-in server');
     assert.equal(next.connected, true, 'the next claude -p connected');
-    assert.ok(srv.requests.slice(start).filter(isMcp).some((r) => r.auth && r.rpc === 'tools/list'), 'tools/list with the bearer');
+    assert.ok(
+      srv.requests
+        .slice(start)
+        .filter(isMcp)
+        .some((r) => r.auth && r.rpc === 'tools/list'),
+      'tools/list with the bearer',
+    );
   });
 });
 

@@ -14,8 +14,17 @@ const path = require('node:path');
 const { spawn, spawnSync, execFileSync } = require('node:child_process');
 
 const {
-  ADDON_DIR, sleep, tmpDir, deferClose, secret, urlOf, writeCacheLikeClaude, readCacheFile, runWriter,
-  collector, captureWarnings,
+  ADDON_DIR,
+  sleep,
+  tmpDir,
+  deferClose,
+  secret,
+  urlOf,
+  writeCacheLikeClaude,
+  readCacheFile,
+  runWriter,
+  collector,
+  captureWarnings,
 } = require('./fixtures/creds-common.js');
 
 const addon = require(ADDON_DIR);
@@ -30,7 +39,9 @@ function watcherThreads() {
   for (const task of fs.readdirSync('/proc/self/task')) {
     try {
       if (fs.readFileSync(`/proc/self/task/${task}/comm`, 'utf8').trim() === 'mcp-needs-auth-') n++;
-    } catch { /* the thread ended meanwhile */ }
+    } catch {
+      /* the thread ended meanwhile */
+    }
   }
   return n;
 }
@@ -46,7 +57,10 @@ async function waitUntil(pred, what, ms = WAIT_MS) {
 function subscribe(t, options) {
   const c = collector();
   const sub = addon.onAuthChanged((event) => {
-    c.push({ event, cached: event.servers.filter((s) => addon.isNeedsAuthCached(s, { configDir: options.configDir })) });
+    c.push({
+      event,
+      cached: event.servers.filter((s) => addon.isNeedsAuthCached(s, { configDir: options.configDir })),
+    });
   }, options);
   deferClose(t, () => sub.close());
   return { c, sub };
@@ -66,7 +80,9 @@ async function signInHeard(c, dir, server, label) {
   const stamp = Date.now() - 60_000;
   writeCacheLikeClaude(dir, { [server]: stamp });
   await c.waitFor(isCache(server), WAIT_MS, `${label}: cache-changed for ${server}`);
-  await runWriter(dir, [{ fn: 'writeFreshToken', server, url: urlOf(server), opts: { style: 'rename', token: secret(server) } }]);
+  await runWriter(dir, [
+    { fn: 'writeFreshToken', server, url: urlOf(server), opts: { style: 'rename', token: secret(server) } },
+  ]);
   const got = await c.waitFor(isCreds(server), WAIT_MS, `${label}: credentials-changed for ${server}`);
   assert.deepEqual(got.cached, [], `${label}: ${server}'s entry removed before the callback`);
   assert.equal(server in readCacheFile(dir), false, `${label}: ${server}'s entry is gone from the file`);
@@ -75,10 +91,16 @@ async function signInHeard(c, dir, server, label) {
 describe('the config dir goes away and comes back', () => {
   const cases = [
     ['rm -rf, then Claude Code recreates it', (dir) => sh(`rm -rf ${q(dir)}`), (dir) => sh(`mkdir -p ${q(dir)}`)],
-    ['renamed away (a profile switch), a new one made in its place',
-      (dir) => sh(`mv ${q(dir)} ${q(`${dir}.old`)}`), (dir) => sh(`mkdir ${q(dir)}`)],
-    ['its parent removed and recreated',
-      (dir) => sh(`rm -rf ${q(path.dirname(dir))}`), (dir) => sh(`mkdir -p ${q(dir)}`)],
+    [
+      'renamed away (a profile switch), a new one made in its place',
+      (dir) => sh(`mv ${q(dir)} ${q(`${dir}.old`)}`),
+      (dir) => sh(`mkdir ${q(dir)}`),
+    ],
+    [
+      'its parent removed and recreated',
+      (dir) => sh(`rm -rf ${q(path.dirname(dir))}`),
+      (dir) => sh(`mkdir -p ${q(dir)}`),
+    ],
   ];
   for (const [label, remove, recreate] of cases) {
     it(`${label}: one MCP_NEEDS_AUTH_WATCH warning, then sign-ins are heard and auto-invalidated again`, async (t) => {
@@ -118,7 +140,10 @@ describe('the config dir goes away and comes back', () => {
     const n = c.items.length;
     writeCacheLikeClaude(a, { stray: Date.now() });
     await sleep(SETTLE_MS);
-    assert.deepEqual(c.items.slice(n).map((x) => x.event.servers), []);
+    assert.deepEqual(
+      c.items.slice(n).map((x) => x.event.servers),
+      [],
+    );
   });
 
   it('a dir that does not exist yet when subscribing works once it is made', async (t) => {
@@ -129,26 +154,43 @@ describe('the config dir goes away and comes back', () => {
   });
 
   const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
-  it('no permission to watch: one warning naming the dir, then it resumes by itself once allowed', { skip: !IS_ROOT && 'needs root to run the subscriber as nobody (65534)' }, async (t) => {
+  it('no permission to watch: one warning naming the dir, then it resumes by itself once allowed', {
+    skip: !IS_ROOT && 'needs root to run the subscriber as nobody (65534)',
+  }, async (t) => {
     const base = tmpDir(t, 'mna-w-');
     fs.chmodSync(base, 0o755);
     const dir = path.join(base, 'locked');
     fs.mkdirSync(dir, { mode: 0o700 }); // root's, so the subscriber (nobody) cannot read it
-    const child = spawn(process.execPath, ['-e', `
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `
       const m = require(${JSON.stringify(ADDON_DIR)});
       const send = (x) => process.stdout.write(JSON.stringify(x) + '\\n');
       process.on('warning', (w) => { if (w.code === 'MCP_NEEDS_AUTH_WATCH') send({ warning: w.message }); });
       m.onAuthChanged((e) => send({ reason: e.reason, servers: e.servers }), { configDir: ${JSON.stringify(dir)}, credentials: 'none' });
       setInterval(() => {}, 1000);
       process.stdin.on('end', () => process.exit(0)); process.stdin.resume();
-      send({ subscribed: true });`], { uid: 65534, gid: 65534, cwd: '/', env: { PATH: process.env.PATH, HOME: '/nonexistent' }, stdio: ['pipe', 'pipe', 'inherit'] });
+      send({ subscribed: true });`,
+      ],
+      {
+        uid: 65534,
+        gid: 65534,
+        cwd: '/',
+        env: { PATH: process.env.PATH, HOME: '/nonexistent' },
+        stdio: ['pipe', 'pipe', 'inherit'],
+      },
+    );
     deferClose(t, () => child.kill('SIGKILL'));
     const lines = [];
     let buf = '';
     child.stdout.on('data', (d) => {
       buf += d;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) { lines.push(JSON.parse(buf.slice(0, i))); buf = buf.slice(i + 1); }
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        lines.push(JSON.parse(buf.slice(0, i)));
+        buf = buf.slice(i + 1);
+      }
     });
     await waitUntil(() => lines.some((l) => l.warning), 'the watch warning');
     const w = lines.find((l) => l.warning).warning;
@@ -158,7 +200,10 @@ describe('the config dir goes away and comes back', () => {
     fs.chmodSync(dir, 0o755);
     await sleep(700); // re-armed by now
     writeCacheLikeClaude(dir, { fresh: Date.now() });
-    await waitUntil(() => lines.some((l) => l.reason === 'cache-changed' && l.servers.includes('fresh')), 'cache-changed after access was granted');
+    await waitUntil(
+      () => lines.some((l) => l.reason === 'cache-changed' && l.servers.includes('fresh')),
+      'cache-changed after access was granted',
+    );
     assert.equal(lines.filter((l) => l.warning).length, 1, JSON.stringify(lines));
     child.stdin.end();
   });
@@ -174,21 +219,31 @@ describe('the config dir goes away and comes back', () => {
     await sleep(2000);
     const cpu = process.cpuUsage(cpu0);
     // A spinning thread would burn ~2 s of CPU here; four re-checks cost microseconds.
-    assert.ok(cpu.user + cpu.system < 300_000, `${(cpu.user + cpu.system) / 1000} ms of CPU in 2 s while the dir was missing`);
+    assert.ok(
+      cpu.user + cpu.system < 300_000,
+      `${(cpu.user + cpu.system) / 1000} ms of CPU in 2 s while the dir was missing`,
+    );
     sub.close();
   });
 });
 
 describe('every subscription gets exactly its own options', () => {
-  for (const order of [['none', 'file'], ['file', 'none']]) {
+  for (const order of [
+    ['none', 'file'],
+    ['file', 'none'],
+  ]) {
     it(`credentials '${order[0]}' then '${order[1]}' on one dir: only the 'file' one hears the sign-in, whatever closes first`, async (t) => {
       const dir = tmpDir(t, 'mna-w-');
       const subs = {};
-      for (const credentials of order) subs[credentials] = subscribe(t, { configDir: dir, credentials, autoInvalidate: credentials === 'file' });
+      for (const credentials of order)
+        subs[credentials] = subscribe(t, { configDir: dir, credentials, autoInvalidate: credentials === 'file' });
       await signInHeard(subs.file.c, dir, 'a', 'both open');
       await sleep(SETTLE_MS);
-      assert.equal(subs.none.c.items.filter((x) => x.event.reason === 'credentials-changed').length, 0,
-        "credentials: 'none' heard a sign-in");
+      assert.equal(
+        subs.none.c.items.filter((x) => x.event.reason === 'credentials-changed').length,
+        0,
+        "credentials: 'none' heard a sign-in",
+      );
       // The first one closes; the second keeps its own semantics.
       subs[order[0]].sub.close();
       if (order[0] === 'none') {
@@ -199,7 +254,10 @@ describe('every subscription gets exactly its own options', () => {
         await subs.none.c.waitFor(isCache('c'), WAIT_MS, "cache-changed at the 'none' subscriber");
         await runWriter(dir, [{ fn: 'writeFreshToken', server: 'c', url: urlOf('c'), opts: { token: secret('c') } }]);
         await sleep(SETTLE_MS * 2);
-        assert.deepEqual(subs.none.c.items.slice(n).map((x) => x.event.reason), ['cache-changed']);
+        assert.deepEqual(
+          subs.none.c.items.slice(n).map((x) => x.event.reason),
+          ['cache-changed'],
+        );
         assert.equal('c' in readCacheFile(dir), true, "nothing auto-invalidated for the 'none' store");
       }
     });
@@ -227,7 +285,11 @@ describe('every subscription gets exactly its own options', () => {
     await keep.c.waitFor(isCreds('b'), WAIT_MS, 'credentials-changed for b');
     await sleep(100);
     assert.equal('b' in readCacheFile(dir), true, 'auto-invalidation ended with its last subscriber');
-    assert.deepEqual(quiet.c.items.map((x) => x.event.reason), [], 'watch: false heard other processes');
+    assert.deepEqual(
+      quiet.c.items.map((x) => x.event.reason),
+      [],
+      'watch: false heard other processes',
+    );
   });
 });
 
@@ -247,7 +309,14 @@ describe('bad options leave nothing behind', () => {
     for (const extra of bad) {
       let err;
       try {
-        addon.onAuthChanged(() => { delivered++; }, { configDir: dir, ...extra }).close();
+        addon
+          .onAuthChanged(
+            () => {
+              delivered++;
+            },
+            { configDir: dir, ...extra },
+          )
+          .close();
       } catch (e) {
         err = e;
       }
@@ -262,7 +331,8 @@ describe('bad options leave nothing behind', () => {
   });
 
   it('no napi status name ever reaches a user as code', () => {
-    const NAPI = /^(Ok|InvalidArg|ObjectExpected|StringExpected|NameExpected|FunctionExpected|NumberExpected|BooleanExpected|ArrayExpected|GenericFailure|PendingException|Cancelled|EscapeCalledTwice|HandleScopeMismatch|CallbackScopeMismatch|QueueFull|Closing|BigintExpected|DateExpected|ArrayBufferExpected|DetachableArraybufferExpected|WouldDeadlock|NoExternalBuffersAllowed|Unknown)$/;
+    const NAPI =
+      /^(Ok|InvalidArg|ObjectExpected|StringExpected|NameExpected|FunctionExpected|NumberExpected|BooleanExpected|ArrayExpected|GenericFailure|PendingException|Cancelled|EscapeCalledTwice|HandleScopeMismatch|CallbackScopeMismatch|QueueFull|Closing|BigintExpected|DateExpected|ArrayBufferExpected|DetachableArraybufferExpected|WouldDeadlock|NoExternalBuffersAllowed|Unknown)$/;
     const codes = new Set();
     const attempts = [
       () => addon.onAuthChanged(() => {}, { signal: { aborted: false } }),
@@ -272,7 +342,11 @@ describe('bad options leave nothing behind', () => {
       () => addon.listNeedsAuth({ configDir: Symbol('d') }),
     ];
     for (const f of attempts) {
-      try { f(); } catch (e) { codes.add(e.code); }
+      try {
+        f();
+      } catch (e) {
+        codes.add(e.code);
+      }
     }
     assert.ok(codes.size > 0);
     // V8's own TypeError ("Illegal invocation") has no code; ours all start with ERR_.
@@ -299,7 +373,7 @@ describe('worker threads', () => {
     w.on('message', (m) => events.push(m));
     await waitUntil(() => events.includes('subscribed'), 'the worker to subscribe');
     await sleep(200);
-    assert.equal(watcherThreads(), before + 1, 'the worker\'s watcher runs while the worker lives');
+    assert.equal(watcherThreads(), before + 1, "the worker's watcher runs while the worker lives");
     await w.terminate();
     await waitUntil(() => watcherThreads() === before, 'the watcher thread to stop after the worker exited');
     // The main thread can still subscribe to the same dir and hear changes.
@@ -318,19 +392,25 @@ describe('worker threads', () => {
       w.on('message', () => process.stdout.write('subscribed'));`;
     const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 15_000, killSignal: 'SIGKILL' });
     fs.rmSync(dir, { recursive: true, force: true });
-    assert.equal(r.signal, null, 'killed: the worker\'s subscription kept the process alive');
+    assert.equal(r.signal, null, "killed: the worker's subscription kept the process alive");
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, 'subscribed');
   });
 });
 
-describe('the read memo never takes another writer\'s file for ours', () => {
-  it('a Claude-Code-style writer that rewrites the file right after each of our renames is always seen', { timeout: 60_000 }, async (t) => {
+describe("the read memo never takes another writer's file for ours", () => {
+  it('a Claude-Code-style writer that rewrites the file right after each of our renames is always seen', {
+    timeout: 60_000,
+  }, async (t) => {
     const dir = tmpDir(t, 'mna-w-');
     const file = path.join(dir, FILE);
     // The racer reacts to our rename (fs.watch) with Claude Code's read-modify-writeFile, and
     // says on stdout which round it wrote.
-    const racer = spawn(process.execPath, ['-e', `
+    const racer = spawn(
+      process.execPath,
+      [
+        '-e',
+        `
       const fs = require('fs'), path = require('path');
       const dir = ${JSON.stringify(dir)}, file = path.join(dir, ${JSON.stringify(FILE)});
       let round = 0;
@@ -344,26 +424,44 @@ describe('the read memo never takes another writer\'s file for ours', () => {
         process.stdout.write(round + '\\n');
       });
       process.stdout.write('ready\\n');
-      process.stdin.on('end', () => process.exit(0)); process.stdin.resume();`], { stdio: ['pipe', 'pipe', 'inherit'] });
+      process.stdin.on('end', () => process.exit(0)); process.stdin.resume();`,
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
     deferClose(t, () => racer.kill('SIGKILL'));
     let out = '';
-    racer.stdout.on('data', (d) => { out += d; });
+    racer.stdout.on('data', (d) => {
+      out += d;
+    });
     await waitUntil(() => out.includes('ready'), 'the racer');
     const ROUNDS = 60;
     let stale = 0;
     for (let i = 1; i <= ROUNDS; i++) {
-      const wrote = () => out.split('\n').map(Number).filter((n) => n > 0).length;
+      const wrote = () =>
+        out
+          .split('\n')
+          .map(Number)
+          .filter((n) => n > 0).length;
       const seen = wrote();
       addon.markNeedsAuth(`mine-${i}`, { configDir: dir });
       try {
         await waitUntil(() => wrote() > seen, `the racer's write after round ${i}`, 3000);
-      } catch { continue; } // it reacted to an earlier event of ours: nothing to check this round
+      } catch {
+        continue;
+      } // it reacted to an earlier event of ours: nothing to check this round
       await sleep(20); // its write has landed; nothing writes now
       const onDisk = Object.keys(JSON.parse(fs.readFileSync(file, 'utf8'))).sort();
-      const listed = addon.listNeedsAuth({ configDir: dir }).map((e) => e.server).sort();
+      const listed = addon
+        .listNeedsAuth({ configDir: dir })
+        .map((e) => e.server)
+        .sort();
       if (JSON.stringify(onDisk) !== JSON.stringify(listed)) stale++;
     }
     racer.stdin.end();
-    assert.equal(stale, 0, `${stale}/${ROUNDS} reads answered from a memo of our own write after the racer replaced it`);
+    assert.equal(
+      stale,
+      0,
+      `${stale}/${ROUNDS} reads answered from a memo of our own write after the racer replaced it`,
+    );
   });
 });

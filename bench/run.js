@@ -164,7 +164,11 @@ async function benchCheck() {
   const N = QUICK ? 2000 : 20000;
   const savedEnv = process.env.CLAUDE_CONFIG_DIR;
   process.env.CLAUDE_CONFIG_DIR = dir; // for the "no options" row: the dir comes from the environment
-  for (let i = 0; i < 2000; i++) addon.isNeedsAuthCached('s1', opts), addon.isNeedsAuthCached('s1'), j1Cached(file, 's1');
+  for (let i = 0; i < 2000; i++) {
+    addon.isNeedsAuthCached('s1', opts);
+    addon.isNeedsAuthCached('s1');
+    j1Cached(file, 's1');
+  }
   const batches = QUICK ? 50 : 300;
   const row = (fn) => ({ batch: timeBatches(batches, 100, fn), each: timeEach(N, fn) });
   const res = {
@@ -231,9 +235,18 @@ async function benchChange() {
     const dir = freshDir(`chg-${key}`);
     writeCache(dir, 5);
     const file = path.join(dir, CACHE);
-    const mark = (i) => fn(file, (d) => { d[`w${i % 10}`] = { timestamp: Date.now() }; });
-    const del = () => fn(file, (d) => { delete d.gone; });
-    const add = () => fn(file, (d) => { d.gone = { timestamp: Date.now() }; });
+    const mark = (i) =>
+      fn(file, (d) => {
+        d[`w${i % 10}`] = { timestamp: Date.now() };
+      });
+    const del = () =>
+      fn(file, (d) => {
+        delete d.gone;
+      });
+    const add = () =>
+      fn(file, (d) => {
+        d.gone = { timestamp: Date.now() };
+      });
     if (isAsync) {
       for (let i = 0; i < 20; i++) await mark(i);
       res[`${key}Mark`] = await timeEachAsync(N, mark);
@@ -281,7 +294,7 @@ function tokensOf(credPath) {
     return null;
   }
   const out = {};
-  for (const e of Object.values((doc && doc.mcpOAuth) || {})) if (e && e.serverName) out[e.serverName] = e.accessToken;
+  for (const e of Object.values(doc?.mcpOAuth || {})) if (e?.serverName) out[e.serverName] = e.accessToken;
   return out;
 }
 
@@ -297,7 +310,7 @@ function j2Watcher(kind, dir, onChange) {
     if (changed.length) onChange(changed);
   };
   if (kind === 'fswatch') {
-    const w = fs.watch(dir, (ev, name) => {
+    const w = fs.watch(dir, (_ev, name) => {
       if (name === '.credentials.json') handle();
     });
     return { ready: Promise.resolve(), close: () => w.close() };
@@ -319,7 +332,8 @@ async function benchPropagation() {
     for (const kind of ['addon', 'fswatch', 'chokidar']) {
       const dir = freshDir(`prop-${style}-${kind}`);
       // Same starting document for every watcher: three servers signed in, no entries.
-      for (let s = 0; s < 3; s++) writeFreshToken(dir, `t${s}`, `https://t${s}.example.test/mcp`, { token: `seed-${s}` });
+      for (let s = 0; s < 3; s++)
+        writeFreshToken(dir, `t${s}`, `https://t${s}.example.test/mcp`, { token: `seed-${s}` });
       const { child, ready } = forkWorker(['cred-writer', dir]);
       await ready;
       let pending = null; // {server, cb}
@@ -330,13 +344,20 @@ async function benchPropagation() {
       };
       let watcher;
       if (kind === 'addon') {
-        const sub = addon.onAuthChanged((ev) => {
-          if (ev.reason !== 'credentials-changed') return;
-          if (pending && ev.servers.includes(pending.server) && !addon.isNeedsAuthCached(pending.server, { configDir: dir })) {
-            removedFirst++;
-          }
-          onChange(ev.servers);
-        }, { configDir: dir, credentials: 'file' });
+        const sub = addon.onAuthChanged(
+          (ev) => {
+            if (ev.reason !== 'credentials-changed') return;
+            if (
+              pending &&
+              ev.servers.includes(pending.server) &&
+              !addon.isNeedsAuthCached(pending.server, { configDir: dir })
+            ) {
+              removedFirst++;
+            }
+            onChange(ev.servers);
+          },
+          { configDir: dir, credentials: 'file' },
+        );
         watcher = { ready: Promise.resolve(), close: () => sub.close() };
       } else {
         watcher = j2Watcher(kind, dir, onChange);
@@ -348,7 +369,9 @@ async function benchPropagation() {
       const t0Start = Date.now();
       for (let i = 0; i < TRIALS; i++) {
         const server = `t${i % 3}`;
-        const cbP = new Promise((resolve) => { pending = { server, cb: resolve }; });
+        const cbP = new Promise((resolve) => {
+          pending = { server, cb: resolve };
+        });
         const sentP = new Promise((resolve) => child.once('message', resolve));
         child.send({ i, server, style, entry: true });
         const timeout = sentP.then(() => sleep(TIMEOUT)).then(() => null);
@@ -363,7 +386,9 @@ async function benchPropagation() {
       await new Promise((r) => child.once('exit', r));
       res[style][kind] = { ...stats(lat), missed, trials: TRIALS, seconds: (Date.now() - t0Start) / 1000 };
       if (kind === 'addon') res[style][kind].removedFirst = removedFirst;
-      log(`   ${style} ${kind}: median ${res[style][kind].median.toFixed(2)} ms p99 ${res[style][kind].p99.toFixed(2)} ms missed ${missed}`);
+      log(
+        `   ${style} ${kind}: median ${res[style][kind].median.toFixed(2)} ms p99 ${res[style][kind].p99.toFixed(2)} ms missed ${missed}`,
+      );
     }
   }
   return res;
@@ -443,7 +468,9 @@ async function benchContention() {
   for (const n of Ns) {
     const a = await repeated('addon', n);
     const j = await repeated('j1', n);
-    log(`   N=${n}: addon ${a.throughput.toFixed(0)}/s lost ${a.lostFinal}; j1 ${j.throughput.toFixed(0)}/s lost ${j.lostFinal} seen ${j.lostSeen}`);
+    log(
+      `   N=${n}: addon ${a.throughput.toFixed(0)}/s lost ${a.lostFinal}; j1 ${j.throughput.toFixed(0)}/s lost ${j.lostFinal} seen ${j.lostSeen}`,
+    );
     res.rows.push({ n, addon: a, j1: j });
   }
   return res;
@@ -468,7 +495,11 @@ async function benchGrowth() {
     const markN = QUICK ? 10 : n >= 10000 ? 40 : 100;
     const mark = timeEach(markN, () => addon.markNeedsAuth('s0', opts));
     const j2N = QUICK ? 10 : n >= 10000 ? 40 : 100;
-    const j2 = await timeEachAsync(j2N, () => j2Change(file, (d) => { d.s0 = { timestamp: Date.now() }; }));
+    const j2 = await timeEachAsync(j2N, () =>
+      j2Change(file, (d) => {
+        d.s0 = { timestamp: Date.now() };
+      }),
+    );
     const bytes = fs.statSync(file).size;
     rows.push({ n, bytes, check, j1, list, mark, j2 });
   }
@@ -489,7 +520,9 @@ async function benchGrowth() {
     for (let t = 0; t < trials + 5; t++) {
       count = 0;
       target = k;
-      const p = new Promise((r) => { done = r; });
+      const p = new Promise((r) => {
+        done = r;
+      });
       const t0 = nowHr();
       addon.invalidateNeedsAuth('nobody', { configDir: dir });
       const t1 = await Promise.race([p, sleep(5000).then(() => NaN)]);
@@ -542,17 +575,21 @@ async function benchMemory() {
           execArgv: ['--expose-gc'],
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         });
-        runs.push(await new Promise((resolve, reject) => {
-          child.once('message', (m) => {
-            child.disconnect();
-            resolve(m);
-          });
-          child.once('exit', (code) => code && reject(new Error(`memory ${variant} ${count} exited ${code}`)));
-        }));
+        runs.push(
+          await new Promise((resolve, reject) => {
+            child.once('message', (m) => {
+              child.disconnect();
+              resolve(m);
+            });
+            child.once('exit', (code) => code && reject(new Error(`memory ${variant} ${count} exited ${code}`)));
+          }),
+        );
       }
       const med = (k) => runs.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
       out.rows.push({ variant, count, rss: med('rss'), heap: med('heap') });
-      log(`   ${variant} x${count}: RSS +${(med('rss') / 1024).toFixed(0)} KiB, heap +${(med('heap') / 1024).toFixed(0)} KiB`);
+      log(
+        `   ${variant} x${count}: RSS +${(med('rss') / 1024).toFixed(0)} KiB, heap +${(med('heap') / 1024).toFixed(0)} KiB`,
+      );
     }
   }
   return out;
@@ -570,7 +607,10 @@ function machine() {
     os: `${os.type()} ${os.release()} (${os.arch()})`,
     fs: (() => {
       try {
-        const mounts = fs.readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' '));
+        const mounts = fs
+          .readFileSync('/proc/mounts', 'utf8')
+          .split('\n')
+          .map((l) => l.split(' '));
         const tmp = os.tmpdir();
         let best = null;
         for (const m of mounts) if (m[1] && tmp.startsWith(m[1]) && (!best || m[1].length > best[1].length)) best = m;
@@ -592,7 +632,10 @@ async function main() {
   try {
     // `node bench/run.js check memory` (or BENCH_ONLY=check,memory) runs those sections only and
     // prints their results as JSON instead of writing BENCHMARKS.md.
-    const named = process.argv.slice(2).flatMap((a) => a.split(',')).filter(Boolean);
+    const named = process.argv
+      .slice(2)
+      .flatMap((a) => a.split(','))
+      .filter(Boolean);
     const only = named.length ? named : process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : null;
     const known = ['check', 'change', 'propagation', 'contention', 'growth', 'idle', 'memory'];
     const unknown = (only || []).filter((s) => !known.includes(s));

@@ -142,7 +142,13 @@ async function idle(variant, configDir, seconds) {
   const diffTasks = {};
   for (const [tid, e] of Object.entries(end.tasks)) {
     const s = start.tasks[tid] || { vol: 0, nonvol: 0 };
-    diffTasks[tid] = { comm: e.comm, wakeups: e.vol - s.vol + (e.nonvol - s.nonvol), vol: e.vol - s.vol, nonvol: e.nonvol - s.nonvol, isNew: !before.tasks[tid] };
+    diffTasks[tid] = {
+      comm: e.comm,
+      wakeups: e.vol - s.vol + (e.nonvol - s.nonvol),
+      vol: e.vol - s.vol,
+      nonvol: e.nonvol - s.nonvol,
+      isNew: !before.tasks[tid],
+    };
   }
   process.send({
     variant,
@@ -152,7 +158,9 @@ async function idle(variant, configDir, seconds) {
     rssAdded: start.rss - before.rss,
     threadsBefore: Object.keys(before.tasks).length,
     threadsAfter: Object.keys(start.tasks).length,
-    newThreads: Object.entries(start.tasks).filter(([tid]) => !before.tasks[tid]).map(([, t]) => t.comm),
+    newThreads: Object.entries(start.tasks)
+      .filter(([tid]) => !before.tasks[tid])
+      .map(([, t]) => t.comm),
     tasks: diffTasks,
   });
 }

@@ -67,9 +67,11 @@ function fromClaudeCode(err, server, secrets) {
 }
 
 function transportError(server, type) {
-  return signInError('ERR_SIGN_IN_NOT_SUPPORTED_FOR_TRANSPORT',
+  return signInError(
+    'ERR_SIGN_IN_NOT_SUPPORTED_FOR_TRANSPORT',
     `signIn: MCP server "${server}" uses the ${type} transport; only http and sse servers sign in with OAuth`,
-    { transport: type });
+    { transport: type },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -85,7 +87,10 @@ function sleep(ms) {
 function deferred() {
   let resolve;
   let reject;
-  const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
+  const promise = new Promise((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
   return { promise, resolve, reject };
 }
 
@@ -97,7 +102,7 @@ function invalid(message) {
 }
 
 function checkArgs(query, server, options) {
-  if (query === null || typeof query !== 'object' && typeof query !== 'function') {
+  if (query === null || (typeof query !== 'object' && typeof query !== 'function')) {
     throw invalid('query must be the Agent SDK Query returned by query()');
   }
   if (typeof server !== 'string' || server === '') throw invalid('server must be a non-empty string');
@@ -109,9 +114,11 @@ function checkArgs(query, server, options) {
   if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || timeoutMs > 2 ** 31 - 1) {
     throw invalid('options.timeoutMs must be a number of ms between 1 and 2147483647');
   }
-  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalid('options.signal must be an AbortSignal');
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal))
+    throw invalid('options.signal must be an AbortSignal');
   if (o.configDir !== undefined && typeof o.configDir !== 'string') throw invalid('options.configDir must be a string');
-  if (o.env !== undefined && (o.env === null || typeof o.env !== 'object')) throw invalid('options.env must be an object');
+  if (o.env !== undefined && (o.env === null || typeof o.env !== 'object'))
+    throw invalid('options.env must be an object');
   let redirectUri;
   if (o.redirectUri !== undefined) {
     if (typeof o.redirectUri !== 'string' || !URL.canParse(o.redirectUri)) {
@@ -124,15 +131,21 @@ function checkArgs(query, server, options) {
 
   for (const m of ['mcpAuthenticate', 'mcpServerStatus', 'reconnectMcpServer']) {
     if (typeof query[m] !== 'function') {
-      throw signInError('ERR_SIGN_IN_UNSUPPORTED',
-        `signIn: this query has no ${m}() (Agent SDK 0.2.104 or later is needed for sign-in)`);
+      throw signInError(
+        'ERR_SIGN_IN_UNSUPPORTED',
+        `signIn: this query has no ${m}() (Agent SDK 0.2.104 or later is needed for sign-in)`,
+      );
     }
   }
   // 0.3.x: mcpAuthenticate(name, redirectUri, { redirectUriOnly }); 0.2.x takes the name only.
-  if (redirectUri !== undefined
-      && (query.mcpAuthenticate.length < 2 || typeof query.mcpSubmitOAuthCallbackUrl !== 'function')) {
-    throw signInError('ERR_SIGN_IN_UNSUPPORTED',
-      'signIn: options.redirectUri needs an Agent SDK whose mcpAuthenticate takes a redirect URI (0.3.x)');
+  if (
+    redirectUri !== undefined &&
+    (query.mcpAuthenticate.length < 2 || typeof query.mcpSubmitOAuthCallbackUrl !== 'function')
+  ) {
+    throw signInError(
+      'ERR_SIGN_IN_UNSUPPORTED',
+      'signIn: options.redirectUri needs an Agent SDK whose mcpAuthenticate takes a redirect URI (0.3.x)',
+    );
   }
   return { configDir, timeoutMs, signal: o.signal, redirectUri };
 }
@@ -186,9 +199,21 @@ class SignIn {
   cleanup() {
     const sub = this.sub;
     this.sub = null;
-    if (sub) { try { sub.close(); } catch { /* already closed */ } }
-    if (this.timer) { clearTimeout(this.timer); this.timer = null; }
-    if (this.onAbort) { this.signal.removeEventListener('abort', this.onAbort); this.onAbort = null; }
+    if (sub) {
+      try {
+        sub.close();
+      } catch {
+        /* already closed */
+      }
+    }
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.onAbort) {
+      this.signal.removeEventListener('abort', this.onAbort);
+      this.onAbort = null;
+    }
     const map = inFlight.get(this.query);
     if (map && map.get(this.server) === this) map.delete(this.server);
   }
@@ -213,9 +238,18 @@ class SignIn {
 
   async start(timeoutMs) {
     const { signal } = this;
-    if (signal && signal.aborted) throw abortError(signal);
-    this.timer = setTimeout(() => this.fail(signInError('ERR_SIGN_IN_TIMEOUT',
-      `signIn: the sign-in of "${this.server}" did not complete within ${timeoutMs} ms`, { timeoutMs })), timeoutMs);
+    if (signal?.aborted) throw abortError(signal);
+    this.timer = setTimeout(
+      () =>
+        this.fail(
+          signInError(
+            'ERR_SIGN_IN_TIMEOUT',
+            `signIn: the sign-in of "${this.server}" did not complete within ${timeoutMs} ms`,
+            { timeoutMs },
+          ),
+        ),
+      timeoutMs,
+    );
     if (typeof this.timer.unref === 'function') this.timer.unref();
     if (signal) {
       this.onAbort = () => this.fail(abortError(signal));
@@ -230,8 +264,16 @@ class SignIn {
       const authUrl = response && typeof response.authUrl === 'string' ? response.authUrl : null;
       // requiresUserAction false: Claude Code finished the flow without the user (tokens it had).
       if (!authUrl || (response && response.requiresUserAction === false)) this.landed.resolve('no-user-action');
-      this.finish().catch((err) => this.fail(err && err.code ? err : signInError('ERR_SIGN_IN_FAILED',
-        `signIn: the sign-in of "${this.server}" could not complete: ${redact(messageOf(err), this.secrets)}`)));
+      this.finish().catch((err) =>
+        this.fail(
+          err?.code
+            ? err
+            : signInError(
+                'ERR_SIGN_IN_FAILED',
+                `signIn: the sign-in of "${this.server}" could not complete: ${redact(messageOf(err), this.secrets)}`,
+              ),
+        ),
+      );
       return authUrl;
     } catch (err) {
       this.fail(err);
@@ -251,7 +293,7 @@ class SignIn {
     if (!entry) {
       throw signInError('ERR_UNKNOWN_SERVER', `signIn: MCP server "${this.server}" is not configured in this session`);
     }
-    const type = entry.config && typeof entry.config === 'object' ? entry.config.type ?? 'stdio' : undefined;
+    const type = entry.config && typeof entry.config === 'object' ? (entry.config.type ?? 'stdio') : undefined;
     if (type !== undefined && !OAUTH_TRANSPORTS.has(type)) throw transportError(this.server, type);
   }
 
@@ -319,8 +361,10 @@ class SignIn {
       await this.guard(this.query.mcpSubmitOAuthCallbackUrl(this.server, callbackUrl));
     } catch (err) {
       if (err && (err.name === 'AbortError' || err.code === 'ERR_SIGN_IN_TIMEOUT')) throw err;
-      const e = signInError('ERR_SIGN_IN_FAILED',
-        `signIn: Claude Code refused the callback for "${this.server}": ${redact(messageOf(err), this.secrets)}`);
+      const e = signInError(
+        'ERR_SIGN_IN_FAILED',
+        `signIn: Claude Code refused the callback for "${this.server}": ${redact(messageOf(err), this.secrets)}`,
+      );
       this.fail(e); // Claude Code's flow is over: nothing more can land
       throw e;
     }
@@ -346,12 +390,17 @@ class SignIn {
 async function signIn(query, server, options) {
   const args = checkArgs(query, server, options);
   let map = inFlight.get(query);
-  if (!map) { map = new Map(); inFlight.set(query, map); }
+  if (!map) {
+    map = new Map();
+    inFlight.set(query, map);
+  }
   const existing = map.get(server);
   if (existing && !existing.done) {
     if (existing.redirectUri !== args.redirectUri) {
-      throw signInError('ERR_SIGN_IN_IN_PROGRESS',
-        `signIn: a sign-in of "${server}" with another redirect URI is pending in this session`);
+      throw signInError(
+        'ERR_SIGN_IN_IN_PROGRESS',
+        `signIn: a sign-in of "${server}" with another redirect URI is pending in this session`,
+      );
     }
     // The same sign-in: same authUrl, same `completed`. This caller's signal only stops its wait.
     const authUrl = await (args.signal ? raceAbort(existing.started, args.signal) : existing.started);

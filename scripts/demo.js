@@ -59,7 +59,9 @@ async function main() {
     const line = (list.stdout.split('\n').find((l) => l.startsWith(`${NAME}:`)) || '').trim();
     say(`claude mcp list: "${line}"`);
     const entries = addon.listNeedsAuth(opts);
-    say(`Claude Code wrote ${path.basename(addon.cachePath(opts))}: ${JSON.stringify(entries.map((e) => ({ server: e.server, cached: e.cached, expiresInS: Math.round((e.expiresAt - Date.now()) / 1000) })))}`);
+    say(
+      `Claude Code wrote ${path.basename(addon.cachePath(opts))}: ${JSON.stringify(entries.map((e) => ({ server: e.server, cached: e.cached, expiresInS: Math.round((e.expiresAt - Date.now()) / 1000) })))}`,
+    );
     say(`server saw ${srv.count(isMcp)} /mcp request(s) so far`);
 
     step('Sign in elsewhere (as /mcp does): the server accepts a token, .credentials.json holds it');
@@ -71,12 +73,16 @@ async function main() {
     let before = srv.count(isMcp);
     let r = await runPrint(h.env, NAME);
     const bugRequests = srv.count(isMcp) - before;
-    say(`Claude Code: ${r.skipped ? 'MCP server "protected": Skipping connection (cached needs-auth)' : r.connected ? 'connected' : 'did not connect'}`);
+    say(
+      `Claude Code: ${r.skipped ? 'MCP server "protected": Skipping connection (cached needs-auth)' : r.connected ? 'connected' : 'did not connect'}`,
+    );
     say(`server saw ${bugRequests} /mcp request(s) from it`);
     if (!r.skipped || bugRequests !== 0) throw new Error('expected the bug (skip, 0 requests) to reproduce');
     say('=> THE BUG: signed in, yet skipped for up to 15 minutes without even trying.');
     const d = addon.diagnose(NAME, opts);
-    say(`addon diagnose(): skipped=${d.skipped}, ${d.reasons.map((x) => `${x.kind} (superseded=${x.superseded}, ${Math.round(x.expiresInMs / 1000)} s left)`).join('; ')}`);
+    say(
+      `addon diagnose(): skipped=${d.skipped}, ${d.reasons.map((x) => `${x.kind} (superseded=${x.superseded}, ${Math.round(x.expiresInMs / 1000)} s left)`).join('; ')}`,
+    );
 
     step('The fix: a host keeps an onAuthChanged subscription (autoInvalidate) running');
     const events = [];
@@ -89,7 +95,9 @@ async function main() {
     const got = await waitFor(() => events.some((e) => e.reason === 'credentials-changed'), 10_000);
     if (!got) throw new Error('no credentials-changed event within 10 s');
     const ev = events.find((e) => e.reason === 'credentials-changed');
-    say(`addon: event ${ev.reason} for [${ev.servers.join(', ')}]; needs-auth entry removed: ${!addon.isNeedsAuthCached(NAME, opts)}`);
+    say(
+      `addon: event ${ev.reason} for [${ev.servers.join(', ')}]; needs-auth entry removed: ${!addon.isNeedsAuthCached(NAME, opts)}`,
+    );
     say(`cache now: ${JSON.stringify(addon.listNeedsAuth(opts).map((e) => e.server))}`);
 
     step('claude -p again, a new process, nothing else done');
@@ -99,8 +107,12 @@ async function main() {
     const fixRequests = srv.count(isMcp) - before;
     const seen = srv.requests.slice(start).filter(isMcp);
     const rpcs = seen.map((x) => x.rpc || x.method);
-    const bearer = seen.every((x) => x.auth) ? 'all with the bearer token' : `${seen.filter((x) => x.auth).length} with the bearer token`;
-    say(`Claude Code: ${r.connected ? 'MCP server "protected": Successfully connected' : r.skipped ? 'still skipped' : 'did not connect'}`);
+    const bearer = seen.every((x) => x.auth)
+      ? 'all with the bearer token'
+      : `${seen.filter((x) => x.auth).length} with the bearer token`;
+    say(
+      `Claude Code: ${r.connected ? 'MCP server "protected": Successfully connected' : r.skipped ? 'still skipped' : 'did not connect'}`,
+    );
     say(`server saw ${fixRequests} /mcp request(s), ${bearer}: ${rpcs.join(', ')}`);
     if (!r.connected || fixRequests === 0) throw new Error('expected the fix to connect');
     say('=> THE FIX: connected right after the sign-in.');
@@ -118,7 +130,10 @@ async function main() {
   }
 }
 
-main().then(() => process.exit(0), (err) => {
-  console.error(`\ndemo failed: ${err && err.stack ? err.stack : err}`);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(`\ndemo failed: ${err?.stack ? err.stack : err}`);
+    process.exit(1);
+  },
+);

@@ -26,7 +26,12 @@ const GLIBC = '2.17';
 // What each host builds by default: Linux cross-builds its four targets; macOS builds both of
 // its own; Windows its host target (arm64 needs the MSVC arm64 tools, its runner builds it).
 const HOST_TARGETS = {
-  linux: ['x86_64-unknown-linux-gnu', 'aarch64-unknown-linux-gnu', 'x86_64-unknown-linux-musl', 'aarch64-unknown-linux-musl'],
+  linux: [
+    'x86_64-unknown-linux-gnu',
+    'aarch64-unknown-linux-gnu',
+    'x86_64-unknown-linux-musl',
+    'aarch64-unknown-linux-musl',
+  ],
   darwin: ['aarch64-apple-darwin', 'x86_64-apple-darwin'],
 };
 const ELF_MACHINE = { x64: 62, arm64: 183 };
@@ -42,7 +47,8 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--out') opts.out = path.resolve(argv[++i] ?? usage('--out needs a directory'));
-    else if (a === '--targets') opts.targets = (argv[++i] ?? usage('--targets needs a list')).split(',').filter(Boolean);
+    else if (a === '--targets')
+      opts.targets = (argv[++i] ?? usage('--targets needs a list')).split(',').filter(Boolean);
     else if (a === '--prebuilt') opts.prebuilt = true;
     else usage(`unknown argument ${a}`);
   }
@@ -79,7 +85,18 @@ function crossPath() {
 
 /** Builds `target` into `outDir` and returns the .node path. */
 function build(target, host, outDir, env) {
-  const args = ['napi', 'build', '--platform', '--release', '--no-js', '--no-dts-header', '--dts', 'index.d.ts', '-o', outDir];
+  const args = [
+    'napi',
+    'build',
+    '--platform',
+    '--release',
+    '--no-js',
+    '--no-dts-header',
+    '--dts',
+    'index.d.ts',
+    '-o',
+    outDir,
+  ];
   if (target.platform === 'linux') {
     // zig picks the glibc version from the triple's suffix; musl needs none.
     args.push('-x', '--target', target.abi === 'gnu' ? `${target.triple}.${GLIBC}` : target.triple);
@@ -111,23 +128,27 @@ function checkBinary(file, target) {
     if (b[4] !== 2 || b[5] !== 1) throw new Error(`${where} is not a 64-bit little-endian ELF`);
     if (b.readUInt16LE(16) !== 3) throw new Error(`${where} is not a shared object (e_type ${b.readUInt16LE(16)})`);
     const machine = b.readUInt16LE(18);
-    if (machine !== ELF_MACHINE[target.arch]) throw new Error(`${where} is built for ELF machine ${machine}, not ${target.arch} (${ELF_MACHINE[target.arch]})`);
+    if (machine !== ELF_MACHINE[target.arch])
+      throw new Error(`${where} is built for ELF machine ${machine}, not ${target.arch} (${ELF_MACHINE[target.arch]})`);
     const facts = elfFacts(file);
     if (!facts) return `ELF ${target.arch}, shared object (readelf not found: libc not checked)`;
     const gnu = facts.needed.includes('libc.so.6');
     const musl = facts.needed.includes('libc.so');
-    if (target.abi === 'gnu' && (!gnu || musl)) throw new Error(`${where} does not link glibc: NEEDED ${facts.needed.join(', ')}`);
-    if (target.abi === 'musl' && (!musl || gnu || facts.maxGlibc)) throw new Error(`${where} does not link musl alone: NEEDED ${facts.needed.join(', ')}`);
+    if (target.abi === 'gnu' && (!gnu || musl))
+      throw new Error(`${where} does not link glibc: NEEDED ${facts.needed.join(', ')}`);
+    if (target.abi === 'musl' && (!musl || gnu || facts.maxGlibc))
+      throw new Error(`${where} does not link musl alone: NEEDED ${facts.needed.join(', ')}`);
     const glibc = target.abi === 'gnu' ? `, needs glibc ${facts.maxGlibc}` : '';
     return `ELF ${target.arch} shared object, NEEDED ${facts.needed.join(' ')}${glibc}`;
   }
   if (target.platform === 'darwin') {
-    const cpu = { 0x01000007: 'x64', 0x0100000c: 'arm64' }[b.readUInt32LE(4)];
-    if (b.readUInt32LE(0) !== 0xfeedfacf || cpu !== target.arch) throw new Error(`${where} is not a 64-bit Mach-O for ${target.arch}`);
+    const cpu = { 16777223: 'x64', 16777228: 'arm64' }[b.readUInt32LE(4)];
+    if (b.readUInt32LE(0) !== 0xfeedfacf || cpu !== target.arch)
+      throw new Error(`${where} is not a 64-bit Mach-O for ${target.arch}`);
     return `Mach-O ${cpu}`;
   }
   const pe = b.readUInt32LE(0x3c);
-  const cpu = { 0x8664: 'x64', 0xaa64: 'arm64' }[b.readUInt16LE(pe + 4)];
+  const cpu = { 34404: 'x64', 43620: 'arm64' }[b.readUInt16LE(pe + 4)];
   if (b.readUInt32LE(pe) !== 0x4550 || cpu !== target.arch) throw new Error(`${where} is not a PE for ${target.arch}`);
   return `PE ${cpu}`;
 }
@@ -159,7 +180,10 @@ function npmPack(dir, out) {
  */
 function packMain(config, out) {
   const listing = spawnSync('npm', ['pack', '--dry-run', '--ignore-scripts', '--json'], {
-    cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], shell: SHELL,
+    cwd: ROOT,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    shell: SHELL,
   });
   if (listing.status !== 0) throw new Error('npm pack --dry-run failed');
   const files = JSON.parse(listing.stdout)[0].files.map((f) => f.path);
@@ -174,7 +198,9 @@ function packMain(config, out) {
     // `prepare` builds the addon in a checkout (and for git installs); an installed tarball has
     // its platform package, and npm would list the script as one the user must approve.
     delete pkg.scripts.prepare;
-    pkg.optionalDependencies = Object.fromEntries(config.targets.map((t) => [`${config.packageName}-${t.platformArchABI}`, pkg.version]));
+    pkg.optionalDependencies = Object.fromEntries(
+      config.targets.map((t) => [`${config.packageName}-${t.platformArchABI}`, pkg.version]),
+    );
     fs.writeFileSync(path.join(stage, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
   });
 }
@@ -184,7 +210,9 @@ function packPlatform(config, target, node, out) {
   const dir = path.join(ROOT, 'npm', target.platformArchABI);
   const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
   if (pkg.version !== config.packageJson.version) {
-    throw new Error(`${dir}/package.json is version ${pkg.version}, the main package ${config.packageJson.version}: run \`npx napi version\``);
+    throw new Error(
+      `${dir}/package.json is version ${pkg.version}, the main package ${config.packageJson.version}: run \`npx napi version\``,
+    );
   }
   return staged(out, (stage) => {
     fs.cpSync(dir, stage, { recursive: true, filter: (src) => !src.endsWith('.node') });
@@ -221,14 +249,19 @@ async function main() {
   }
 
   fs.mkdirSync(opts.out, { recursive: true });
-  for (const old of fs.readdirSync(opts.out).filter((n) => n.startsWith(`${config.packageName}-`) && n.endsWith('.tgz'))) {
+  for (const old of fs
+    .readdirSync(opts.out)
+    .filter((n) => n.startsWith(`${config.packageName}-`) && n.endsWith('.tgz'))) {
     fs.rmSync(path.join(opts.out, old));
   }
   const started = Date.now();
   const built = fs.mkdtempSync(path.join(os.tmpdir(), 'mna-build-'));
   const report = [];
   try {
-    const env = !opts.prebuilt && wanted.some((t) => t.platform === 'linux') ? { ...process.env, PATH: crossPath() } : process.env;
+    const env =
+      !opts.prebuilt && wanted.some((t) => t.platform === 'linux')
+        ? { ...process.env, PATH: crossPath() }
+        : process.env;
     for (const target of wanted) {
       const t0 = Date.now();
       const node = opts.prebuilt
@@ -239,14 +272,20 @@ async function main() {
       const loaded = target === host;
       if (loaded) loadForReal(node);
       const tarball = packPlatform(config, target, node, opts.out);
-      report.push(`${path.basename(tarball)}: ${facts}${loaded ? ', loaded by this Node' : ', not loadable here'}` +
-        (opts.prebuilt ? '' : ` (built in ${((Date.now() - t0) / 1000).toFixed(0)} s)`));
+      report.push(
+        `${path.basename(tarball)}: ${facts}${loaded ? ', loaded by this Node' : ', not loadable here'}` +
+          (opts.prebuilt ? '' : ` (built in ${((Date.now() - t0) / 1000).toFixed(0)} s)`),
+      );
     }
-    report.unshift(`${path.basename(packMain(config, opts.out))}: JavaScript and types, optionalDependencies on ${config.targets.length} platform packages`);
+    report.unshift(
+      `${path.basename(packMain(config, opts.out))}: JavaScript and types, optionalDependencies on ${config.targets.length} platform packages`,
+    );
   } finally {
     fs.rmSync(built, { recursive: true, force: true });
   }
-  console.log(`\npacked into ${opts.out} in ${((Date.now() - started) / 1000).toFixed(0)} s:\n  ${report.join('\n  ')}`);
+  console.log(
+    `\npacked into ${opts.out} in ${((Date.now() - started) / 1000).toFixed(0)} s:\n  ${report.join('\n  ')}`,
+  );
 }
 
 main().catch((e) => {

@@ -26,7 +26,8 @@ function claudeBin(stack = SEED) {
   return stack.claudeCode.executable;
 }
 
-const DROP = /^(CLAUDE|ANTHROPIC|CLAUDECODE|MCP_|OTEL_|XDG_|NODE_OPTIONS$|NODE_EXTRA_CA_CERTS$|(HTTPS?|ALL|NO)_PROXY$|AWS_|GOOGLE_|VERTEX_|DEBUG$)/i;
+const DROP =
+  /^(CLAUDE|ANTHROPIC|CLAUDECODE|MCP_|OTEL_|XDG_|NODE_OPTIONS$|NODE_EXTRA_CA_CERTS$|(HTTPS?|ALL|NO)_PROXY$|AWS_|GOOGLE_|VERTEX_|DEBUG$)/i;
 
 /**
  * The environment for a Claude Code child living in `home`: this process's, less everything that
@@ -38,20 +39,24 @@ function offlineEnv(home, overrides = {}) {
   for (const [k, v] of Object.entries(process.env)) {
     if (!DROP.test(k)) env[k] = v;
   }
-  Object.assign(env, {
-    HOME: home,
-    USERPROFILE: home,
-    TMPDIR: path.join(home, 'tmp'),
-    DISABLE_AUTOUPDATER: '1',
-    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-    DISABLE_TELEMETRY: '1',
-    DISABLE_ERROR_REPORTING: '1',
-    CLAUDE_CODE_MAX_RETRIES: '0',
-    ANTHROPIC_API_KEY: 'sk-ant-dummy',
-    ANTHROPIC_BASE_URL: 'http://127.0.0.1:9',
-    NO_PROXY: '127.0.0.1,localhost',
-    no_proxy: '127.0.0.1,localhost',
-  }, overrides);
+  Object.assign(
+    env,
+    {
+      HOME: home,
+      USERPROFILE: home,
+      TMPDIR: path.join(home, 'tmp'),
+      DISABLE_AUTOUPDATER: '1',
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+      DISABLE_TELEMETRY: '1',
+      DISABLE_ERROR_REPORTING: '1',
+      CLAUDE_CODE_MAX_RETRIES: '0',
+      ANTHROPIC_API_KEY: 'sk-ant-dummy',
+      ANTHROPIC_BASE_URL: 'http://127.0.0.1:9',
+      NO_PROXY: '127.0.0.1,localhost',
+      no_proxy: '127.0.0.1,localhost',
+    },
+    overrides,
+  );
   fs.mkdirSync(env.TMPDIR, { recursive: true });
   return env;
 }
@@ -68,7 +73,9 @@ function makeHome({ configDir: useConfigDirEnv = false, extraEnv = {} } = {}) {
     configDir,
     env,
     cachePath: path.join(configDir, 'mcp-needs-auth-cache.json'),
-    cleanup() { fs.rmSync(home, { recursive: true, force: true }); },
+    cleanup() {
+      fs.rmSync(home, { recursive: true, force: true });
+    },
   };
 }
 
@@ -89,16 +96,29 @@ function runClaude(env, args, { timeoutMs = DEFAULT_TIMEOUT_MS, cwd, stack = SEE
     let stdout = '';
     let stderr = '';
     let timedOut = false;
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
     const kill = () => {
       try {
         if (process.platform !== 'win32') process.kill(-child.pid, 'SIGKILL');
         else child.kill('SIGKILL');
-      } catch { /* already gone */ }
+      } catch {
+        /* already gone */
+      }
     };
-    const timer = setTimeout(() => { timedOut = true; kill(); }, timeoutMs);
-    child.on('error', (err) => { clearTimeout(timer); live.delete(child); reject(err); });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      kill();
+    }, timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      live.delete(child);
+      reject(err);
+    });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       live.delete(child);
@@ -110,7 +130,15 @@ function runClaude(env, args, { timeoutMs = DEFAULT_TIMEOUT_MS, cwd, stack = SEE
 
 function killAll() {
   for (const child of live) {
-    try { process.kill(-child.pid, 'SIGKILL'); } catch { try { child.kill('SIGKILL'); } catch { /* gone */ } }
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      try {
+        child.kill('SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
   }
   live.clear();
 }
@@ -126,7 +154,9 @@ function mcpList(env, opts = {}) {
   return runClaude(env, ['mcp', 'list'], opts);
 }
 
-function escapeRe(s) { return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'); }
+function escapeRe(s) {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
 
 /**
  * What a Claude Code debug log (`--debug-file`) says the start-up loop did with server `name`:
@@ -135,9 +165,9 @@ function escapeRe(s) { return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'); }
 function mcpStartup(debug, name) {
   const prefix = `MCP server "${escapeRe(name)}": `;
   return {
-    skipped: new RegExp(prefix + 'Skipping connection \\(cached needs-auth\\)').test(debug),
-    connected: new RegExp(prefix + 'Successfully connected').test(debug),
-    needsAuth: new RegExp(prefix + '.*(needs-auth|Authentication required)', 'i').test(debug),
+    skipped: new RegExp(`${prefix}Skipping connection \\(cached needs-auth\\)`).test(debug),
+    connected: new RegExp(`${prefix}Successfully connected`).test(debug),
+    needsAuth: new RegExp(`${prefix}.*(needs-auth|Authentication required)`, 'i').test(debug),
   };
 }
 
@@ -149,9 +179,16 @@ function mcpStartup(debug, name) {
  */
 async function runPrint(env, name, { debugFile, timeoutMs, prompt = 'hi', extraArgs = [], stack } = {}) {
   const file = debugFile || path.join(env.HOME, `debug-${Date.now()}-${Math.random().toString(16).slice(2, 8)}.txt`);
-  const r = await runClaude(env, ['-p', prompt, '--max-turns', '1', '--debug-file', file, ...extraArgs], { timeoutMs, stack });
+  const r = await runClaude(env, ['-p', prompt, '--max-turns', '1', '--debug-file', file, ...extraArgs], {
+    timeoutMs,
+    stack,
+  });
   let debug = '';
-  try { debug = fs.readFileSync(file, 'utf8'); } catch { /* not written */ }
+  try {
+    debug = fs.readFileSync(file, 'utf8');
+  } catch {
+    /* not written */
+  }
   return { ...r, debugFile: file, debug, ...mcpStartup(debug, name) };
 }
 

@@ -141,15 +141,22 @@ function installedVersion(packageDir) {
  */
 function stackProblems(stack) {
   const problems = [];
-  for (const [what, part] of [['Claude Code', stack.claudeCode], ['Agent SDK', stack.agentSdk], ['claude-agent-acp', stack.acp]]) {
+  for (const [what, part] of [
+    ['Claude Code', stack.claudeCode],
+    ['Agent SDK', stack.agentSdk],
+    ['claude-agent-acp', stack.acp],
+  ]) {
     const v = installedVersion(part.packageDir);
-    if (v !== part.version) problems.push(`${what}: expected ${part.version} in ${part.packageDir}, found ${v ?? 'nothing'} (run npm ci)`);
+    if (v !== part.version)
+      problems.push(`${what}: expected ${part.version} in ${part.packageDir}, found ${v ?? 'nothing'} (run npm ci)`);
   }
   // The package that ships the executable: the wrapper itself for cli.js, the platform package
   // for a native binary. Its version must be the pin too.
   const shipped = installedVersion(path.dirname(stack.claudeCode.executable));
   if (shipped !== stack.claudeCode.version) {
-    problems.push(`Claude Code executable: expected ${stack.claudeCode.version} beside ${stack.claudeCode.executable}, found ${shipped ?? 'nothing'}`);
+    problems.push(
+      `Claude Code executable: expected ${stack.claudeCode.version} beside ${stack.claudeCode.executable}, found ${shipped ?? 'nothing'}`,
+    );
   }
   for (const file of [stack.claudeCode.executable, stack.agentSdk.module, stack.acp.bin]) {
     if (!fs.existsSync(file)) problems.push(`missing ${file} (run npm ci)`);

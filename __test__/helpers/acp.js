@@ -13,8 +13,7 @@ function lineSplitter(onLine) {
   let buf = '';
   return (d) => {
     buf += d;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
       onLine(buf.slice(0, i));
       buf = buf.slice(i + 1);
     }
@@ -40,28 +39,49 @@ function startAcp(stack, env, { preload = false, timeoutMs = 60_000 } = {}) {
   const notifications = [];
   const pending = new Map();
   let nextId = 0;
-  const exited = new Promise((resolve) => child.on('close', (code, signal) => {
-    for (const { reject } of pending.values()) reject(new Error(`claude-agent-acp exited (${code ?? signal})`));
-    pending.clear();
-    resolve({ code, signal });
-  }));
-  const send = (msg) => { if (child.stdin.writable) child.stdin.write(`${JSON.stringify(msg)}\n`); };
+  const exited = new Promise((resolve) =>
+    child.on('close', (code, signal) => {
+      for (const { reject } of pending.values()) reject(new Error(`claude-agent-acp exited (${code ?? signal})`));
+      pending.clear();
+      resolve({ code, signal });
+    }),
+  );
+  const send = (msg) => {
+    if (child.stdin.writable) child.stdin.write(`${JSON.stringify(msg)}\n`);
+  };
 
-  child.stderr.on('data', lineSplitter((l) => stderr.push(l)));
-  child.stdout.on('data', lineSplitter((line) => {
-    let msg;
-    try { msg = JSON.parse(line); } catch { return; }
-    if (msg.method && msg.id !== undefined) {
-      send({ jsonrpc: '2.0', id: msg.id, error: { code: -32601, message: `not supported by the test client: ${msg.method}` } });
-    } else if (msg.method) {
-      notifications.push(msg);
-    } else if (pending.has(msg.id)) {
-      const { resolve, reject } = pending.get(msg.id);
-      pending.delete(msg.id);
-      if (msg.error) reject(Object.assign(new Error(`ACP error ${msg.error.code}: ${msg.error.message}`), { data: msg.error.data }));
-      else resolve(msg.result);
-    }
-  }));
+  child.stderr.on(
+    'data',
+    lineSplitter((l) => stderr.push(l)),
+  );
+  child.stdout.on(
+    'data',
+    lineSplitter((line) => {
+      let msg;
+      try {
+        msg = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (msg.method && msg.id !== undefined) {
+        send({
+          jsonrpc: '2.0',
+          id: msg.id,
+          error: { code: -32601, message: `not supported by the test client: ${msg.method}` },
+        });
+      } else if (msg.method) {
+        notifications.push(msg);
+      } else if (pending.has(msg.id)) {
+        const { resolve, reject } = pending.get(msg.id);
+        pending.delete(msg.id);
+        if (msg.error)
+          reject(
+            Object.assign(new Error(`ACP error ${msg.error.code}: ${msg.error.message}`), { data: msg.error.data }),
+          );
+        else resolve(msg.result);
+      }
+    }),
+  );
 
   function request(method, params) {
     const id = ++nextId;
@@ -71,8 +91,14 @@ function startAcp(stack, env, { preload = false, timeoutMs = 60_000 } = {}) {
         reject(new Error(`ACP ${method}: no answer within ${timeoutMs} ms\nstderr:\n${stderr.slice(-20).join('\n')}`));
       }, timeoutMs);
       pending.set(id, {
-        resolve: (v) => { clearTimeout(timer); resolve(v); },
-        reject: (e) => { clearTimeout(timer); reject(e); },
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
       });
       send({ jsonrpc: '2.0', id, method, params });
     });
@@ -82,7 +108,9 @@ function startAcp(stack, env, { preload = false, timeoutMs = 60_000 } = {}) {
     try {
       if (process.platform !== 'win32') process.kill(-child.pid, 'SIGKILL');
       else child.kill('SIGKILL');
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   };
 
   /** Closes stdin (the agent then disposes its sessions and exits); SIGKILLs the group after 5 s. */

@@ -85,7 +85,9 @@ function killGroup(child, signal) {
   try {
     process.kill(-child.pid, signal); // own process group (detached): also gets anything it spawned
   } catch {
-    try { child.kill(signal); } catch {}
+    try {
+      child.kill(signal);
+    } catch {}
   }
 }
 
@@ -93,7 +95,10 @@ function waitExit(child, ms) {
   if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => { clearTimeout(timer); resolve(true); });
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
   });
 }
 
@@ -148,7 +153,9 @@ async function startSecretService() {
   const onExit = () => {
     // Process is exiting without stop(): synchronous best effort.
     for (const c of children) killGroup(c, 'SIGKILL');
-    try { fs.rmSync(dir, { recursive: true, force: true }); } catch {}
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {}
   };
   process.on('exit', onExit);
 
@@ -175,9 +182,13 @@ async function startSecretService() {
     children.push(child);
     let stderr = '';
     child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (d) => { if (stderr.length < 8192) stderr += d; });
+    child.stderr.on('data', (d) => {
+      if (stderr.length < 8192) stderr += d;
+    });
     child.stderrText = () => stderr;
-    child.on('error', (e) => { child.spawnError = e; });
+    child.on('error', (e) => {
+      child.spawnError = e;
+    });
     child.unref();
     for (const s of [child.stdin, child.stdout, child.stderr]) s.unref?.();
     return child;
@@ -190,30 +201,35 @@ async function startSecretService() {
     //    call to org.freedesktop.secrets, and prompters on an unlock request).
     const busSocket = path.join(runtimeDir, 'bus');
     const busConfig = path.join(dir, 'session.conf');
-    fs.writeFileSync(busConfig, [
-      '<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"',
-      ' "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">',
-      '<busconfig>',
-      '  <type>session</type>',
-      '  <keep_umask/>',
-      `  <listen>unix:path=${busSocket}</listen>`,
-      '  <auth>EXTERNAL</auth>',
-      '  <policy context="default">',
-      '    <allow send_destination="*" eavesdrop="true"/>',
-      '    <allow eavesdrop="true"/>',
-      '    <allow own="*"/>',
-      '  </policy>',
-      '</busconfig>',
-      '',
-    ].join('\n'));
-    const bus = daemon('dbus-daemon', [
-      `--config-file=${busConfig}`, '--nofork', '--nopidfile', '--print-address=1',
-    ]);
+    fs.writeFileSync(
+      busConfig,
+      [
+        '<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"',
+        ' "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">',
+        '<busconfig>',
+        '  <type>session</type>',
+        '  <keep_umask/>',
+        `  <listen>unix:path=${busSocket}</listen>`,
+        '  <auth>EXTERNAL</auth>',
+        '  <policy context="default">',
+        '    <allow send_destination="*" eavesdrop="true"/>',
+        '    <allow eavesdrop="true"/>',
+        '    <allow own="*"/>',
+        '  </policy>',
+        '</busconfig>',
+        '',
+      ].join('\n'),
+    );
+    const bus = daemon('dbus-daemon', [`--config-file=${busConfig}`, '--nofork', '--nopidfile', '--print-address=1']);
     bus.stdin.end();
     env.DBUS_SESSION_BUS_ADDRESS = await new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('dbus-daemon printed no address within 5 s')), 5000);
       const rl = readline.createInterface({ input: bus.stdout });
-      rl.once('line', (line) => { clearTimeout(timer); rl.close(); resolve(line.trim()); });
+      rl.once('line', (line) => {
+        clearTimeout(timer);
+        rl.close();
+        resolve(line.trim());
+      });
       bus.once('exit', (code, sig) => {
         clearTimeout(timer);
         reject(new Error(`dbus-daemon exited (${code ?? sig}): ${bus.spawnError?.message ?? bus.stderrText()}`));
@@ -240,17 +256,38 @@ async function startSecretService() {
       if (bus.exitCode !== null || bus.signalCode !== null) {
         throw new Error(`dbus-daemon exited early: ${bus.stderrText()}`);
       }
-      const owned = await run('dbus-send', [
-        '--session', '--print-reply', '--dest=org.freedesktop.DBus',
-        '/org/freedesktop/DBus', 'org.freedesktop.DBus.NameHasOwner', 'string:org.freedesktop.secrets',
-      ], { env: baseEnv, timeout: 3000 }).then(({ stdout }) => /boolean true/.test(stdout), () => false);
-      const ok = owned && await run('dbus-send', [
-        '--session', '--print-reply', '--dest=org.freedesktop.secrets',
-        '/org/freedesktop/secrets', 'org.freedesktop.Secret.Service.ReadAlias', 'string:default',
-      ], { env: baseEnv, timeout: 3000 }).then(
-        ({ stdout }) => /object path "\/org\/freedesktop\/secrets\/collection\//.test(stdout),
+      const owned = await run(
+        'dbus-send',
+        [
+          '--session',
+          '--print-reply',
+          '--dest=org.freedesktop.DBus',
+          '/org/freedesktop/DBus',
+          'org.freedesktop.DBus.NameHasOwner',
+          'string:org.freedesktop.secrets',
+        ],
+        { env: baseEnv, timeout: 3000 },
+      ).then(
+        ({ stdout }) => /boolean true/.test(stdout),
         () => false,
       );
+      const ok =
+        owned &&
+        (await run(
+          'dbus-send',
+          [
+            '--session',
+            '--print-reply',
+            '--dest=org.freedesktop.secrets',
+            '/org/freedesktop/secrets',
+            'org.freedesktop.Secret.Service.ReadAlias',
+            'string:default',
+          ],
+          { env: baseEnv, timeout: 3000 },
+        ).then(
+          ({ stdout }) => /object path "\/org\/freedesktop\/secrets\/collection\//.test(stdout),
+          () => false,
+        ));
       if (ok) break;
       if (Date.now() > deadline) {
         throw new Error(
@@ -267,9 +304,13 @@ async function startSecretService() {
 
   // Attributes `keyring` 3.6.x (`Entry::new(service, user)`) searches for, and sets on creation.
   const attrs = (service, account, legacy) => [
-    'service', service, 'username', account,
+    'service',
+    service,
+    'username',
+    account,
     ...(legacy ? [] : ['target', 'default']),
-    'application', 'rust-keyring',
+    'application',
+    'rust-keyring',
   ];
 
   return {
@@ -290,10 +331,14 @@ async function startSecretService() {
         );
       }
       const label = opts.label ?? `${account}@${service}:default:keyring-rs v3.6.3`;
-      const { stderr } = await run('secret-tool', ['store', `--label=${label}`, ...attrs(service, account, opts.legacy)], {
-        env: baseEnv,
-        input,
-      });
+      const { stderr } = await run(
+        'secret-tool',
+        ['store', `--label=${label}`, ...attrs(service, account, opts.legacy)],
+        {
+          env: baseEnv,
+          input,
+        },
+      );
       if (/too long/i.test(stderr)) throw new Error(`storeItem: secret-tool: ${stderr.trim()}`);
     },
     /** Deletes every item with this service and username (with or without `target`). */

@@ -15,7 +15,10 @@ const STACKS = [
     name: 'Agent SDK 0.2.104 + Claude Code 2.1.108',
     sdk: path.join(NM, '@anthropic-ai', 'claude-agent-sdk', 'sdk.mjs'),
     // The seed's pinned CLI, run with node (the SDK would otherwise run its bundled 2.1.104).
-    queryOptions: () => ({ pathToClaudeCodeExecutable: path.join(NM, '@anthropic-ai', 'claude-code', 'cli.js'), executable: 'node' }),
+    queryOptions: () => ({
+      pathToClaudeCodeExecutable: path.join(NM, '@anthropic-ai', 'claude-code', 'cli.js'),
+      executable: 'node',
+    }),
     cli: () => [process.execPath, path.join(NM, '@anthropic-ai', 'claude-code', 'cli.js')],
   },
   {
@@ -34,16 +37,41 @@ const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 function runCli(stack, env, args, { timeoutMs = 60_000 } = {}) {
   const [cmd, ...pre] = stack.cli();
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, [...pre, ...args], { env, cwd: env.HOME, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(cmd, [...pre, ...args], {
+      env,
+      cwd: env.HOME,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const kill = () => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } };
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    const kill = () => {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    };
     let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; kill(); }, timeoutMs);
-    child.on('error', (err) => { clearTimeout(timer); reject(err); });
-    child.on('close', (code) => { clearTimeout(timer); kill(); resolve({ code, stdout, stderr, timedOut }); });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      kill();
+    }, timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      kill();
+      resolve({ code, stdout, stderr, timedOut });
+    });
   });
 }
 
@@ -52,7 +80,11 @@ async function printConnects(stack, env, name) {
   const file = path.join(env.HOME, `debug-${Date.now()}-${Math.random().toString(16).slice(2, 8)}.txt`);
   const r = await runCli(stack, env, ['-p', 'hi', '--max-turns', '1', '--debug-file', file]);
   let debug = '';
-  try { debug = fs.readFileSync(file, 'utf8'); } catch { /* not written */ }
+  try {
+    debug = fs.readFileSync(file, 'utf8');
+  } catch {
+    /* not written */
+  }
   return { ...r, debug, connected: debug.includes(`MCP server "${name}": Successfully connected`) };
 }
 
@@ -62,10 +94,23 @@ async function printConnects(stack, env, name) {
 async function openSession(stack, env, extraOptions = {}) {
   const { query } = await import(stack.sdk);
   let release;
-  const hold = new Promise((r) => { release = r; });
-  async function* input() { await hold; }
+  const hold = new Promise((r) => {
+    release = r;
+  });
+  // biome-ignore lint/correctness/useYield: the prompt stream stays open without a message
+  async function* input() {
+    await hold;
+  }
   const q = query({ prompt: input(), options: { env, cwd: env.HOME, ...stack.queryOptions(), ...extraOptions } });
-  const drained = (async () => { try { for await (const _ of q) { /* drain */ } } catch { /* offline */ } })();
+  const drained = (async () => {
+    try {
+      for await (const _ of q) {
+        /* drain */
+      }
+    } catch {
+      /* offline */
+    }
+  })();
   return {
     q,
     async status(name) {
@@ -75,12 +120,19 @@ async function openSession(stack, env, extraOptions = {}) {
     async settled(name, timeoutMs = 20_000) {
       const end = Date.now() + timeoutMs;
       let s = await this.status(name);
-      while (s && s.status === 'pending' && Date.now() < end) { await delay(200); s = await this.status(name); }
+      while (s && s.status === 'pending' && Date.now() < end) {
+        await delay(200);
+        s = await this.status(name);
+      }
       return s;
     },
     async close() {
       release();
-      try { q.close(); } catch { /* closed */ }
+      try {
+        q.close();
+      } catch {
+        /* closed */
+      }
       await Promise.race([drained, delay(10_000)]);
     },
   };
