@@ -38,7 +38,7 @@ export interface AuthChangedEvent {
 }
 
 /** The path of the needs-auth cache file: `<configDir>/mcp-needs-auth-cache.json`. */
-export declare function cachePath(options?: NeedsAuthOptions): string
+export declare function cachePath(options?: NeedsAuthOptions | undefined | null): string
 
 /**
  * The config dir a Claude Code process started with `env` uses:
@@ -67,7 +67,7 @@ export interface CredentialsSummary {
  * by Claude Code 2.1.332's rules. Reads credentials, never writes them, and never returns token
  * material.
  */
-export declare function diagnose(server: string, options?: NeedsAuthOptions): Diagnosis
+export declare function diagnose(server: ServerName, options?: NeedsAuthOptions | undefined | null): Diagnosis
 
 export interface Diagnosis {
   server: string
@@ -99,20 +99,20 @@ export declare function invalidateNeedsAuth(server?: string | string[] | null, o
  * rule; without, the name-only rule. Cheap: an unchanged file is answered from memory after one
  * `stat`.
  */
-export declare function isNeedsAuthCached(server: string, options?: NeedsAuthOptions): boolean
+export declare function isNeedsAuthCached(server: ServerName, options?: NeedsAuthOptions | undefined | null): boolean
 
 /**
  * Every entry of the needs-auth cache, in file order. A missing or corrupt file has none (as
  * Claude Code reads it); a file over 1 MiB throws `ERR_CACHE_TOO_LARGE`. Entries of servers in
  * `options.serverConfigs` are judged by Claude Code 2.1.332's rules, the others by name only.
  */
-export declare function listNeedsAuth(options?: NeedsAuthOptions): Array<NeedsAuthEntry>
+export declare function listNeedsAuth(options?: NeedsAuthOptions | undefined | null): Array<NeedsAuthEntry>
 
 /**
  * Records that `server` needs auth, as Claude Code does after a 401: `{timestamp: now}`, plus
  * `ttlMs` and `id` when given in `options`. Locked and atomic.
  */
-export declare function markNeedsAuth(server: string, options?: NeedsAuthOptions): void
+export declare function markNeedsAuth(server: ServerName, options?: NeedsAuthOptions | undefined | null): void
 
 /**
  * The fields of an MCP server config that Claude Code 2.1.332's needs-auth rules read. Every
@@ -174,7 +174,9 @@ export interface NeedsAuthEntry {
 
 /**
  * Options every function accepts as its optional last argument. Each function reads the
- * fields that concern it and ignores the rest.
+ * fields that concern it and ignores the rest. The TypeScript interface is generated from
+ * this struct; decoding is by hand (`decode`), which costs half of napi's generated decoding
+ * on `isNeedsAuthCached`'s hot path.
  */
 export interface NeedsAuthOptions {
   /**
@@ -254,7 +256,10 @@ export interface PurgedEntry {
  * servers' entries expire by Claude Code 2.1.332's TTLs (4 h for claude.ai proxy servers).
  * Reads credentials, never writes them.
  */
-export declare function purgeStale(options?: NeedsAuthOptions): Array<PurgedEntry>
+export declare function purgeStale(options?: NeedsAuthOptions | undefined | null): Array<PurgedEntry>
+
+/** A server name argument: a string (its content is checked by the core). */
+export type ServerName = string
 
 /** One reason Claude Code skips a server. */
 export interface SkipReasonInfo {

@@ -3,7 +3,7 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use super::{invalid_argument, path_string, server_name, Code, JsResult, NapiResultExt, NeedsAuthOptions};
+use super::{invalid_argument, path_string, server_name, Code, JsResult, NapiResultExt, NeedsAuthOptions, ServerName};
 use crate::cache_file::{EntryStatus, JudgedBy};
 use crate::event_bus;
 use crate::needs_auth::{self, now_ms, Selection};
@@ -60,17 +60,17 @@ pub(crate) fn or_null(v: Option<f64>) -> Either<f64, Null> {
 }
 
 /// The path of the needs-auth cache file: `<configDir>/mcp-needs-auth-cache.json`.
-#[napi(ts_args_type = "options?: NeedsAuthOptions")]
-pub fn cache_path(env: Env, options: Option<Unknown>) -> Result<String, Code> {
-  Ok(path_string(&NeedsAuthOptions::from_arg(&env, options)?.cache_path()?))
+#[napi]
+pub fn cache_path(options: Option<NeedsAuthOptions>) -> Result<String, Code> {
+  Ok(path_string(&options.unwrap_or_default().cache_path()?))
 }
 
 /// Every entry of the needs-auth cache, in file order. A missing or corrupt file has none (as
 /// Claude Code reads it); a file over 1 MiB throws `ERR_CACHE_TOO_LARGE`. Entries of servers in
 /// `options.serverConfigs` are judged by Claude Code 2.1.332's rules, the others by name only.
-#[napi(ts_args_type = "options?: NeedsAuthOptions")]
-pub fn list_needs_auth(env: Env, options: Option<Unknown>) -> Result<Vec<NeedsAuthEntry>, Code> {
-  let opts = NeedsAuthOptions::from_arg(&env, options)?;
+#[napi]
+pub fn list_needs_auth(options: Option<NeedsAuthOptions>) -> Result<Vec<NeedsAuthEntry>, Code> {
+  let opts = options.unwrap_or_default();
   let configs = opts.server_configs(None)?;
   let entries = needs_auth::list(&opts.cache_path()?, now_ms(), &opts.rules(configs.as_ref()))?;
   Ok(entries.into_iter().map(NeedsAuthEntry::from).collect())
@@ -80,20 +80,20 @@ pub fn list_needs_auth(env: Env, options: Option<Unknown>) -> Result<Vec<NeedsAu
 /// `options.serverConfig` (or `serverConfigs[server]`) the answer is Claude Code 2.1.332's exact
 /// rule; without, the name-only rule. Cheap: an unchanged file is answered from memory after one
 /// `stat`.
-#[napi(ts_args_type = "server: string, options?: NeedsAuthOptions")]
-pub fn is_needs_auth_cached(env: Env, server: Unknown, options: Option<Unknown>) -> Result<bool, Code> {
-  let server = server_name(&env, server)?;
-  let opts = NeedsAuthOptions::from_arg(&env, options)?;
+#[napi]
+pub fn is_needs_auth_cached(server: ServerName, options: Option<NeedsAuthOptions>) -> Result<bool, Code> {
+  let ServerName(server) = server;
+  let opts = options.unwrap_or_default();
   let configs = opts.server_configs(Some(&server))?;
   Ok(needs_auth::is_cached(&opts.cache_path()?, &server, now_ms(), &opts.rules(configs.as_ref()))?)
 }
 
 /// Records that `server` needs auth, as Claude Code does after a 401: `{timestamp: now}`, plus
 /// `ttlMs` and `id` when given in `options`. Locked and atomic.
-#[napi(ts_args_type = "server: string, options?: NeedsAuthOptions")]
-pub fn mark_needs_auth(env: Env, server: Unknown, options: Option<Unknown>) -> Result<(), Code> {
-  let server = server_name(&env, server)?;
-  let opts = NeedsAuthOptions::from_arg(&env, options)?;
+#[napi]
+pub fn mark_needs_auth(server: ServerName, options: Option<NeedsAuthOptions>) -> Result<(), Code> {
+  let ServerName(server) = server;
+  let opts = options.unwrap_or_default();
   needs_auth::mark(&opts.cache_path()?, &server, now_ms(), opts.ttl_ms, opts.id.as_deref())?;
   Ok(())
 }
@@ -103,9 +103,13 @@ pub fn mark_needs_auth(env: Env, server: Unknown, options: Option<Unknown>) -> R
 /// config dir in this process "auth changed, retry connections" (asynchronously, and even when
 /// nothing was removed: the caller says auth changed; listeners decide what to retry).
 #[napi(ts_args_type = "server?: string | string[] | null, options?: NeedsAuthOptions")]
-pub fn invalidate_needs_auth(env: Env, server: Option<Unknown>, options: Option<Unknown>) -> Result<Vec<String>, Code> {
+pub fn invalidate_needs_auth(
+  env: Env,
+  server: Option<Unknown>,
+  options: Option<NeedsAuthOptions>,
+) -> Result<Vec<String>, Code> {
   let selection = selection(&env, server)?;
-  let opts = NeedsAuthOptions::from_arg(&env, options)?;
+  let opts = options.unwrap_or_default();
   let config_dir = opts.config_dir()?;
   let removed = needs_auth::invalidate(&crate::config_dir::cache_path(&config_dir), &selection)?;
   event_bus::emit_invalidated(
@@ -131,8 +135,8 @@ fn selection(env: &Env, server: Option<Unknown>) -> JsResult<Selection> {
       let names = items.into_iter().map(|v| server_name(env, v)).collect::<JsResult<Vec<_>>>()?;
       Ok(Selection::Servers(names))
     }
-    other => Err(invalid_argument(format!(
-      "server must be a name, an array of names, or omitted for all; not {other:?}"
-    ))),
+    other => {
+      Err(invalid_argument(format!("server must be a name, an array of names, or omitted for all; not {other:?}")))
+    }
   }
 }

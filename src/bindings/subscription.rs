@@ -22,7 +22,6 @@ type AddEventListener<'a> = Function<'a, FnArgs<(&'a str, Function<'a, (), ()>, 
 
 /// The user's callback: any function; its return value is ignored.
 type Callback<'a> = Function<'a, Unknown<'static>, Unknown<'static>>;
-use crate::credentials::CredentialSource;
 use crate::event_bus::{self, Listener, WatchSpec};
 use crate::events::AuthEvent;
 
@@ -144,7 +143,7 @@ pub fn on_auth_changed(env: Env, callback: Unknown, options: Option<Unknown>) ->
   let config_dir = opts.config_dir()?;
   let watch = if opts.watch.unwrap_or(true) {
     Some(WatchSpec {
-      credentials: CredentialSource::parse(opts.credentials.as_deref())?,
+      credentials: opts.credential_source(),
       auto_invalidate: opts.auto_invalidate.unwrap_or(true),
       poll_interval_ms: opts.poll_interval_ms.map_or(2000, |ms| ms.max(50.0) as u64),
       explicit_config_dir: opts.explicit_config_dir()?,
