@@ -4,7 +4,8 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use super::{invalid_argument, path_string, server_name, Code, JsResult, NapiResultExt, NeedsAuthOptions, ServerName};
-use crate::cache_file::{EntryStatus, JudgedBy};
+use super::enums::{IgnoredBecause, JudgedBy};
+use crate::cache_file::EntryStatus;
 use crate::event_bus;
 use crate::needs_auth::{self, now_ms, Selection};
 
@@ -24,16 +25,10 @@ pub struct NeedsAuthEntry {
   pub cached: bool,
   /// The entry's server `id` (Claude Code 2.1.120+), when present.
   pub id: Option<String>,
-  /// `'config'`: judged with the server's config by Claude Code 2.1.332's rules. `'name'`: no
-  /// config was given for this server, so the name-only rule judged it.
-  #[napi(ts_type = "'config' | 'name'")]
-  pub judged_by: String,
-  /// With a config: why Claude Code ignores the entry whatever its age. `'transport'`: the
-  /// server's transport never consults the cache (plain stdio, ws, sdk); `'id-mismatch'`: the
-  /// entry's `id` is not the server's; `'plugin-entry-has-id'`: a plugin http/sse server's entry
-  /// with an `id`.
-  #[napi(ts_type = "'transport' | 'id-mismatch' | 'plugin-entry-has-id'")]
-  pub ignored: Option<String>,
+  /// Which rule judged the entry: the server's config, or (without one) the name-only rule.
+  pub judged_by: JudgedBy,
+  /// With a config: why Claude Code ignores the entry whatever its age.
+  pub ignored: Option<IgnoredBecause>,
 }
 
 impl From<EntryStatus> for NeedsAuthEntry {
@@ -45,12 +40,8 @@ impl From<EntryStatus> for NeedsAuthEntry {
       expires_at: or_null(s.expires_at),
       cached: s.cached,
       id: s.id,
-      judged_by: match s.judged_by {
-        JudgedBy::Config => "config",
-        JudgedBy::Name => "name",
-      }
-      .to_owned(),
-      ignored: s.ignored.map(|i| i.as_str().to_owned()),
+      judged_by: s.judged_by.into(),
+      ignored: s.ignored.map(IgnoredBecause::from),
     }
   }
 }

@@ -4,16 +4,14 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use super::cache::{or_null, NeedsAuthEntry};
+use super::enums::SkipReasonKind;
 use super::{Code, NeedsAuthOptions, ServerName};
 use crate::diagnose::{self, SkipReason};
 
 /// One reason Claude Code skips a server.
 #[napi(object)]
 pub struct SkipReasonInfo {
-  /// `'needs-auth-cache'`: a needs-auth entry within its TTL (the first skip rule).
-  /// `'tokenless-stub'`: credentials without tokens after OAuth discovery (the second rule).
-  #[napi(ts_type = "'needs-auth-cache' | 'tokenless-stub'")]
-  pub kind: String,
+  pub kind: SkipReasonKind,
   /// What it means and what to do, in a sentence or two.
   pub message: String,
   /// `needs-auth-cache`: how old the entry is.
@@ -85,14 +83,14 @@ pub fn diagnose(server: ServerName, options: Option<NeedsAuthOptions>) -> Result
 fn reason_info(r: SkipReason) -> SkipReasonInfo {
   match r {
     SkipReason::NeedsAuthCache { age_ms, expires_in_ms, superseded, message } => SkipReasonInfo {
-      kind: "needs-auth-cache".into(),
+      kind: SkipReasonKind::NeedsAuthCache,
       message,
       age_ms: Some(age_ms),
       expires_in_ms: Some(expires_in_ms),
       superseded: Some(superseded),
     },
     SkipReason::TokenlessStub { message } => {
-      SkipReasonInfo { kind: "tokenless-stub".into(), message, age_ms: None, expires_in_ms: None, superseded: None }
+      SkipReasonInfo { kind: SkipReasonKind::TokenlessStub, message, age_ms: None, expires_in_ms: None, superseded: None }
     }
   }
 }

@@ -2,7 +2,7 @@
 
 pub mod cache;
 pub mod config_dir_for;
-pub mod credential_store;
+pub mod enums;
 pub mod diagnose;
 pub mod duration;
 pub mod purge;
@@ -18,7 +18,7 @@ use crate::credentials::CredentialSource;
 use crate::error::{Error as CoreError, ErrorCode};
 use crate::server_config::ServerConfig;
 use crate::server_rules::{Rules, ServerConfigs};
-use credential_store::CredentialStore;
+use enums::CredentialStore;
 
 /// The `code` of every error this addon throws: one of the core's stable codes, or a failure
 /// napi reported, which is given a stable code here and only here (napi's status names, such
@@ -142,7 +142,6 @@ pub struct NeedsAuthOptions {
   pub id: Option<String>,
   /// Where credentials are read from: `'auto'` (default: the macOS Keychain first, then the
   /// file; elsewhere the file), `'file'`, `'keychain'` or `'none'`.
-  #[napi(ts_type = "'auto' | 'file' | 'keychain' | 'none'")]
   pub credentials: Option<CredentialStore>,
   /// `onAuthChanged`: also watch other processes' changes to the cache and the credentials
   /// store (default true). `false` keeps in-process signals only.

@@ -3,6 +3,7 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use super::enums::PurgeReason;
 use super::{Code, NeedsAuthOptions};
 use crate::event_bus;
 use crate::staleness;
@@ -11,10 +12,7 @@ use crate::staleness;
 #[napi(object)]
 pub struct PurgedEntry {
   pub server: String,
-  /// `'expired'`: past its TTL (Claude Code ignores it already). `'superseded'`: the server's
-  /// credentials were saved after the entry was written (see the README's rule).
-  #[napi(ts_type = "'expired' | 'superseded'")]
-  pub reason: String,
+  pub reason: PurgeReason,
 }
 
 /// Removes expired and superseded needs-auth entries in one locked, atomic rewrite, and tells
@@ -38,5 +36,5 @@ pub fn purge_stale(options: Option<NeedsAuthOptions>) -> Result<Vec<PurgedEntry>
   if !purged.is_empty() {
     event_bus::emit_invalidated(config_dir, purged.iter().map(|(s, _)| s.clone()).collect());
   }
-  Ok(purged.into_iter().map(|(server, why)| PurgedEntry { server, reason: why.as_str().to_owned() }).collect())
+  Ok(purged.into_iter().map(|(server, why)| PurgedEntry { server, reason: why.into() }).collect())
 }

@@ -15,6 +15,7 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
+use super::enums::{AuthChangeReason, AuthChangeSource};
 use super::{emit_warning, invalid_argument, path_string, Code, JsResult, NapiResultExt, NeedsAuthOptions};
 
 /// `EventTarget.prototype.addEventListener(type, listener, options)`.
@@ -28,15 +29,10 @@ use crate::events::AuthEvent;
 /// What an `onAuthChanged` callback receives.
 #[napi(object)]
 pub struct AuthChangedEvent {
-  /// `'invalidated'`: a host in this process called `invalidateNeedsAuth`/`purgeStale`.
-  /// `'credentials-changed'`: these servers' tokens changed in the credentials store.
-  /// `'cache-changed'`: another process added, changed or removed these servers' entries.
-  #[napi(ts_type = "'invalidated' | 'credentials-changed' | 'cache-changed'")]
-  pub reason: String,
+  pub reason: AuthChangeReason,
   /// The servers concerned; empty means all servers.
   pub servers: Vec<String>,
-  #[napi(ts_type = "'this-process' | 'other-process'")]
-  pub source: String,
+  pub source: AuthChangeSource,
   /// When the change was seen (ms since the epoch).
   pub at: f64,
   /// The config dir the event is about.
@@ -46,9 +42,9 @@ pub struct AuthChangedEvent {
 impl From<AuthEvent> for AuthChangedEvent {
   fn from(e: AuthEvent) -> Self {
     AuthChangedEvent {
-      reason: e.reason.as_str().to_owned(),
+      reason: e.reason.into(),
       servers: e.servers,
-      source: e.source.as_str().to_owned(),
+      source: e.source.into(),
       at: e.at,
       config_dir: path_string(&e.config_dir),
     }
