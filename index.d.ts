@@ -121,7 +121,7 @@ export type IgnoredBecause = 'transport' | 'id-mismatch' | 'plugin-entry-has-id'
  * config dir in this process "auth changed, retry connections" (asynchronously, and even when
  * nothing was removed: the caller says auth changed; listeners decide what to retry).
  */
-export declare function invalidateNeedsAuth(server?: string | string[] | null, options?: NeedsAuthOptions): Array<string>
+export declare function invalidateNeedsAuth(server?: ServerSelection | undefined | null, options?: NeedsAuthOptions | undefined | null): Array<string>
 
 /**
  * Whether Claude Code would skip `server` now because of its needs-auth entry. With
@@ -291,6 +291,9 @@ export declare function purgeStale(options?: NeedsAuthOptions | undefined | null
 
 /** A server name argument: a string (its content is checked by the core). */
 export type ServerName = string
+
+/** The servers `invalidateNeedsAuth` removes: a name or an array of names (omitted: all). */
+export type ServerSelection = string | Array<string>
 
 /** One reason Claude Code skips a server. */
 export interface SkipReasonInfo {

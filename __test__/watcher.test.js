@@ -277,6 +277,8 @@ describe('bad options leave nothing behind', () => {
       () => addon.cachePath(7),
       () => addon.purgeStale({ credentials: 5 }),
       () => addon.listNeedsAuth({ defaultTtlMs: -1 }),
+      () => addon.invalidateNeedsAuth(5),
+      () => addon.invalidateNeedsAuth([1]),
     ];
     for (const f of attempts) {
       try { f(); } catch (e) { codes.add(e.code); }
@@ -284,6 +286,7 @@ describe('bad options leave nothing behind', () => {
     for (const [f, code, message] of [
       [() => addon.isNeedsAuthCached(5), 'ERR_INVALID_SERVER_NAME', /server must be a string/],
       [() => addon.cachePath(7), 'ERR_INVALID_ARGUMENT', /options must be an object/],
+      [() => addon.invalidateNeedsAuth([1]), 'ERR_INVALID_SERVER_NAME', /server must be a string/],
       [() => addon.purgeStale({ credentials: 5 }), 'ERR_INVALID_ARGUMENT', /options\.credentials must be/],
       [() => addon.listNeedsAuth({ defaultTtlMs: -1 }), 'ERR_INVALID_ARGUMENT', /options\.defaultTtlMs must be a finite number >= 0/],
     ]) {

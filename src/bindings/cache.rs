@@ -1,10 +1,13 @@
 //! `cachePath`, `listNeedsAuth`, `isNeedsAuthCached`, `markNeedsAuth`, `invalidateNeedsAuth`.
 
 use napi::bindgen_prelude::*;
+use napi::sys;
 use napi_derive::napi;
 
-use super::{invalid_argument, path_string, server_name, Code, JsResult, NapiResultExt, NeedsAuthOptions, ServerName};
 use super::enums::{IgnoredBecause, JudgedBy};
+use super::{
+  decode_arg, invalid_argument, path_string, server_name, Code, JsResult, NapiResultExt, NeedsAuthOptions, ServerName,
+};
 use crate::cache_file::EntryStatus;
 use crate::event_bus;
 use crate::needs_auth::{self, now_ms, Selection};
@@ -93,13 +96,16 @@ pub fn mark_needs_auth(server: ServerName, options: Option<NeedsAuthOptions>) ->
 /// and returns the names actually removed. Then tells every `onAuthChanged` subscriber of this
 /// config dir in this process "auth changed, retry connections" (asynchronously, and even when
 /// nothing was removed: the caller says auth changed; listeners decide what to retry).
-#[napi(ts_args_type = "server?: string | string[] | null, options?: NeedsAuthOptions")]
+#[napi]
 pub fn invalidate_needs_auth(
-  env: Env,
-  server: Option<Unknown>,
+  server: Option<ServerSelection>,
   options: Option<NeedsAuthOptions>,
 ) -> Result<Vec<String>, Code> {
-  let selection = selection(&env, server)?;
+  let selection = match server {
+    None => Selection::All,
+    Some(ServerSelection(Either::A(name))) => Selection::Servers(vec![name]),
+    Some(ServerSelection(Either::B(names))) => Selection::Servers(names),
+  };
   let opts = options.unwrap_or_default();
   let config_dir = opts.config_dir()?;
   let removed = needs_auth::invalidate(&crate::config_dir::cache_path(&config_dir), &selection)?;
@@ -113,18 +119,25 @@ pub fn invalidate_needs_auth(
   Ok(removed)
 }
 
-fn selection(env: &Env, server: Option<Unknown>) -> JsResult<Selection> {
-  let Some(server) = server else {
-    return Ok(Selection::All);
-  };
+/// The servers `invalidateNeedsAuth` removes: a name or an array of names (omitted: all).
+#[napi(transparent, object_from_js = false, object_to_js = false)]
+pub struct ServerSelection(pub Either<String, Vec<String>>);
+
+impl FromNapiValue for ServerSelection {
+  unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+    // SAFETY: napi passes a live value of this call's scope.
+    unsafe { decode_arg(env, value, |env, v| selection(env, v).map(ServerSelection)) }
+  }
+}
+
+/// `undefined` and `null` never get here: the argument is an `Option`.
+fn selection(env: &Env, server: Unknown) -> JsResult<Either<String, Vec<String>>> {
   match server.get_type().js()? {
-    ValueType::Undefined | ValueType::Null => Ok(Selection::All),
-    ValueType::String => Ok(Selection::Servers(vec![server_name(env, server)?])),
+    ValueType::String => Ok(Either::A(server_name(env, server)?)),
     ValueType::Object if server.is_array().js()? => {
       // SAFETY: `server` is a live array value of this call's scope.
       let items = unsafe { Vec::<Unknown>::from_napi_value(env.raw(), server.raw()) }.js()?;
-      let names = items.into_iter().map(|v| server_name(env, v)).collect::<JsResult<Vec<_>>>()?;
-      Ok(Selection::Servers(names))
+      Ok(Either::B(items.into_iter().map(|v| server_name(env, v)).collect::<JsResult<Vec<_>>>()?))
     }
     other => {
       Err(invalid_argument(format!("server must be a name, an array of names, or omitted for all; not {other:?}")))

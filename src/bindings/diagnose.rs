@@ -89,8 +89,12 @@ fn reason_info(r: SkipReason) -> SkipReasonInfo {
       expires_in_ms: Some(expires_in_ms),
       superseded: Some(superseded),
     },
-    SkipReason::TokenlessStub { message } => {
-      SkipReasonInfo { kind: SkipReasonKind::TokenlessStub, message, age_ms: None, expires_in_ms: None, superseded: None }
-    }
+    SkipReason::TokenlessStub { message } => SkipReasonInfo {
+      kind: SkipReasonKind::TokenlessStub,
+      message,
+      age_ms: None,
+      expires_in_ms: None,
+      superseded: None,
+    },
   }
 }

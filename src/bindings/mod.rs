@@ -2,9 +2,9 @@
 
 pub mod cache;
 pub mod config_dir_for;
-pub mod enums;
 pub mod diagnose;
 pub mod duration;
+pub mod enums;
 pub mod purge;
 pub mod subscription;
 
