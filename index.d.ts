@@ -31,6 +31,12 @@ export declare class Subscription {
   get closed(): boolean
 }
 
+/**
+ * An `onAuthChanged` callback, held by a reference from the moment it is read (the
+ * subscription's dispatcher keeps it).
+ */
+export type AuthChangedCallback = (arg: AuthChangedEvent) => void
+
 /** What an `onAuthChanged` callback receives. */
 export interface AuthChangedEvent {
   reason: AuthChangeReason
@@ -263,7 +269,7 @@ export interface NeedsAuthOptions {
  * `process.emitWarning` and does not stop the others. The subscription never keeps the
  * process alive, and ends with the JS environment that made it (a worker thread's exit).
  */
-export declare function onAuthChanged(callback: (event: AuthChangedEvent) => void, options?: NeedsAuthOptions & { signal?: AbortSignal }): Subscription
+export declare function onAuthChanged(callback: AuthChangedCallback, options?: NeedsAuthOptions & { signal?: AbortSignal }): Subscription
 
 /** An entry `purgeStale` removed. */
 export interface PurgedEntry {

@@ -279,6 +279,7 @@ describe('bad options leave nothing behind', () => {
       () => addon.listNeedsAuth({ defaultTtlMs: -1 }),
       () => addon.invalidateNeedsAuth(5),
       () => addon.invalidateNeedsAuth([1]),
+      () => addon.onAuthChanged(5),
     ];
     for (const f of attempts) {
       try { f(); } catch (e) { codes.add(e.code); }
@@ -287,6 +288,7 @@ describe('bad options leave nothing behind', () => {
       [() => addon.isNeedsAuthCached(5), 'ERR_INVALID_SERVER_NAME', /server must be a string/],
       [() => addon.cachePath(7), 'ERR_INVALID_ARGUMENT', /options must be an object/],
       [() => addon.invalidateNeedsAuth([1]), 'ERR_INVALID_SERVER_NAME', /server must be a string/],
+      [() => addon.onAuthChanged(5), 'ERR_INVALID_ARGUMENT', /onAuthChanged needs a callback function/],
       [() => addon.purgeStale({ credentials: 5 }), 'ERR_INVALID_ARGUMENT', /options\.credentials must be/],
       [() => addon.listNeedsAuth({ defaultTtlMs: -1 }), 'ERR_INVALID_ARGUMENT', /options\.defaultTtlMs must be a finite number >= 0/],
     ]) {

@@ -16,13 +16,31 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use super::enums::{AuthChangeReason, AuthChangeSource};
-use super::{emit_warning, invalid_argument, path_string, Code, JsResult, NapiResultExt, NeedsAuthOptions};
+use super::{decode_arg, emit_warning, invalid_argument, path_string, Code, JsResult, NapiResultExt, NeedsAuthOptions};
 
 /// `EventTarget.prototype.addEventListener(type, listener, options)`.
 type AddEventListener<'a> = Function<'a, FnArgs<(&'a str, Function<'a, (), ()>, Object<'a>)>, Unknown<'a>>;
 
 /// The user's callback: any function; its return value is ignored.
-type Callback<'a> = Function<'a, Unknown<'static>, Unknown<'static>>;
+type Callback<'a> = Function<'a, AuthChangedEvent, ()>;
+
+/// An `onAuthChanged` callback, held by a reference from the moment it is read (the
+/// subscription's dispatcher keeps it).
+#[napi(transparent, object_from_js = false, object_to_js = false)]
+pub struct AuthChangedCallback(FunctionRef<AuthChangedEvent, ()>);
+
+impl FromNapiValue for AuthChangedCallback {
+  unsafe fn from_napi_value(env: napi::sys::napi_env, value: napi::sys::napi_value) -> napi::Result<Self> {
+    // SAFETY: napi passes a live value of this call's scope.
+    unsafe {
+      decode_arg(env, value, |_, v| match v.get_type().js()? {
+        // SAFETY: checked to be a function.
+        ValueType::Function => Ok(AuthChangedCallback(v.cast::<Callback>().js()?.create_ref().js()?)),
+        other => Err(invalid_argument(format!("onAuthChanged needs a callback function, not {other:?}"))),
+      })
+    }
+  }
+}
 use crate::event_bus::{self, Listener, WatchSpec};
 use crate::events::AuthEvent;
 
@@ -122,18 +140,15 @@ impl Subscription {
 /// thread, never synchronously. A callback that throws is reported with
 /// `process.emitWarning` and does not stop the others. The subscription never keeps the
 /// process alive, and ends with the JS environment that made it (a worker thread's exit).
-#[napi(
-  ts_args_type = "callback: (event: AuthChangedEvent) => void, options?: NeedsAuthOptions & { signal?: AbortSignal }",
-  ts_return_type = "Subscription"
-)]
-pub fn on_auth_changed(env: Env, callback: Unknown, options: Option<Unknown>) -> Result<Subscription, Code> {
+#[napi]
+pub fn on_auth_changed(
+  env: Env,
+  callback: AuthChangedCallback,
+  // Read by hand: napi's objects cannot say "NeedsAuthOptions plus a signal".
+  #[napi(ts_arg_type = "NeedsAuthOptions & { signal?: AbortSignal }")] options: Option<Unknown>,
+) -> Result<Subscription, Code> {
   // Every argument is checked before anything is registered: a bad one leaves nothing behind.
-  let kind = callback.get_type().js()?;
-  if kind != ValueType::Function {
-    return Err(invalid_argument(format!("onAuthChanged needs a callback function, not {kind:?}")));
-  }
-  // SAFETY: checked to be a function just above.
-  let callback: Callback = unsafe { callback.cast() }.js()?;
+  let AuthChangedCallback(callback) = callback;
   let signal = signal_of(options)?;
   let opts = NeedsAuthOptions::from_arg(&env, options)?;
   let config_dir = opts.config_dir()?;
@@ -177,8 +192,7 @@ pub fn on_auth_changed(env: Env, callback: Unknown, options: Option<Unknown>) ->
 /// The threadsafe function events and warnings travel through: a small JS-side dispatcher that
 /// drops what arrives after `close()`, calls the user's callback, and turns a throw into a
 /// warning.
-fn dispatcher(env: &Env, callback: Callback, closed: Arc<AtomicBool>) -> JsResult<Tsfn> {
-  let user_callback = callback.create_ref().js()?;
+fn dispatcher(env: &Env, user_callback: FunctionRef<AuthChangedEvent, ()>, closed: Arc<AtomicBool>) -> JsResult<Tsfn> {
   let dispatcher = env
     .create_function_from_closure::<Unknown, (), _>("onAuthChangedDispatch", move |ctx| {
       if closed.load(Ordering::SeqCst) {
