@@ -69,7 +69,7 @@ export declare function cachePath(options?: NeedsAuthOptions | undefined | null)
  * Windows), NFC-normalised; a set but empty `CLAUDE_CONFIG_DIR` gives `''`, as in Claude Code.
  * Without `env`, this process's environment (what every other function uses by default).
  */
-export declare function configDirFor(env?: Record<string, string | undefined> | null): string
+export declare function configDirFor(env?: EnvVars | undefined | null): string
 
 /** What the credentials store holds for the server: booleans and `expiresAt`, never a token. */
 export interface CredentialsSummary {
@@ -107,6 +107,12 @@ export interface Diagnosis {
   cacheEntry: NeedsAuthEntry | null
   credentials: CredentialsSummary
 }
+
+/**
+ * An environment such as `process.env`. Only the variables the config dir rule reads are
+ * read from it; `undefined` and `null` mean unset (as `??` treats them).
+ */
+export type EnvVars = Record<string, string | undefined | null>
 
 /**
  * A duration in ms as the package's messages spell it: `'45s'`, `'4m05s'`, `'2h03m'`, `'3d04h'`
