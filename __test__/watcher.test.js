@@ -340,6 +340,16 @@ describe('bad options leave nothing behind', () => {
       () => addon.Subscription.prototype.close.call({}),
       () => addon.isNeedsAuthCached(Symbol('s')),
       () => addon.listNeedsAuth({ configDir: Symbol('d') }),
+      // Arguments napi decodes through the addon's own types (`ServerName`, `NeedsAuthOptions`).
+      () => addon.isNeedsAuthCached(5),
+      () => addon.markNeedsAuth(undefined),
+      () => addon.diagnose({}),
+      () => addon.cachePath(7),
+      () => addon.purgeStale({ credentials: 5 }),
+      () => addon.listNeedsAuth({ defaultTtlMs: -1 }),
+      () => addon.invalidateNeedsAuth(5),
+      () => addon.invalidateNeedsAuth([1]),
+      () => addon.onAuthChanged(5),
     ];
     for (const f of attempts) {
       try {
@@ -347,6 +357,20 @@ describe('bad options leave nothing behind', () => {
       } catch (e) {
         codes.add(e.code);
       }
+    }
+    for (const [f, code, message] of [
+      [() => addon.isNeedsAuthCached(5), 'ERR_INVALID_SERVER_NAME', /server must be a string/],
+      [() => addon.cachePath(7), 'ERR_INVALID_ARGUMENT', /options must be an object/],
+      [() => addon.invalidateNeedsAuth([1]), 'ERR_INVALID_SERVER_NAME', /server must be a string/],
+      [() => addon.onAuthChanged(5), 'ERR_INVALID_ARGUMENT', /onAuthChanged needs a callback function/],
+      [() => addon.purgeStale({ credentials: 5 }), 'ERR_INVALID_ARGUMENT', /options\.credentials must be/],
+      [
+        () => addon.listNeedsAuth({ defaultTtlMs: -1 }),
+        'ERR_INVALID_ARGUMENT',
+        /options\.defaultTtlMs must be a finite number >= 0/,
+      ],
+    ]) {
+      assert.throws(f, (e) => e instanceof Error && e.code === code && message.test(e.message));
     }
     assert.ok(codes.size > 0);
     // V8's own TypeError ("Illegal invocation") has no code; ours all start with ERR_.

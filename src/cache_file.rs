@@ -80,16 +80,6 @@ pub enum Ignored {
   PluginEntryHasId,
 }
 
-impl Ignored {
-  pub fn as_str(self) -> &'static str {
-    match self {
-      Ignored::Transport => "transport",
-      Ignored::IdMismatch => "id-mismatch",
-      Ignored::PluginEntryHasId => "plugin-entry-has-id",
-    }
-  }
-}
-
 /// One entry as Claude Code would judge it at `now`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntryStatus {

@@ -14,29 +14,10 @@ pub enum Reason {
   CacheChanged,
 }
 
-impl Reason {
-  pub fn as_str(self) -> &'static str {
-    match self {
-      Reason::Invalidated => "invalidated",
-      Reason::CredentialsChanged => "credentials-changed",
-      Reason::CacheChanged => "cache-changed",
-    }
-  }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
   ThisProcess,
   OtherProcess,
-}
-
-impl Source {
-  pub fn as_str(self) -> &'static str {
-    match self {
-      Source::ThisProcess => "this-process",
-      Source::OtherProcess => "other-process",
-    }
-  }
 }
 
 /// One "auth changed" event. `servers` empty means "all servers".

@@ -31,15 +31,6 @@ pub enum Staleness {
   Superseded,
 }
 
-impl Staleness {
-  pub fn as_str(self) -> &'static str {
-    match self {
-      Staleness::Expired => "expired",
-      Staleness::Superseded => "superseded",
-    }
-  }
-}
-
 /// What is known about a server's credentials when judging its entry.
 pub struct Evidence<'a> {
   pub credentials: Option<&'a ServerCredentials>,

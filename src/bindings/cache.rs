@@ -1,10 +1,14 @@
 //! `cachePath`, `listNeedsAuth`, `isNeedsAuthCached`, `markNeedsAuth`, `invalidateNeedsAuth`.
 
 use napi::bindgen_prelude::*;
+use napi::sys;
 use napi_derive::napi;
 
-use super::{invalid_argument, path_string, server_name, Code, JsResult, NapiResultExt, NeedsAuthOptions};
-use crate::cache_file::{EntryStatus, JudgedBy};
+use super::enums::{IgnoredBecause, JudgedBy};
+use super::{
+  decode_arg, invalid_argument, path_string, server_name, Code, JsResult, NapiResultExt, NeedsAuthOptions, ServerName,
+};
+use crate::cache_file::EntryStatus;
 use crate::clock::now_ms;
 use crate::event_bus;
 use crate::needs_auth::{self, Selection};
@@ -25,16 +29,10 @@ pub struct NeedsAuthEntry {
   pub cached: bool,
   /// The entry's server `id` (Claude Code 2.1.120+), when present.
   pub id: Option<String>,
-  /// `'config'`: judged with the server's config by Claude Code 2.1.332's rules. `'name'`: no
-  /// config was given for this server, so the name-only rule judged it.
-  #[napi(ts_type = "'config' | 'name'")]
-  pub judged_by: String,
-  /// With a config: why Claude Code ignores the entry whatever its age. `'transport'`: the
-  /// server's transport never consults the cache (plain stdio, ws, sdk); `'id-mismatch'`: the
-  /// entry's `id` is not the server's; `'plugin-entry-has-id'`: a plugin http/sse server's entry
-  /// with an `id`.
-  #[napi(ts_type = "'transport' | 'id-mismatch' | 'plugin-entry-has-id'")]
-  pub ignored: Option<String>,
+  /// Which rule judged the entry: the server's config, or (without one) the name-only rule.
+  pub judged_by: JudgedBy,
+  /// With a config: why Claude Code ignores the entry whatever its age.
+  pub ignored: Option<IgnoredBecause>,
 }
 
 impl From<EntryStatus> for NeedsAuthEntry {
@@ -46,12 +44,8 @@ impl From<EntryStatus> for NeedsAuthEntry {
       expires_at: or_null(s.expires_at),
       cached: s.cached,
       id: s.id,
-      judged_by: match s.judged_by {
-        JudgedBy::Config => "config",
-        JudgedBy::Name => "name",
-      }
-      .to_owned(),
-      ignored: s.ignored.map(|i| i.as_str().to_owned()),
+      judged_by: s.judged_by.into(),
+      ignored: s.ignored.map(IgnoredBecause::from),
     }
   }
 }
@@ -61,17 +55,17 @@ pub(crate) fn or_null(v: Option<f64>) -> Either<f64, Null> {
 }
 
 /// The path of the needs-auth cache file: `<configDir>/mcp-needs-auth-cache.json`.
-#[napi(ts_args_type = "options?: NeedsAuthOptions")]
-pub fn cache_path(env: Env, options: Option<Unknown>) -> Result<String, Code> {
-  Ok(path_string(&NeedsAuthOptions::from_arg(&env, options)?.cache_path()?))
+#[napi]
+pub fn cache_path(options: Option<NeedsAuthOptions>) -> Result<String, Code> {
+  Ok(path_string(&options.unwrap_or_default().cache_path()?))
 }
 
 /// Every entry of the needs-auth cache, in file order. A missing or corrupt file has none (as
 /// Claude Code reads it); a file over 1 MiB throws `ERR_CACHE_TOO_LARGE`. Entries of servers in
 /// `options.serverConfigs` are judged by Claude Code 2.1.332's rules, the others by name only.
-#[napi(ts_args_type = "options?: NeedsAuthOptions")]
-pub fn list_needs_auth(env: Env, options: Option<Unknown>) -> Result<Vec<NeedsAuthEntry>, Code> {
-  let opts = NeedsAuthOptions::from_arg(&env, options)?;
+#[napi]
+pub fn list_needs_auth(options: Option<NeedsAuthOptions>) -> Result<Vec<NeedsAuthEntry>, Code> {
+  let opts = options.unwrap_or_default();
   let configs = opts.server_configs(None)?;
   let entries = needs_auth::list(&opts.cache_path()?, now_ms(), &opts.rules(configs.as_ref()))?;
   Ok(entries.into_iter().map(NeedsAuthEntry::from).collect())
@@ -81,20 +75,20 @@ pub fn list_needs_auth(env: Env, options: Option<Unknown>) -> Result<Vec<NeedsAu
 /// `options.serverConfig` (or `serverConfigs[server]`) the answer is Claude Code 2.1.332's exact
 /// rule; without, the name-only rule. Cheap: an unchanged file is answered from memory after one
 /// `stat`.
-#[napi(ts_args_type = "server: string, options?: NeedsAuthOptions")]
-pub fn is_needs_auth_cached(env: Env, server: Unknown, options: Option<Unknown>) -> Result<bool, Code> {
-  let server = server_name(&env, server)?;
-  let opts = NeedsAuthOptions::from_arg(&env, options)?;
+#[napi]
+pub fn is_needs_auth_cached(server: ServerName, options: Option<NeedsAuthOptions>) -> Result<bool, Code> {
+  let ServerName(server) = server;
+  let opts = options.unwrap_or_default();
   let configs = opts.server_configs(Some(&server))?;
   Ok(needs_auth::is_cached(&opts.cache_path()?, &server, now_ms(), &opts.rules(configs.as_ref()))?)
 }
 
 /// Records that `server` needs auth, as Claude Code does after a 401: `{timestamp: now}`, plus
 /// `ttlMs` and `id` when given in `options`. Locked and atomic.
-#[napi(ts_args_type = "server: string, options?: NeedsAuthOptions")]
-pub fn mark_needs_auth(env: Env, server: Unknown, options: Option<Unknown>) -> Result<(), Code> {
-  let server = server_name(&env, server)?;
-  let opts = NeedsAuthOptions::from_arg(&env, options)?;
+#[napi]
+pub fn mark_needs_auth(server: ServerName, options: Option<NeedsAuthOptions>) -> Result<(), Code> {
+  let ServerName(server) = server;
+  let opts = options.unwrap_or_default();
   needs_auth::mark(&opts.cache_path()?, &server, now_ms(), opts.ttl_ms, opts.id.as_deref())?;
   Ok(())
 }
@@ -103,10 +97,17 @@ pub fn mark_needs_auth(env: Env, server: Unknown, options: Option<Unknown>) -> R
 /// and returns the names actually removed. Then tells every `onAuthChanged` subscriber of this
 /// config dir in this process "auth changed, retry connections" (asynchronously, and even when
 /// nothing was removed: the caller says auth changed; listeners decide what to retry).
-#[napi(ts_args_type = "server?: string | string[] | null, options?: NeedsAuthOptions")]
-pub fn invalidate_needs_auth(env: Env, server: Option<Unknown>, options: Option<Unknown>) -> Result<Vec<String>, Code> {
-  let selection = selection(&env, server)?;
-  let opts = NeedsAuthOptions::from_arg(&env, options)?;
+#[napi]
+pub fn invalidate_needs_auth(
+  server: Option<ServerSelection>,
+  options: Option<NeedsAuthOptions>,
+) -> Result<Vec<String>, Code> {
+  let selection = match server {
+    None => Selection::All,
+    Some(ServerSelection(Either::A(name))) => Selection::Servers(vec![name]),
+    Some(ServerSelection(Either::B(names))) => Selection::Servers(names),
+  };
+  let opts = options.unwrap_or_default();
   let config_dir = opts.config_dir()?;
   let removed = needs_auth::invalidate(&crate::config_dir::cache_path(&config_dir), &selection)?;
   event_bus::emit_invalidated(
@@ -119,21 +120,28 @@ pub fn invalidate_needs_auth(env: Env, server: Option<Unknown>, options: Option<
   Ok(removed)
 }
 
-fn selection(env: &Env, server: Option<Unknown>) -> JsResult<Selection> {
-  let Some(server) = server else {
-    return Ok(Selection::All);
-  };
+/// The servers `invalidateNeedsAuth` removes: a name or an array of names (omitted: all).
+#[napi(transparent, object_from_js = false, object_to_js = false)]
+pub struct ServerSelection(pub Either<String, Vec<String>>);
+
+impl FromNapiValue for ServerSelection {
+  unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+    // SAFETY: napi passes a live value of this call's scope.
+    unsafe { decode_arg(env, value, |env, v| selection(env, v).map(ServerSelection)) }
+  }
+}
+
+/// `undefined` and `null` never get here: the argument is an `Option`.
+fn selection(env: &Env, server: Unknown) -> JsResult<Either<String, Vec<String>>> {
   match server.get_type().js()? {
-    ValueType::Undefined | ValueType::Null => Ok(Selection::All),
-    ValueType::String => Ok(Selection::Servers(vec![server_name(env, server)?])),
+    ValueType::String => Ok(Either::A(server_name(env, server)?)),
     ValueType::Object if server.is_array().js()? => {
       // SAFETY: `server` is a live array value of this call's scope.
       let items = unsafe { Vec::<Unknown>::from_napi_value(env.raw(), server.raw()) }.js()?;
-      let names = items.into_iter().map(|v| server_name(env, v)).collect::<JsResult<Vec<_>>>()?;
-      Ok(Selection::Servers(names))
+      Ok(Either::B(items.into_iter().map(|v| server_name(env, v)).collect::<JsResult<Vec<_>>>()?))
     }
-    other => Err(invalid_argument(format!(
-      "server must be a name, an array of names, or omitted for all; not {other:?}"
-    ))),
+    other => {
+      Err(invalid_argument(format!("server must be a name, an array of names, or omitted for all; not {other:?}")))
+    }
   }
 }

@@ -4,17 +4,14 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use super::cache::{or_null, NeedsAuthEntry};
-use super::{server_name, Code, NeedsAuthOptions};
-use crate::credentials::CredentialSource;
+use super::enums::SkipReasonKind;
+use super::{Code, NeedsAuthOptions, ServerName};
 use crate::diagnose::{self, SkipReason};
 
 /// One reason Claude Code skips a server.
 #[napi(object)]
 pub struct SkipReasonInfo {
-  /// `'needs-auth-cache'`: a needs-auth entry within its TTL (the first skip rule).
-  /// `'tokenless-stub'`: credentials without tokens after OAuth discovery (the second rule).
-  #[napi(ts_type = "'needs-auth-cache' | 'tokenless-stub'")]
-  pub kind: String,
+  pub kind: SkipReasonKind,
   /// What it means and what to do, in a sentence or two.
   pub message: String,
   /// `needs-auth-cache`: how old the entry is.
@@ -54,15 +51,15 @@ pub struct Diagnosis {
 /// (sign in with `claude mcp login <server>`). With `options.serverConfig`, the entry is judged
 /// by Claude Code 2.1.332's rules. Reads credentials, never writes them, and never returns token
 /// material.
-#[napi(ts_args_type = "server: string, options?: NeedsAuthOptions")]
-pub fn diagnose(env: Env, server: Unknown, options: Option<Unknown>) -> Result<Diagnosis, Code> {
-  let server = server_name(&env, server)?;
-  let opts = NeedsAuthOptions::from_arg(&env, options)?;
+#[napi]
+pub fn diagnose(server: ServerName, options: Option<NeedsAuthOptions>) -> Result<Diagnosis, Code> {
+  let ServerName(server) = server;
+  let opts = options.unwrap_or_default();
   let configs = opts.server_configs(Some(&server))?;
   let d = diagnose::diagnose(
     &opts.config_dir()?,
     opts.explicit_config_dir()?,
-    CredentialSource::parse(opts.credentials.as_deref())?,
+    opts.credential_source(),
     &server,
     &opts.rules(configs.as_ref()),
   )?;
@@ -86,14 +83,14 @@ pub fn diagnose(env: Env, server: Unknown, options: Option<Unknown>) -> Result<D
 fn reason_info(r: SkipReason) -> SkipReasonInfo {
   match r {
     SkipReason::NeedsAuthCache { age_ms, expires_in_ms, superseded, message } => SkipReasonInfo {
-      kind: "needs-auth-cache".into(),
+      kind: SkipReasonKind::NeedsAuthCache,
       message,
       age_ms: Some(age_ms),
       expires_in_ms: Some(expires_in_ms),
       superseded: Some(superseded),
     },
     SkipReason::TokenlessStub { message } => SkipReasonInfo {
-      kind: "tokenless-stub".into(),
+      kind: SkipReasonKind::TokenlessStub,
       message,
       age_ms: None,
       expires_in_ms: None,

@@ -4,16 +4,21 @@ pub mod cache;
 pub mod config_dir_for;
 pub mod diagnose;
 pub mod duration;
+pub mod enums;
 pub mod purge;
 pub mod subscription;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use napi::sys;
+
 use crate::config_dir;
+use crate::credentials::CredentialSource;
 use crate::error::{Error as CoreError, ErrorCode};
 use crate::server_config::ServerConfig;
 use crate::server_rules::{Rules, ServerConfigs};
+use enums::CredentialStore;
 
 /// The `code` of every error this addon throws: one of the core's stable codes, or a failure
 /// napi reported, which is given a stable code here and only here (napi's status names, such
@@ -80,9 +85,49 @@ pub fn invalid_argument(message: impl Into<String>) -> napi::Error<Code> {
   CoreError::new(ErrorCode::InvalidArgument, message).into()
 }
 
+/// Decodes a JS value as an argument of type `T`: a failure becomes a JS `Error` that carries
+/// our `code` (`Code` maps napi's statuses), held by napi's `Error`, which napi then throws as
+/// it is. The one place where our error codes meet napi's argument conversion: every argument
+/// type of this addon decodes through here, so no napi status name reaches a user as a `code`.
+///
+/// # Safety
+/// `value` is a live value of `env`'s current scope.
+pub(crate) unsafe fn decode_arg<T>(
+  env: sys::napi_env,
+  value: sys::napi_value,
+  decode: impl FnOnce(&Env, Unknown) -> JsResult<T>,
+) -> napi::Result<T> {
+  // SAFETY: per this function's contract.
+  let v = unsafe { Unknown::from_raw_unchecked(env, value) };
+  decode(&Env::from_raw(env), v).map_err(|e| {
+    let reason = e.reason.clone();
+    // SAFETY: `env` is live; `into_value` builds a plain `Error` with `code` and `message`.
+    let error = unsafe { JsError::from(e).into_value(env) };
+    if error.is_null() {
+      // The env is tearing down and can build no error: there is nobody to throw to either.
+      return napi::Error::new(Status::GenericFailure, reason);
+    }
+    // SAFETY: `error` was just made in this scope.
+    napi::Error::from_unknown_without_coercion(unsafe { Unknown::from_raw_unchecked(env, error) })
+  })
+}
+
+/// A server name argument: a string (its content is checked by the core).
+#[napi(transparent, object_from_js = false, object_to_js = false)]
+pub struct ServerName(pub String);
+
+impl FromNapiValue for ServerName {
+  unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+    // SAFETY: napi passes a live value of this call's scope.
+    unsafe { decode_arg(env, value, |env, v| server_name(env, v).map(ServerName)) }
+  }
+}
+
 /// Options every function accepts as its optional last argument. Each function reads the
-/// fields that concern it and ignores the rest.
-#[napi(object)]
+/// fields that concern it and ignores the rest. The TypeScript interface is generated from
+/// this struct; decoding is by hand (`decode`), which costs half of napi's generated decoding
+/// on `isNeedsAuthCached`'s hot path.
+#[napi(object, object_from_js = false, object_to_js = false)]
 #[derive(Default, Clone)]
 pub struct NeedsAuthOptions {
   /// Claude Code's config dir. Default: `process.env.CLAUDE_CONFIG_DIR ?? ~/.claude`,
@@ -97,8 +142,7 @@ pub struct NeedsAuthOptions {
   pub id: Option<String>,
   /// Where credentials are read from: `'auto'` (default: the macOS Keychain first, then the
   /// file; elsewhere the file), `'file'`, `'keychain'` or `'none'`.
-  #[napi(ts_type = "'auto' | 'file' | 'keychain' | 'none'")]
-  pub credentials: Option<String>,
+  pub credentials: Option<CredentialStore>,
   /// `onAuthChanged`: also watch other processes' changes to the cache and the credentials
   /// store (default true). `false` keeps in-process signals only.
   pub watch: Option<bool>,
@@ -112,6 +156,7 @@ pub struct NeedsAuthOptions {
   /// `isNeedsAuthCached`, `diagnose`: the server's config (as passed to the Agent SDK in
   /// `options.mcpServers[server]`). With it the answer is Claude Code 2.1.332's exact rule;
   /// without it, the name-only rule (see the README).
+  // Kept as JSON (a plugin stdio config is hashed whole), so napi cannot name its type.
   #[napi(ts_type = "McpServerConfig")]
   pub server_config: Option<serde_json::Value>,
   /// `listNeedsAuth`, `purgeStale`, `isNeedsAuthCached`, `diagnose`: configs by server name (the
@@ -214,9 +259,8 @@ fn small_str<'b>(env: &Env, v: Unknown, buf: &'b mut [u8]) -> JsResult<Option<&'
   let mut len = 0usize;
   // SAFETY: `v` is a live string of this call's scope; napi writes at most `buf.len()` bytes
   // (the last one a NUL) and sets `len` to the bytes written before it.
-  let status = unsafe {
-    napi::sys::napi_get_value_string_utf8(env.raw(), v.raw(), buf.as_mut_ptr().cast(), buf.len(), &mut len)
-  };
+  let status =
+    unsafe { napi::sys::napi_get_value_string_utf8(env.raw(), v.raw(), buf.as_mut_ptr().cast(), buf.len(), &mut len) };
   if status != napi::sys::Status::napi_ok {
     return Err(napi::Error::new(Code::Napi(Status::from(status)), "cannot read a string argument"));
   }
@@ -335,17 +379,29 @@ fn read_opt_string(env: &Env, v: Unknown, key: &str, what: &str) -> JsResult<Opt
   }
 }
 
+impl FromNapiValue for NeedsAuthOptions {
+  unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+    // SAFETY: napi passes a live value of this call's scope.
+    unsafe { decode_arg(env, value, NeedsAuthOptions::decode) }
+  }
+}
+
 impl NeedsAuthOptions {
-  /// Reads the options argument: `undefined`/`null` is "no options"; anything else must be an
-  /// object whose known fields all have the right types and ranges, whichever function it is
+  /// Reads the options argument (`undefined`/`null` never get here: the argument is an
+  /// `Option`, which napi reads as "no options"). It must be an object whose known fields all have the right types and ranges, whichever function it is
   /// passed to (a bad field in a shared options object is a bug worth hearing about). Unknown
   /// fields are ignored. Reads the properties directly: napi's object conversion costs about
   /// twice as much, which shows on `isNeedsAuthCached`'s hot path.
+  /// The options of an argument napi did not decode (`onAuthChanged`'s, which has a `signal`).
   pub fn from_arg(env: &Env, arg: Option<Unknown>) -> JsResult<NeedsAuthOptions> {
+    match arg {
+      Some(arg) if !matches!(arg.get_type().js()?, ValueType::Undefined | ValueType::Null) => Self::decode(env, arg),
+      _ => Ok(NeedsAuthOptions::default()),
+    }
+  }
+
+  fn decode(env: &Env, arg: Unknown) -> JsResult<NeedsAuthOptions> {
     let mut options = NeedsAuthOptions::default();
-    let Some(arg) = arg else {
-      return Ok(options);
-    };
     match arg.get_type().js()? {
       ValueType::Undefined | ValueType::Null => return Ok(options),
       ValueType::Object => {}
@@ -368,7 +424,7 @@ impl NeedsAuthOptions {
         Opt::DefaultTtlMs => options.default_ttl_ms = number()?,
         Opt::TtlMs => options.ttl_ms = number()?,
         Opt::Id => options.id = string("a string")?,
-        Opt::Credentials => options.credentials = string("'auto', 'file', 'keychain' or 'none'")?,
+        Opt::Credentials => options.credentials = credential_store(string(CredentialStore::EXPECTED)?)?,
         Opt::Watch => options.watch = boolean()?,
         Opt::AutoInvalidate => options.auto_invalidate = boolean()?,
         Opt::PollIntervalMs => options.poll_interval_ms = number()?,
@@ -390,14 +446,12 @@ impl NeedsAuthOptions {
     non_negative("defaultTtlMs", self.default_ttl_ms)?;
     non_negative("ttlMs", self.ttl_ms)?;
     non_negative("pollIntervalMs", self.poll_interval_ms)?;
-    if let Some(c) = &self.credentials {
-      if !matches!(c.as_str(), "auto" | "file" | "keychain" | "none") {
-        return Err(invalid_argument(format!(
-          "options.credentials must be 'auto', 'file', 'keychain' or 'none', not {c:?}"
-        )));
-      }
-    }
     Ok(())
+  }
+
+  /// `options.credentials`, default `'auto'`.
+  pub fn credential_source(&self) -> CredentialSource {
+    self.credentials.unwrap_or(CredentialStore::Auto).into()
   }
 
   pub fn config_dir(&self) -> JsResult<std::path::PathBuf> {
@@ -441,6 +495,14 @@ impl NeedsAuthOptions {
   pub fn rules<'a>(&self, configs: Option<&'a ServerConfigs>) -> Rules<'a> {
     Rules { default_ttl_ms: self.default_ttl_ms(), configs }
   }
+}
+
+fn credential_store(s: Option<String>) -> JsResult<Option<CredentialStore>> {
+  s.map(|s| {
+    CredentialStore::parse(&s)
+      .ok_or_else(|| invalid_argument(format!("options.credentials must be {}, not {s:?}", CredentialStore::EXPECTED)))
+  })
+  .transpose()
 }
 
 /// The fields of a server config the rules read, copied as JSON. Everything else is left alone
@@ -523,9 +585,9 @@ fn parse_server_config(config: &serde_json::Value, path: &str) -> JsResult<Serve
 pub fn server_name(env: &Env, arg: Unknown) -> JsResult<String> {
   match arg.get_type().js()? {
     ValueType::String => js_string(env, arg),
-    other => Err(
-      CoreError::new(ErrorCode::InvalidServerName, format!("server must be a string, not {other:?}")).into(),
-    ),
+    other => {
+      Err(CoreError::new(ErrorCode::InvalidServerName, format!("server must be a string, not {other:?}")).into())
+    }
   }
 }
 
@@ -534,8 +596,7 @@ pub fn server_name(env: &Env, arg: Unknown) -> JsResult<String> {
 pub fn emit_warning(env: &Env, message: &str, code: &str) {
   let emit = || -> napi::Result<()> {
     let process: Object = env.get_global()?.get_named_property("process")?;
-    let emit_warning: Function<FnArgs<(&str, &str, &str)>, Unknown> =
-      process.get_named_property("emitWarning")?;
+    let emit_warning: Function<FnArgs<(&str, &str, &str)>, Unknown> = process.get_named_property("emitWarning")?;
     emit_warning.apply(process, FnArgs::from((message, "McpNeedsAuthWarning", code)))?;
     Ok(())
   };

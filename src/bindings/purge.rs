@@ -3,8 +3,8 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use super::enums::PurgeReason;
 use super::{Code, NeedsAuthOptions};
-use crate::credentials::CredentialSource;
 use crate::event_bus;
 use crate::staleness;
 
@@ -12,10 +12,7 @@ use crate::staleness;
 #[napi(object)]
 pub struct PurgedEntry {
   pub server: String,
-  /// `'expired'`: past its TTL (Claude Code ignores it already). `'superseded'`: the server's
-  /// credentials were saved after the entry was written (see the README's rule).
-  #[napi(ts_type = "'expired' | 'superseded'")]
-  pub reason: String,
+  pub reason: PurgeReason,
 }
 
 /// Removes expired and superseded needs-auth entries in one locked, atomic rewrite, and tells
@@ -25,24 +22,19 @@ pub struct PurgedEntry {
 /// it (a token saved before the 401 had expired by then). With `options.serverConfigs`, those
 /// servers' entries expire by Claude Code 2.1.332's TTLs (4 h for claude.ai proxy servers).
 /// Reads credentials, never writes them.
-#[napi(ts_args_type = "options?: NeedsAuthOptions")]
-pub fn purge_stale(env: Env, options: Option<Unknown>) -> Result<Vec<PurgedEntry>, Code> {
-  let opts = NeedsAuthOptions::from_arg(&env, options)?;
+#[napi]
+pub fn purge_stale(options: Option<NeedsAuthOptions>) -> Result<Vec<PurgedEntry>, Code> {
+  let opts = options.unwrap_or_default();
   let config_dir = opts.config_dir()?;
   let configs = opts.server_configs(None)?;
   let purged = staleness::purge(
     &config_dir,
     opts.explicit_config_dir()?,
-    CredentialSource::parse(opts.credentials.as_deref())?,
+    opts.credential_source(),
     &opts.rules(configs.as_ref()),
   )?;
   if !purged.is_empty() {
     event_bus::emit_invalidated(config_dir, purged.iter().map(|(s, _)| s.clone()).collect());
   }
-  Ok(
-    purged
-      .into_iter()
-      .map(|(server, why)| PurgedEntry { server, reason: why.as_str().to_owned() })
-      .collect(),
-  )
+  Ok(purged.into_iter().map(|(server, why)| PurgedEntry { server, reason: why.into() }).collect())
 }

@@ -15,29 +15,42 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
-use super::{emit_warning, invalid_argument, path_string, Code, JsResult, NapiResultExt, NeedsAuthOptions};
+use super::enums::{AuthChangeReason, AuthChangeSource};
+use super::{decode_arg, emit_warning, invalid_argument, path_string, Code, JsResult, NapiResultExt, NeedsAuthOptions};
 
 /// `EventTarget.prototype.addEventListener(type, listener, options)`.
 type AddEventListener<'a> = Function<'a, FnArgs<(&'a str, Function<'a, (), ()>, Object<'a>)>, Unknown<'a>>;
 
 /// The user's callback: any function; its return value is ignored.
-type Callback<'a> = Function<'a, Unknown<'static>, Unknown<'static>>;
-use crate::credentials::CredentialSource;
+type Callback<'a> = Function<'a, AuthChangedEvent, ()>;
+
+/// An `onAuthChanged` callback, held by a reference from the moment it is read (the
+/// subscription's dispatcher keeps it).
+#[napi(transparent, object_from_js = false, object_to_js = false)]
+pub struct AuthChangedCallback(FunctionRef<AuthChangedEvent, ()>);
+
+impl FromNapiValue for AuthChangedCallback {
+  unsafe fn from_napi_value(env: napi::sys::napi_env, value: napi::sys::napi_value) -> napi::Result<Self> {
+    // SAFETY: napi passes a live value of this call's scope.
+    unsafe {
+      decode_arg(env, value, |_, v| match v.get_type().js()? {
+        // SAFETY: checked to be a function.
+        ValueType::Function => Ok(AuthChangedCallback(v.cast::<Callback>().js()?.create_ref().js()?)),
+        other => Err(invalid_argument(format!("onAuthChanged needs a callback function, not {other:?}"))),
+      })
+    }
+  }
+}
 use crate::event_bus::{self, Listener, WatchSpec};
 use crate::events::AuthEvent;
 
 /// What an `onAuthChanged` callback receives.
 #[napi(object)]
 pub struct AuthChangedEvent {
-  /// `'invalidated'`: a host in this process called `invalidateNeedsAuth`/`purgeStale`.
-  /// `'credentials-changed'`: these servers' tokens changed in the credentials store.
-  /// `'cache-changed'`: another process added, changed or removed these servers' entries.
-  #[napi(ts_type = "'invalidated' | 'credentials-changed' | 'cache-changed'")]
-  pub reason: String,
+  pub reason: AuthChangeReason,
   /// The servers concerned; empty means all servers.
   pub servers: Vec<String>,
-  #[napi(ts_type = "'this-process' | 'other-process'")]
-  pub source: String,
+  pub source: AuthChangeSource,
   /// When the change was seen (ms since the epoch).
   pub at: f64,
   /// The config dir the event is about.
@@ -47,9 +60,9 @@ pub struct AuthChangedEvent {
 impl From<AuthEvent> for AuthChangedEvent {
   fn from(e: AuthEvent) -> Self {
     AuthChangedEvent {
-      reason: e.reason.as_str().to_owned(),
+      reason: e.reason.into(),
       servers: e.servers,
-      source: e.source.as_str().to_owned(),
+      source: e.source.into(),
       at: e.at,
       config_dir: path_string(&e.config_dir),
     }
@@ -127,24 +140,21 @@ impl Subscription {
 /// thread, never synchronously. A callback that throws is reported with
 /// `process.emitWarning` and does not stop the others. The subscription never keeps the
 /// process alive, and ends with the JS environment that made it (a worker thread's exit).
-#[napi(
-  ts_args_type = "callback: (event: AuthChangedEvent) => void, options?: NeedsAuthOptions & { signal?: AbortSignal }",
-  ts_return_type = "Subscription"
-)]
-pub fn on_auth_changed(env: Env, callback: Unknown, options: Option<Unknown>) -> Result<Subscription, Code> {
+#[napi]
+pub fn on_auth_changed(
+  env: Env,
+  callback: AuthChangedCallback,
+  // Read by hand: napi's objects cannot say "NeedsAuthOptions plus a signal".
+  #[napi(ts_arg_type = "NeedsAuthOptions & { signal?: AbortSignal }")] options: Option<Unknown>,
+) -> Result<Subscription, Code> {
   // Every argument is checked before anything is registered: a bad one leaves nothing behind.
-  let kind = callback.get_type().js()?;
-  if kind != ValueType::Function {
-    return Err(invalid_argument(format!("onAuthChanged needs a callback function, not {kind:?}")));
-  }
-  // SAFETY: checked to be a function just above.
-  let callback: Callback = unsafe { callback.cast() }.js()?;
+  let AuthChangedCallback(callback) = callback;
   let signal = signal_of(options)?;
   let opts = NeedsAuthOptions::from_arg(&env, options)?;
   let config_dir = opts.config_dir()?;
   let watch = if opts.watch.unwrap_or(true) {
     Some(WatchSpec {
-      credentials: CredentialSource::parse(opts.credentials.as_deref())?,
+      credentials: opts.credential_source(),
       auto_invalidate: opts.auto_invalidate.unwrap_or(true),
       poll_interval_ms: opts.poll_interval_ms.map_or(2000, |ms| ms.max(50.0) as u64),
       explicit_config_dir: opts.explicit_config_dir()?,
@@ -182,8 +192,7 @@ pub fn on_auth_changed(env: Env, callback: Unknown, options: Option<Unknown>) ->
 /// The threadsafe function events and warnings travel through: a small JS-side dispatcher that
 /// drops what arrives after `close()`, calls the user's callback, and turns a throw into a
 /// warning.
-fn dispatcher(env: &Env, callback: Callback, closed: Arc<AtomicBool>) -> JsResult<Tsfn> {
-  let user_callback = callback.create_ref().js()?;
+fn dispatcher(env: &Env, user_callback: FunctionRef<AuthChangedEvent, ()>, closed: Arc<AtomicBool>) -> JsResult<Tsfn> {
   let dispatcher = env
     .create_function_from_closure::<Unknown, (), _>("onAuthChangedDispatch", move |ctx| {
       if closed.load(Ordering::SeqCst) {

@@ -31,19 +31,6 @@ pub enum CredentialSource {
 }
 
 impl CredentialSource {
-  pub fn parse(s: Option<&str>) -> Result<Self> {
-    match s.unwrap_or("auto") {
-      "auto" => Ok(CredentialSource::Auto),
-      "file" => Ok(CredentialSource::File),
-      "keychain" => Ok(CredentialSource::Keychain),
-      "none" => Ok(CredentialSource::None),
-      other => Err(Error::new(
-        ErrorCode::InvalidArgument,
-        format!("options.credentials must be 'auto', 'file', 'keychain' or 'none', not {other:?}"),
-      )),
-    }
-  }
-
   fn uses_keychain(self) -> bool {
     matches!(self, CredentialSource::Keychain) || (cfg!(target_os = "macos") && self == CredentialSource::Auto)
   }
@@ -114,10 +101,7 @@ mod tests {
   use super::*;
 
   #[test]
-  fn sources_parse_and_say_what_they_read() {
-    assert_eq!(CredentialSource::parse(None).ok(), Some(CredentialSource::Auto));
-    let err = CredentialSource::parse(Some("vault")).expect_err("unknown source");
-    assert_eq!(err.code, ErrorCode::InvalidArgument);
+  fn sources_say_what_they_read() {
     assert!(CredentialSource::File.uses_file() && !CredentialSource::File.uses_keychain());
     assert!(CredentialSource::Keychain.needs_polling() && !CredentialSource::Keychain.uses_file());
     assert_eq!(CredentialSource::Auto.uses_keychain(), cfg!(target_os = "macos"));
