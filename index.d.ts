@@ -3,14 +3,14 @@
 
 // Each `#[napi(string_enum)]` is a string union type below and also an object at run time
 // (`CredentialStore.File === 'file'`); these declare the objects, so that every export is typed.
-type StringEnumObject<T extends string> = { readonly [variant: string]: T }
-export declare const AuthChangeReason: StringEnumObject<AuthChangeReason>
-export declare const AuthChangeSource: StringEnumObject<AuthChangeSource>
-export declare const CredentialStore: StringEnumObject<CredentialStore>
-export declare const IgnoredBecause: StringEnumObject<IgnoredBecause>
-export declare const JudgedBy: StringEnumObject<JudgedBy>
-export declare const PurgeReason: StringEnumObject<PurgeReason>
-export declare const SkipReasonKind: StringEnumObject<SkipReasonKind>
+type StringEnumObject<T extends string> = { readonly [variant: string]: T };
+export declare const AuthChangeReason: StringEnumObject<AuthChangeReason>;
+export declare const AuthChangeSource: StringEnumObject<AuthChangeSource>;
+export declare const CredentialStore: StringEnumObject<CredentialStore>;
+export declare const IgnoredBecause: StringEnumObject<IgnoredBecause>;
+export declare const JudgedBy: StringEnumObject<JudgedBy>;
+export declare const PurgeReason: StringEnumObject<PurgeReason>;
+export declare const SkipReasonKind: StringEnumObject<SkipReasonKind>;
 
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for

@@ -229,7 +229,7 @@ function report(r) {
   const gN = gr.rows[gr.rows.length - 1];
   p();
   p(
-    `From 1 to ${gN.n} entries: check x${(gN.check.median / g1.check.median).toFixed(1)} (flat: one stat + a hash lookup), ` +
+    `From 1 to ${gN.n} entries: check x${(gN.check.median / g1.check.median).toFixed(1)} (flat: the memo answers after one inotify poll, or one stat), ` +
       `list x${(gN.list.median / g1.list.median).toFixed(0)} (linear: one JS object per entry), ` +
       `mark x${(gN.mark.median / g1.mark.median).toFixed(1)} (linear in file size on top of a fixed lock + fsync cost), ` +
       `J1 check x${(gN.j1.median / g1.j1.median).toFixed(0)} (linear: reads and parses everything).`,

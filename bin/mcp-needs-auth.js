@@ -129,8 +129,10 @@ function buildOptions(values) {
     options.defaultTtlMs = n;
   }
   if (values.credentials !== undefined) {
-    if (!['auto', 'file', 'keychain', 'none'].includes(values.credentials)) {
-      throw new UsageError(`--credentials must be auto, file, keychain or none, not '${values.credentials}'`);
+    // The stores are the addon's (`CredentialStore`), so the list is written once, in Rust.
+    const stores = Object.values(loadAddon().CredentialStore);
+    if (!stores.includes(values.credentials)) {
+      throw new UsageError(`--credentials must be ${stores.join(', ')}, not '${values.credentials}'`);
     }
     options.credentials = values.credentials;
   }
