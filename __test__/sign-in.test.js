@@ -20,7 +20,9 @@ const sdk = require(path.join(ROOT, 'sdk.js'));
 const { signIn } = sdk;
 const { startMcpServer } = require('../support/mcp-server.js');
 const { makeHome } = require('../support/claude.js');
-const { STACKS, runCli, printConnects, openSession, followAuthUrl } = require('./helpers/sign-in-stacks.js');
+const { STACKS } = require('../support/stacks.js');
+const { runClaude, runPrint } = require('../support/claude.js');
+const { openSession, followAuthUrl } = require('./helpers/sign-in-stacks.js');
 
 const NAME = 'protected';
 const STDIO = 'local-tool';
@@ -70,11 +72,8 @@ function assertNoSecrets(value, callbackUrl, what, keys = ['code', 'state']) {
 }
 
 for (const stack of STACKS) {
-  const native = stack.name.includes('0.3.332');
-  describe(`signIn end to end: ${stack.name}`, {
-    timeout: 240_000,
-    skip: fs.existsSync(stack.sdk) ? false : 'stack not installed',
-  }, () => {
+  const native = stack.name === 'current';
+  describe(`signIn end to end: ${stack.title}`, { timeout: 240_000 }, () => {
     let srv;
     let h;
 
@@ -98,10 +97,12 @@ for (const stack of STACKS) {
           }
         }
       });
-      const add = await runCli(stack, h.env, ['mcp', 'add', '--transport', 'http', '-s', 'user', NAME, srv.url]);
+      const add = await runClaude(h.env, ['mcp', 'add', '--transport', 'http', '-s', 'user', NAME, srv.url], { stack });
       assert.equal(add.code, 0, add.stderr);
       if (stdio) {
-        const r = await runCli(stack, h.env, ['mcp', 'add', '-s', 'user', STDIO, '--', process.execPath, '-e', '0']);
+        const r = await runClaude(h.env, ['mcp', 'add', '-s', 'user', STDIO, '--', process.execPath, '-e', '0'], {
+          stack,
+        });
         assert.equal(r.code, 0, r.stderr);
       }
       const s = await openSession(stack, h.env);
@@ -148,7 +149,7 @@ for (const stack of STACKS) {
       );
 
       const start = srv.requests.length;
-      const r = await printConnects(stack, h.env, NAME);
+      const r = await runPrint(h.env, NAME, { stack });
       assert.equal(
         r.connected,
         true,
