@@ -27,6 +27,7 @@ const {
   captureWarnings,
 } = require('./fixtures/creds-common.js');
 
+const { readableAddon } = require('./helpers/readable-addon.js');
 const addon = require(ADDON_DIR);
 
 const WAIT_MS = 5000;
@@ -166,7 +167,7 @@ describe('the config dir goes away and comes back', () => {
       [
         '-e',
         `
-      const m = require(${JSON.stringify(ADDON_DIR)});
+      const m = require(${JSON.stringify(readableAddon())});
       const send = (x) => process.stdout.write(JSON.stringify(x) + '\\n');
       process.on('warning', (w) => { if (w.code === 'MCP_NEEDS_AUTH_WATCH') send({ warning: w.message }); });
       m.onAuthChanged((e) => send({ reason: e.reason, servers: e.servers }), { configDir: ${JSON.stringify(dir)}, credentials: 'none' });
