@@ -11,7 +11,6 @@
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const _path = require('node:path');
 
 const creds = require('../support/credentials.js');
 const {
