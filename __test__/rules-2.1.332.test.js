@@ -14,11 +14,11 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
 
 const addon = require('../index.js');
 const { startMcpServer } = require('../support/mcp-server.js');
-const { offlineEnv } = require('../support/claude.js');
+const { offlineEnv, runClaude } = require('../support/claude.js');
+const { stackByName } = require('../support/stacks.js');
 
 const MIN = 60_000;
 const H4 = 14_400_000;
@@ -231,73 +231,27 @@ describe('purgeStale and diagnose with configs', () => {
 // ---------------------------------------------------------------------------------------------
 // End to end with the real Claude Code 2.1.332 native binary.
 
-const NATIVE = path.join(
-  __dirname,
-  '..',
-  'node_modules',
-  '@anthropic-ai',
-  `claude-code-${process.platform}-${process.arch}`,
-  process.platform === 'win32' ? 'claude.exe' : 'claude',
-);
+const CURRENT = stackByName('current');
 
-/** `claude -p hi` offline (facts §6) in a throw-away HOME; resolves with its debug log. */
-function runClaudePrint(home, mcpConfigFile, timeoutMs = 90_000) {
+/** `claude -p hi` of 2.1.332's native binary, offline (facts §6), in a throw-away HOME; with its debug log. */
+async function runClaudePrint(home, mcpConfigFile, timeoutMs = 90_000) {
   const env = offlineEnv(home, { CLAUDE_CONFIG_DIR: path.join(home, '.claude') });
   const debugFile = path.join(home, 'debug.txt');
-  const args = [
-    '-p',
-    'hi',
-    '--max-turns',
-    '1',
-    '--debug-file',
-    debugFile,
-    '--mcp-config',
-    mcpConfigFile,
-    '--strict-mcp-config',
-  ];
-  return new Promise((resolve, reject) => {
-    const child = spawn(NATIVE, args, {
-      env,
-      cwd: home,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: process.platform !== 'win32',
-    });
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      out += d;
-    });
-    const kill = () => {
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    };
-    const timer = setTimeout(kill, timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      kill();
-      let debug = '';
-      try {
-        debug = fs.readFileSync(debugFile, 'utf8');
-      } catch {
-        /* not written */
-      }
-      resolve({ code, out, debug });
-    });
+  const args = ['-p', 'hi', '--max-turns', '1', '--debug-file', debugFile];
+  const r = await runClaude(env, [...args, '--mcp-config', mcpConfigFile, '--strict-mcp-config'], {
+    timeoutMs,
+    stack: CURRENT,
   });
+  let debug = '';
+  try {
+    debug = fs.readFileSync(debugFile, 'utf8');
+  } catch {
+    /* not written */
+  }
+  return { ...r, debug };
 }
 
-describe('end to end with Claude Code 2.1.332', {
-  skip: !fs.existsSync(NATIVE) && `no native binary at ${NATIVE}`,
-}, () => {
+describe('end to end with Claude Code 2.1.332', () => {
   it('claude -p dials exactly the servers isNeedsAuthCached(name, { serverConfig }) says it would', async (t) => {
     const home = tmpDir(t, 'mna-rules-e2e-');
     const configDir = path.join(home, '.claude');
