@@ -222,6 +222,51 @@ describe('options are decoded afresh on every call', () => {
     );
   });
 
+  it('decodes a reused options object afresh on every call (mutations, getters, patched builtins)', (t) => {
+    const [a, b] = [tmp(t), tmp(t)];
+    markNeedsAuth('only-in-a', { configDir: a });
+    const opts = { configDir: a };
+    assert.equal(isNeedsAuthCached('only-in-a', opts), true);
+    opts.configDir = b;
+    assert.equal(isNeedsAuthCached('only-in-a', opts), false, 'the new dir is read');
+    opts.watch = 'yes';
+    assert.throws(
+      () => isNeedsAuthCached('only-in-a', opts),
+      (e) => e.code === 'ERR_INVALID_ARGUMENT' && e.message.includes('options.watch'),
+    );
+    delete opts.watch;
+    opts.configDir = a;
+    assert.equal(isNeedsAuthCached('only-in-a', opts), true);
+    let reads = 0;
+    const getter = Object.defineProperty({}, 'configDir', {
+      enumerable: true,
+      get: () => {
+        reads++;
+        return a;
+      },
+    });
+    assert.equal(isNeedsAuthCached('only-in-a', getter), true);
+    assert.equal(reads, 1, 'a getter runs once per call');
+    const keys = Object.keys;
+    Object.keys = () => [];
+    try {
+      assert.equal(isNeedsAuthCached('only-in-a', { configDir: b }), false, 'patched Object.keys changes nothing');
+    } finally {
+      Object.keys = keys;
+    }
+  });
+
+  it('reads server names of every length around the inline buffer exactly', (t) => {
+    const dir = tmp(t);
+    for (let n = 50; n <= 70; n++) {
+      const server = 'n'.repeat(n - 1) + '\u00e9';
+      markNeedsAuth(server, { configDir: dir });
+      assert.equal(isNeedsAuthCached(server, { configDir: dir }), true, `${n} chars`);
+      assert.equal(isNeedsAuthCached(`m${server.slice(1)}`, { configDir: dir }), false, `${n} chars, first differs`);
+      assert.equal(isNeedsAuthCached(`${server.slice(0, -1)}e`, { configDir: dir }), false, `${n} chars, last differs`);
+    }
+  });
+
   it('reads long strings exactly', (t) => {
     const dir = tmp(t);
     const deep = path.join(dir, 'd'.repeat(200), 'e\u00e9'.repeat(80), 'x'.repeat(100));

@@ -86,11 +86,14 @@ function report(r) {
       `Goal: no slower than J1 sync → ${met(c.afterChange.addon.median <= c.afterChange.j1.median)}.`,
   );
   p();
-  p("Notes: on Linux an unchanged-file check is one non-blocking `read` of the process's inotify");
+  p("Notes: on Linux an unchanged-file check is one syscall, `ioctl(FIONREAD)` on the process's inotify");
   p("instance, which watches the cache file's directory (an empty queue proves that no process has");
   p('changed the file since it was read: the kernel queues the event with the write itself), plus the');
   p('napi call and option decoding; where inotify cannot be exact (no inotify, a symlink in the path,');
-  p('a hard-linked file) it is one `stat`. J1 sync is `open` + `fstat` + `read` + `close` + `JSON.parse`.');
+  p('a hard-linked file) it is one `stat`. J1 sync is `open` + `fstat` + `read` + `close` + `JSON.parse`;');
+  p('after a change the addon does `open` + `fstat` + `read` + `close` too, plus the queue read that');
+  p('told it. The rows are timed in turns (a batch of each, then the next round), so that noise falls');
+  p('on all of them alike.');
   p('A J1 variant that memoises once per process (what Claude Code does) is faster still but never sees');
   p('a change, so it is not a fair baseline.');
   p();

@@ -74,6 +74,32 @@ function timeBatches(batches, per, fn) {
   }
   return stats(out);
 }
+/**
+ * `timeBatches` and `timeEach` for several rows at once, taken in turns (one batch or call of each
+ * row, then the next round), so that a noisy stretch of the machine falls on every row alike.
+ * Returns `{ [row]: { batch, each } }`.
+ */
+function timeRowsInTurns(batches, per, n, rows) {
+  const names = Object.keys(rows);
+  const batch = Object.fromEntries(names.map((k) => [k, new Float64Array(batches)]));
+  const each = Object.fromEntries(names.map((k) => [k, new Float64Array(n)]));
+  for (let b = 0; b < batches; b++) {
+    for (const k of names) {
+      const fn = rows[k];
+      const t = process.hrtime.bigint();
+      for (let i = 0; i < per; i++) fn(i);
+      batch[k][b] = Number(process.hrtime.bigint() - t) / 1e3 / per;
+    }
+  }
+  for (let i = 0; i < n; i++) {
+    for (const k of names) {
+      const t = process.hrtime.bigint();
+      rows[k](i);
+      each[k][i] = Number(process.hrtime.bigint() - t) / 1e3;
+    }
+  }
+  return Object.fromEntries(names.map((k) => [k, { batch: stats(batch[k]), each: stats(each[k]) }]));
+}
 async function timeEachAsync(n, fn) {
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
@@ -170,13 +196,12 @@ async function benchCheck() {
     j1Cached(file, 's1');
   }
   const batches = QUICK ? 50 : 300;
-  const row = (fn) => ({ batch: timeBatches(batches, 100, fn), each: timeEach(N, fn) });
-  const res = {
-    addon: row(() => addon.isNeedsAuthCached('s1', opts)),
-    j1sync: row(() => j1Cached(file, 's1')),
-    addonNoOptions: row(() => addon.isNeedsAuthCached('s1')),
-    addonNewOptions: row(() => addon.isNeedsAuthCached('s1', { configDir: dir })),
-  };
+  const res = timeRowsInTurns(batches, 100, N, {
+    addon: () => addon.isNeedsAuthCached('s1', opts),
+    j1sync: () => j1Cached(file, 's1'),
+    addonNoOptions: () => addon.isNeedsAuthCached('s1'),
+    addonNewOptions: () => addon.isNeedsAuthCached('s1', { configDir: dir }),
+  });
   if (savedEnv === undefined) delete process.env.CLAUDE_CONFIG_DIR;
   else process.env.CLAUDE_CONFIG_DIR = savedEnv;
   res.statFloor = { batch: timeBatches(batches, 100, () => fs.statSync(file)) };

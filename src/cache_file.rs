@@ -99,6 +99,11 @@ pub struct EntryStatus {
 /// entry's numeric `ttlMs`, else `default_ttl_ms`. A missing or non-numeric timestamp, or an
 /// entry that is not an object, is never cached.
 pub fn entry_status(server: &str, entry: &Value, now: f64, default_ttl_ms: f64) -> EntryStatus {
+  judge_by_name(entry, now, default_ttl_ms).status(server)
+}
+
+/// `entry_status` without the copies: what a check needs, borrowed from the entry.
+pub fn judge_by_name(entry: &Value, now: f64, default_ttl_ms: f64) -> Judgement<'_> {
   let obj = entry.as_object();
   let timestamp = obj.and_then(|o| o.get("timestamp")).and_then(Value::as_f64).filter(|t| t.is_finite());
   let ttl_ms =
@@ -107,15 +112,40 @@ pub fn entry_status(server: &str, entry: &Value, now: f64, default_ttl_ms: f64) 
     let age = now - ts;
     age < ttl_ms && age > -CLOCK_SKEW_MS
   });
-  EntryStatus {
-    server: server.to_owned(),
+  Judgement {
     timestamp,
     ttl_ms,
-    expires_at: timestamp.map(|ts| ts + ttl_ms),
     cached,
-    id: obj.and_then(|o| o.get("id")).and_then(Value::as_str).map(str::to_owned),
+    id: obj.and_then(|o| o.get("id")).and_then(Value::as_str),
     judged_by: JudgedBy::Name,
     ignored: None,
+  }
+}
+
+/// One entry judged, borrowing from it (a check on the hot path copies nothing); `status`
+/// makes the owned `EntryStatus`.
+#[derive(Debug, Clone, Copy)]
+pub struct Judgement<'e> {
+  pub timestamp: Option<f64>,
+  pub ttl_ms: f64,
+  pub cached: bool,
+  pub id: Option<&'e str>,
+  pub judged_by: JudgedBy,
+  pub ignored: Option<Ignored>,
+}
+
+impl Judgement<'_> {
+  pub fn status(self, server: &str) -> EntryStatus {
+    EntryStatus {
+      server: server.to_owned(),
+      timestamp: self.timestamp,
+      ttl_ms: self.ttl_ms,
+      expires_at: self.timestamp.map(|ts| ts + self.ttl_ms),
+      cached: self.cached,
+      id: self.id.map(str::to_owned),
+      judged_by: self.judged_by,
+      ignored: self.ignored,
+    }
   }
 }
 

@@ -52,9 +52,37 @@ impl Source {
   fn is(&self, override_dir: Option<&str>) -> bool {
     match (self, override_dir) {
       (Source::Override(s), Some(o)) => s == o,
-      (Source::Env(..), None) => Source::env().is_some_and(|e| e == *self),
+      // CLAUDE_CONFIG_DIR set: HOME does not matter. Unset: HOME must be as it was.
+      (Source::Env(Some(config), None), None) => env_is(c"CLAUDE_CONFIG_DIR", Some(config)),
+      (Source::Env(None, home), None) => env_is(c"CLAUDE_CONFIG_DIR", None) && env_is(HOME_VAR_C, home.as_deref()),
       _ => false,
     }
+  }
+}
+
+/// [`HOME_VAR`], for `env_is`.
+const HOME_VAR_C: &std::ffi::CStr = if cfg!(windows) { c"USERPROFILE" } else { c"HOME" };
+
+/// Whether the environment variable `name` holds `want` (`None`: unset). On Unix the C
+/// environment is compared in place, without the copy `var_os` makes: this runs on every
+/// check. It is read as `var_os` reads it (Node's `process.env` setter is a `setenv`, which
+/// takes none of Rust's locks either way).
+fn env_is(name: &std::ffi::CStr, want: Option<&std::ffi::OsStr>) -> bool {
+  #[cfg(unix)]
+  {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: `name` is NUL-terminated; the result is read before this thread calls into
+    // anything that could change the environment.
+    let got = unsafe { libc::getenv(name.as_ptr()) };
+    match want {
+      None => got.is_null(),
+      // SAFETY: a non-null `getenv` result is a NUL-terminated string.
+      Some(w) => !got.is_null() && unsafe { std::ffi::CStr::from_ptr(got) }.to_bytes() == w.as_bytes(),
+    }
+  }
+  #[cfg(not(unix))]
+  {
+    std::env::var_os(name.to_str().unwrap_or_default()).as_deref() == want
   }
 }
 

@@ -10,7 +10,7 @@ use crate::cache_read::{self, Contents, CACHE_FILE};
 use crate::change_notice::{Notices, Watch};
 use crate::clock::now_ms;
 use crate::error::Result;
-use crate::fs::{self, FileLock, Patience, Stamp};
+use crate::fs::{self, FileLock, Opened, Patience, Stamp};
 use crate::process_state::{self, memos, own_logs};
 use crate::server_rules::Rules;
 
@@ -141,7 +141,7 @@ pub fn load(path: &Path) -> Result<Arc<Document>> {
 }
 
 /// `load`, in a given set of memos. Where a watch guards the memo, an unchanged file costs one
-/// non-blocking read of the notice queue; elsewhere one `stat`. A file is read without the
+/// non-blocking look at the notice queue; elsewhere one `stat`. A file is read without the
 /// lock held, so one slow read never stalls the other threads' checks.
 fn load_in(memos: &Mutex<Memos>, path: &Path) -> Result<Arc<Document>> {
   let (start, seen_before, doc_before, watched) = {
@@ -167,16 +167,39 @@ fn load_in(memos: &Mutex<Memos>, path: &Path) -> Result<Arc<Document>> {
       (start, seen, doc, has_watch)
     }
   };
-  let (seen, watchable) = look(path)?;
-  let (doc, seen) = if seen == seen_before && seen != Seen::Unknown {
-    (doc_before, seen)
-  } else if seen == Seen::Missing {
-    (Arc::new(Document::new()), seen)
-  } else {
-    read_document(path, seen, watched && watchable)?
+  let (doc, seen, watchable) = match if watched { fs::open_plain(path) } else { Opened::Other } {
+    // Under a watch, an event brought us here: the file most likely changed, so open it
+    // straight away (its stamp comes from the descriptor).
+    Opened::Missing => (Arc::new(Document::new()), Seen::Missing, true),
+    Opened::File { file, stamp, len, single_link: true } => {
+      let seen = Seen::File(stamp);
+      if seen == seen_before {
+        (doc_before, seen, true)
+      } else {
+        let (doc, seen) = read_watched(path, fs::read_opened(file, len, path, &CACHE_FILE)?, seen)?;
+        (doc, seen, true)
+      }
+    }
+    _ => {
+      let (seen, watchable) = look(path)?;
+      let (doc, seen) = if seen == seen_before && seen != Seen::Unknown {
+        (doc_before, seen)
+      } else if seen == Seen::Missing {
+        (Arc::new(Document::new()), seen)
+      } else if watched && watchable {
+        match fs::read_bounded(path, &CACHE_FILE)? {
+          None => (Arc::new(Document::new()), Seen::Missing),
+          Some(bytes) => read_watched(path, bytes, seen)?,
+        }
+      } else {
+        read_steady(path)?
+      };
+      (doc, seen, watchable)
+    }
   };
+  // No second look at the notices: an event queued since `start` stays queued, and the next
+  // call's `poll` counts it before trusting this document.
   let mut all = process_state::lock(memos);
-  all.poll();
   if let Some(m) = all.find(path) {
     // A symlinked path, say, is not re-examined on every call: only once the file changed.
     m.arm_tried &= m.seen == seen;
@@ -187,29 +210,27 @@ fn load_in(memos: &Mutex<Memos>, path: &Path) -> Result<Arc<Document>> {
   Ok(doc)
 }
 
-/// Reads and parses the file. Under a watch, one plain read will do: a change during it is
-/// queued, and `looked` (taken before the read) can only make a later `stat` compare re-read.
-/// A document that does not parse goes through `cache_read::read`'s retries, so that a
-/// half-written file is never taken as the truth.
-fn read_document(path: &Path, looked: Seen, watched: bool) -> Result<(Arc<Document>, Seen)> {
-  if watched {
-    match fs::read_bounded(path, &CACHE_FILE)? {
-      None => return Ok((Arc::new(Document::new()), Seen::Missing)),
-      Some(bytes) => {
-        if let Parsed::Document(d) = cache_file::parse(&bytes) {
-          return Ok((Arc::new(d), looked));
-        }
-      }
-    }
+/// The document in `bytes`, read under a watch: one plain read will do, since a change during it
+/// is queued, and `looked` (taken before the read) can only make a later `stat` compare re-read.
+/// Bytes that do not parse go through `read_steady`'s retries, so that a half-written file is
+/// never taken as the truth.
+fn read_watched(path: &Path, bytes: Vec<u8>, looked: Seen) -> Result<(Arc<Document>, Seen)> {
+  match cache_file::parse(&bytes) {
+    Parsed::Document(d) => Ok((Arc::new(d), looked)),
+    Parsed::Corrupt(_) => read_steady(path),
   }
+}
+
+/// Reads and parses the file as `cache_read::read` does (waiting out a half-done `writeFile`),
+/// with the stamp it had throughout, if it held still.
+fn read_steady(path: &Path) -> Result<(Arc<Document>, Seen)> {
   let (contents, steady) = cache_read::read(path, Patience::READER)?;
   let (doc, seen) = match contents {
     Contents::Missing => (Document::new(), Seen::Missing),
     Contents::Parsed(Parsed::Document(d)) => (d, steady.map_or(Seen::Unknown, Seen::File)),
     Contents::Parsed(Parsed::Corrupt(_)) => (Document::new(), steady.map_or(Seen::Unknown, Seen::File)),
   };
-  let doc = Arc::new(doc);
-  Ok((doc, seen))
+  Ok((Arc::new(doc), seen))
 }
 
 pub fn list(path: &Path, now: f64, rules: &Rules) -> Result<Vec<EntryStatus>> {
@@ -223,7 +244,9 @@ pub fn status(path: &Path, server: &str, now: f64, rules: &Rules) -> Result<Opti
 }
 
 pub fn is_cached(path: &Path, server: &str, now: f64, rules: &Rules) -> Result<bool> {
-  Ok(status(path, server, now, rules)?.is_some_and(|s| s.cached))
+  cache_file::validate_server_name(server)?;
+  let doc = load(path)?;
+  Ok(doc.get(server).is_some_and(|e| rules.judgement(server, e, now).cached))
 }
 
 /// Locked read-modify-write. `change` edits the document and says whether it changed it; only

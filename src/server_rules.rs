@@ -31,7 +31,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::cache_file::{self, Document, EntryStatus, Ignored, JudgedBy, CLOCK_SKEW_MS, DEFAULT_TTL_MS};
+use crate::cache_file::{self, Document, EntryStatus, Ignored, JudgedBy, Judgement, CLOCK_SKEW_MS, DEFAULT_TTL_MS};
 use crate::server_config::{truthy, ServerConfig, Transport};
 
 /// Claude Code 2.1.332's default TTL for claude.ai proxy and plugin http/sse servers.
@@ -66,9 +66,14 @@ impl<'a> Rules<'a> {
 
   /// The entry as Claude Code would judge it at `now`.
   pub fn status(&self, server: &str, entry: &Value, now: f64) -> EntryStatus {
+    self.judgement(server, entry, now).status(server)
+  }
+
+  /// `status` without the copies.
+  pub fn judgement<'e>(&self, server: &str, entry: &'e Value, now: f64) -> Judgement<'e> {
     match self.config(server) {
-      Some(config) => judge(server, entry, config, now),
-      None => cache_file::entry_status(server, entry, now, self.default_ttl_ms),
+      Some(config) => judgement(entry, config, now),
+      None => cache_file::judge_by_name(entry, now, self.default_ttl_ms),
     }
   }
 
@@ -79,6 +84,11 @@ impl<'a> Rules<'a> {
 
 /// Claude Code 2.1.332's judgement of `entry` for a server with this `config` (steps 1-8 above).
 pub fn judge(server: &str, entry: &Value, config: &ServerConfig, now: f64) -> EntryStatus {
+  judgement(entry, config, now).status(server)
+}
+
+/// `judge` without the copies.
+fn judgement<'e>(entry: &'e Value, config: &ServerConfig, now: f64) -> Judgement<'e> {
   let obj = entry.as_object();
   let field = |k: &str| obj.and_then(|o| o.get(k));
   let entry_id = field("id");
@@ -116,13 +126,11 @@ pub fn judge(server: &str, entry: &Value, config: &ServerConfig, now: f64) -> En
     let age = now - ts;
     age > -CLOCK_SKEW_MS && age < ttl_ms
   });
-  EntryStatus {
-    server: server.to_owned(),
+  Judgement {
     timestamp,
     ttl_ms,
-    expires_at: timestamp.map(|ts| ts + ttl_ms),
     cached: ignored.is_none() && truthy(entry) && in_window,
-    id: entry_id.and_then(Value::as_str).map(str::to_owned),
+    id: entry_id.and_then(Value::as_str),
     judged_by: JudgedBy::Config,
     ignored,
   }

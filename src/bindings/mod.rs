@@ -114,7 +114,57 @@ pub(crate) unsafe fn decode_arg<T>(
 
 /// A server name argument: a string (its content is checked by the core).
 #[napi(transparent, object_from_js = false, object_to_js = false)]
-pub struct ServerName(pub String);
+pub struct ServerName(pub ArgStr);
+
+/// A string argument, kept inline when short (server names are), so that reading one on the
+/// hot path allocates nothing.
+pub struct ArgStr(ArgRepr);
+
+enum ArgRepr {
+  Inline { len: u8, buf: [u8; ARG_INLINE] },
+  Heap(String),
+}
+
+const ARG_INLINE: usize = 64;
+
+impl ArgStr {
+  fn read(env: &Env, v: Unknown) -> JsResult<ArgStr> {
+    let mut buf = [0u8; ARG_INLINE];
+    if let Some(len) = small_str(env, v, &mut buf)?.map(str::len) {
+      return Ok(ArgStr(ArgRepr::Inline { len: len as u8, buf }));
+    }
+    // SAFETY: `v` is a live string value of this call's scope.
+    Ok(ArgStr(ArgRepr::Heap(unsafe { String::from_napi_value(env.raw(), v.raw()) }.js()?)))
+  }
+}
+
+// For the generated TypeScript and napi's checks: an `ArgStr` is a JS string.
+impl TypeName for ArgStr {
+  fn type_name() -> &'static str {
+    String::type_name()
+  }
+  fn value_type() -> ValueType {
+    String::value_type()
+  }
+}
+
+impl ValidateNapiValue for ArgStr {
+  unsafe fn validate(env: sys::napi_env, value: sys::napi_value) -> napi::Result<sys::napi_value> {
+    // SAFETY: per this function's contract.
+    unsafe { String::validate(env, value) }
+  }
+}
+
+impl std::ops::Deref for ArgStr {
+  type Target = str;
+  fn deref(&self) -> &str {
+    match &self.0 {
+      // SAFETY: `len` bytes of `buf` are the UTF-8 `small_str` checked.
+      ArgRepr::Inline { len, buf } => unsafe { std::str::from_utf8_unchecked(&buf[..*len as usize]) },
+      ArgRepr::Heap(s) => s,
+    }
+  }
+}
 
 impl FromNapiValue for ServerName {
   unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
@@ -292,81 +342,93 @@ fn read_opt<T: FromNapiValue>(env: &Env, v: Unknown, key: &str, want: ValueType,
   }
 }
 
-/// The keys to read options from. A plain object (a literal, or one with a null prototype: the
-/// common case) has no options but its own enumerable ones (a property added to Object.prototype
-/// is not an option), and `Object.keys` lists those from V8's enum cache; napi's own key listing
-/// always takes V8's slow, allocating path, which cost more than the rest of a check. Anything
-/// else (a class instance, `Object.create` of a defaults object) is walked like `for...in`,
-/// inherited options included.
-fn option_keys(env: &Env, obj: &Object) -> JsResult<Object<'static>> {
-  use napi::sys;
-  let raw_env = env.raw();
-  let mut proto = std::ptr::null_mut();
-  let ok = |s: sys::napi_status| s == sys::Status::napi_ok;
-  // SAFETY: `obj` is a live object of this call's scope; results are checked before use.
-  unsafe {
-    let mut keys = std::ptr::null_mut();
-    let mut listed = false;
-    if let Some((object_proto, object_keys)) = object_builtins(raw_env) {
-      let mut plain = false;
-      if ok(sys::napi_get_prototype(raw_env, obj.raw(), &mut proto)) {
-        let mut t = 0;
-        plain = (ok(sys::napi_typeof(raw_env, proto, &mut t)) && t == sys::ValueType::napi_null)
-          || (ok(sys::napi_strict_equals(raw_env, proto, object_proto, &mut plain)) && plain);
-      }
-      // Object.keys: V8's own fast path (its enum cache), which napi's key listing never takes.
-      let args = [obj.raw()];
-      listed = plain && ok(sys::napi_call_function(raw_env, object_proto, object_keys, 1, args.as_ptr(), &mut keys));
-    }
-    let status =
-      if listed { sys::Status::napi_ok } else { sys::napi_get_property_names(raw_env, obj.raw(), &mut keys) };
-    if status != sys::Status::napi_ok {
-      return Err(napi::Error::new(Code::Napi(Status::from(status)), "cannot list the options' keys"));
-    }
-    Object::from_napi_value(raw_env, keys).js()
-  }
+/// What an options object holds, as far as decoding cares.
+enum Shape {
+  /// A plain object whose one own enumerable key is `configDir`, holding this string: by far
+  /// the most common options, decoded without listing or looking up anything from Rust.
+  ConfigDir(sys::napi_value),
+  /// A plain object (a literal, or one with a null prototype): its options are its own
+  /// enumerable keys, listed here (a property added to Object.prototype is not an option).
+  Keys(sys::napi_value),
+  /// Anything else (a class instance, `Object.create` of a defaults object): walked like
+  /// `for...in`, inherited options included.
+  Walk,
 }
 
-/// `Object.prototype` and `Object.keys` of this thread's environment, kept by references made
-/// once (and forgotten when the environment is torn down, so a later one at the same address is
-/// never given a dead reference).
-fn object_builtins(env: napi::sys::napi_env) -> Option<(napi::sys::napi_value, napi::sys::napi_value)> {
-  use napi::sys;
+/// Sorts an options object with one call into a small function compiled once per environment:
+/// in JavaScript, `Object.keys` takes V8's enum cache and a property read takes an inline
+/// cache, while from Rust each key listed and each property read is a separate, slower napi
+/// call (napi's own key listing always takes V8's slow, allocating path). The function decides
+/// nothing about validity: every value is still checked here.
+fn shape_of(env: &Env, obj: &Object) -> JsResult<Shape> {
+  let raw_env = env.raw();
+  let ok = |s: sys::napi_status| s == sys::Status::napi_ok;
+  let Some(sorter) = shape_sorter(raw_env) else { return Ok(Shape::Walk) };
+  let mut out = std::ptr::null_mut();
+  let args = [obj.raw()];
+  // SAFETY: `sorter` and `obj` are live values of this call's scope; the result is checked.
+  let status = unsafe { sys::napi_call_function(raw_env, sorter, sorter, 1, args.as_ptr(), &mut out) };
+  if !ok(status) {
+    // A throwing getter or proxy trap: its exception is pending and propagates as it is.
+    return Err(napi::Error::new(Code::Napi(Status::from(status)), "cannot read the options object"));
+  }
+  let mut t = 0;
+  // SAFETY: `out` is the live result of the call above.
+  if !ok(unsafe { sys::napi_typeof(raw_env, out, &mut t) }) {
+    return Ok(Shape::Walk);
+  }
+  Ok(match t {
+    sys::ValueType::napi_string => Shape::ConfigDir(out),
+    sys::ValueType::napi_object => Shape::Keys(out),
+    _ => Shape::Walk,
+  })
+}
+
+/// The source of `shape_sorter`'s function. The one key name it knows comes from `Opt`.
+fn shape_sorter_source() -> String {
+  let key = Opt::ConfigDir.key();
+  format!(
+    "(function (keys, getPrototypeOf, objectPrototype) {{ 'use strict'; return function (o) {{ \
+       var p = getPrototypeOf(o); if (p !== null && p !== objectPrototype) return undefined; \
+       var k = keys(o); \
+       if (k.length === 1 && k[0] === '{key}') {{ var v = o.{key}; if (typeof v === 'string') return v; }} \
+       return k; }}; }})(Object.keys, Object.getPrototypeOf, Object.prototype)"
+  )
+}
+
+/// The shape function of this thread's environment, compiled on first use (with the builtins it
+/// uses captured then, so later monkey-patching changes nothing), kept by a reference that is
+/// forgotten when the environment is torn down (so a later one at the same address is never
+/// given a dead reference). `None` if it cannot be made: then every object is walked.
+fn shape_sorter(env: sys::napi_env) -> Option<sys::napi_value> {
   use std::cell::Cell;
   thread_local! {
-    static BUILTINS: Cell<Option<(usize, usize, usize)>> = const { Cell::new(None) };
+    static SORTER: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
   }
   unsafe extern "C" fn forget(_: *mut std::ffi::c_void) {
-    BUILTINS.set(None);
+    SORTER.set(None);
   }
   let ok = |s: sys::napi_status| s == sys::Status::napi_ok;
   // SAFETY: plain napi calls on this thread's live environment; every status is checked.
   unsafe {
-    let (proto_ref, keys_ref) = match BUILTINS.get().filter(|(e, ..)| *e == env as usize) {
-      Some((_, p, k)) => (p as sys::napi_ref, k as sys::napi_ref),
+    let sorter_ref = match SORTER.get().filter(|(e, _)| *e == env as usize) {
+      Some((_, r)) => r as sys::napi_ref,
       None => {
-        let [mut global, mut object, mut proto, mut keys] = [std::ptr::null_mut(); 4];
-        let (mut p, mut k) = (std::ptr::null_mut(), std::ptr::null_mut());
-        let made = ok(sys::napi_get_global(env, &mut global))
-          && ok(sys::napi_get_named_property(env, global, c"Object".as_ptr(), &mut object))
-          && ok(sys::napi_get_named_property(env, object, c"prototype".as_ptr(), &mut proto))
-          && ok(sys::napi_get_named_property(env, object, c"keys".as_ptr(), &mut keys))
-          && ok(sys::napi_create_reference(env, proto, 1, &mut p))
-          && ok(sys::napi_create_reference(env, keys, 1, &mut k))
+        let source = shape_sorter_source();
+        let (mut script, mut func, mut r) = (std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
+        let made = ok(sys::napi_create_string_utf8(env, source.as_ptr().cast(), source.len() as isize, &mut script))
+          && ok(sys::napi_run_script(env, script, &mut func))
+          && ok(sys::napi_create_reference(env, func, 1, &mut r))
           && ok(sys::napi_add_env_cleanup_hook(env, Some(forget), std::ptr::null_mut()));
         if !made {
           return None;
         }
-        BUILTINS.set(Some((env as usize, p as usize, k as usize)));
-        (p, k)
+        SORTER.set(Some((env as usize, r as usize)));
+        r
       }
     };
-    let (mut proto, mut keys) = (std::ptr::null_mut(), std::ptr::null_mut());
-    (ok(sys::napi_get_reference_value(env, proto_ref, &mut proto))
-      && ok(sys::napi_get_reference_value(env, keys_ref, &mut keys))
-      && !proto.is_null()
-      && !keys.is_null())
-    .then_some((proto, keys))
+    let mut func = std::ptr::null_mut();
+    (ok(sys::napi_get_reference_value(env, sorter_ref, &mut func)) && !func.is_null()).then_some(func)
   }
 }
 
@@ -409,8 +471,17 @@ impl NeedsAuthOptions {
     }
     // SAFETY: checked to be an object just above.
     let obj: Object = unsafe { arg.cast() }.js()?;
-    // Walk the keys the object has (usually one or two) rather than look up all eight names.
-    let keys = option_keys(env, &obj)?;
+    // Walk the keys the object has (usually one or two) rather than look up all ten names.
+    let keys = match shape_of(env, &obj)? {
+      // SAFETY: a live string value of this call's scope.
+      Shape::ConfigDir(dir) => {
+        options.config_dir = Some(js_string(env, unsafe { Unknown::from_raw_unchecked(env.raw(), dir) })?);
+        return Ok(options);
+      }
+      // SAFETY: a live array value of this call's scope.
+      Shape::Keys(keys) => unsafe { Object::from_napi_value(env.raw(), keys) }.js()?,
+      Shape::Walk => obj.get_property_names().js()?,
+    };
     for i in 0..keys.get_array_length().js()? {
       let key: Unknown = keys.get_element(i).js()?;
       let Some(opt) = Opt::of_key(env, key)? else { continue };
@@ -582,9 +653,9 @@ fn parse_server_config(config: &serde_json::Value, path: &str) -> JsResult<Serve
 }
 
 /// A server-name argument: must be a string (its content is checked by the core).
-pub fn server_name(env: &Env, arg: Unknown) -> JsResult<String> {
+pub fn server_name(env: &Env, arg: Unknown) -> JsResult<ArgStr> {
   match arg.get_type().js()? {
-    ValueType::String => js_string(env, arg),
+    ValueType::String => ArgStr::read(env, arg),
     other => {
       Err(CoreError::new(ErrorCode::InvalidServerName, format!("server must be a string, not {other:?}")).into())
     }

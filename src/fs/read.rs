@@ -56,18 +56,89 @@ pub fn read_bounded(path: &Path, kind: &FileKind) -> Result<Option<Vec<u8>>> {
     .read_to_end(&mut bytes)
     .map_err(|e| Error::io(kind.read_code, &format!("cannot read {}", kind.label), path, &e))?;
   if bytes.len() as u64 > kind.max_bytes {
-    return Err(Error::new(
-      kind.too_large_code,
-      format!(
-        "{} {} is larger than {} MiB, so it is not one Claude Code wrote; move it away (it was \
-         left untouched)",
-        kind.label,
-        path.display(),
-        kind.max_bytes / (1024 * 1024)
-      ),
-    ));
+    return Err(too_large(path, kind));
   }
   Ok(Some(bytes))
+}
+
+/// A file as `open_plain` found it.
+pub enum Opened {
+  Missing,
+  /// A symlink, not a regular file, or not openable here: the caller takes its general path
+  /// (which reports any error).
+  Other,
+  /// A regular file, opened, with its stamp from the open descriptor and whether `path` is its
+  /// only name.
+  File {
+    file: File,
+    stamp: Stamp,
+    len: u64,
+    single_link: bool,
+  },
+}
+
+/// Opens `path` for reading without following a final symlink (nor blocking on a FIFO) and
+/// `fstat`s the descriptor: two syscalls where `lstat`, `open` and `fstat` would be three. For
+/// a caller that expects the file to have changed (else `Stamp::read` alone is cheaper).
+pub fn open_plain(path: &Path) -> Opened {
+  #[cfg(unix)]
+  {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let opened = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path);
+    let file = match opened {
+      Ok(f) => f,
+      Err(e) if e.kind() == io::ErrorKind::NotFound => return Opened::Missing,
+      Err(_) => return Opened::Other,
+    };
+    match file.metadata() {
+      Ok(meta) if meta.is_file() => {
+        Opened::File { stamp: Stamp::of(&meta), len: meta.len(), single_link: meta.nlink() == 1, file }
+      }
+      _ => Opened::Other,
+    }
+  }
+  #[cfg(not(unix))]
+  {
+    let _ = path;
+    Opened::Other
+  }
+}
+
+/// Reads a file `open_plain` opened, bounded as `read_bounded`. A file no longer than its
+/// `fstat` said costs one `read`: a regular file's short read is its end, so the usual
+/// zero-length read that proves it is skipped.
+pub fn read_opened(mut file: File, len: u64, path: &Path, kind: &FileKind) -> Result<Vec<u8>> {
+  let err = |e: io::Error| Error::io(kind.read_code, &format!("cannot read {}", kind.label), path, &e);
+  let want = len.min(kind.max_bytes) as usize + 1;
+  let mut bytes = vec![0u8; want];
+  let n = loop {
+    match file.read(&mut bytes) {
+      Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+      other => break other.map_err(err)?,
+    }
+  };
+  bytes.truncate(n);
+  if n == want {
+    // It grew since the `fstat`: read the rest as `read_bounded` does.
+    file.take(kind.max_bytes + 1 - n as u64).read_to_end(&mut bytes).map_err(err)?;
+    if bytes.len() as u64 > kind.max_bytes {
+      return Err(too_large(path, kind));
+    }
+  }
+  Ok(bytes)
+}
+
+fn too_large(path: &Path, kind: &FileKind) -> Error {
+  Error::new(
+    kind.too_large_code,
+    format!(
+      "{} {} is larger than {} MiB, so it is not one Claude Code wrote; move it away (it was left \
+       untouched)",
+      kind.label,
+      path.display(),
+      kind.max_bytes / (1024 * 1024)
+    ),
+  )
 }
 
 /// `None`: no such file. `Some(Err(why))`: it does not parse, and has not for a while.
@@ -147,6 +218,41 @@ mod tests {
     let err = read_with(&path, &TEST_FILE, Patience::READER, object).expect_err("too large");
     assert_eq!(err.code, ErrorCode::CacheTooLarge);
     assert!(err.message.starts_with("the test file "), "{}", err.message);
+  }
+
+  #[cfg(unix)]
+  #[test]
+  fn open_plain_tells_files_links_and_missing_apart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f.json");
+    assert!(matches!(open_plain(&path), Opened::Missing));
+    fs::write(&path, b"{\"a\":1}").expect("write");
+    let Opened::File { file, stamp, len, single_link } = open_plain(&path) else { panic!("a regular file") };
+    assert!(single_link);
+    assert_eq!(Some(stamp), Stamp::read(&path, &TEST_FILE).expect("stat"));
+    assert_eq!(read_opened(file, len, &path, &TEST_FILE).expect("read"), b"{\"a\":1}");
+    fs::hard_link(&path, dir.path().join("other")).expect("link");
+    assert!(matches!(open_plain(&path), Opened::File { single_link: false, .. }), "a second name");
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&path, &link).expect("symlink");
+    assert!(matches!(open_plain(&link), Opened::Other), "a symlink is not followed");
+    assert!(matches!(open_plain(dir.path()), Opened::Other), "a directory");
+  }
+
+  #[cfg(unix)]
+  #[test]
+  fn read_opened_reads_what_grew_after_the_fstat_and_keeps_the_bound() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f.json");
+    fs::write(&path, b"{}").expect("write");
+    let Opened::File { file, .. } = open_plain(&path) else { panic!("a regular file") };
+    fs::write(&path, b"{\"grown\":true}").expect("grow in place");
+    // As if the `fstat` had seen 2 bytes: the rest is still read.
+    assert_eq!(read_opened(file, 2, &path, &TEST_FILE).expect("read"), b"{\"grown\":true}");
+    let Opened::File { file, .. } = open_plain(&path) else { panic!("a regular file") };
+    fs::write(&path, vec![b' '; 65]).expect("too large");
+    let err = read_opened(file, 2, &path, &TEST_FILE).expect_err("over the bound");
+    assert_eq!(err.code, ErrorCode::CacheTooLarge);
   }
 
   #[test]
