@@ -302,7 +302,7 @@ export type PurgeReason = 'expired' | 'superseded'
 export declare function purgeStale(options?: NeedsAuthOptions | undefined | null): Array<PurgedEntry>
 
 /** A server name argument: a string (its content is checked by the core). */
-export type ServerName = ArgStr
+export type ServerName = string
 
 /** The servers `invalidateNeedsAuth` removes: a name or an array of names (omitted: all). */
 export type ServerSelection = string | Array<string>

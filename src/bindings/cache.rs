@@ -134,11 +134,11 @@ impl FromNapiValue for ServerSelection {
 /// `undefined` and `null` never get here: the argument is an `Option`.
 fn selection(env: &Env, server: Unknown) -> JsResult<Either<String, Vec<String>>> {
   match server.get_type().js()? {
-    ValueType::String => Ok(Either::A(server_name(env, server)?.to_owned())),
+    ValueType::String => Ok(Either::A(server_name(env, server)?)),
     ValueType::Object if server.is_array().js()? => {
       // SAFETY: `server` is a live array value of this call's scope.
       let items = unsafe { Vec::<Unknown>::from_napi_value(env.raw(), server.raw()) }.js()?;
-      Ok(Either::B(items.into_iter().map(|v| Ok(server_name(env, v)?.to_owned())).collect::<JsResult<Vec<_>>>()?))
+      Ok(Either::B(items.into_iter().map(|v| server_name(env, v)).collect::<JsResult<Vec<_>>>()?))
     }
     other => {
       Err(invalid_argument(format!("server must be a name, an array of names, or omitted for all; not {other:?}")))

@@ -114,57 +114,7 @@ pub(crate) unsafe fn decode_arg<T>(
 
 /// A server name argument: a string (its content is checked by the core).
 #[napi(transparent, object_from_js = false, object_to_js = false)]
-pub struct ServerName(pub ArgStr);
-
-/// A string argument, kept inline when short (server names are), so that reading one on the
-/// hot path allocates nothing.
-pub struct ArgStr(ArgRepr);
-
-enum ArgRepr {
-  Inline { len: u8, buf: [u8; ARG_INLINE] },
-  Heap(String),
-}
-
-const ARG_INLINE: usize = 64;
-
-impl ArgStr {
-  fn read(env: &Env, v: Unknown) -> JsResult<ArgStr> {
-    let mut buf = [0u8; ARG_INLINE];
-    if let Some(len) = small_str(env, v, &mut buf)?.map(str::len) {
-      return Ok(ArgStr(ArgRepr::Inline { len: len as u8, buf }));
-    }
-    // SAFETY: `v` is a live string value of this call's scope.
-    Ok(ArgStr(ArgRepr::Heap(unsafe { String::from_napi_value(env.raw(), v.raw()) }.js()?)))
-  }
-}
-
-// For the generated TypeScript and napi's checks: an `ArgStr` is a JS string.
-impl TypeName for ArgStr {
-  fn type_name() -> &'static str {
-    String::type_name()
-  }
-  fn value_type() -> ValueType {
-    String::value_type()
-  }
-}
-
-impl ValidateNapiValue for ArgStr {
-  unsafe fn validate(env: sys::napi_env, value: sys::napi_value) -> napi::Result<sys::napi_value> {
-    // SAFETY: per this function's contract.
-    unsafe { String::validate(env, value) }
-  }
-}
-
-impl std::ops::Deref for ArgStr {
-  type Target = str;
-  fn deref(&self) -> &str {
-    match &self.0 {
-      // SAFETY: `len` bytes of `buf` are the UTF-8 `small_str` checked.
-      ArgRepr::Inline { len, buf } => unsafe { std::str::from_utf8_unchecked(&buf[..*len as usize]) },
-      ArgRepr::Heap(s) => s,
-    }
-  }
-}
+pub struct ServerName(pub String);
 
 impl FromNapiValue for ServerName {
   unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
@@ -653,9 +603,9 @@ fn parse_server_config(config: &serde_json::Value, path: &str) -> JsResult<Serve
 }
 
 /// A server-name argument: must be a string (its content is checked by the core).
-pub fn server_name(env: &Env, arg: Unknown) -> JsResult<ArgStr> {
+pub fn server_name(env: &Env, arg: Unknown) -> JsResult<String> {
   match arg.get_type().js()? {
-    ValueType::String => ArgStr::read(env, arg),
+    ValueType::String => js_string(env, arg),
     other => {
       Err(CoreError::new(ErrorCode::InvalidServerName, format!("server must be a string, not {other:?}")).into())
     }
