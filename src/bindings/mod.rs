@@ -12,6 +12,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use napi::sys;
+use std::mem::MaybeUninit;
 
 use crate::config_dir;
 use crate::credentials::CredentialSource;
@@ -247,7 +248,7 @@ impl Opt {
     if key.get_type().js()? != ValueType::String {
       return Ok(None);
     }
-    let mut buf = [0u8; 32];
+    let mut buf = [MaybeUninit::<u8>::uninit(); 32];
     // A key too long for the buffer is longer than every option's name.
     Ok(small_str(env, key, &mut buf)?.and_then(|k| Opt::ALL.into_iter().find(|o| o.key() == k)))
   }
@@ -255,7 +256,8 @@ impl Opt {
 
 /// A JS string (checked by the caller) read into `buf` with one call, or `None` when it may not
 /// have fit (V8 writes whole characters only, so up to 3 bytes short of full is not proof).
-fn small_str<'b>(env: &Env, v: Unknown, buf: &'b mut [u8]) -> JsResult<Option<&'b str>> {
+/// `buf` need not be initialised: zeroing it would cost more than the read.
+fn small_str<'b>(env: &Env, v: Unknown, buf: &'b mut [MaybeUninit<u8>]) -> JsResult<Option<&'b str>> {
   let mut len = 0usize;
   // SAFETY: `v` is a live string of this call's scope; napi writes at most `buf.len()` bytes
   // (the last one a NUL) and sets `len` to the bytes written before it.
@@ -267,20 +269,29 @@ fn small_str<'b>(env: &Env, v: Unknown, buf: &'b mut [u8]) -> JsResult<Option<&'
   if len + 4 >= buf.len() {
     return Ok(None);
   }
+  // SAFETY: napi initialised the first `len` bytes.
+  let written = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), len) };
   // napi writes valid UTF-8 (lone surrogates become U+FFFD, as with `String`).
-  Ok(std::str::from_utf8(&buf[..len]).ok())
+  Ok(std::str::from_utf8(written).ok())
 }
 
-/// A string argument or option (checked to be a string by the caller), read without a length
-/// probe when it is short, as server names and config dirs are.
+/// A string argument or option (checked to be a string by the caller), read straight into its
+/// allocation without a length probe when it is short, as server names and config dirs are.
 fn js_string(env: &Env, v: Unknown) -> JsResult<String> {
-  let mut buf = [0u8; 512];
-  match small_str(env, v, &mut buf)? {
-    Some(s) => Ok(s.to_owned()),
-    // SAFETY: `v` is a live string value of this call's scope.
-    None => unsafe { String::from_napi_value(env.raw(), v.raw()) }.js(),
+  let mut bytes = Vec::<u8>::with_capacity(STRING_GUESS);
+  if let Some(len) = small_str(env, v, bytes.spare_capacity_mut())?.map(str::len) {
+    // SAFETY: `small_str` initialised these `len` bytes, and checked them to be UTF-8.
+    unsafe {
+      bytes.set_len(len);
+      return Ok(String::from_utf8_unchecked(bytes));
+    }
   }
+  // SAFETY: `v` is a live string value of this call's scope.
+  unsafe { String::from_napi_value(env.raw(), v.raw()) }.js()
 }
+
+/// Room for most server names and config dirs; longer strings take napi's length probe.
+const STRING_GUESS: usize = 256;
 
 /// An option's value, read without coercion: `undefined` and `null` mean "not given".
 fn read_opt<T: FromNapiValue>(env: &Env, v: Unknown, key: &str, want: ValueType, what: &str) -> JsResult<Option<T>> {
