@@ -256,6 +256,37 @@ describe('options are decoded afresh on every call', () => {
     }
   });
 
+  it('follows configDir from call to call, alternating, and in a worker thread at the same time', async (t) => {
+    const [a, b] = [tmp(t), tmp(t)];
+    markNeedsAuth('only-in-a', { configDir: a });
+    markNeedsAuth('only-in-b', { configDir: b });
+    const { Worker } = require('node:worker_threads');
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const { isNeedsAuthCached } = require(workerData.addon);
+       let wrong = 0;
+       for (let i = 0; i < 2000; i++) {
+         const inA = i % 3 === 0;
+         if (isNeedsAuthCached('only-in-a', { configDir: inA ? workerData.a : workerData.b }) !== inA) wrong++;
+       }
+       parentPort.postMessage(wrong);`,
+      { eval: true, workerData: { addon: ADDON, a, b } },
+    );
+    t.after(() => worker.terminate());
+    for (let i = 0; i < 2000; i++) {
+      const inA = i % 2 === 0;
+      // A fresh string each time: equal content, another string object.
+      const dir = `${inA ? a : b}`.slice(0);
+      assert.equal(isNeedsAuthCached('only-in-a', { configDir: dir }), inA, `call ${i}`);
+      assert.equal(isNeedsAuthCached('only-in-b', { configDir: inA ? a : b }), !inA, `call ${i}, b`);
+    }
+    const wrong = await new Promise((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    assert.equal(wrong, 0, 'the worker saw its own dirs');
+  });
+
   it('reads server names of every length around the size of the first read exactly', (t) => {
     const dir = tmp(t);
     for (let n = 244; n <= 260; n++) {

@@ -1,0 +1,170 @@
+//! Sorting an options object with one call into JavaScript, so that the common options cost
+//! no napi property lookups (see `shape_of`).
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+
+use super::options::Opt;
+use super::{js_string, Code, JsResult};
+
+/// What an options object holds, as far as decoding cares.
+pub(super) enum Shape {
+  /// A plain object whose one own enumerable key is `configDir`, holding this string: by far
+  /// the most common options, decoded without listing or looking up anything from Rust, and
+  /// without even reading the string when it is the one of the previous call.
+  ConfigDir(Arc<str>),
+  /// A plain object (a literal, or one with a null prototype): its options are its own
+  /// enumerable keys, listed here (a property added to Object.prototype is not an option).
+  Keys(sys::napi_value),
+  /// Anything else (a class instance, `Object.create` of a defaults object): walked like
+  /// `for...in`, inherited options included.
+  Walk,
+}
+
+/// Sorts an options object with one call into a small function compiled once per environment:
+/// in JavaScript, `Object.keys` takes V8's enum cache, a property read takes an inline cache
+/// and comparing two strings is cheap, while from Rust each key listed, each property read and
+/// each string copied out is a separate, slower napi call (napi's own key listing always takes
+/// V8's slow, allocating path). The function decides nothing about validity: every value is
+/// still checked here.
+pub(super) fn shape_of(env: &Env, obj: &Object) -> JsResult<Shape> {
+  let raw_env = env.raw();
+  let ok = |s: sys::napi_status| s == sys::Status::napi_ok;
+  let Some(sorter) = Sorter::of(raw_env) else { return Ok(Shape::Walk) };
+  let mut out = std::ptr::null_mut();
+  let args = [obj.raw()];
+  // SAFETY: `sorter.sort` and `obj` are live values of this call's scope; the result is checked.
+  let status = unsafe { sys::napi_call_function(raw_env, sorter.sort, sorter.sort, 1, args.as_ptr(), &mut out) };
+  if !ok(status) {
+    // A throwing getter or proxy trap: its exception is pending and propagates as it is.
+    return Err(napi::Error::new(Code::Napi(Status::from(status)), "cannot read the options object"));
+  }
+  let mut t = 0;
+  // SAFETY: `out` is the live result of the call above.
+  if !ok(unsafe { sys::napi_typeof(raw_env, out, &mut t) }) {
+    return Ok(Shape::Walk);
+  }
+  Ok(match t {
+    // `configDir` is the string of the previous call.
+    sys::ValueType::napi_boolean => sorter.last.map_or(Shape::Walk, Shape::ConfigDir),
+    sys::ValueType::napi_string => {
+      // SAFETY: a live string value of this call's scope.
+      let dir: Arc<str> = js_string(env, unsafe { Unknown::from_raw_unchecked(raw_env, out) })?.into();
+      Sorter::remember(raw_env, &sorter, out, &dir);
+      Shape::ConfigDir(dir)
+    }
+    sys::ValueType::napi_object => Shape::Keys(out),
+    _ => Shape::Walk,
+  })
+}
+
+/// The source of the sorter: `[sort, remember]`. `sort(o)` returns `true` when `o` is
+/// `{configDir: last}`, the string when it is `{configDir: <another string>}`, the keys of any
+/// other plain object, and `undefined` for anything else. `remember(s)` sets `last`. The one
+/// key name it knows comes from `Opt`.
+fn source() -> String {
+  let key = Opt::ConfigDir.key();
+  format!(
+    "(function (keys, getPrototypeOf, objectPrototype) {{ 'use strict'; var last; return [ \
+       function (o) {{ \
+         var p = getPrototypeOf(o); if (p !== null && p !== objectPrototype) return undefined; \
+         var k = keys(o); \
+         if (k.length === 1 && k[0] === '{key}') {{ \
+           var v = o.{key}; if (typeof v === 'string') return v === last ? true : v; }} \
+         return k; }}, \
+       function (s) {{ last = s; }} ]; }})(Object.keys, Object.getPrototypeOf, Object.prototype)"
+  )
+}
+
+/// This thread's sorter (one per environment: a Node worker has its own).
+struct Sorter {
+  sort: sys::napi_value,
+  remember: sys::napi_value,
+  /// The sorter's `last`, as Rust decoded it. Set only after `remember` ran, and cleared before
+  /// it runs, so `Some` always holds the very string the sorter compares with.
+  last: Option<Arc<str>>,
+}
+
+/// The references kept per thread, with the environment they belong to.
+struct Kept {
+  env: usize,
+  sort: usize,
+  remember: usize,
+  last: Option<Arc<str>>,
+}
+
+thread_local! {
+  static KEPT: RefCell<Option<Kept>> = const { RefCell::new(None) };
+  /// Environments whose teardown already clears `KEPT` (a cleanup hook is added only once).
+  static HOOKED: Cell<usize> = const { Cell::new(0) };
+}
+
+impl Sorter {
+  /// The sorter of `env`, compiled on first use (with the builtins it uses captured then, so
+  /// later monkey-patching changes nothing) and kept by references that are forgotten when
+  /// the environment is torn down (so a later one at the same address is never given a dead
+  /// reference). `None` if it cannot be made: then every object is walked.
+  fn of(env: sys::napi_env) -> Option<Sorter> {
+    let ok = |s: sys::napi_status| s == sys::Status::napi_ok;
+    let kept =
+      KEPT.with_borrow(|k| k.as_ref().filter(|k| k.env == env as usize).map(|k| (k.sort, k.remember, k.last.clone())));
+    // SAFETY: plain napi calls on this thread's live environment; every status is checked.
+    unsafe {
+      let (sort_ref, remember_ref, last) = match kept {
+        Some(k) => k,
+        None => {
+          let source = source();
+          let [mut script, mut pair, mut sort, mut remember] = [std::ptr::null_mut(); 4];
+          let (mut s, mut r) = (std::ptr::null_mut(), std::ptr::null_mut());
+          let made = ok(sys::napi_create_string_utf8(env, source.as_ptr().cast(), source.len() as isize, &mut script))
+            && ok(sys::napi_run_script(env, script, &mut pair))
+            && ok(sys::napi_get_element(env, pair, 0, &mut sort))
+            && ok(sys::napi_get_element(env, pair, 1, &mut remember))
+            && ok(sys::napi_create_reference(env, sort, 1, &mut s))
+            && ok(sys::napi_create_reference(env, remember, 1, &mut r))
+            && (HOOKED.get() == env as usize
+              || ok(sys::napi_add_env_cleanup_hook(env, Some(forget), std::ptr::null_mut())));
+          if !made {
+            return None;
+          }
+          HOOKED.set(env as usize);
+          let kept = Kept { env: env as usize, sort: s as usize, remember: r as usize, last: None };
+          KEPT.set(Some(kept));
+          (s as usize, r as usize, None)
+        }
+      };
+      let (mut sort, mut remember) = (std::ptr::null_mut(), std::ptr::null_mut());
+      let live = ok(sys::napi_get_reference_value(env, sort_ref as sys::napi_ref, &mut sort))
+        && ok(sys::napi_get_reference_value(env, remember_ref as sys::napi_ref, &mut remember))
+        && !sort.is_null()
+        && !remember.is_null();
+      live.then_some(Sorter { sort, remember, last })
+    }
+  }
+
+  /// Makes `dir` (decoded from the JS string `value`) the sorter's `last`.
+  fn remember(env: sys::napi_env, sorter: &Sorter, value: sys::napi_value, dir: &Arc<str>) {
+    let set_last = |last: Option<Arc<str>>| {
+      KEPT.with_borrow_mut(|k| {
+        if let Some(k) = k.as_mut().filter(|k| k.env == env as usize) {
+          k.last = last;
+        }
+      })
+    };
+    set_last(None);
+    let mut out = std::ptr::null_mut();
+    let args = [value];
+    // SAFETY: live values of this call's scope; `remember` only assigns a variable.
+    let status = unsafe { sys::napi_call_function(env, sorter.remember, sorter.remember, 1, args.as_ptr(), &mut out) };
+    if status == sys::Status::napi_ok {
+      set_last(Some(Arc::clone(dir)));
+    }
+  }
+}
+
+unsafe extern "C" fn forget(_: *mut std::ffi::c_void) {
+  KEPT.set(None);
+  HOOKED.set(0);
+}
