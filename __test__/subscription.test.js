@@ -234,6 +234,38 @@ describe('Subscription lifetime', () => {
     assert.equal(sub.closed, true);
   });
 
+  it("one callback closes another subscription's queued event and subscribes a new one", async (t) => {
+    const dir = tmp(t);
+    const opts = { configDir: dir, watch: false };
+    let late = null;
+    const victim = subscribe(t, opts);
+    const first = subscribe(t, opts, (e) => {
+      if (e.servers[0] !== 'one') return;
+      victim.sub.close();
+      late = subscribe(t, opts);
+    });
+    // `first` was made after `victim`, but the events of one call are queued in subscription
+    // order: move `first` ahead by closing and remaking `victim` after it.
+    victim.sub.close();
+    victim.sub = onAuthChanged((e) => victim.events.push(e), opts);
+    t.after(() => victim.sub.close());
+    invalidateNeedsAuth('one', opts);
+    await waitFor(() => late !== null, 'the first callback');
+    invalidateNeedsAuth('two', opts);
+    await waitFor(() => late.events.length === 1, 'the event of the subscription made in a callback');
+    await sleep(50);
+    assert.deepEqual(
+      first.events.map((e) => e.servers[0]),
+      ['one', 'two'],
+    );
+    assert.deepEqual(victim.events, [], 'closed by another callback before its queued event ran');
+    assert.deepEqual(
+      late.events.map((e) => e.servers[0]),
+      ['two'],
+      'only events after it was made',
+    );
+  });
+
   it('[Symbol.dispose] exists and closes', async (t) => {
     const dir = tmp(t);
     const opts = { configDir: dir, watch: false };

@@ -77,10 +77,20 @@ fn locked() -> std::sync::MutexGuard<'static, Registry> {
 /// Adds a subscriber; with `watch`, makes sure the watcher for its (config dir, store) runs
 /// before returning, so that a change made after this returns is reported.
 pub fn subscribe(config_dir: &Path, listener: Arc<dyn Listener>, watch: Option<WatchSpec>) -> Result<u64> {
-  let id = process_state::NEXT_SUBSCRIBER_ID.fetch_add(1, Ordering::Relaxed);
+  let id = next_subscriber_id();
+  subscribe_as(id, config_dir, listener, watch).map(|()| id)
+}
+
+/// A subscriber id never used before in this process, for `subscribe_as`.
+pub fn next_subscriber_id() -> u64 {
+  process_state::NEXT_SUBSCRIBER_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// `subscribe`, under an id from `next_subscriber_id` (for a listener that must know its id).
+pub fn subscribe_as(id: u64, config_dir: &Path, listener: Arc<dyn Listener>, watch: Option<WatchSpec>) -> Result<()> {
   let Some(spec) = watch else {
     locked().subscribers.insert(id, Subscriber { config_dir: config_dir.to_path_buf(), listener, watch: None });
-    return Ok(id);
+    return Ok(());
   };
   let store = Store::locate(config_dir, spec.explicit_config_dir, spec.credentials);
   let key: Key = (config_dir.to_path_buf(), store.clone());
@@ -111,7 +121,7 @@ pub fn subscribe(config_dir: &Path, listener: Arc<dyn Listener>, watch: Option<W
       }
     }
   }
-  Ok(id)
+  Ok(())
 }
 
 /// Removes a subscriber (idempotent). The last subscriber of a watcher stops it.

@@ -1,14 +1,17 @@
 //! `onAuthChanged` and the `Subscription` it returns.
 //!
-//! Each subscription owns a weak threadsafe function (it never keeps the process alive) whose
-//! JavaScript side is a small dispatcher made here: it drops events that arrive after
-//! `close()`, calls the user's callback, and turns a throw into `process.emitWarning` so one
-//! bad listener cannot stop the others. Events are always queued, so a callback never runs
-//! synchronously inside the call that caused it.
+//! Every subscription of one JS environment (the main thread, or one worker) shares that
+//! environment's hub: one weak threadsafe function (it never keeps the process alive) whose
+//! JavaScript side is one small dispatcher made here, and the callbacks by subscriber id. The
+//! dispatcher drops events of a subscription closed since they were queued, calls the user's
+//! callback, and turns a throw into `process.emitWarning`, so one bad listener cannot stop the
+//! others. Events are always queued, so a callback never runs synchronously inside the call that
+//! caused it. Sharing keeps a subscription to a few hundred bytes: a threadsafe function (with
+//! its libuv handle) and a JS function per subscription cost more than the callback itself.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
@@ -69,25 +72,65 @@ impl From<AuthEvent> for AuthChangedEvent {
   }
 }
 
-/// What the threadsafe function carries to the JS thread.
+/// What the threadsafe function carries to the JS thread, for one subscriber.
 enum Message {
   Event(AuthEvent),
   Warning(String),
 }
 
-type Tsfn = ThreadsafeFunction<Message, (), Either<AuthChangedEvent, String>, Status, false, true>;
+/// The dispatcher's arguments: the subscriber id, then the event or the warning's text.
+type DispatchArgs = FnArgs<(f64, Either<AuthChangedEvent, String>)>;
+
+type Tsfn = ThreadsafeFunction<(u64, Message), (), DispatchArgs, Status, false, true>;
 
 struct JsListener {
-  tsfn: Tsfn,
+  id: u64,
+  tsfn: Arc<Tsfn>,
 }
 
 impl Listener for JsListener {
   fn deliver(&self, event: &AuthEvent) -> bool {
-    self.tsfn.call(Message::Event(event.clone()), ThreadsafeFunctionCallMode::NonBlocking) != Status::Closing
+    self.tsfn.call((self.id, Message::Event(event.clone())), ThreadsafeFunctionCallMode::NonBlocking) != Status::Closing
   }
 
   fn warn(&self, message: &str) {
-    self.tsfn.call(Message::Warning(message.to_owned()), ThreadsafeFunctionCallMode::NonBlocking);
+    self.tsfn.call((self.id, Message::Warning(message.to_owned())), ThreadsafeFunctionCallMode::NonBlocking);
+  }
+}
+
+/// One JS environment's share of every subscription it made.
+struct Hub {
+  /// The environment (its address) this hub belongs to.
+  env: usize,
+  tsfn: Arc<Tsfn>,
+  /// The callbacks of the open subscriptions, by subscriber id.
+  callbacks: HashMap<u64, FunctionRef<AuthChangedEvent, ()>>,
+}
+
+thread_local! {
+  /// This thread's hub (a thread runs one JS environment at a time). Made on the first
+  /// subscription, gone with the environment (its cleanup hook unsubscribes what is left).
+  static HUB: RefCell<Option<Hub>> = const { RefCell::new(None) };
+}
+
+/// The hub of `env`, made (with its threadsafe function and cleanup hook) if there is none.
+fn hub_tsfn(env: &Env) -> JsResult<Arc<Tsfn>> {
+  let key = env.raw() as usize;
+  if let Some(tsfn) = HUB.with_borrow(|h| h.as_ref().filter(|h| h.env == key).map(|h| Arc::clone(&h.tsfn))) {
+    return Ok(tsfn);
+  }
+  let tsfn = Arc::new(dispatcher(env)?);
+  env.add_env_cleanup_hook((), |()| close_hub()).js()?;
+  HUB.set(Some(Hub { env: key, tsfn: Arc::clone(&tsfn), callbacks: HashMap::new() }));
+  Ok(tsfn)
+}
+
+/// At the environment's teardown: every subscription it left open is closed.
+fn close_hub() {
+  if let Some(hub) = HUB.take() {
+    for id in hub.callbacks.keys() {
+      event_bus::unsubscribe(*id);
+    }
   }
 }
 
@@ -101,19 +144,16 @@ pub struct Subscription {
 /// on the JS thread of the env that subscribed).
 struct Handle {
   id: u64,
-  closed: Arc<AtomicBool>,
-  /// Unsubscribes when the env goes away without `close()` (a worker thread that exits);
-  /// removed by `close()`.
-  teardown: Cell<Option<napi::CleanupEnvHook<u64>>>,
+  closed: Cell<bool>,
 }
 
 impl Handle {
-  fn close(&self, env: &Env) {
-    if !self.closed.swap(true, Ordering::SeqCst) {
+  fn close(&self) {
+    if !self.closed.replace(true) {
+      // Taken out before it is dropped: dropping a reference must not happen inside the borrow.
+      let callback = HUB.with_borrow_mut(|h| h.as_mut().and_then(|h| h.callbacks.remove(&self.id)));
+      drop(callback);
       event_bus::unsubscribe(self.id);
-    }
-    if let Some(hook) = self.teardown.take() {
-      let _ = env.remove_env_cleanup_hook(hook);
     }
   }
 }
@@ -123,14 +163,14 @@ impl Subscription {
   /// Stops delivery at once (events already queued are dropped) and releases the watcher when
   /// this was its last subscription. Idempotent. Also available as `[Symbol.dispose]()`.
   #[napi]
-  pub fn close(&self, env: Env) {
-    self.handle.close(&env);
+  pub fn close(&self) {
+    self.handle.close();
   }
 
   /// True once `close()` ran (or the signal aborted).
   #[napi(getter)]
   pub fn closed(&self) -> bool {
-    self.handle.closed.load(Ordering::SeqCst)
+    self.handle.closed.get()
   }
 }
 
@@ -162,46 +202,41 @@ pub fn on_auth_changed(
   } else {
     None
   };
-  let closed = Arc::new(AtomicBool::new(false));
   if let Some((_, true)) = &signal {
-    closed.store(true, Ordering::SeqCst);
-    return Ok(Subscription { handle: Rc::new(Handle { id: 0, closed, teardown: Cell::new(None) }) });
+    return Ok(Subscription { handle: Rc::new(Handle { id: 0, closed: Cell::new(true) }) });
   }
 
-  let tsfn = dispatcher(&env, callback, Arc::clone(&closed))?;
-  let id = event_bus::subscribe(&config_dir, Arc::new(JsListener { tsfn }), watch)?;
-  let handle = Rc::new(Handle { id, closed, teardown: Cell::new(None) });
-  // From here on a failure (inside the engine only) undoes the registration.
-  let undo = |e| {
-    handle.close(&env);
-    e
-  };
-  let hook = env
-    .add_env_cleanup_hook(id, |id| {
-      event_bus::unsubscribe(id);
-    })
-    .js()
-    .map_err(undo)?;
-  handle.teardown.set(Some(hook));
+  let tsfn = hub_tsfn(&env)?;
+  let id = event_bus::next_subscriber_id();
+  // In the hub before the bus can deliver anything for it.
+  HUB.with_borrow_mut(|h| h.as_mut().map(|h| h.callbacks.insert(id, callback)));
+  let handle = Rc::new(Handle { id, closed: Cell::new(false) });
+  if let Err(e) = event_bus::subscribe_as(id, &config_dir, Arc::new(JsListener { id, tsfn }), watch) {
+    handle.close();
+    return Err(e.into());
+  }
   if let Some((signal, _)) = signal {
-    on_abort(&env, signal, Rc::clone(&handle)).map_err(undo)?;
+    // A failure here is inside the engine only; it undoes the registration.
+    on_abort(&env, signal, Rc::clone(&handle)).inspect_err(|_| handle.close())?;
   }
   Ok(Subscription { handle })
 }
 
-/// The threadsafe function events and warnings travel through: a small JS-side dispatcher that
-/// drops what arrives after `close()`, calls the user's callback, and turns a throw into a
-/// warning.
-fn dispatcher(env: &Env, user_callback: FunctionRef<AuthChangedEvent, ()>, closed: Arc<AtomicBool>) -> JsResult<Tsfn> {
+/// The hub's threadsafe function: one JS-side dispatcher that finds the subscriber's callback
+/// (none: closed since the event was queued, so it is dropped), calls it, and turns a throw into
+/// a warning.
+fn dispatcher(env: &Env) -> JsResult<Tsfn> {
   let dispatcher = env
-    .create_function_from_closure::<Unknown, (), _>("onAuthChangedDispatch", move |ctx| {
-      if closed.load(Ordering::SeqCst) {
-        return Ok(());
-      }
-      let arg: Unknown = ctx.get(0)?;
+    .create_function_from_closure::<FnArgs<(f64, Unknown)>, (), _>("onAuthChangedDispatch", move |ctx| {
+      let id = ctx.get::<f64>(0)? as u64;
+      let arg: Unknown = ctx.get(1)?;
       // SAFETY: the argument stays alive for this whole call, which is all the callee needs.
       let arg: Unknown<'static> = unsafe { Unknown::from_raw_unchecked(ctx.env.raw(), arg.raw()) };
       let env: &Env = ctx.env;
+      // The callback's handle is taken out of the hub before it runs: it may subscribe or close.
+      let callback = HUB
+        .with_borrow(|h| h.as_ref().and_then(|h| h.callbacks.get(&id)).map(|cb| cb.borrow_back(env).map(|f| f.raw())));
+      let Some(callback) = callback.transpose()? else { return Ok(()) };
       if arg.get_type()? == ValueType::String {
         // A warning from the watcher, not an event.
         // SAFETY: `arg` is a live string of this call's scope.
@@ -209,22 +244,23 @@ fn dispatcher(env: &Env, user_callback: FunctionRef<AuthChangedEvent, ()>, close
         emit_warning(env, &message, "MCP_NEEDS_AUTH_WATCH");
         return Ok(());
       }
-      let callback = user_callback.borrow_back(env)?;
-      if let Some(thrown) = call_catching(env, &callback, arg) {
+      if let Some(thrown) = call_catching(env, callback, arg) {
         emit_warning(env, &format!("an onAuthChanged callback threw: {thrown}"), "MCP_NEEDS_AUTH_LISTENER_THREW");
       }
       Ok(())
     })
     .js()?;
   dispatcher
-    .build_threadsafe_function::<Message>()
+    .build_threadsafe_function::<(u64, Message)>()
     .callee_handled::<false>()
     .weak::<true>()
     .build_callback(|ctx| {
-      Ok(match ctx.value {
+      let (id, message) = ctx.value;
+      let payload = match message {
         Message::Event(event) => Either::A(AuthChangedEvent::from(event)),
         Message::Warning(message) => Either::B(message),
-      })
+      };
+      Ok(FnArgs::from((id as f64, payload)))
     })
     .js()
 }
@@ -232,8 +268,8 @@ fn dispatcher(env: &Env, user_callback: FunctionRef<AuthChangedEvent, ()>, close
 /// `signal.addEventListener('abort', close, { once: true })`.
 fn on_abort(env: &Env, signal: Object, handle: Rc<Handle>) -> JsResult<()> {
   let on_abort = env
-    .create_function_from_closure::<(), (), _>("onAbort", move |ctx| {
-      handle.close(ctx.env);
+    .create_function_from_closure::<(), (), _>("onAbort", move |_| {
+      handle.close();
       Ok(())
     })
     .js()?;
@@ -246,14 +282,14 @@ fn on_abort(env: &Env, signal: Object, handle: Rc<Handle>) -> JsResult<()> {
 
 /// Calls `callback(arg)`; if it throws, clears the exception and returns `String(thrown)`.
 /// (napi-rs's own capture cannot hold a thrown primitive below Node-API 10.)
-fn call_catching(env: &Env, callback: &Callback, arg: Unknown<'static>) -> Option<String> {
+fn call_catching(env: &Env, callback: napi::sys::napi_value, arg: Unknown<'static>) -> Option<String> {
   let mut undefined = std::ptr::null_mut();
   let mut result = std::ptr::null_mut();
   let argv = [arg.raw()];
   // SAFETY: all handles belong to this env and this call's scope.
   let status = unsafe {
     napi::sys::napi_get_undefined(env.raw(), &mut undefined);
-    napi::sys::napi_call_function(env.raw(), undefined, callback.raw(), 1, argv.as_ptr(), &mut result)
+    napi::sys::napi_call_function(env.raw(), undefined, callback, 1, argv.as_ptr(), &mut result)
   };
   if status != napi::sys::Status::napi_pending_exception {
     return None;
