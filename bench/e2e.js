@@ -382,7 +382,7 @@ async function benchE2e({ quick = false, log = console.error, stats } = {}) {
   const res = { trials, timeoutMs: TIMEOUT_MS, pollMs: POLL_MS, acpVersion: acpVersion(), stacks: [] };
   const writer = startWriter();
   try {
-    await within(writer.ready, 15_000, null);
+    if ((await within(writer.ready, 15_000, null)) !== 'ready') throw new Error('the e2e writer did not start');
     for (const stack of STACKS) {
       const problems = stackProblems(stack);
       if (problems.length)

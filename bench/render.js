@@ -384,30 +384,26 @@ function renderE2e(e, p) {
     );
     p();
   }
-  p(
-    `Notes: ACP's way is claude-agent-acp ${e.acpVersion ?? '0.101.0'}'s own code (\`dist/acp-agent.js\`: \`authenticateMcpServers\` →`,
-  );
-  p(
-    "`authenticateMcpServer` → `waitForMcpAuthentication`), run call for call in this process against each stack's session:",
-  );
-  p(
-    'for a server the session reports `needs-auth` it calls `mcpAuthenticate(name)` and, while the user has the sign-in',
-  );
-  p(
-    'URL, polls `mcpServerStatus()` every 1 s for up to 10 min, stopping on `connected`, `failed` or `disabled`; it never',
-  );
-  p(
-    'calls `reconnectMcpServer`, and Claude Code does not re-read a token another process saved into a server it already',
-  );
-  p(
-    'marked `needs-auth`, so that session never reports `connected` (Claude Code waits for its own OAuth callback). The',
-  );
-  p("1 s poll row is not ACP: it is the least a polling host must add (reconnect when the server's token in");
-  p('`.credentials.json` changed) and shows the cost of polling itself: on average half a period plus the connect.');
-  p(
-    `With ${e.trials} trials the p99 is the slowest trial. ACP ${e.acpVersion ?? '0.101.0'} itself depends on Agent SDK 0.3.318; here its`,
-  );
-  p("flow drives each stack's own SDK.");
+  const acp = `claude-agent-acp ${e.acpVersion ?? '0.101.0'}`;
+  const acpSeen = e.stacks.reduce((n, s) => n + s.acp.connected, 0);
+  const acpTrials = e.stacks.reduce((n, s) => n + s.acp.trials.length, 0);
+  const acpNever = acpSeen === 0;
+  const notes = [
+    `Notes: ACP's way is ${acp}'s own code (\`dist/acp-agent.js\`, \`authenticateMcpServers\` → \`authenticateMcpServer\` →`,
+    '`waitForMcpAuthentication`), run call for call in this process: for a server the session reports `needs-auth` it',
+    'calls `mcpAuthenticate(name)` and then, while the user has the sign-in URL, polls `mcpServerStatus()` every 1 s',
+    '(`MCP_OAUTH_STATUS_POLL_MS`) for up to 10 min until `connected`, `failed` or `disabled`, never calling',
+    '`reconnectMcpServer`. Claude Code does not pick up a token another process saved for a server it already reports',
+    '`needs-auth` (it waits for its own OAuth callback), so that flow can only see `connected` if something else',
+    acpNever
+      ? `reconnects the server; in this run it never did, in ${e.trials} trials × ${e.timeoutMs / 1000} s per stack with the valid token saved.`
+      : `reconnects the server; in this run it saw \`connected\` in ${acpSeen} of ${acpTrials} trials.`,
+    'The 1 s poll row is not ACP: it is the least a polling',
+    "host must add (reconnect when the server's access token in `.credentials.json` changed), and shows the cost of",
+    `polling itself: on average half a period plus the connect. With ${e.trials} trials the p99 is the slowest trial. ${acp}`,
+    "itself depends on Agent SDK 0.3.318; here its flow drives each stack's own SDK.",
+  ];
+  for (const line of notes) p(line);
   p();
 }
 
