@@ -11,7 +11,9 @@
 //         when that asks for user action, poll mcpServerStatus() every MCP_OAUTH_STATUS_POLL_MS
 //         (1 s) until the server is connected (done), failed/disabled/gone (give up) or 10 min pass.
 //         It never calls reconnectMcpServer. (The client is taken to support URL elicitation, the
-//         case where ACP runs this flow at all; the user ignores the URL and signs in elsewhere.)
+//         case where ACP runs this flow at all; the user ignores the URL and signs in elsewhere.
+//         ACP starts the flow after session/new and after `/mcp reconnect`; here each trial starts
+//         it afresh, as right after session/new.)
 //   poll  not ACP: the fastest a 1 s poll can be. Every second mcpServerStatus(); for a
 //         `needs-auth` server, read .credentials.json and, when the server's access token changed
 //         since the last poll, reconnectMcpServer(name) (what a polling host must add to ACP's
@@ -238,7 +240,7 @@ async function runWay(stack, way, writer, trials, log) {
       // 0.3.x warns unless the delivery is named; 'argv' is what both SDKs do by default.
       ...(stack.agentSdk.version.startsWith('0.3.') ? { mcpServersDelivery: 'argv' } : {}),
     });
-    const first = await session.settled(NAME, 30_000);
+    const first = await within(session.settled(NAME, 30_000), 40_000, undefined);
     if (first?.status !== 'needs-auth') throw new Error(`${stack.name}/${way}: the session reports ${first?.status}`);
     out.sessionStartMs = Date.now() - t0;
     const q = session.q;
