@@ -45,7 +45,7 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { fork } = require('node:child_process');
+const { fork, spawn } = require('node:child_process');
 const { performance } = require('node:perf_hooks');
 const crypto = require('node:crypto');
 
@@ -230,6 +230,22 @@ async function runWay(stack, way, writer, trials, log) {
   const out = { way, style, trials: [], spurious: [] };
   let session = null;
   let sub = null;
+  // Claude Code is spawned as the SDKs spawn it by default (0.2.104's options exactly), but here,
+  // so that its exit can be awaited: 2.1.108 still writes its MCP logs under $HOME/.cache after
+  // the session's close() resolves, which would bring back a HOME removed too early.
+  const children = [];
+  const spawnTracked = (o) => {
+    const child = spawn(o.command, o.args, {
+      cwd: o.cwd,
+      env: o.env,
+      signal: o.signal,
+      stdio: ['pipe', 'pipe', 'ignore'],
+      windowsHide: true,
+    });
+    child.on('error', () => {}); // an abort kills it; the SDK reports what matters
+    children.push(child);
+    return child;
+  };
   const flows = new Set(); // acp flows still running: {abort, done}
   const started = Date.now();
   try {
@@ -237,6 +253,7 @@ async function runWay(stack, way, writer, trials, log) {
     const t0 = Date.now();
     session = await openSession(stack, h.env, {
       mcpServers,
+      spawnClaudeCodeProcess: spawnTracked,
       // 0.3.x warns unless the delivery is named; 'argv' is what both SDKs do by default.
       ...(stack.agentSdk.version.startsWith('0.3.') ? { mcpServersDelivery: 'argv' } : {}),
     });
@@ -355,6 +372,7 @@ async function runWay(stack, way, writer, trials, log) {
     await within(Promise.all([...flows].map((f) => f.done)), 5_000, null);
     if (sub) sub.close();
     if (session) await session.close();
+    await Promise.all(children.map(reap));
     await srv.close();
     h.cleanup();
   }
@@ -366,6 +384,16 @@ async function runWay(stack, way, writer, trials, log) {
       ` (${out.seconds.toFixed(0)} s)`,
   );
   return out;
+}
+
+/** Waits for a child to exit: 5 s, then SIGKILL and 2 s more. */
+async function reap(child) {
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  if (exited()) return;
+  const gone = new Promise((r) => child.once('exit', r));
+  if ((await within(gone, 5_000, 'late')) !== 'late') return;
+  child.kill('SIGKILL');
+  await within(gone, 2_000, null);
 }
 
 function median(xs) {
