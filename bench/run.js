@@ -9,6 +9,9 @@
 //   J2 = the careful JS way: proper-lockfile + write-file-atomic for changes; fs.watch (or
 //        chokidar) + re-read + JSON.parse + compare for watching.
 //
+// Section e2e lives in bench/e2e.js: live Agent SDK sessions of both Claude Code stacks
+// (support/stacks.js), reconnectOnAuthChange against claude-agent-acp's way, ~4 min.
+//
 // Env: BENCH_QUICK=1 shrinks every section (for a smoke run; the numbers are then not reported
 // as a full run). BENCH_RESULTS and BENCH_OUT write the JSON and the Markdown elsewhere.
 
