@@ -105,6 +105,47 @@ describe('fixture server (no CLI)', () => {
       await srv.close();
     }
   });
+
+  it("refresh grants: any by default; with refresh: 'issued' only for its own, until the next signIn", async () => {
+    const token = (srv, form) =>
+      fetch(`${srv.base}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(form).toString(),
+      });
+    const lax = await startMcpServer();
+    const strict = await startMcpServer({ refresh: 'issued' });
+    try {
+      let res = await token(lax, { grant_type: 'refresh_token', refresh_token: 'made-up' });
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+      assert.throws(() => startMcpServer({ refresh: 'sometimes' }), TypeError);
+
+      strict.signIn(TOKEN);
+      res = await token(strict, { grant_type: 'refresh_token', refresh_token: 'made-up' });
+      assert.equal(res.status, 400);
+      assert.equal((await res.json()).error, 'invalid_grant');
+      // A code grant issues a refresh token, which then refreshes, until signIn() rotates the token.
+      const code = await fetch(`${strict.base}/authorize?redirect_uri=http://localhost/cb&state=s`, {
+        redirect: 'manual',
+      });
+      const granted = new URL(code.headers.get('location')).searchParams.get('code');
+      await code.arrayBuffer();
+      const first = await (
+        await token(strict, { grant_type: 'authorization_code', code: granted, redirect_uri: 'http://localhost/cb' })
+      ).json();
+      res = await token(strict, { grant_type: 'refresh_token', refresh_token: first.refresh_token });
+      assert.equal(res.status, 200);
+      const second = await res.json();
+      strict.signIn('rotated');
+      res = await token(strict, { grant_type: 'refresh_token', refresh_token: second.refresh_token });
+      assert.equal(res.status, 400, 'signIn() revokes the refresh tokens issued before it');
+      await res.arrayBuffer();
+    } finally {
+      await lax.close();
+      await strict.close();
+    }
+  });
 });
 
 describe('credentials helper (no CLI)', () => {

@@ -9,6 +9,9 @@
 //   J2 = the careful JS way: proper-lockfile + write-file-atomic for changes; fs.watch (or
 //        chokidar) + re-read + JSON.parse + compare for watching.
 //
+// Section e2e lives in bench/e2e.js: live Agent SDK sessions of both Claude Code stacks
+// (support/stacks.js), reconnectOnAuthChange against claude-agent-acp's way, ~4 min.
+//
 // Env: BENCH_QUICK=1 shrinks every section (for a smoke run; the numbers are then not reported
 // as a full run). BENCH_RESULTS and BENCH_OUT write the JSON and the Markdown elsewhere.
 
@@ -26,6 +29,7 @@ const writeFileAtomic = require('write-file-atomic');
 const chokidar = require('chokidar');
 const { writeFreshToken } = require(path.join(ROOT, 'support', 'credentials.js'));
 const { report, RESULTS } = require('./render.js');
+const { benchE2e } = require('./e2e.js');
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const CACHE = 'mcp-needs-auth-cache.json';
@@ -662,7 +666,7 @@ async function main() {
       .flatMap((a) => a.split(','))
       .filter(Boolean);
     const only = named.length ? named : process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : null;
-    const known = ['check', 'change', 'propagation', 'contention', 'growth', 'idle', 'memory'];
+    const known = ['check', 'change', 'propagation', 'contention', 'growth', 'idle', 'memory', 'e2e'];
     const unknown = (only || []).filter((s) => !known.includes(s));
     if (unknown.length) throw new Error(`unknown section ${unknown.join(', ')}; sections: ${known.join(', ')}`);
     const want = (s) => {
@@ -677,6 +681,7 @@ async function main() {
     if (want('growth')) results.growth = await benchGrowth();
     if (want('idle')) results.idle = await benchIdle();
     if (want('memory')) results.memory = await benchMemory();
+    if (want('e2e')) results.e2e = await benchE2e({ quick: QUICK, log, stats });
     if (only) {
       console.log(JSON.stringify(results, null, 1));
       return;
