@@ -298,6 +298,41 @@ describe('options are decoded afresh on every call', () => {
     }
   });
 
+  it("isNeedsAuthCached's own entry point decodes and throws exactly as the generated ones do", () => {
+    // isNeedsAuthCached is a plain Node-API callback (src/bindings/fast_call.rs); diagnose takes
+    // the same (server, options) through napi-rs's generated wrapper.
+    const { diagnose } = require(ADDON);
+    const cases = [
+      [],
+      [5],
+      [null],
+      [''],
+      ['a\u0000b'],
+      ['x', 7],
+      ['x', 'dir'],
+      ['x', { configDir: '' }],
+      ['x', { configDir: 1 }],
+      ['x', { defaultTtlMs: -1, configDir: '/x' }],
+      ['x', { watch: 'yes', configDir: '/x' }],
+      ['x', { serverConfig: [], configDir: '/x' }],
+      ['x', Object.create({ configDir: 2 })],
+    ];
+    for (const args of cases) {
+      const thrown = (fn) => {
+        try {
+          fn(...args);
+        } catch (e) {
+          return { code: e.code, message: e.message, isError: e instanceof Error };
+        }
+        return 'no throw';
+      };
+      assert.deepEqual(thrown(isNeedsAuthCached), thrown(diagnose), JSON.stringify(args));
+      assert.notEqual(thrown(isNeedsAuthCached), 'no throw', JSON.stringify(args));
+    }
+    assert.equal(isNeedsAuthCached('x', null), false);
+    assert.equal(isNeedsAuthCached('x', undefined), false);
+  });
+
   it('reads long strings exactly', (t) => {
     const dir = tmp(t);
     const deep = path.join(dir, 'd'.repeat(200), 'e\u00e9'.repeat(80), 'x'.repeat(100));

@@ -77,10 +77,16 @@ pub fn list_needs_auth(options: Option<NeedsAuthOptions>) -> Result<Vec<NeedsAut
 /// `stat`.
 #[napi]
 pub fn is_needs_auth_cached(server: ServerName, options: Option<NeedsAuthOptions>) -> Result<bool, Code> {
+  // Exported by `fast_call` instead (same arguments, same body); this declaration gives the
+  // TypeScript and stays callable as napi-rs made it.
   let ServerName(server) = server;
-  let opts = options.unwrap_or_default();
-  let configs = opts.server_configs(Some(&server))?;
-  Ok(needs_auth::is_cached(&opts.cache_path()?, &server, now_ms(), &opts.rules(configs.as_ref()))?)
+  is_cached(&server, options.unwrap_or_default())
+}
+
+/// `isNeedsAuthCached`'s body, for both of its entry points.
+pub(super) fn is_cached(server: &str, opts: NeedsAuthOptions) -> Result<bool, Code> {
+  let configs = opts.server_configs(Some(server))?;
+  Ok(needs_auth::is_cached(&opts.cache_path()?, server, now_ms(), &opts.rules(configs.as_ref()))?)
 }
 
 /// Records that `server` needs auth, as Claude Code does after a 401: `{timestamp: now}`, plus

@@ -5,6 +5,7 @@ pub mod config_dir_for;
 pub mod diagnose;
 pub mod duration;
 pub mod enums;
+mod fast_call;
 pub mod options;
 mod options_shape;
 pub mod purge;
@@ -186,4 +187,11 @@ pub fn emit_warning(env: &Env, message: &str, code: &str) {
 
 pub fn path_string(p: &std::path::Path) -> String {
   p.to_string_lossy().into_owned()
+}
+
+/// What the module adds to its exports once napi-rs made them.
+#[napi(module_exports)]
+pub fn init(mut exports: Object, env: Env) -> napi::Result<()> {
+  subscription::add_dispose(&exports, &env)?;
+  fast_call::install(&mut exports, &env)
 }

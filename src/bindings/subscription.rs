@@ -336,8 +336,7 @@ fn signal_of<'a>(options: Option<Unknown<'a>>) -> JsResult<Option<(Object<'a>, b
 
 /// Adds `Subscription.prototype[Symbol.dispose]` (an alias of `close`), so `using sub =
 /// onAuthChanged(...)` works where the runtime knows `Symbol.dispose`.
-#[napi(module_exports)]
-pub fn init(exports: Object, env: Env) -> napi::Result<()> {
+pub(super) fn add_dispose(exports: &Object, env: &Env) -> napi::Result<()> {
   // `Symbol` and the class are functions; read them as plain objects.
   let symbol: Object = env.get_global()?.get_named_property_unchecked("Symbol")?;
   let dispose: Unknown = symbol.get_named_property("dispose")?;
