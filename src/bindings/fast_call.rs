@@ -12,7 +12,8 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 
 use super::cache::is_cached;
-use super::{NeedsAuthOptions, ServerName};
+use super::{small_str, NeedsAuthOptions, ServerName};
+use std::mem::MaybeUninit;
 
 /// Replaces `exports.isNeedsAuthCached` with the plain callback.
 pub(super) fn install(exports: &mut Object, env: &Env) -> napi::Result<()> {
@@ -66,16 +67,41 @@ unsafe fn call(env: sys::napi_env, info: sys::napi_callback_info) -> std::result
   if status != sys::Status::napi_ok {
     return Err(AnyError::Napi(napi::Error::new(Status::from(status), "cannot read the arguments")));
   }
-  // Missing arguments are `undefined`, as napi-rs passes them.
+  // A short name is read onto the stack (no allocation); anything else (a long name, or not a
+  // string, which must fail as ServerName fails) goes through ServerName. Missing arguments are
+  // `undefined`, as napi-rs passes them.
+  let mut buf = [MaybeUninit::<u8>::uninit(); 256];
+  let e = Env::from_raw(env);
   // SAFETY: live values of this call's scope.
-  let ServerName(server) = unsafe { ServerName::from_napi_value(env, argv[0]) }.map_err(AnyError::Napi)?;
+  let short = is_string(env, argv[0]);
+  let on_stack = if short {
+    small_str(&e, unsafe { Unknown::from_raw_unchecked(env, argv[0]) }, &mut buf).ok().flatten()
+  } else {
+    None
+  };
+  let owned;
+  let server: &str = match on_stack {
+    Some(s) => s,
+    None => {
+      // SAFETY: as above.
+      let ServerName(s) = unsafe { ServerName::from_napi_value(env, argv[0]) }.map_err(AnyError::Napi)?;
+      owned = s;
+      &owned
+    }
+  };
   let options = if argc < 2 || is_nullish(env, argv[1]) {
     NeedsAuthOptions::default()
   } else {
     // SAFETY: as above.
     unsafe { NeedsAuthOptions::from_napi_value(env, argv[1]) }.map_err(AnyError::Napi)?
   };
-  is_cached(&server, options).map_err(AnyError::Ours)
+  is_cached(server, options).map_err(AnyError::Ours)
+}
+
+fn is_string(env: sys::napi_env, value: sys::napi_value) -> bool {
+  let mut t = 0;
+  // SAFETY: a live value of this call's scope (or null, which napi rejects).
+  (unsafe { sys::napi_typeof(env, value, &mut t) } == sys::Status::napi_ok) && t == sys::ValueType::napi_string
 }
 
 /// `undefined` or `null`: what napi-rs reads as a missing `Option`.
