@@ -139,7 +139,8 @@ export declare function invalidateNeedsAuth(server?: ServerSelection | undefined
  * Whether Claude Code would skip `server` now because of its needs-auth entry. With
  * `options.serverConfig` (or `serverConfigs[server]`) the answer is Claude Code 2.1.332's exact
  * rule; without, the name-only rule. Cheap: an unchanged file is answered from memory after one
- * `stat`.
+ * look at a kernel change queue (one `stat` where no queue can be exact), and a change any
+ * process completed before the call is seen by it.
  */
 export declare function isNeedsAuthCached(server: ServerName, options?: NeedsAuthOptions | undefined | null): boolean
 

@@ -74,7 +74,8 @@ pub fn list_needs_auth(options: Option<NeedsAuthOptions>) -> Result<Vec<NeedsAut
 /// Whether Claude Code would skip `server` now because of its needs-auth entry. With
 /// `options.serverConfig` (or `serverConfigs[server]`) the answer is Claude Code 2.1.332's exact
 /// rule; without, the name-only rule. Cheap: an unchanged file is answered from memory after one
-/// `stat`.
+/// look at a kernel change queue (one `stat` where no queue can be exact), and a change any
+/// process completed before the call is seen by it.
 #[napi]
 pub fn is_needs_auth_cached(server: ServerName, options: Option<NeedsAuthOptions>) -> Result<bool, Code> {
   // Exported by `fast_call` instead (same arguments, same body); this declaration gives the
