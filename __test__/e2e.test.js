@@ -10,18 +10,18 @@
 //   node --test __test__/e2e.test.js
 //   node --test --test-name-pattern=2.1.332 __test__/e2e.test.js     (one stack)
 
-const { describe, it, before } = require('node:test');
+const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
-const { pathToFileURL } = require('node:url');
 
 const ROOT = path.resolve(__dirname, '..');
 const addon = require(ROOT);
 const sdk = require(path.join(ROOT, 'sdk.js'));
 const { startMcpServer } = require('../support/mcp-server.js');
-const { makeHome, mcpAdd, mcpList, mcpStartup, runPrint, killAll } = require('../support/claude.js');
+const { makeHome, leftoverHomes, mcpAdd, mcpList, mcpStartup, runPrint, killAll } = require('../support/claude.js');
+const { openSession } = require('../support/session.js');
 const { STACKS, stackProblems } = require('../support/stacks.js');
 const { startAcp } = require('./helpers/acp.js');
 const { credentialKey, credentialsPath, readCredentials, writeFreshToken } = require('../support/credentials.js');
@@ -188,6 +188,9 @@ function startHost(stops, nodeArgs, env) {
   return host;
 }
 
+// Every HOME is removed once its test ran, and stays removed: no Claude Code outlived its test.
+after(() => assert.deepEqual(leftoverHomes(), [], 'temp HOMEs left behind'));
+
 for (const stack of STACKS) {
   describe(`end to end: ${stack.title}, offline`, { timeout: 360_000 }, () => {
     const print = (env, opts) => runPrint(env, NAME, { stack, ...opts });
@@ -253,36 +256,11 @@ for (const stack of STACKS) {
 
     it('4. the fix, live session: reconnectOnAuthChange brings a needs-auth SDK session to connected', async (t) => {
       const { srv, h, stops } = await setup(t, stack);
-      const { query } = await import(pathToFileURL(stack.agentSdk.module).href);
       const beforeSession = srv.count(isMcp);
-      let release;
-      const hold = new Promise((r) => {
-        release = r;
-      });
-      // Keeps the session open with no model call: a prompt stream that never yields.
-      // biome-ignore lint/correctness/useYield: the stream must stay open without a message
-      async function* input() {
-        await hold;
-      }
-      const q = query({ prompt: input(), options: { env: h.env, cwd: h.home, ...stack.agentSdk.queryOptions } });
-      let drained = null;
-      const drain = async () => {
-        if (!drained)
-          drained = (async () => {
-            try {
-              for await (const _ of q) {
-                /* drain */
-              }
-            } catch {
-              /* model call fails offline */
-            }
-          })();
-        return drained;
-      };
-      stops.push(async () => {
-        release();
-        await Promise.race([drain(), delay(10_000)]);
-      });
+      // A session with no model call; stopped (its Claude Code exited) before the HOME goes.
+      const session = await openSession(stack, h.env);
+      stops.push(() => session.close());
+      const q = session.q;
 
       const status = async () => (await q.mcpServerStatus()).find((s) => s.name === NAME);
       let s = await status();
@@ -317,8 +295,7 @@ for (const stack of STACKS) {
       t.diagnostic(`reconnected after ${outcomes[0].attempts} attempt(s); /mcp requests: ${seen.length}`);
 
       // When the session ends, the subscription closes itself on the next event.
-      release();
-      await drain();
+      await session.endPrompt();
       addon.invalidateNeedsAuth(NAME, { configDir: h.configDir });
       const end2 = Date.now() + 10_000;
       while (!sub.closed && Date.now() < end2) await delay(25);
