@@ -245,9 +245,7 @@ class ReconnectSubscription {
     this._draining = null; // the promise of the running drain()
     this._sub = null;
     this._closed = false;
-    this._stopped = new Promise((resolve) => {
-      this._stop = resolve; // cuts short a wait for a pending server on close()
-    });
+    this._wake = null; // ends the drain's wait for a pending server early (an event, close())
 
     if (!usableDir(this._opts, RECONNECT) || o.signal?.aborted) {
       this._closed = true;
@@ -279,7 +277,22 @@ class ReconnectSubscription {
     const heard = { signedInAt: ev?.reason === 'credentials-changed' ? Date.now() : null };
     if (servers.length === 0) this._queuedAll = mergeHeard(this._queuedAll, heard);
     else for (const s of servers) this._queued.set(s, mergeHeard(this._queued.get(s), heard));
+    if (this._wake) this._wake();
     this._startDrain();
+  }
+
+  /** Waits PENDING_POLL_MS, or less when an event or close() comes first. */
+  _nap() {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this._wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, PENDING_POLL_MS);
+      if (typeof timer.unref === 'function') timer.unref();
+      this._wake = done;
+    });
   }
 
   _hasQueued() {
@@ -294,7 +307,7 @@ class ReconnectSubscription {
       .finally(() => {
         this._draining = null;
         // Queued after drain() last looked (or left by a failed drain): go again.
-        if (this._hasQueued()) this._startDrain();
+        if (this._hasQueued() || this._waiting.size > 0) this._startDrain();
       });
   }
 
@@ -309,7 +322,7 @@ class ReconnectSubscription {
     const wait = this._policy.pendingWaitMs;
     while (!this._closed && (this._hasQueued() || this._waiting.size > 0)) {
       if (!this._hasQueued()) {
-        await Promise.race([sleep(PENDING_POLL_MS), this._stopped]);
+        await this._nap();
         if (this._closed) return;
       }
       const all = this._queuedAll;
@@ -388,7 +401,7 @@ class ReconnectSubscription {
     this._queued.clear();
     this._queuedAll = null;
     this._waiting.clear();
-    this._stop();
+    if (this._wake) this._wake();
     if (this._signal) this._signal.removeEventListener('abort', this._onAbort);
     try {
       this._sub.close();
