@@ -106,6 +106,11 @@ export interface ReconnectOptions extends ConfigDirOptions {
   observeQuery?: boolean;
   /** Treat a `mcpServerStatus()` that takes longer as an ended session, with a warning (default 30000 ms). */
   statusTimeoutMs?: number;
+  /**
+   * How long to wait, after the last event naming it, for an affected server the session reports
+   * `pending` (still connecting) to settle before leaving it alone (default 10000 ms; 0: never wait).
+   */
+  pendingWaitMs?: number;
   /** Passed to `onAuthChanged` (default true). */
   watch?: boolean;
   /** Passed to `onAuthChanged`. */
@@ -129,7 +134,7 @@ export declare class ReconnectSubscription {
   close(): void;
   /** True once closed: by `close()`, the signal, or the session's end. */
   get closed(): boolean;
-  /** Resolves once nothing is queued or running. */
+  /** Resolves once nothing is queued, waited for (a `pending` server) or running; at once after `close()`. */
   settled(): Promise<void>;
   [Symbol.dispose](): void;
 }
@@ -163,6 +168,10 @@ export declare function needsAuthHooks(options?: NeedsAuthHooksOptions): { Sessi
  * Reconnects a live session's servers after sign-ins: subscribes to `onAuthChanged`
  * (autoInvalidate) for the config dir, and for each affected server the session reports
  * `needs-auth`/`failed` calls `query.reconnectMcpServer(name)`, serially, with bounded retry.
+ * An affected server still `pending` (connecting, maybe with the old token) is waited for (status
+ * polled every 200 ms, `pendingWaitMs` at most) and then judged the same way; other servers are
+ * not held up meanwhile. If its credentials changed while it connected, the needs-auth entry its
+ * failed connect wrote after that change does not stop the reconnect when the store holds a token.
  *
  * Stops for good, with no further status check or reconnect:
  * - on `close()` (or `using`);

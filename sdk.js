@@ -25,6 +25,8 @@ const { signIn } = require('./lib/sign-in.js');
 
 const HOOK_MARK = Symbol.for('mcp-needs-auth.sdk.hook');
 const DEFAULT_STATUSES = Object.freeze(['needs-auth', 'failed']);
+// How often a server the session reports `pending` is looked at again while waiting for it.
+const PENDING_POLL_MS = 200;
 
 /** The addon options for a helper's `options` (configDir > env > process env). */
 function addonOptions(options) {
@@ -122,6 +124,7 @@ function reconnectPolicy(o) {
     retries: Number.isInteger(o.retries) && o.retries > 0 ? o.retries : 3,
     backoffMs: typeof o.backoffMs === 'number' && o.backoffMs >= 0 ? o.backoffMs : 250,
     statusTimeoutMs: typeof o.statusTimeoutMs === 'number' ? o.statusTimeoutMs : 30_000,
+    pendingWaitMs: typeof o.pendingWaitMs === 'number' && o.pendingWaitMs >= 0 ? o.pendingWaitMs : 10_000,
     onReconnect: typeof o.onReconnect === 'function' ? o.onReconnect : null,
   };
 }
@@ -212,10 +215,18 @@ async function reconnectServer(query, server, policy, stopped, where) {
 
 const RECONNECT = 'reconnectOnAuthChange';
 
+/** Two events heard for one server as one: the credentials changed if either said so, first time kept. */
+function mergeHeard(a, b) {
+  if (!a) return { signedInAt: b.signedInAt };
+  return { signedInAt: a.signedInAt ?? b.signedInAt };
+}
+
 /**
  * What reconnectOnAuthChange returns: an onAuthChanged subscription for the session's config
- * dir whose events queue servers, reconnected one at a time by reconnectServer. It stops for
- * good on close(), when `options.signal` aborts, or when the session ends.
+ * dir whose events queue servers, reconnected one at a time by reconnectServer. A queued server
+ * the session reports `pending` (still connecting) is looked at again every PENDING_POLL_MS until
+ * it settles, for `pendingWaitMs` at most after the last event naming it. It stops for good on
+ * close(), when `options.signal` aborts, or when the session ends.
  */
 class ReconnectSubscription {
   constructor(query, options) {
@@ -228,11 +239,13 @@ class ReconnectSubscription {
     this._policy = reconnectPolicy(o);
     this._signal = o.signal && typeof o.signal.addEventListener === 'function' ? o.signal : null;
     this._onAbort = () => this.close();
-    this._queued = new Set(); // servers named by events, not yet looked at
-    this._queuedAll = false; // an event named no server: look at all of them
+    this._queued = new Map(); // servers named by events, not yet looked at -> their event (see _onEvent)
+    this._queuedAll = null; // the event, when one named no server: look at all of them
+    this._waiting = new Map(); // servers seen `pending`, looked at again until they settle -> their work
     this._draining = null; // the promise of the running drain()
     this._sub = null;
     this._closed = false;
+    this._wake = null; // ends the drain's wait for a pending server early (an event, close())
 
     if (!usableDir(this._opts, RECONNECT) || o.signal?.aborted) {
       this._closed = true;
@@ -252,14 +265,38 @@ class ReconnectSubscription {
     if (this._signal) this._signal.addEventListener('abort', this._onAbort, { once: true });
   }
 
-  /** An onAuthChanged event: queue the servers it names (all when none) and drain the queue. */
+  /**
+   * An onAuthChanged event: queue the servers it names (all when none) and drain the queue. A
+   * queued event remembers whether the server's credentials changed and when this process first
+   * heard it (signedInAt), for _dialable().
+   */
   _onEvent(ev) {
     if (this._closed) return;
     const servers = ev && Array.isArray(ev.servers) ? ev.servers : [];
     debug(`auth changed (${ev?.reason}): ${servers.length ? servers.join(', ') : 'all servers'}`);
-    if (servers.length === 0) this._queuedAll = true;
-    else for (const s of servers) this._queued.add(s);
+    const heard = { signedInAt: ev?.reason === 'credentials-changed' ? Date.now() : null };
+    if (servers.length === 0) this._queuedAll = mergeHeard(this._queuedAll, heard);
+    else for (const s of servers) this._queued.set(s, mergeHeard(this._queued.get(s), heard));
+    if (this._wake) this._wake();
     this._startDrain();
+  }
+
+  /** Waits PENDING_POLL_MS, or less when an event or close() comes first. */
+  _nap() {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this._wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, PENDING_POLL_MS);
+      if (typeof timer.unref === 'function') timer.unref();
+      this._wake = done;
+    });
+  }
+
+  _hasQueued() {
+    return this._queuedAll !== null || this._queued.size > 0;
   }
 
   /** Runs _drain() unless it runs already (it picks up what is queued meanwhile). */
@@ -270,23 +307,53 @@ class ReconnectSubscription {
       .finally(() => {
         this._draining = null;
         // Queued after drain() last looked (or left by a failed drain): go again.
-        if (this._queuedAll || this._queued.size > 0) this._startDrain();
+        if (this._hasQueued() || this._waiting.size > 0) this._startDrain();
       });
   }
 
-  /** Reconnects the queued servers the session reports in `policy.statuses`, until none is left. */
+  /**
+   * Reconnects the queued servers the session reports in `policy.statuses` that a new process
+   * would dial, one at a time, until none is left. A server still `pending` (its connect began
+   * before the event, maybe with the old token) is waited for: while only such servers are left,
+   * one status check every PENDING_POLL_MS (events meanwhile are handled at once); once it
+   * settles the usual rule applies; after `pendingWaitMs` without settling it is left alone.
+   */
   async _drain() {
-    while (!this._closed && (this._queuedAll || this._queued.size > 0)) {
-      const names = this._queuedAll ? null : [...this._queued];
-      this._queuedAll = false;
+    const wait = this._policy.pendingWaitMs;
+    while (!this._closed && (this._hasQueued() || this._waiting.size > 0)) {
+      if (!this._hasQueued()) {
+        await this._nap();
+        if (this._closed) return;
+      }
+      const all = this._queuedAll;
+      const queued = new Map(this._queued);
+      this._queuedAll = null;
       this._queued.clear();
       const statuses = await sessionStatuses(this._query, this._policy.statusTimeoutMs, RECONNECT);
       if (!statuses) return this.close();
-      for (const name of names ?? statuses.map((s) => s.name)) {
+      const now = Date.now();
+      // Each server to look at -> {signedInAt, seenPending, until}; a new event restarts the wait.
+      const work = new Map(this._waiting);
+      const add = (name, heard) => {
+        const w = work.get(name);
+        work.set(name, { ...mergeHeard(w, heard), seenPending: w?.seenPending === true, until: now + wait });
+      };
+      if (all) for (const st of statuses) if (st && typeof st.name === 'string') add(st.name, all);
+      for (const [name, heard] of queued) add(name, heard);
+      for (const [name, w] of work) {
         if (this._closed) return;
         const st = statuses.find((s) => s && s.name === name);
+        if (st?.status === 'pending') {
+          if (now < w.until) this._waiting.set(name, { ...w, seenPending: true });
+          else {
+            this._waiting.delete(name);
+            debug(`${name}: still pending ${wait} ms after the event; not waiting longer`);
+          }
+          continue;
+        }
+        this._waiting.delete(name);
         if (!st || !this._policy.statuses.has(st.status)) continue;
-        if (!wouldDial(name, this._opts)) {
+        if (!this._dialable(name, w)) {
           debug(`${name}: still skipped (needs-auth entry or token-less credentials); not reconnecting`);
           continue;
         }
@@ -296,7 +363,33 @@ class ReconnectSubscription {
     }
   }
 
-  /** Resolves once no reconnect is queued or running (handy in tests and shutdown paths). */
+  /**
+   * Whether to reconnect `name`: a new process would dial it; or it was still connecting when its
+   * credentials changed and settled failing (its connect used the old token), and the only reason
+   * a new process would skip it is the needs-auth entry that connect wrote after the sign-in,
+   * which the superseded rule rightly keeps (it cannot tell that 401 from a genuine one) while the
+   * store holds an access token.
+   */
+  _dialable(name, w) {
+    if (wouldDial(name, this._opts)) return true;
+    if (!w.seenPending || w.signedInAt == null) return false;
+    try {
+      const d = addon.diagnose(name, this._opts);
+      const since = Date.now() - w.signedInAt;
+      return (
+        d.credentials.hasAccessToken &&
+        d.reasons.length > 0 &&
+        d.reasons.every((r) => r.kind === 'needs-auth-cache' && typeof r.ageMs === 'number' && r.ageMs <= since)
+      );
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Resolves once no reconnect is queued, waited for (a `pending` server: `pendingWaitMs` at
+   * most) or running (handy in tests and shutdown paths), or at once after close().
+   */
   async settled() {
     while (this._draining) await this._draining;
   }
@@ -306,7 +399,9 @@ class ReconnectSubscription {
     if (this._closed) return;
     this._closed = true;
     this._queued.clear();
-    this._queuedAll = false;
+    this._queuedAll = null;
+    this._waiting.clear();
+    if (this._wake) this._wake();
     if (this._signal) this._signal.removeEventListener('abort', this._onAbort);
     try {
       this._sub.close();
@@ -331,7 +426,12 @@ class ReconnectSubscription {
  * config dir, each affected server (all when the event names none) that the session reports as
  * `needs-auth` or `failed`, and that a new Claude Code process would now dial, is reconnected
  * with `query.reconnectMcpServer(name)`, one at a time, up to `retries` tries with backoff.
- * Stops on `close()`, when `options.signal` aborts, or when the session ends (see above).
+ * An affected server still `pending` (connecting) is waited for, status polled every 200 ms, for
+ * `pendingWaitMs` (default 10 s) at most after the last event naming it, then judged as above;
+ * if its credentials changed while it connected, the needs-auth entry its failed connect wrote
+ * after that change does not stop the reconnect (see _dialable). Other servers are not held up.
+ * Stops on `close()`, when `options.signal` aborts, or when the session ends (see above): at
+ * once, also while waiting for a pending server.
  */
 function reconnectOnAuthChange(query, options) {
   return new ReconnectSubscription(query, options);
@@ -352,14 +452,13 @@ async function reconcileSession(getQuery, opts, helperOptions) {
     return;
   }
   const policy = reconnectPolicy(helperOptions);
-  const wait = typeof helperOptions.pendingWaitMs === 'number' ? helperOptions.pendingWaitMs : 10_000;
-  const deadline = Date.now() + wait;
+  const deadline = Date.now() + policy.pendingWaitMs;
   let statuses;
   for (;;) {
     statuses = await sessionStatuses(q, policy.statusTimeoutMs, 'SessionStart');
     if (!statuses) return;
     if (!statuses.some((s) => s && s.status === 'pending') || Date.now() >= deadline) break;
-    await sleep(200);
+    await sleep(PENDING_POLL_MS);
   }
   const names = statuses.filter((s) => s && s.status === 'needs-auth' && wouldDial(s.name, opts)).map((s) => s.name);
   for (const name of names) {

@@ -10,7 +10,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 
 const { startMcpServer } = require('../support/mcp-server.js');
-const { makeHome, mcpAdd, mcpList, runPrint, claudeBin } = require('../support/claude.js');
+const { makeHome, leftoverHomes, mcpAdd, mcpList, runPrint, claudeBin } = require('../support/claude.js');
 const { STACKS, stackProblems } = require('../support/stacks.js');
 const {
   credentialKey,
@@ -176,6 +176,9 @@ describe('credentials helper (no CLI)', () => {
     }
   });
 });
+
+// Every HOME is removed once its test ran, and stays removed: no Claude Code outlived its test.
+after(() => assert.deepEqual(leftoverHomes(), [], 'temp HOMEs left behind'));
 
 for (const stack of STACKS) {
   describe(`real Claude Code CLI ${stack.claudeCode.version} (offline)`, { timeout: 180_000 }, () => {

@@ -10,18 +10,18 @@
 //   node --test __test__/e2e.test.js
 //   node --test --test-name-pattern=2.1.332 __test__/e2e.test.js     (one stack)
 
-const { describe, it, before } = require('node:test');
+const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
-const { pathToFileURL } = require('node:url');
 
 const ROOT = path.resolve(__dirname, '..');
 const addon = require(ROOT);
 const sdk = require(path.join(ROOT, 'sdk.js'));
 const { startMcpServer } = require('../support/mcp-server.js');
-const { makeHome, mcpAdd, mcpList, mcpStartup, runPrint, killAll } = require('../support/claude.js');
+const { makeHome, leftoverHomes, mcpAdd, mcpList, mcpStartup, runPrint, killAll } = require('../support/claude.js');
+const { openSession } = require('../support/session.js');
 const { STACKS, stackProblems } = require('../support/stacks.js');
 const { startAcp } = require('./helpers/acp.js');
 const { credentialKey, credentialsPath, readCredentials, writeFreshToken } = require('../support/credentials.js');
@@ -34,11 +34,12 @@ const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 /**
  * A protected server + temp HOME where the stack's `claude mcp add -s user` registered it (unless
  * `add` is false: the server then only exists where a caller passes it, as an ACP client does).
+ * `server`: startMcpServer's options.
  * `stops`: what the test starts later (hosts, agents, sessions) is stopped, last first, before
  * the server closes and the HOME those processes write into is removed.
  */
-async function prepare(t, stack, homeOpts, { add = true } = {}) {
-  const srv = await startMcpServer();
+async function prepare(t, stack, homeOpts, { add = true, server } = {}) {
+  const srv = await startMcpServer(server);
   const h = makeHome(homeOpts);
   const stops = [];
   t.after(async () => {
@@ -188,6 +189,9 @@ function startHost(stops, nodeArgs, env) {
   return host;
 }
 
+// Every HOME is removed once its test ran, and stays removed: no Claude Code outlived its test.
+after(() => assert.deepEqual(leftoverHomes(), [], 'temp HOMEs left behind'));
+
 for (const stack of STACKS) {
   describe(`end to end: ${stack.title}, offline`, { timeout: 360_000 }, () => {
     const print = (env, opts) => runPrint(env, NAME, { stack, ...opts });
@@ -253,36 +257,11 @@ for (const stack of STACKS) {
 
     it('4. the fix, live session: reconnectOnAuthChange brings a needs-auth SDK session to connected', async (t) => {
       const { srv, h, stops } = await setup(t, stack);
-      const { query } = await import(pathToFileURL(stack.agentSdk.module).href);
       const beforeSession = srv.count(isMcp);
-      let release;
-      const hold = new Promise((r) => {
-        release = r;
-      });
-      // Keeps the session open with no model call: a prompt stream that never yields.
-      // biome-ignore lint/correctness/useYield: the stream must stay open without a message
-      async function* input() {
-        await hold;
-      }
-      const q = query({ prompt: input(), options: { env: h.env, cwd: h.home, ...stack.agentSdk.queryOptions } });
-      let drained = null;
-      const drain = async () => {
-        if (!drained)
-          drained = (async () => {
-            try {
-              for await (const _ of q) {
-                /* drain */
-              }
-            } catch {
-              /* model call fails offline */
-            }
-          })();
-        return drained;
-      };
-      stops.push(async () => {
-        release();
-        await Promise.race([drain(), delay(10_000)]);
-      });
+      // A session with no model call; stopped (its Claude Code exited) before the HOME goes.
+      const session = await openSession(stack, h.env);
+      stops.push(() => session.close());
+      const q = session.q;
 
       const status = async () => (await q.mcpServerStatus()).find((s) => s.name === NAME);
       let s = await status();
@@ -317,12 +296,76 @@ for (const stack of STACKS) {
       t.diagnostic(`reconnected after ${outcomes[0].attempts} attempt(s); /mcp requests: ${seen.length}`);
 
       // When the session ends, the subscription closes itself on the next event.
-      release();
-      await drain();
+      await session.endPrompt();
       addon.invalidateNeedsAuth(NAME, { configDir: h.configDir });
       const end2 = Date.now() + 10_000;
       while (!sub.closed && Date.now() < end2) await delay(25);
       assert.equal(sub.closed, true, 'closed once the query ended');
+    });
+
+    it('4b. live session, a sign-in while the server is still connecting: reconnectOnAuthChange waits, then reconnects it', async (t) => {
+      // The session's first connect is held at the server until the sign-in was heard, so the
+      // event finds the server `pending`; released, that connect (started with no token) meets
+      // the 401 and the server settles in needs-auth, with the fresh token in the store.
+      let holding = true;
+      let held = 0;
+      let release;
+      const released = new Promise((r) => {
+        release = r;
+      });
+      const beforeMcp = async () => {
+        if (!holding) return;
+        held++;
+        await Promise.race([released, delay(30_000)]);
+      };
+      const { srv, h, stops } = await prepare(t, stack, undefined, { server: { beforeMcp } });
+      stops.push(() => release()); // (stops run last first: this one runs last)
+      const first = srv.requests.length;
+      const session = await openSession(stack, h.env);
+      stops.push(() => session.close());
+      // The subscription's view of the session, counting its status checks (the test's own go direct).
+      let checks = 0;
+      const seenBySub = {
+        mcpServerStatus: () => {
+          checks++;
+          return session.q.mcpServerStatus();
+        },
+        reconnectMcpServer: (name) => session.q.reconnectMcpServer(name),
+      };
+      const outcomes = [];
+      const sub = reconnectOnAuthChangeFor(seenBySub, h, outcomes);
+      stops.push(() => sub.close());
+      await waitUntil(() => held > 0, "the session's connect at the server");
+      assert.equal((await session.status(NAME))?.status, 'pending', 'the server is connecting');
+
+      await delay(20); // the credentials are saved after anything the connect wrote (ms timestamps)
+      srv.signIn(TOKEN);
+      // No refresh token: a refresh on the 401 cannot rescue the old connect (the usual rule decides).
+      writeFreshToken(h.configDir, NAME, srv.url, { token: TOKEN, refreshToken: null });
+      // The subscription heard it and looked: the server was still pending (the connect is held).
+      await waitUntil(() => checks > 0, "the subscription's status check after the sign-in");
+      const start = srv.requests.length;
+      holding = false;
+      release();
+
+      await waitUntil(() => outcomes.length > 0, 'the reconnect outcome', 40_000);
+      assert.equal(outcomes[0].server, NAME);
+      assert.equal(outcomes[0].ok, true, String(outcomes[0].error));
+      const s = await session.status(NAME);
+      assert.equal(s.status, 'connected', 'same session, now connected');
+      const seen = srv.requests.slice(start).filter(isMcp);
+      assert.ok(
+        srv.requests.slice(first, start).some((x) => isMcp(x) && !x.auth),
+        'the held connect had no bearer',
+      );
+      assert.ok(
+        seen.some((x) => x.auth && x.rpc === 'tools/list'),
+        'the reconnect dialled with the bearer',
+      );
+      const entry = fs.existsSync(h.cachePath) ? JSON.parse(fs.readFileSync(h.cachePath, 'utf8'))[NAME] : undefined;
+      t.diagnostic(
+        `reconnected after ${outcomes[0].attempts} attempt(s); /mcp requests: ${seen.length}; entry after: ${entry ? 'kept' : 'none'}`,
+      );
     });
 
     it('5. negative: with no sign-in, purgeStale removes nothing and the server stays skipped', async (t) => {

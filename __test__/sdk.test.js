@@ -19,6 +19,7 @@ const { PassThrough } = require('node:stream');
 const ROOT = path.resolve(__dirname, '..');
 const addon = require(ROOT);
 const sdk = require(path.join(ROOT, 'sdk.js'));
+const { writeFreshToken } = require('../support/credentials.js');
 const { configDirFor, prepareQuery, needsAuthHooks, reconnectOnAuthChange } = sdk;
 
 const FILE = 'mcp-needs-auth-cache.json';
@@ -52,6 +53,19 @@ async function until(pred, { timeoutMs = 5000, stepMs = 10, what = 'condition' }
     await delay(stepMs);
   }
   assert.fail(`timed out waiting for ${what}`);
+}
+
+/**
+ * `sub.settled()`, with the event loop kept alive meanwhile: the subscription's own timers never
+ * keep a process alive (a real session's Claude Code child does; a fake query has none).
+ */
+async function settledAlive(sub) {
+  const alive = setInterval(() => {}, 1_000);
+  try {
+    await sub.settled();
+  } finally {
+    clearInterval(alive);
+  }
 }
 
 /**
@@ -318,6 +332,102 @@ describe('reconnectOnAuthChange (fake query)', () => {
     sub._onEvent({ reason: 'cache-changed', servers: ['blocked', 'free'] });
     await sub.settled();
     assert.deepEqual(q.calls, ['free']);
+  });
+
+  it('waits for a server still pending at the event: reconnects it once it settles in needs-auth', async (t) => {
+    const dir = tmp(t);
+    // The sign-in arrives while both connect (with the old token): a settles in needs-auth, b connects.
+    const q = fakeQuery({ statuses: { a: 'pending', b: 'pending', c: 'connected' } });
+    const outcomes = [];
+    const sub = reconnectOnAuthChange(q, opts(dir, { onReconnect: (o) => outcomes.push(o) }));
+    t.after(() => sub.close());
+    addon.invalidateNeedsAuth(['a', 'b'], { configDir: dir });
+    await until(() => q.statusCalls >= 1, { what: 'the first status check' });
+    q.statuses.b = 'connected';
+    q.statuses.a = 'needs-auth';
+    await until(() => outcomes.length === 1, { what: "a's reconnect" });
+    await settledAlive(sub);
+    assert.deepEqual(q.calls, ['a']);
+    assert.deepEqual(outcomes, [{ server: 'a', ok: true, attempts: 1 }]);
+    assert.equal(sub.closed, false);
+  });
+
+  it('does not hold up other servers while one is pending, and stays serial', async (t) => {
+    const dir = tmp(t);
+    const q = fakeQuery({ statuses: { slow: 'pending', b: 'needs-auth' }, reconnectMs: 40 });
+    const sub = reconnectOnAuthChange(q, opts(dir));
+    t.after(() => sub.close());
+    addon.invalidateNeedsAuth('slow', { configDir: dir });
+    await until(() => q.statusCalls >= 1, { what: 'the first status check' });
+    addon.invalidateNeedsAuth('b', { configDir: dir });
+    await until(() => q.calls.length === 1, { what: "b's reconnect while slow is pending" });
+    assert.deepEqual(q.calls, ['b']);
+    q.statuses.slow = 'failed';
+    await until(() => q.calls.length === 2, { what: "slow's reconnect once it settled" });
+    await settledAlive(sub);
+    assert.deepEqual(q.calls, ['b', 'slow']);
+    assert.equal(q.maxActive, 1, 'serial');
+  });
+
+  it('reconnects a server whose connect failed with the old token after a sign-in, despite the entry it wrote', async (t) => {
+    const dir = tmp(t);
+    // The sign-in saved a token for `a`; `none` has no token. Both were connecting meanwhile.
+    writeFreshToken(dir, 'a', 'http://127.0.0.1:9/mcp', { token: 'fresh-token' });
+    const q = fakeQuery({ statuses: { a: 'pending', none: 'pending' } });
+    const sub = reconnectOnAuthChange(q, opts(dir));
+    t.after(() => sub.close());
+    sub._onEvent({ reason: 'credentials-changed', servers: ['a', 'none'] });
+    await until(() => q.statusCalls >= 1, { what: 'the first status check' });
+    // Their connects meet a 401 after the sign-in: Claude Code writes the entries, then reports needs-auth.
+    await delay(5);
+    addon.markNeedsAuth('a', { configDir: dir });
+    addon.markNeedsAuth('none', { configDir: dir });
+    assert.equal(addon.diagnose('a', { configDir: dir }).skipped, true, 'a new process would skip a (entry kept)');
+    q.statuses.a = 'needs-auth';
+    q.statuses.none = 'needs-auth';
+    await until(() => q.calls.length === 1, { what: "a's reconnect" });
+    await settledAlive(sub);
+    assert.deepEqual(q.calls, ['a'], 'not `none`: no token in the store');
+  });
+
+  it('gives up on a server pending for longer than pendingWaitMs, and does not reconnect one a new process would skip', async (t) => {
+    const dir = tmp(t);
+    addon.markNeedsAuth('blocked', { configDir: dir }); // a genuine needs-auth entry: no sign-in
+    const q = fakeQuery({ statuses: { stuck: 'pending', blocked: 'pending' } });
+    const sub = reconnectOnAuthChange(q, opts(dir, { pendingWaitMs: 300 }));
+    t.after(() => sub.close());
+    sub._onEvent({ reason: 'cache-changed', servers: ['stuck', 'blocked'] });
+    await until(() => q.statusCalls >= 1, { what: 'the first status check' });
+    q.statuses.blocked = 'needs-auth';
+    await settledAlive(sub); // resolves: the wait for `stuck` is bounded
+    assert.deepEqual(q.calls, []);
+    assert.equal(q.statuses.stuck, 'pending');
+    const checks = q.statusCalls;
+    q.statuses.stuck = 'needs-auth'; // settled after the wait: only a new event looks again
+    await delay(300);
+    assert.equal(q.statusCalls, checks, 'no status check after giving up');
+    assert.deepEqual(q.calls, []);
+  });
+
+  it('stops at once on close() or abort while waiting for a pending server', async (t) => {
+    for (const how of ['close', 'abort']) {
+      const dir = tmp(t);
+      const q = fakeQuery({ statuses: { a: 'pending' } });
+      const ac = new AbortController();
+      const sub = reconnectOnAuthChange(q, opts(dir, { signal: ac.signal, pendingWaitMs: 60_000 }));
+      t.after(() => sub.close());
+      addon.invalidateNeedsAuth('a', { configDir: dir });
+      await until(() => q.statusCalls >= 1, { what: 'the first status check' });
+      if (how === 'close') sub.close();
+      else ac.abort();
+      assert.equal(sub.closed, true, how);
+      await settledAlive(sub); // at once, not after pendingWaitMs
+      const checks = q.statusCalls;
+      q.statuses.a = 'needs-auth';
+      await delay(300);
+      assert.equal(q.statusCalls, checks, `${how}: no status check after stopping`);
+      assert.deepEqual(q.calls, [], how);
+    }
   });
 
   it('stops on close(): no more status checks or reconnects', async (t) => {

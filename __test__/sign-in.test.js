@@ -19,10 +19,11 @@ const addon = require(ROOT);
 const sdk = require(path.join(ROOT, 'sdk.js'));
 const { signIn } = sdk;
 const { startMcpServer } = require('../support/mcp-server.js');
-const { makeHome } = require('../support/claude.js');
+const { makeHome, leftoverHomes } = require('../support/claude.js');
 const { STACKS } = require('../support/stacks.js');
 const { runClaude, runPrint } = require('../support/claude.js');
-const { openSession, followAuthUrl } = require('./helpers/sign-in-stacks.js');
+const { openSession } = require('../support/session.js');
+const { followAuthUrl } = require('./helpers/sign-in-stacks.js');
 
 const NAME = 'protected';
 const STDIO = 'local-tool';
@@ -71,6 +72,9 @@ function assertNoSecrets(value, callbackUrl, what, keys = ['code', 'state']) {
   }
 }
 
+// Every HOME is removed once its test ran, and stays removed: no Claude Code outlived its test.
+after(() => assert.deepEqual(leftoverHomes(), [], 'temp HOMEs left behind'));
+
 for (const stack of STACKS) {
   const native = stack.name === 'current';
   describe(`signIn end to end: ${stack.title}`, { timeout: 240_000 }, () => {
@@ -84,17 +88,12 @@ for (const stack of STACKS) {
       let sess = null;
       const mine = { srv, h };
       t.after(async () => {
-        // the session first: its Claude Code writes into the HOME until it exits
+        // the session first: its Claude Code writes into the HOME until it exits (close() waits)
         try {
           if (sess) await sess.close();
         } finally {
           await mine.srv.close();
-          try {
-            mine.h.cleanup();
-          } catch {
-            await delay(500);
-            mine.h.cleanup();
-          }
+          mine.h.cleanup();
         }
       });
       const add = await runClaude(h.env, ['mcp', 'add', '--transport', 'http', '-s', 'user', NAME, srv.url], { stack });

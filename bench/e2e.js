@@ -45,7 +45,7 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { fork, spawn } = require('node:child_process');
+const { fork } = require('node:child_process');
 const { performance } = require('node:perf_hooks');
 const crypto = require('node:crypto');
 
@@ -214,7 +214,7 @@ async function runWay(stack, way, writer, trials, log) {
   const sdk = require(path.join(ROOT, 'sdk.js'));
   const { startMcpServer } = require(path.join(ROOT, 'support', 'mcp-server.js'));
   const { makeHome } = require(path.join(ROOT, 'support', 'claude.js'));
-  const { openSession } = require(path.join(ROOT, '__test__', 'helpers', 'sign-in-stacks.js'));
+  const { openSession } = require(path.join(ROOT, 'support', 'session.js'));
 
   let trial = null; // the trial being measured: {token, firstAuth, seen}
   const srv = await startMcpServer({
@@ -230,33 +230,14 @@ async function runWay(stack, way, writer, trials, log) {
   const out = { way, style, trials: [], spurious: [] };
   let session = null;
   let sub = null;
-  // Claude Code is spawned as the SDKs spawn it by default (0.2.104's options exactly), but here,
-  // so that its exit can be awaited: 2.1.108 still writes its MCP logs under $HOME/.cache after
-  // the session's close() resolves, which would bring back a HOME removed too early.
-  const children = [];
-  const spawnTracked = (o) => {
-    const child = spawn(o.command, o.args, {
-      cwd: o.cwd,
-      env: o.env,
-      signal: o.signal,
-      stdio: ['pipe', 'pipe', 'ignore'],
-      windowsHide: true,
-    });
-    child.on('error', () => {}); // an abort kills it; the SDK reports what matters
-    children.push(child);
-    return child;
-  };
   const flows = new Set(); // acp flows still running: {abort, done}
   const started = Date.now();
   try {
     const mcpServers = { [NAME]: { type: 'http', url: srv.url } };
     const t0 = Date.now();
-    session = await openSession(stack, h.env, {
-      mcpServers,
-      spawnClaudeCodeProcess: spawnTracked,
-      // 0.3.x warns unless the delivery is named; 'argv' is what both SDKs do by default.
-      ...(stack.agentSdk.version.startsWith('0.3.') ? { mcpServersDelivery: 'argv' } : {}),
-    });
+    // close() resolves once its Claude Code exited: 2.1.108 writes its MCP logs under $HOME/.cache
+    // after the SDK's close(), which would bring back a HOME removed too early (support/session.js).
+    session = await openSession(stack, h.env, { mcpServers });
     const first = await within(session.settled(NAME, 30_000), 40_000, undefined);
     if (first?.status !== 'needs-auth') throw new Error(`${stack.name}/${way}: the session reports ${first?.status}`);
     out.sessionStartMs = Date.now() - t0;
@@ -372,7 +353,6 @@ async function runWay(stack, way, writer, trials, log) {
     await within(Promise.all([...flows].map((f) => f.done)), 5_000, null);
     if (sub) sub.close();
     if (session) await session.close();
-    await Promise.all(children.map(reap));
     await srv.close();
     h.cleanup();
   }
@@ -384,16 +364,6 @@ async function runWay(stack, way, writer, trials, log) {
       ` (${out.seconds.toFixed(0)} s)`,
   );
   return out;
-}
-
-/** Waits for a child to exit: 5 s, then SIGKILL and 2 s more. */
-async function reap(child) {
-  const exited = () => child.exitCode !== null || child.signalCode !== null;
-  if (exited()) return;
-  const gone = new Promise((r) => child.once('exit', r));
-  if ((await within(gone, 5_000, 'late')) !== 'late') return;
-  child.kill('SIGKILL');
-  await within(gone, 2_000, null);
 }
 
 function median(xs) {

@@ -20,6 +20,7 @@ const { SEED } = require('./stacks.js');
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 const live = new Set(); // children we started and have not yet seen exit
+const homes = new Set(); // every HOME makeHome made in this process
 
 /** The stack's Claude Code executable: cli.js for the seed's, the native binary for 2.1.332. */
 function claudeBin(stack = SEED) {
@@ -61,8 +62,14 @@ function offlineEnv(home, overrides = {}) {
   return env;
 }
 
+/**
+ * A throw-away HOME (with its config dir) and the offline env of a Claude Code living in it.
+ * cleanup() removes it: stop every process writing into it first (a session's close() from
+ * support/session.js resolves once its Claude Code exited), or it comes back (leftoverHomes()).
+ */
 function makeHome({ configDir: useConfigDirEnv = false, extraEnv = {} } = {}) {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-needs-auth-e2e-'));
+  homes.add(home);
   const configDir = path.join(home, '.claude');
   fs.mkdirSync(configDir, { recursive: true });
   const env = offlineEnv(home, extraEnv);
@@ -77,6 +84,14 @@ function makeHome({ configDir: useConfigDirEnv = false, extraEnv = {} } = {}) {
       fs.rmSync(home, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The HOMEs makeHome made in this process that exist now: not cleaned up, or written again after
+ * cleanup() by a process that outlived it. A suite asserts none is left once its tests ran.
+ */
+function leftoverHomes() {
+  return [...homes].filter((h) => fs.existsSync(h));
 }
 
 /**
@@ -196,6 +211,7 @@ module.exports = {
   DEFAULT_TIMEOUT_MS,
   claudeBin,
   makeHome,
+  leftoverHomes,
   offlineEnv,
   runClaude,
   mcpAdd,

@@ -1,64 +1,9 @@
 'use strict';
-// The sign-in tests' own pieces: a live SDK session of a stack (support/stacks.js) with no model
-// call, and a test "user" who follows an authUrl with plain HTTP. Running the stacks' `claude`
-// CLI is support/claude.js's (runClaude, runPrint).
+// The sign-in tests' own piece: a test "user" who follows an authUrl with plain HTTP. A live SDK
+// session of a stack is support/session.js's (openSession); running the stacks' `claude` CLI is
+// support/claude.js's (runClaude, runPrint).
 
 const http = require('node:http');
-
-const delay = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * A live SDK session of `stack` with no model call: the prompt stream stays open until close().
- */
-async function openSession(stack, env, extraOptions = {}) {
-  const { query } = await import(stack.agentSdk.module);
-  let release;
-  const hold = new Promise((r) => {
-    release = r;
-  });
-  // biome-ignore lint/correctness/useYield: the prompt stream stays open without a message
-  async function* input() {
-    await hold;
-  }
-  const q = query({
-    prompt: input(),
-    options: { env, cwd: env.HOME, ...stack.agentSdk.queryOptions, ...extraOptions },
-  });
-  const drained = (async () => {
-    try {
-      for await (const _ of q) {
-        /* drain */
-      }
-    } catch {
-      /* offline */
-    }
-  })();
-  return {
-    q,
-    async status(name) {
-      return (await q.mcpServerStatus()).find((s) => s.name === name);
-    },
-    /** Polls until `name` leaves 'pending'. */
-    async settled(name, timeoutMs = 20_000) {
-      const end = Date.now() + timeoutMs;
-      let s = await this.status(name);
-      while (s && s.status === 'pending' && Date.now() < end) {
-        await delay(200);
-        s = await this.status(name);
-      }
-      return s;
-    },
-    async close() {
-      release();
-      try {
-        q.close();
-      } catch {
-        /* closed */
-      }
-      await Promise.race([drained, delay(10_000)]);
-    },
-  };
-}
 
 function isLoopback(u) {
   return u.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname);
@@ -93,4 +38,4 @@ async function followAuthUrl(authUrl, { stopAt } = {}) {
   throw new Error('too many redirects');
 }
 
-module.exports = { openSession, followAuthUrl };
+module.exports = { followAuthUrl };
