@@ -172,6 +172,8 @@ export declare function needsAuthHooks(options?: NeedsAuthHooksOptions): { Sessi
  * polled every 200 ms, `pendingWaitMs` at most) and then judged the same way; other servers are
  * not held up meanwhile. If its credentials changed while it connected, the needs-auth entry its
  * failed connect wrote after that change does not stop the reconnect when the store holds a token.
+ * Once the session reports a reconnected server `connected`, its needs-auth entry (if any) is
+ * removed, as Claude Code 2.1.332 does on a successful connect and 2.1.108 never does.
  *
  * Stops for good, with no further status check or reconnect:
  * - on `close()` (or `using`);

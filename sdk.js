@@ -176,13 +176,31 @@ function report(policy, outcome) {
 }
 
 /**
+ * After `server` connected in the session: its needs-auth entry, if any, is wrong (the session
+ * just authenticated with the store's credentials), and new processes would skip the server for
+ * it. Claude Code 2.1.332 removes the entry on a successful connect itself; 2.1.108 never does
+ * (an entry its own failed connect wrote after a sign-in would stay until it expires). Removed
+ * only when present: invalidateNeedsAuth always tells subscribers.
+ */
+function dropEntryOfConnected(server, opts, where) {
+  try {
+    if (!addon.listNeedsAuth(opts).some((e) => e.server === server)) return;
+    const removed = addon.invalidateNeedsAuth(server, opts);
+    if (removed.length) debug(`${where}: ${server} connected; its needs-auth entry removed`);
+  } catch (err) {
+    warn(`${where}: ${server} connected, but its needs-auth entry could not be removed: ${errMessage(err)}`);
+  }
+}
+
+/**
  * Reconnects `server` in the session: up to `policy.retries` calls of `reconnectMcpServer`, the
  * n-th retry `backoffMs * 2^(n-1)` after the previous failure. Before each retry the session's
- * status decides: connected is done, a status outside `policy.statuses` is left alone. Reports
- * the outcome to `onReconnect`. Gives up at once when `stopped()` turns true. Resolves false when
- * the session ended on the way (mcpServerStatus() failed), true otherwise.
+ * status decides: connected is done, a status outside `policy.statuses` is left alone. Once
+ * connected, the server's needs-auth entry is dropped (`dropEntryOfConnected`). Reports the
+ * outcome to `onReconnect`. Gives up at once when `stopped()` turns true. Resolves false when the
+ * session ended on the way (mcpServerStatus() failed), true otherwise.
  */
-async function reconnectServer(query, server, policy, stopped, where) {
+async function reconnectServer(query, server, policy, stopped, where, opts) {
   let lastError;
   for (let attempt = 1; attempt <= policy.retries; attempt++) {
     if (stopped()) return true;
@@ -190,6 +208,9 @@ async function reconnectServer(query, server, policy, stopped, where) {
       debug(`reconnecting ${server} (attempt ${attempt}/${policy.retries})`);
       await query.reconnectMcpServer(server);
       debug(`${server}: reconnected`);
+      // Dropped only once the session says connected (a reconnect that resolved is not proof).
+      const after = await sessionStatuses(query, policy.statusTimeoutMs, where);
+      if (after?.find((s) => s && s.name === server)?.status === 'connected') dropEntryOfConnected(server, opts, where);
       report(policy, { server, ok: true, attempts: attempt });
       return true;
     } catch (err) {
@@ -204,6 +225,7 @@ async function reconnectServer(query, server, policy, stopped, where) {
     const st = statuses.find((s) => s && s.name === server);
     if (!st) return true;
     if (st.status === 'connected') {
+      dropEntryOfConnected(server, opts, where);
       report(policy, { server, ok: true, attempts: attempt });
       return true;
     }
@@ -357,7 +379,7 @@ class ReconnectSubscription {
           debug(`${name}: still skipped (needs-auth entry or token-less credentials); not reconnecting`);
           continue;
         }
-        const alive = await reconnectServer(this._query, name, this._policy, () => this._closed, RECONNECT);
+        const alive = await reconnectServer(this._query, name, this._policy, () => this._closed, RECONNECT, this._opts);
         if (!alive) return this.close();
       }
     }
@@ -462,7 +484,7 @@ async function reconcileSession(getQuery, opts, helperOptions) {
   }
   const names = statuses.filter((s) => s && s.status === 'needs-auth' && wouldDial(s.name, opts)).map((s) => s.name);
   for (const name of names) {
-    if (!(await reconnectServer(q, name, policy, () => false, 'SessionStart'))) return;
+    if (!(await reconnectServer(q, name, policy, () => false, 'SessionStart', opts))) return;
   }
 }
 

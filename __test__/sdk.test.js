@@ -281,6 +281,32 @@ describe('reconnectOnAuthChange (fake query)', () => {
     assert.equal(q.maxActive, 1);
   });
 
+  it("drops a connected server's needs-auth entry, and keeps it when the session still says needs-auth", async (t) => {
+    const dir = tmp(t);
+    const q = fakeQuery({ statuses: { up: 'needs-auth', stuck: 'needs-auth' } });
+    // A reconnect that resolves without connecting (the session still reports needs-auth).
+    const reconnect = q.reconnectMcpServer;
+    q.reconnectMcpServer = async (name) => {
+      await reconnect(name);
+      if (name === 'stuck') q.statuses.stuck = 'needs-auth';
+    };
+    const outcomes = [];
+    const sub = reconnectOnAuthChange(q, opts(dir, { retries: 1, onReconnect: (o) => outcomes.push(o) }));
+    t.after(() => sub.close());
+    // Entries a new process would ignore (from the future, beyond the clock skew allowed), so
+    // that both servers are dialable and reconnected, and only the outcome decides.
+    for (const server of ['up', 'stuck']) addon.markNeedsAuth(server, { configDir: dir });
+    const file = path.join(dir, 'mcp-needs-auth-cache.json');
+    const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
+    for (const e of Object.values(doc)) e.timestamp += 3_600_000;
+    fs.writeFileSync(file, JSON.stringify(doc));
+    addon.invalidateNeedsAuth([], { configDir: dir });
+    await until(() => outcomes.length === 2, { what: 'two outcomes' });
+    await settledAlive(sub);
+    const left = addon.listNeedsAuth({ configDir: dir }).map((e) => e.server);
+    assert.deepEqual(left, ['stuck'], 'the connected server has no entry left; the other keeps its own');
+  });
+
   it('stays serial across events that arrive while a reconnect runs', async (t) => {
     const dir = tmp(t);
     const q = fakeQuery({ statuses: { a: 'needs-auth', b: 'needs-auth', c: 'needs-auth' }, reconnectMs: 60 });
