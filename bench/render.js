@@ -232,10 +232,15 @@ function report(r) {
   const gN = gr.rows[gr.rows.length - 1];
   p();
   p(
-    `From 1 to ${gN.n} entries: check x${(gN.check.median / g1.check.median).toFixed(1)} (flat: the memo answers after one inotify poll, or one stat), ` +
+    `From 1 to ${gN.n} entries: check x${(gN.check.median / g1.check.median).toFixed(1)} (flat: the memo answers after one look at the inotify queue, or one stat), ` +
       `list x${(gN.list.median / g1.list.median).toFixed(0)} (linear: one JS object per entry), ` +
       `mark x${(gN.mark.median / g1.mark.median).toFixed(1)} (linear in file size on top of a fixed lock + fsync cost), ` +
       `J1 check x${(gN.j1.median / g1.j1.median).toFixed(0)} (linear: reads and parses everything).`,
+  );
+  p();
+  const flat = gN.check.median / g1.check.median;
+  p(
+    `Goal: a check costs the same from 1 to ${gN.n} entries (within 1.5x: x${flat.toFixed(1)}) → ${met(flat <= 1.5)}.`,
   );
   p();
   p('In-process subscribers (`watch: false`): one `invalidateNeedsAuth` → every callback ran.');
@@ -320,6 +325,10 @@ function report(r) {
   const [a, f] = pick(most);
   p(
     `| per subscription, from ${most} | ${kib(a.rss / most)} | ${kib(a.heap / most)} | ${kib(f.rss / most)} | ${kib(f.heap / most)} |`,
+  );
+  p();
+  p(
+    `Goal: per subscription, of ${most}, no more RSS and no more heap than one \`fs.watch\` each → ${met(a.rss <= f.rss && a.heap <= f.heap)}.`,
   );
   p();
 
