@@ -290,7 +290,7 @@ describe('options are decoded afresh on every call', () => {
   it('reads server names of every length around the size of the first read exactly', (t) => {
     const dir = tmp(t);
     for (let n = 244; n <= 260; n++) {
-      const server = 'n'.repeat(n - 1) + '\u00e9';
+      const server = `${'n'.repeat(n - 1)}\u00e9`;
       markNeedsAuth(server, { configDir: dir });
       assert.equal(isNeedsAuthCached(server, { configDir: dir }), true, `${n} chars`);
       assert.equal(isNeedsAuthCached(`m${server.slice(1)}`, { configDir: dir }), false, `${n} chars, first differs`);

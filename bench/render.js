@@ -239,9 +239,7 @@ function report(r) {
   );
   p();
   const flat = gN.check.median / g1.check.median;
-  p(
-    `Goal: a check costs the same from 1 to ${gN.n} entries (within 1.5x: x${flat.toFixed(1)}) → ${met(flat <= 1.5)}.`,
-  );
+  p(`Goal: a check costs the same from 1 to ${gN.n} entries (within 1.5x: x${flat.toFixed(1)}) → ${met(flat <= 1.5)}.`);
   p();
   p('In-process subscribers (`watch: false`): one `invalidateNeedsAuth` → every callback ran.');
   p();
