@@ -218,8 +218,15 @@ describe('crash safety: writers SIGKILLed at random points', () => {
           exited.then(() => false),
           sleep(15000).then(() => false),
         ]);
-        // Kill somewhere in the first ~30 ms of work (each change takes well under 1 ms to a few ms).
-        if (ready) await sleep(Math.floor(Math.random() * 30));
+        // Kill somewhere in the first ~30 ms of work (each change takes well under 1 ms to a few
+        // ms). Every other writer is first seen to finish a change (its log grew), so that on a
+        // loaded machine, where a writer can take longer than that to start, at least half of the
+        // kills still land while writers work.
+        if (ready && g % 2 === 1) {
+          const until = Date.now() + 10000;
+          while (readLog(logFile).length === 0 && Date.now() < until) await sleep(1);
+          await sleep(Math.floor(Math.random() * 10));
+        } else if (ready) await sleep(Math.floor(Math.random() * 30));
         child.kill('SIGKILL');
         const { code, signal } = await exited;
         kills++;
