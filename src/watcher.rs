@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher as _};
 
@@ -274,34 +274,74 @@ impl Todo {
     }
     true
   }
+
+  fn any(&self) -> bool {
+    self.cache || self.credentials || self.dirs || self.tick
+  }
+}
+
+/// The watcher's queue, and what arrived while a read of the credentials file waited on it.
+struct Inbox {
+  rx: Receiver<Msg>,
+  /// Noted while a read waited, for the next turn of the loop.
+  early: Todo,
+  stopped: bool,
+}
+
+impl Inbox {
+  /// A pause of a read that caught the credentials file half-written (`fs::read_waiting`):
+  /// returns at the next notification of that file, which comes when the rest of the write has
+  /// landed, rather than sleeping the whole pause. Other messages are kept for later.
+  fn pause_for_credentials(&mut self, pause: Duration) {
+    let end = Instant::now() + pause;
+    loop {
+      let left = end.saturating_duration_since(Instant::now());
+      if self.stopped {
+        // No notification will come: the pause is slept, so the read's retries do not spin.
+        return std::thread::sleep(left);
+      }
+      match self.rx.recv_timeout(left) {
+        Ok(Msg::Credentials) | Err(RecvTimeoutError::Timeout) => return,
+        Ok(m) => self.stopped |= !self.early.note(m),
+        Err(RecvTimeoutError::Disconnected) => self.stopped = true,
+      }
+    }
+  }
 }
 
 impl<S: Sink> Worker<S> {
   fn run(mut self, rx: Receiver<Msg>) {
+    let mut inbox = Inbox { rx, early: Todo::default(), stopped: false };
     loop {
-      let mut todo = Todo::default();
-      let first = match self.next_wakeup() {
-        None => match rx.recv() {
-          Ok(m) => m,
-          Err(_) => return,
-        },
-        Some(wait) => match rx.recv_timeout(wait) {
-          Ok(m) => m,
-          Err(RecvTimeoutError::Timeout) => {
-            todo.tick = true;
-            Msg::Dirs
-          }
-          Err(RecvTimeoutError::Disconnected) => return,
-        },
-      };
-      if !todo.note(first) {
+      let mut todo = std::mem::take(&mut inbox.early);
+      if inbox.stopped {
         return;
+      }
+      if !todo.any() {
+        let first = match self.next_wakeup() {
+          None => match inbox.rx.recv() {
+            Ok(m) => m,
+            Err(_) => return,
+          },
+          Some(wait) => match inbox.rx.recv_timeout(wait) {
+            Ok(m) => m,
+            Err(RecvTimeoutError::Timeout) => {
+              todo.tick = true;
+              Msg::Dirs
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+          },
+        };
+        if !todo.note(first) {
+          return;
+        }
       }
       // React on the first notification, folding in whatever queued meanwhile. No quiet period
       // is waited for: a document cut off by an in-place write (truncate, then write) is waited
-      // for by the read itself (`fs::read_with`), and since changes are found by
-      // diffing, the later notifications of the same save find nothing new to report.
-      while let Ok(m) = rx.try_recv() {
+      // for by the read itself (`fs::read_waiting`, until the write's next notification), and
+      // since changes are found by diffing, the later notifications of the same save find
+      // nothing new to report.
+      while let Ok(m) = inbox.rx.try_recv() {
         if !todo.note(m) {
           return;
         }
@@ -316,7 +356,7 @@ impl<S: Sink> Worker<S> {
       }
       // Credentials first: auto-invalidation writes the cache, and that write is our own.
       if todo.credentials {
-        self.credentials_changed();
+        self.credentials_changed(&mut inbox);
       }
       if todo.cache {
         self.cache_changed();
@@ -435,8 +475,8 @@ impl<S: Sink> Worker<S> {
     });
   }
 
-  fn credentials_changed(&mut self) {
-    let snapshot = match credentials::read(&self.store) {
+  fn credentials_changed(&mut self, inbox: &mut Inbox) {
+    let snapshot = match credentials::read_waiting(&self.store, |pause| inbox.pause_for_credentials(pause)) {
       Ok(s) => s,
       Err(e) => return self.warn(&e),
     };
@@ -591,7 +631,6 @@ mod tests {
   use super::*;
   use crate::credentials::CredentialSource;
   use std::fs;
-  use std::time::Instant;
 
   #[test]
   fn changed_servers_names_added_changed_removed() {
@@ -663,6 +702,25 @@ mod tests {
     assert_eq!((e.reason, e.source, e.servers.clone()), (Reason::CacheChanged, Source::OtherProcess, vec!["x".into()]));
     assert_eq!(e.config_dir, f.dir);
     needs_auth::mark(&f.cache(), "own", 2.0, None, None).expect("mark");
+    f.quiet(200);
+  }
+
+  #[test]
+  fn an_in_place_save_caught_half_done_is_reported_once_when_it_lands() {
+    let f = watch(CredentialSource::File, false);
+    f.write_token("gh", 1.0);
+    assert_eq!(f.next_event().servers, vec!["gh"]);
+    // Claude Code 2.1.108's `writeFile`: the truncate wakes the watcher; the bytes come later.
+    let creds = f.dir.join(".credentials.json");
+    let mut file = fs::File::create(&creds).expect("truncate");
+    std::thread::sleep(Duration::from_millis(30));
+    let doc = r#"{"mcpOAuth":{"gh|0000000000000000":{"serverName":"gh","accessToken":"T-2","expiresAt":2}}}"#;
+    std::io::Write::write_all(&mut file, doc.as_bytes()).expect("write");
+    drop(file);
+    match f.rx.recv_timeout(WAIT).expect("an event") {
+      Output::Event(e) => assert_eq!((e.reason, e.servers), (Reason::CredentialsChanged, vec!["gh".to_string()])),
+      Output::Warning(w) => panic!("the half-done save was taken as corrupt: {w}"),
+    }
     f.quiet(200);
   }
 

@@ -14,7 +14,7 @@ pub mod stamp;
 pub mod write;
 
 pub use lock::{lock_path, FileLock};
-pub use read::{read_bounded, read_with, FileKind, Patience, ReadOutcome};
+pub use read::{read_bounded, read_waiting, read_with, FileKind, Patience, ReadOutcome};
 pub use stamp::Stamp;
 pub use write::{move_aside, write_atomic};
 
