@@ -491,12 +491,25 @@ impl<S: Sink> Worker<S> {
       .filter(|name| self.credentials.servers.get(*name).is_some_and(|s| s.has_token()))
       .cloned()
       .collect();
+    let mut event = Some(changed);
     if self.settings.auto_invalidate() && !signed_in.is_empty() {
-      if let Err(e) = needs_auth::invalidate(&self.cache_path, &Selection::Servers(signed_in)) {
+      // Announced as soon as the removal is visible, before it is made durable (under the
+      // lock, right after: `fs::write_visible`): a Claude Code a subscriber starts on the event
+      // reads the file without the entry, and the fsyncs are off the event's path.
+      let announce = || self.emit_once(Reason::CredentialsChanged, &mut event);
+      let removed = needs_auth::invalidate_then(&self.cache_path, &Selection::Servers(signed_in), Some(announce));
+      if let Err(e) = removed {
         self.warn(&e);
       }
     }
-    self.emit(Reason::CredentialsChanged, changed);
+    self.emit_once(Reason::CredentialsChanged, &mut event);
+  }
+
+  /// Emits `servers` unless already emitted (taken).
+  fn emit_once(&self, reason: Reason, servers: &mut Option<Vec<String>>) {
+    if let Some(servers) = servers.take() {
+      self.emit(reason, servers);
+    }
   }
 
   /// The cache and this process's own writes since the last look, read together under the
@@ -529,16 +542,18 @@ impl<S: Sink> Worker<S> {
     if servers.is_empty() {
       return;
     }
+    let mut event = Some(servers);
     if self.settings.auto_invalidate() {
-      self.remove_superseded();
+      self.remove_superseded(&mut event);
     }
-    self.emit(Reason::CacheChanged, servers);
+    self.emit_once(Reason::CacheChanged, &mut event);
   }
 
   /// Sticky invalidation: another process (typically a Claude Code that started before a
   /// sign-in, writing back the copy it read then) may have put back an entry a sign-in has
-  /// superseded. Remove every such entry again, by the same rule as `purgeStale`.
-  fn remove_superseded(&mut self) {
+  /// superseded. Remove every such entry again, by the same rule as `purgeStale`; `event` is
+  /// emitted as soon as the removal is visible, as for a sign-in.
+  fn remove_superseded(&mut self, event: &mut Option<Vec<String>>) {
     let view = CredentialView { store: self.store.clone(), snapshot: self.credentials.clone() };
     let now = now_ms();
     let superseded = |doc: &Document| -> Vec<String> {
@@ -549,7 +564,8 @@ impl<S: Sink> Worker<S> {
         .map(|st| st.server)
         .collect()
     };
-    if let Err(e) = needs_auth::remove_picked(&self.cache_path, superseded, |s| s.as_str()) {
+    let announce = || self.emit_once(Reason::CacheChanged, event);
+    if let Err(e) = needs_auth::remove_picked_then(&self.cache_path, superseded, |s| s.as_str(), Some(announce)) {
       self.warn(&e);
     }
   }
