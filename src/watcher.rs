@@ -10,12 +10,15 @@
 //! same path as soon as it exists; until then the sink hears one warning and the path is looked
 //! at every [`RETRY`]. The keychain, which has no notifications, is polled. Notifications are
 //! acted on at once (those queued meanwhile are folded in); a healthy file-only watcher never
-//! wakes up by itself.
+//! wakes up by itself. A save of the credentials file is acted on by notify's own thread when
+//! the watcher's thread is idle, so a sign-in reaches the sink after one thread wake-up, as
+//! with a bare `fs.watch`; everything else (and a save caught half-written) is the watcher
+//! thread's.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, TryLockError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -29,7 +32,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::events::{AuthEvent, Reason, Source};
 use crate::fs::{self, FileLock};
 use crate::needs_auth::{self, OwnWrites, OwnWritesTracker, Selection};
-use crate::process_state::CLOSING_FS_WATCHERS;
+use crate::process_state::{self, CLOSING_FS_WATCHERS};
 use crate::staleness::{self, CredentialView};
 
 /// While a directory cannot be watched (missing, no permission, no inotify instance or watch
@@ -42,8 +45,8 @@ pub const RETRY: Duration = Duration::from_millis(500);
 /// symlink retargeted elsewhere goes unnoticed.
 const WATCH_PARENTS: bool = cfg!(not(target_os = "macos"));
 
-/// Where a watcher's output goes (as notify's `EventHandler`). Called on the watcher's thread:
-/// must not block.
+/// Where a watcher's output goes. Called on the watcher's thread, or on notify's (a credentials
+/// save acted on at once, see `credentials_inline`): must not block.
 pub trait Sink: Send + 'static {
   fn event(&self, event: AuthEvent);
   /// A problem the watcher met (an unreadable store, a directory it cannot watch).
@@ -141,34 +144,41 @@ pub fn start(config_dir: &Path, store: Store, settings: Arc<Settings>, sink: imp
     // exists. A failure here shows up as a watch warning below.
     let _ = std::fs::create_dir_all(dir);
   }
-  let mut worker = Worker {
-    config_dir: config_dir.to_path_buf(),
-    own: OwnWritesTracker::start(&cache_path),
-    cache_path,
-    store,
-    settings,
-    sink,
-    tx: tx.clone(),
-    fs: None,
-    dirs,
-    ids: Vec::new(),
-    broken: None,
-    cache_baseline: Arc::new(Document::new()),
-    credentials: Snapshot::default(),
-    last_warning: None,
-  };
-  // Armed before the baselines are taken, so that nothing falls between the two.
-  worker.check_dirs(true);
-  if let Ok((doc, _)) = worker.read_cache() {
-    worker.cache_baseline = doc;
-  }
-  if let Ok(snapshot) = credentials::read(&worker.store) {
-    credentials::observe(&worker.store, &snapshot, now_ms());
-    worker.credentials = snapshot;
+  let shared = Arc::new_cyclic(|me| {
+    Mutex::new(Worker {
+      me: me.clone(),
+      stopped: false,
+      config_dir: config_dir.to_path_buf(),
+      own: OwnWritesTracker::start(&cache_path),
+      cache_path,
+      store,
+      settings,
+      sink,
+      tx: tx.clone(),
+      fs: None,
+      dirs,
+      ids: Vec::new(),
+      broken: None,
+      cache_baseline: Arc::new(Document::new()),
+      credentials: Snapshot::default(),
+      last_warning: None,
+    })
+  });
+  {
+    let mut worker = process_state::lock(&shared);
+    // Armed before the baselines are taken, so that nothing falls between the two.
+    worker.check_dirs(true);
+    if let Ok((doc, _)) = worker.read_cache() {
+      worker.cache_baseline = doc;
+    }
+    if let Ok(snapshot) = credentials::read(&worker.store) {
+      credentials::observe(&worker.store, &snapshot, now_ms());
+      worker.credentials = snapshot;
+    }
   }
   let thread = std::thread::Builder::new()
     .name("mcp-needs-auth-watch".into())
-    .spawn(move || worker.run(rx))
+    .spawn(move || run(shared, rx))
     .map_err(|e| Error::new(ErrorCode::Watch, format!("cannot start the watcher thread: {e}")))?;
   Ok(Watcher { tx, thread: Some(thread) })
 }
@@ -233,7 +243,13 @@ impl Drop for Fs {
   }
 }
 
+/// The watcher's state. Its thread holds the lock while it acts; notify's thread takes it, when
+/// free, to act on a credentials save at once (see `handler`).
 struct Worker<S: Sink> {
+  /// Itself, for the notification handler (weak: notify's handler lives inside `fs`).
+  me: Weak<Mutex<Worker<S>>>,
+  /// The watcher thread has stopped: nothing more is reported.
+  stopped: bool,
   config_dir: PathBuf,
   cache_path: PathBuf,
   store: Store,
@@ -309,61 +325,75 @@ impl Inbox {
   }
 }
 
-impl<S: Sink> Worker<S> {
-  fn run(mut self, rx: Receiver<Msg>) {
-    let mut inbox = Inbox { rx, early: Todo::default(), stopped: false };
-    loop {
-      let mut todo = std::mem::take(&mut inbox.early);
-      if inbox.stopped {
+/// The watcher thread. Stops on `Msg::Stop`; the notify instance is closed here, under the lock,
+/// so no notification is acted on after `Watcher::drop` returns.
+fn run<S: Sink>(shared: Arc<Mutex<Worker<S>>>, rx: Receiver<Msg>) {
+  let mut inbox = Inbox { rx, early: Todo::default(), stopped: false };
+  turns(&shared, &mut inbox);
+  let mut worker = process_state::lock(&shared);
+  worker.stopped = true;
+  let fs = worker.fs.take();
+  drop(worker);
+  drop(fs);
+}
+
+/// The watcher thread's loop, until `Msg::Stop`.
+fn turns<S: Sink>(shared: &Mutex<Worker<S>>, inbox: &mut Inbox) {
+  loop {
+    let mut todo = std::mem::take(&mut inbox.early);
+    if inbox.stopped {
+      return;
+    }
+    if !todo.any() {
+      let next_wakeup = process_state::lock(shared).next_wakeup();
+      let first = match next_wakeup {
+        None => match inbox.rx.recv() {
+          Ok(m) => m,
+          Err(_) => return,
+        },
+        Some(wait) => match inbox.rx.recv_timeout(wait) {
+          Ok(m) => m,
+          Err(RecvTimeoutError::Timeout) => {
+            todo.tick = true;
+            Msg::Dirs
+          }
+          Err(RecvTimeoutError::Disconnected) => return,
+        },
+      };
+      if !todo.note(first) {
         return;
       }
-      if !todo.any() {
-        let first = match self.next_wakeup() {
-          None => match inbox.rx.recv() {
-            Ok(m) => m,
-            Err(_) => return,
-          },
-          Some(wait) => match inbox.rx.recv_timeout(wait) {
-            Ok(m) => m,
-            Err(RecvTimeoutError::Timeout) => {
-              todo.tick = true;
-              Msg::Dirs
-            }
-            Err(RecvTimeoutError::Disconnected) => return,
-          },
-        };
-        if !todo.note(first) {
-          return;
-        }
-      }
-      // React on the first notification, folding in whatever queued meanwhile. No quiet period
-      // is waited for: a document cut off by an in-place write (truncate, then write) is waited
-      // for by the read itself (`fs::read_waiting`, until the write's next notification), and
-      // since changes are found by diffing, the later notifications of the same save find
-      // nothing new to report.
-      while let Ok(m) = inbox.rx.try_recv() {
-        if !todo.note(m) {
-          return;
-        }
-      }
-      if todo.dirs && self.check_dirs(false) {
-        // Replaced, gone or back: whatever the files hold now is news.
-        todo.cache = true;
-        todo.credentials = true;
-      }
-      if todo.tick && self.store.source.needs_polling() {
-        todo.credentials = true;
-      }
-      // Credentials first: auto-invalidation writes the cache, and that write is our own.
-      if todo.credentials {
-        self.credentials_changed(&mut inbox);
-      }
-      if todo.cache {
-        self.cache_changed();
+    }
+    // React on the first notification, folding in whatever queued meanwhile. No quiet period
+    // is waited for: a document cut off by an in-place write (truncate, then write) is waited
+    // for by the read itself (`fs::read_waiting`, until the write's next notification), and
+    // since changes are found by diffing, the later notifications of the same save find
+    // nothing new to report.
+    while let Ok(m) = inbox.rx.try_recv() {
+      if !todo.note(m) {
+        return;
       }
     }
+    let mut worker = process_state::lock(shared);
+    if todo.dirs && worker.check_dirs(false) {
+      // Replaced, gone or back: whatever the files hold now is news.
+      todo.cache = true;
+      todo.credentials = true;
+    }
+    if todo.tick && worker.store.source.needs_polling() {
+      todo.credentials = true;
+    }
+    // Credentials first: auto-invalidation writes the cache, and that write is our own.
+    if todo.credentials {
+      worker.credentials_changed(inbox);
+    }
+    if todo.cache {
+      worker.cache_changed();
+    }
   }
+}
 
+impl<S: Sink> Worker<S> {
   /// `None`: sleep until notified (a healthy watcher of files only).
   fn next_wakeup(&self) -> Option<Duration> {
     let poll = self.store.source.needs_polling().then(|| self.settings.poll_interval());
@@ -417,6 +447,7 @@ impl<S: Sink> Worker<S> {
       let closing = Arc::new(AtomicBool::new(false));
       let guard = HandlerGuard { closing: Arc::clone(&closing), _gone: alive };
       let watcher = notify::recommended_watcher(handler(
+        self.me.clone(),
         self.tx.clone(),
         self.dirs.clone(),
         self.cache_path.clone(),
@@ -476,10 +507,35 @@ impl<S: Sink> Worker<S> {
   }
 
   fn credentials_changed(&mut self, inbox: &mut Inbox) {
-    let snapshot = match credentials::read_waiting(&self.store, |pause| inbox.pause_for_credentials(pause)) {
-      Ok(s) => s,
-      Err(e) => return self.warn(&e),
-    };
+    let read = credentials::read_waiting(&self.store, |pause| {
+      inbox.pause_for_credentials(pause);
+      true
+    });
+    match read {
+      Ok(snapshot) => self.credentials_read(snapshot),
+      Err(e) => self.warn(&e),
+    }
+  }
+
+  /// On notify's thread, for a notification of the credentials file while the watcher thread is
+  /// idle: acts on it at once, one thread wake-up sooner. Returns false when the watcher thread
+  /// must look instead: a file caught half-written (waiting for the rest of the write means
+  /// waiting for notifications, which this thread delivers), any error (warned about there), a
+  /// store that asks the keychain first, a watch in trouble.
+  fn credentials_inline(&mut self) -> bool {
+    if self.stopped || self.broken.is_some() || self.store.source.needs_polling() {
+      return self.stopped;
+    }
+    match credentials::read_waiting(&self.store, |_| false) {
+      Ok(snapshot) => {
+        self.credentials_read(snapshot);
+        true
+      }
+      Err(_) => false,
+    }
+  }
+
+  fn credentials_read(&mut self, snapshot: Snapshot) {
     self.last_warning = None;
     let changed = credentials::observe(&self.store, &snapshot, now_ms());
     self.credentials = snapshot;
@@ -591,7 +647,8 @@ fn others_changes(baseline: &Arc<Document>, own: OwnWrites, now: &Document) -> V
 
 /// Forwards only events that name the cache, the credentials file, or a watched directory
 /// itself (an event on the directory, or on its entry in the parent: both carry its path).
-fn handler(
+fn handler<S: Sink>(
+  worker: Weak<Mutex<Worker<S>>>,
   tx: Sender<Msg>,
   dirs: Vec<PathBuf>,
   cache_path: PathBuf,
@@ -626,12 +683,29 @@ fn handler(
       if *path == cache_path {
         let _ = tx.send(Msg::Cache);
       } else if Some(path) == creds_file.as_ref() {
-        let _ = tx.send(Msg::Credentials);
+        if !credentials_inline(&worker) {
+          let _ = tx.send(Msg::Credentials);
+        }
       } else if dirs.contains(path) {
         let _ = tx.send(Msg::Dirs);
       }
     }
   }
+}
+
+/// A credentials save acted on from notify's thread when the watcher thread is idle (its lock
+/// free): the event then costs one thread wake-up (notify's), as a bare `fs.watch` does, instead
+/// of two. When the lock is held, the watcher thread is at work and hears of it by message:
+/// possibly waiting for this very notification to end a torn read's pause.
+fn credentials_inline<S: Sink>(worker: &Weak<Mutex<Worker<S>>>) -> bool {
+  let Some(worker) = worker.upgrade() else { return true };
+  let locked = match worker.try_lock() {
+    Ok(w) => w,
+    Err(TryLockError::WouldBlock) => return false,
+    Err(TryLockError::Poisoned(p)) => p.into_inner(),
+  };
+  let mut worker = locked;
+  worker.credentials_inline()
 }
 
 /// Servers whose entries were added, changed or removed between two documents.

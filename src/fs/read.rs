@@ -91,19 +91,23 @@ pub fn read_with<T>(
   patience: Patience,
   parse: impl Fn(&[u8]) -> std::result::Result<T, String>,
 ) -> Result<(ReadOutcome<T>, Option<Stamp>)> {
-  read_waiting(path, kind, patience, parse, std::thread::sleep)
+  read_waiting(path, kind, patience, parse, |pause| {
+    std::thread::sleep(pause);
+    true
+  })
 }
 
 /// `read_with`, spending each pause between two reads in `wait(pause)` instead of sleeping it.
 /// A caller that is told of the file's changes returns as soon as the next one comes (the rest
 /// of the torn write has landed) rather than sleeping the whole pause; `wait` must not return
-/// early otherwise, or the retries would spin.
+/// early otherwise, or the retries would spin. `wait` returning false ends the retries: the
+/// read is returned as it is (a torn document as `Some(Err(why))`).
 pub fn read_waiting<T>(
   path: &Path,
   kind: &FileKind,
   patience: Patience,
   parse: impl Fn(&[u8]) -> std::result::Result<T, String>,
-  mut wait: impl FnMut(Duration),
+  mut wait: impl FnMut(Duration) -> bool,
 ) -> Result<(ReadOutcome<T>, Option<Stamp>)> {
   let started = std::time::Instant::now();
   let mut pause = READ_RETRY_FIRST_PAUSE;
@@ -116,8 +120,7 @@ pub fn read_waiting<T>(
     let after = Stamp::read(path, kind)?;
     let steady = if before.is_some() && before == after { before } else { None };
     let settled = steady.is_some_and(|s| s.age_ns() > patience.settle.as_nanos() as i128);
-    if parsed.is_err() && !settled && started.elapsed() < patience.budget && looks_truncated(&bytes) {
-      wait(pause);
+    if parsed.is_err() && !settled && started.elapsed() < patience.budget && looks_truncated(&bytes) && wait(pause) {
       pause = (pause * 2).min(READ_RETRY_MAX_PAUSE);
       continue;
     }
@@ -173,6 +176,7 @@ mod tests {
       // The rest of the write lands, and its notification ends the pause at once.
       pauses.push(pause);
       fs::write(&path, b"{\"a\":1}").expect("write");
+      true
     })
     .expect("read");
     assert!(outcome.expect("exists").expect("parses").contains_key("a"));
