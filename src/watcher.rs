@@ -815,6 +815,53 @@ mod tests {
   }
 
   #[test]
+  fn every_save_is_reported_once_and_its_entry_is_gone_by_then_whichever_thread_reads_it() {
+    let document = |tokens: &[i32; 3]| -> String {
+      let entries: Vec<String> = (0..3)
+        .map(|k| {
+          format!(r#""s{k}|0000000000000000":{{"serverName":"s{k}","accessToken":"T{}","expiresAt":1}}"#, tokens[k])
+        })
+        .collect();
+      format!(r#"{{"mcpOAuth":{{{}}}}}"#, entries.join(","))
+    };
+    let f = watch(CredentialSource::File, true);
+    let creds = f.dir.join(".credentials.json");
+    let mut tokens = [-1, -2, -3];
+    fs::write(&creds, document(&tokens)).expect("first sign-ins");
+    assert_eq!(f.next_event().servers, vec!["s0", "s1", "s2"]);
+    for i in 0..30i32 {
+      let server = format!("s{}", i % 3);
+      // A 401 after the previous sign-in: not superseded, so it stays until this one.
+      let entry = format!(r#"{{"{server}":{{"timestamp":{}}}}}"#, now_ms() + 1.0);
+      std::thread::sleep(Duration::from_millis(2));
+      fs::write(f.cache(), entry).expect("entry");
+      let e = f.next_event();
+      assert_eq!((e.reason, e.servers), (Reason::CacheChanged, vec![server.clone()]), "save {i}: the entry");
+      // Every server keeps its token; this one's is new.
+      tokens[(i % 3) as usize] = i;
+      let doc = document(&tokens);
+      // In place (caught half-done or not: read on notify's thread or the watcher's), or renamed.
+      match i % 3 {
+        0 => {
+          let mut file = fs::File::create(&creds).expect("truncate");
+          std::thread::sleep(Duration::from_millis(3));
+          std::io::Write::write_all(&mut file, doc.as_bytes()).expect("write");
+        }
+        1 => fs::write(&creds, &doc).expect("write"),
+        _ => {
+          let tmp = f.dir.join(".credentials.json.tmp");
+          fs::write(&tmp, &doc).expect("write");
+          fs::rename(&tmp, &creds).expect("rename");
+        }
+      }
+      let e = f.next_event();
+      assert_eq!((e.reason, e.servers), (Reason::CredentialsChanged, vec![server.clone()]), "save {i}, once");
+      assert_eq!(fs::read_to_string(f.cache()).expect("read"), "{}", "save {i}: removed before the event");
+    }
+    f.quiet(300);
+  }
+
+  #[test]
   fn a_removed_directory_is_warned_about_once_and_watched_again_when_it_comes_back() {
     let f = watch(CredentialSource::None, false);
     fs::write(f.cache(), br#"{"x":{"timestamp":1}}"#).expect("write");
