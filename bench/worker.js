@@ -5,8 +5,9 @@
 //   cred-writer <configDir>          on {i, server, style, entry}: with `entry`, first write the
 //                                    server's needs-auth entry as Claude Code does; then save a new
 //                                    token in .credentials.json, in place (2.1.108's way) or by
-//                                    temp + rename (2.1.332's), and reply {i, t0} (t0 taken just
-//                                    before the credentials write)
+//                                    temp + rename (2.1.332's), and reply {i, t0, t1} (t0 taken
+//                                    just before the credentials write, t1 after) `replyAfterMs`
+//                                    later
 //   contend <addon|j1> <configDir> <k> <changes>
 //                                    on 'go': <changes> changes on its own servers p<k>-0..9
 //   idle <none|addon|fswatch|chokidar> <configDir> <seconds>
@@ -45,7 +46,10 @@ function credWriter(configDir) {
       token: `bench-access-${m.i}-${Math.random().toString(36).slice(2)}`,
       style: m.style || 'in-place',
     });
-    process.send({ i: m.i, t0, t1: nowHr() });
+    const t1 = nowHr();
+    // The reply waits until every watcher has had its chance: handled on the parent's JS thread
+    // meanwhile, it would delay whichever callback comes after it, as no real sign-in does.
+    setTimeout(() => process.send({ i: m.i, t0, t1 }), m.replyAfterMs || 0);
   });
   process.send('ready');
 }

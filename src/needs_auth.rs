@@ -250,8 +250,20 @@ pub fn is_cached(path: &Path, server: &str, now: f64, rules: &Rules) -> Result<b
 }
 
 /// Locked read-modify-write. `change` edits the document and says whether it changed it; only
-/// then is the file rewritten (a corrupt one is first moved aside, kept). Returns its result.
+/// then is the file rewritten (a corrupt one is first moved aside, kept), durably before this
+/// returns. Returns its result.
 pub fn update<R>(path: &Path, change: impl FnOnce(&mut Document) -> (R, bool)) -> Result<R> {
+  update_then(path, change, None::<fn()>)
+}
+
+/// `update`; with `visible`, the rewrite is announced by calling it as soon as every reader can
+/// see it, and made durable right after, before the lock is released (`fs::write_visible`).
+/// `visible` is not called when nothing was written.
+fn update_then<R>(
+  path: &Path,
+  change: impl FnOnce(&mut Document) -> (R, bool),
+  visible: Option<impl FnOnce()>,
+) -> Result<R> {
   let _lock = FileLock::acquire(path)?;
   let (contents, _) = cache_read::read(path, Patience::WRITER)?;
   let (mut doc, corrupt) = match contents {
@@ -266,13 +278,24 @@ pub fn update<R>(path: &Path, change: impl FnOnce(&mut Document) -> (R, bool)) -
     if corrupt {
       fs::move_aside(path, now_ms() as u64)?;
     }
-    fs::write_atomic(path, &cache_file::serialize(&doc))?;
+    let bytes = cache_file::serialize(&doc);
+    let pending = match visible {
+      None => {
+        fs::write_atomic(path, &bytes)?;
+        None
+      }
+      Some(announce) => Some((fs::write_visible(path, &bytes)?, announce)),
+    };
     let doc = Arc::new(doc);
     if let Some(before) = before {
       // Still under the lock: a watcher reading under it sees the file and this record together.
       record_own_write(path, OwnWrite { before, after: Arc::clone(&doc) });
     }
     forget_memo(path);
+    if let Some((written, announce)) = pending {
+      announce();
+      written.make_durable()?;
+    }
   }
   Ok(result)
 }
@@ -318,22 +341,44 @@ impl Selection {
 /// selected under the lock (`name` gives each one's server). Most calls select nothing: those
 /// are answered from a read, without the lock and without a write.
 pub fn remove_picked<T>(path: &Path, pick: impl Fn(&Document) -> Vec<T>, name: impl Fn(&T) -> &str) -> Result<Vec<T>> {
+  remove_picked_then(path, pick, name, None::<fn()>)
+}
+
+/// `remove_picked`, announcing the removal through `visible` as soon as it can be seen, before
+/// it is made durable (see `update_then`): for a watcher, whose subscribers act on the event by
+/// starting processes that read the file. `visible` is not called when nothing was removed.
+pub fn remove_picked_then<T>(
+  path: &Path,
+  pick: impl Fn(&Document) -> Vec<T>,
+  name: impl Fn(&T) -> &str,
+  visible: Option<impl FnOnce()>,
+) -> Result<Vec<T>> {
   if pick(&*load(path)?).is_empty() {
     return Ok(Vec::new());
   }
-  update(path, |doc| {
-    let picked = pick(doc);
-    for p in &picked {
-      doc.shift_remove(name(p));
-    }
-    let changed = !picked.is_empty();
-    (picked, changed)
-  })
+  update_then(
+    path,
+    |doc| {
+      let picked = pick(doc);
+      for p in &picked {
+        doc.shift_remove(name(p));
+      }
+      let changed = !picked.is_empty();
+      (picked, changed)
+    },
+    visible,
+  )
 }
 
 /// Removes the selected entries and returns the names actually removed (file order for `All`,
 /// the caller's order otherwise). Nothing to remove means no write at all.
 pub fn invalidate(path: &Path, selection: &Selection) -> Result<Vec<String>> {
+  invalidate_then(path, selection, None::<fn()>)
+}
+
+/// `invalidate`, announcing the removal through `visible` before it is made durable (see
+/// `remove_picked_then`).
+pub fn invalidate_then(path: &Path, selection: &Selection, visible: Option<impl FnOnce()>) -> Result<Vec<String>> {
   selection.validate()?;
   let present = |doc: &Document| match selection {
     Selection::All => doc.keys().cloned().collect::<Vec<_>>(),
@@ -347,7 +392,7 @@ pub fn invalidate(path: &Path, selection: &Selection) -> Result<Vec<String>> {
       seen
     }
   };
-  remove_picked(path, present, |n| n.as_str())
+  remove_picked_then(path, present, |n| n.as_str(), visible)
 }
 
 /// One change this process made: the document it read under the lock, and the one it wrote.
@@ -461,6 +506,25 @@ mod tests {
     assert!(!is_cached(&path, "github", 2000.0, &Rules::default()).expect("check"));
     assert_eq!(invalidate(&path, &Selection::All).expect("all"), vec!["figma".to_string()]);
     assert_eq!(fs::read_to_string(&path).expect("read"), "{}");
+  }
+
+  #[test]
+  fn invalidate_then_announces_once_the_removal_is_visible() {
+    let (_d, path) = tmp();
+    mark(&path, "a", 1.0, None, None).expect("mark");
+    mark(&path, "b", 1.0, None, None).expect("mark");
+    let mut seen = Vec::new();
+    let removed = invalidate_then(
+      &path,
+      &Selection::Servers(vec!["a".into()]),
+      Some(|| seen.push(fs::read_to_string(&path).expect("read"))),
+    )
+    .expect("invalidate");
+    assert_eq!(removed, vec!["a".to_string()]);
+    assert_eq!(seen, vec![r#"{"b":{"timestamp":1}}"#.to_string()], "announced once, after the rename");
+    let mut called = false;
+    invalidate_then(&path, &Selection::Servers(vec!["a".into()]), Some(|| called = true)).expect("again");
+    assert!(!called, "nothing removed, nothing announced");
   }
 
   #[test]

@@ -10,14 +10,17 @@
 //! same path as soon as it exists; until then the sink hears one warning and the path is looked
 //! at every [`RETRY`]. The keychain, which has no notifications, is polled. Notifications are
 //! acted on at once (those queued meanwhile are folded in); a healthy file-only watcher never
-//! wakes up by itself.
+//! wakes up by itself. A save of the credentials file is acted on by notify's own thread when
+//! the watcher's thread is idle, so a sign-in reaches the sink after one thread wake-up, as
+//! with a bare `fs.watch`; everything else (and a save caught half-written) is the watcher
+//! thread's.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, TryLockError, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher as _};
 
@@ -29,7 +32,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::events::{AuthEvent, Reason, Source};
 use crate::fs::{self, FileLock};
 use crate::needs_auth::{self, OwnWrites, OwnWritesTracker, Selection};
-use crate::process_state::CLOSING_FS_WATCHERS;
+use crate::process_state::{self, CLOSING_FS_WATCHERS};
 use crate::staleness::{self, CredentialView};
 
 /// While a directory cannot be watched (missing, no permission, no inotify instance or watch
@@ -42,8 +45,8 @@ pub const RETRY: Duration = Duration::from_millis(500);
 /// symlink retargeted elsewhere goes unnoticed.
 const WATCH_PARENTS: bool = cfg!(not(target_os = "macos"));
 
-/// Where a watcher's output goes (as notify's `EventHandler`). Called on the watcher's thread:
-/// must not block.
+/// Where a watcher's output goes. Called on the watcher's thread, or on notify's (a credentials
+/// save acted on at once, see `credentials_inline`): must not block.
 pub trait Sink: Send + 'static {
   fn event(&self, event: AuthEvent);
   /// A problem the watcher met (an unreadable store, a directory it cannot watch).
@@ -141,34 +144,41 @@ pub fn start(config_dir: &Path, store: Store, settings: Arc<Settings>, sink: imp
     // exists. A failure here shows up as a watch warning below.
     let _ = std::fs::create_dir_all(dir);
   }
-  let mut worker = Worker {
-    config_dir: config_dir.to_path_buf(),
-    own: OwnWritesTracker::start(&cache_path),
-    cache_path,
-    store,
-    settings,
-    sink,
-    tx: tx.clone(),
-    fs: None,
-    dirs,
-    ids: Vec::new(),
-    broken: None,
-    cache_baseline: Arc::new(Document::new()),
-    credentials: Snapshot::default(),
-    last_warning: None,
-  };
-  // Armed before the baselines are taken, so that nothing falls between the two.
-  worker.check_dirs(true);
-  if let Ok((doc, _)) = worker.read_cache() {
-    worker.cache_baseline = doc;
-  }
-  if let Ok(snapshot) = credentials::read(&worker.store) {
-    credentials::observe(&worker.store, &snapshot, now_ms());
-    worker.credentials = snapshot;
+  let shared = Arc::new_cyclic(|me| {
+    Mutex::new(Worker {
+      me: me.clone(),
+      stopped: false,
+      config_dir: config_dir.to_path_buf(),
+      own: OwnWritesTracker::start(&cache_path),
+      cache_path,
+      store,
+      settings,
+      sink,
+      tx: tx.clone(),
+      fs: None,
+      dirs,
+      ids: Vec::new(),
+      broken: None,
+      cache_baseline: Arc::new(Document::new()),
+      credentials: Snapshot::default(),
+      last_warning: None,
+    })
+  });
+  {
+    let mut worker = process_state::lock(&shared);
+    // Armed before the baselines are taken, so that nothing falls between the two.
+    worker.check_dirs(true);
+    if let Ok((doc, _)) = worker.read_cache() {
+      worker.cache_baseline = doc;
+    }
+    if let Ok(snapshot) = credentials::read(&worker.store) {
+      credentials::observe(&worker.store, &snapshot, now_ms());
+      worker.credentials = snapshot;
+    }
   }
   let thread = std::thread::Builder::new()
     .name("mcp-needs-auth-watch".into())
-    .spawn(move || worker.run(rx))
+    .spawn(move || run(shared, rx))
     .map_err(|e| Error::new(ErrorCode::Watch, format!("cannot start the watcher thread: {e}")))?;
   Ok(Watcher { tx, thread: Some(thread) })
 }
@@ -233,7 +243,13 @@ impl Drop for Fs {
   }
 }
 
+/// The watcher's state. Its thread holds the lock while it acts; notify's thread takes it, when
+/// free, to act on a credentials save at once (see `handler`).
 struct Worker<S: Sink> {
+  /// Itself, for the notification handler (weak: notify's handler lives inside `fs`).
+  me: Weak<Mutex<Worker<S>>>,
+  /// The watcher thread has stopped: nothing more is reported.
+  stopped: bool,
   config_dir: PathBuf,
   cache_path: PathBuf,
   store: Store,
@@ -274,18 +290,68 @@ impl Todo {
     }
     true
   }
+
+  fn any(&self) -> bool {
+    self.cache || self.credentials || self.dirs || self.tick
+  }
 }
 
-impl<S: Sink> Worker<S> {
-  fn run(mut self, rx: Receiver<Msg>) {
+/// The watcher's queue, and what arrived while a read of the credentials file waited on it.
+struct Inbox {
+  rx: Receiver<Msg>,
+  /// Noted while a read waited, for the next turn of the loop.
+  early: Todo,
+  stopped: bool,
+}
+
+impl Inbox {
+  /// A pause of a read that caught the credentials file half-written (`fs::read_waiting`):
+  /// returns at the next notification of that file, which comes when the rest of the write has
+  /// landed, rather than sleeping the whole pause. Other messages are kept for later.
+  fn pause_for_credentials(&mut self, pause: Duration) {
+    let end = Instant::now() + pause;
     loop {
-      let mut todo = Todo::default();
-      let first = match self.next_wakeup() {
-        None => match rx.recv() {
+      let left = end.saturating_duration_since(Instant::now());
+      if self.stopped {
+        // No notification will come: the pause is slept, so the read's retries do not spin.
+        return std::thread::sleep(left);
+      }
+      match self.rx.recv_timeout(left) {
+        Ok(Msg::Credentials) | Err(RecvTimeoutError::Timeout) => return,
+        Ok(m) => self.stopped |= !self.early.note(m),
+        Err(RecvTimeoutError::Disconnected) => self.stopped = true,
+      }
+    }
+  }
+}
+
+/// The watcher thread. Stops on `Msg::Stop`; the notify instance is closed here, under the lock,
+/// so no notification is acted on after `Watcher::drop` returns.
+fn run<S: Sink>(shared: Arc<Mutex<Worker<S>>>, rx: Receiver<Msg>) {
+  let mut inbox = Inbox { rx, early: Todo::default(), stopped: false };
+  turns(&shared, &mut inbox);
+  let mut worker = process_state::lock(&shared);
+  worker.stopped = true;
+  let fs = worker.fs.take();
+  drop(worker);
+  drop(fs);
+}
+
+/// The watcher thread's loop, until `Msg::Stop`.
+fn turns<S: Sink>(shared: &Mutex<Worker<S>>, inbox: &mut Inbox) {
+  loop {
+    let mut todo = std::mem::take(&mut inbox.early);
+    if inbox.stopped {
+      return;
+    }
+    if !todo.any() {
+      let next_wakeup = process_state::lock(shared).next_wakeup();
+      let first = match next_wakeup {
+        None => match inbox.rx.recv() {
           Ok(m) => m,
           Err(_) => return,
         },
-        Some(wait) => match rx.recv_timeout(wait) {
+        Some(wait) => match inbox.rx.recv_timeout(wait) {
           Ok(m) => m,
           Err(RecvTimeoutError::Timeout) => {
             todo.tick = true;
@@ -297,33 +363,37 @@ impl<S: Sink> Worker<S> {
       if !todo.note(first) {
         return;
       }
-      // React on the first notification, folding in whatever queued meanwhile. No quiet period
-      // is waited for: a document cut off by an in-place write (truncate, then write) is waited
-      // for by the read itself (`fs::read_with`), and since changes are found by
-      // diffing, the later notifications of the same save find nothing new to report.
-      while let Ok(m) = rx.try_recv() {
-        if !todo.note(m) {
-          return;
-        }
-      }
-      if todo.dirs && self.check_dirs(false) {
-        // Replaced, gone or back: whatever the files hold now is news.
-        todo.cache = true;
-        todo.credentials = true;
-      }
-      if todo.tick && self.store.source.needs_polling() {
-        todo.credentials = true;
-      }
-      // Credentials first: auto-invalidation writes the cache, and that write is our own.
-      if todo.credentials {
-        self.credentials_changed();
-      }
-      if todo.cache {
-        self.cache_changed();
+    }
+    // React on the first notification, folding in whatever queued meanwhile. No quiet period
+    // is waited for: a document cut off by an in-place write (truncate, then write) is waited
+    // for by the read itself (`fs::read_waiting`, until the write's next notification), and
+    // since changes are found by diffing, the later notifications of the same save find
+    // nothing new to report.
+    while let Ok(m) = inbox.rx.try_recv() {
+      if !todo.note(m) {
+        return;
       }
     }
+    let mut worker = process_state::lock(shared);
+    if todo.dirs && worker.check_dirs(false) {
+      // Replaced, gone or back: whatever the files hold now is news.
+      todo.cache = true;
+      todo.credentials = true;
+    }
+    if todo.tick && worker.store.source.needs_polling() {
+      todo.credentials = true;
+    }
+    // Credentials first: auto-invalidation writes the cache, and that write is our own.
+    if todo.credentials {
+      worker.credentials_changed(inbox);
+    }
+    if todo.cache {
+      worker.cache_changed();
+    }
   }
+}
 
+impl<S: Sink> Worker<S> {
   /// `None`: sleep until notified (a healthy watcher of files only).
   fn next_wakeup(&self) -> Option<Duration> {
     let poll = self.store.source.needs_polling().then(|| self.settings.poll_interval());
@@ -377,6 +447,7 @@ impl<S: Sink> Worker<S> {
       let closing = Arc::new(AtomicBool::new(false));
       let guard = HandlerGuard { closing: Arc::clone(&closing), _gone: alive };
       let watcher = notify::recommended_watcher(handler(
+        self.me.clone(),
         self.tx.clone(),
         self.dirs.clone(),
         self.cache_path.clone(),
@@ -435,11 +506,36 @@ impl<S: Sink> Worker<S> {
     });
   }
 
-  fn credentials_changed(&mut self) {
-    let snapshot = match credentials::read(&self.store) {
-      Ok(s) => s,
-      Err(e) => return self.warn(&e),
-    };
+  fn credentials_changed(&mut self, inbox: &mut Inbox) {
+    let read = credentials::read_waiting(&self.store, |pause| {
+      inbox.pause_for_credentials(pause);
+      true
+    });
+    match read {
+      Ok(snapshot) => self.credentials_read(snapshot),
+      Err(e) => self.warn(&e),
+    }
+  }
+
+  /// On notify's thread, for a notification of the credentials file while the watcher thread is
+  /// idle: acts on it at once, one thread wake-up sooner. Returns false when the watcher thread
+  /// must look instead: a file caught half-written (waiting for the rest of the write means
+  /// waiting for notifications, which this thread delivers), any error (warned about there), a
+  /// store that asks the keychain first, a watch in trouble.
+  fn credentials_inline(&mut self) -> bool {
+    if self.stopped || self.broken.is_some() || self.store.source.needs_polling() {
+      return self.stopped;
+    }
+    match credentials::read_waiting(&self.store, |_| false) {
+      Ok(snapshot) => {
+        self.credentials_read(snapshot);
+        true
+      }
+      Err(_) => false,
+    }
+  }
+
+  fn credentials_read(&mut self, snapshot: Snapshot) {
     self.last_warning = None;
     let changed = credentials::observe(&self.store, &snapshot, now_ms());
     self.credentials = snapshot;
@@ -451,12 +547,25 @@ impl<S: Sink> Worker<S> {
       .filter(|name| self.credentials.servers.get(*name).is_some_and(|s| s.has_token()))
       .cloned()
       .collect();
+    let mut event = Some(changed);
     if self.settings.auto_invalidate() && !signed_in.is_empty() {
-      if let Err(e) = needs_auth::invalidate(&self.cache_path, &Selection::Servers(signed_in)) {
+      // Announced as soon as the removal is visible, before it is made durable (under the
+      // lock, right after: `fs::write_visible`): a Claude Code a subscriber starts on the event
+      // reads the file without the entry, and the fsyncs are off the event's path.
+      let announce = || self.emit_once(Reason::CredentialsChanged, &mut event);
+      let removed = needs_auth::invalidate_then(&self.cache_path, &Selection::Servers(signed_in), Some(announce));
+      if let Err(e) = removed {
         self.warn(&e);
       }
     }
-    self.emit(Reason::CredentialsChanged, changed);
+    self.emit_once(Reason::CredentialsChanged, &mut event);
+  }
+
+  /// Emits `servers` unless already emitted (taken).
+  fn emit_once(&self, reason: Reason, servers: &mut Option<Vec<String>>) {
+    if let Some(servers) = servers.take() {
+      self.emit(reason, servers);
+    }
   }
 
   /// The cache and this process's own writes since the last look, read together under the
@@ -489,16 +598,18 @@ impl<S: Sink> Worker<S> {
     if servers.is_empty() {
       return;
     }
+    let mut event = Some(servers);
     if self.settings.auto_invalidate() {
-      self.remove_superseded();
+      self.remove_superseded(&mut event);
     }
-    self.emit(Reason::CacheChanged, servers);
+    self.emit_once(Reason::CacheChanged, &mut event);
   }
 
   /// Sticky invalidation: another process (typically a Claude Code that started before a
   /// sign-in, writing back the copy it read then) may have put back an entry a sign-in has
-  /// superseded. Remove every such entry again, by the same rule as `purgeStale`.
-  fn remove_superseded(&mut self) {
+  /// superseded. Remove every such entry again, by the same rule as `purgeStale`; `event` is
+  /// emitted as soon as the removal is visible, as for a sign-in.
+  fn remove_superseded(&mut self, event: &mut Option<Vec<String>>) {
     let view = CredentialView { store: self.store.clone(), snapshot: self.credentials.clone() };
     let now = now_ms();
     let superseded = |doc: &Document| -> Vec<String> {
@@ -509,7 +620,8 @@ impl<S: Sink> Worker<S> {
         .map(|st| st.server)
         .collect()
     };
-    if let Err(e) = needs_auth::remove_picked(&self.cache_path, superseded, |s| s.as_str()) {
+    let announce = || self.emit_once(Reason::CacheChanged, event);
+    if let Err(e) = needs_auth::remove_picked_then(&self.cache_path, superseded, |s| s.as_str(), Some(announce)) {
       self.warn(&e);
     }
   }
@@ -535,7 +647,8 @@ fn others_changes(baseline: &Arc<Document>, own: OwnWrites, now: &Document) -> V
 
 /// Forwards only events that name the cache, the credentials file, or a watched directory
 /// itself (an event on the directory, or on its entry in the parent: both carry its path).
-fn handler(
+fn handler<S: Sink>(
+  worker: Weak<Mutex<Worker<S>>>,
   tx: Sender<Msg>,
   dirs: Vec<PathBuf>,
   cache_path: PathBuf,
@@ -570,12 +683,29 @@ fn handler(
       if *path == cache_path {
         let _ = tx.send(Msg::Cache);
       } else if Some(path) == creds_file.as_ref() {
-        let _ = tx.send(Msg::Credentials);
+        if !credentials_inline(&worker) {
+          let _ = tx.send(Msg::Credentials);
+        }
       } else if dirs.contains(path) {
         let _ = tx.send(Msg::Dirs);
       }
     }
   }
+}
+
+/// A credentials save acted on from notify's thread when the watcher thread is idle (its lock
+/// free): the event then costs one thread wake-up (notify's), as a bare `fs.watch` does, instead
+/// of two. When the lock is held, the watcher thread is at work and hears of it by message:
+/// possibly waiting for this very notification to end a torn read's pause.
+fn credentials_inline<S: Sink>(worker: &Weak<Mutex<Worker<S>>>) -> bool {
+  let Some(worker) = worker.upgrade() else { return true };
+  let locked = match worker.try_lock() {
+    Ok(w) => w,
+    Err(TryLockError::WouldBlock) => return false,
+    Err(TryLockError::Poisoned(p)) => p.into_inner(),
+  };
+  let mut worker = locked;
+  worker.credentials_inline()
 }
 
 /// Servers whose entries were added, changed or removed between two documents.
@@ -591,7 +721,6 @@ mod tests {
   use super::*;
   use crate::credentials::CredentialSource;
   use std::fs;
-  use std::time::Instant;
 
   #[test]
   fn changed_servers_names_added_changed_removed() {
@@ -664,6 +793,72 @@ mod tests {
     assert_eq!(e.config_dir, f.dir);
     needs_auth::mark(&f.cache(), "own", 2.0, None, None).expect("mark");
     f.quiet(200);
+  }
+
+  #[test]
+  fn an_in_place_save_caught_half_done_is_reported_once_when_it_lands() {
+    let f = watch(CredentialSource::File, false);
+    f.write_token("gh", 1.0);
+    assert_eq!(f.next_event().servers, vec!["gh"]);
+    // Claude Code 2.1.108's `writeFile`: the truncate wakes the watcher; the bytes come later.
+    let creds = f.dir.join(".credentials.json");
+    let mut file = fs::File::create(&creds).expect("truncate");
+    std::thread::sleep(Duration::from_millis(30));
+    let doc = r#"{"mcpOAuth":{"gh|0000000000000000":{"serverName":"gh","accessToken":"T-2","expiresAt":2}}}"#;
+    std::io::Write::write_all(&mut file, doc.as_bytes()).expect("write");
+    drop(file);
+    match f.rx.recv_timeout(WAIT).expect("an event") {
+      Output::Event(e) => assert_eq!((e.reason, e.servers), (Reason::CredentialsChanged, vec!["gh".to_string()])),
+      Output::Warning(w) => panic!("the half-done save was taken as corrupt: {w}"),
+    }
+    f.quiet(200);
+  }
+
+  #[test]
+  fn every_save_is_reported_once_and_its_entry_is_gone_by_then_whichever_thread_reads_it() {
+    let document = |tokens: &[i32; 3]| -> String {
+      let entries: Vec<String> = (0..3)
+        .map(|k| {
+          format!(r#""s{k}|0000000000000000":{{"serverName":"s{k}","accessToken":"T{}","expiresAt":1}}"#, tokens[k])
+        })
+        .collect();
+      format!(r#"{{"mcpOAuth":{{{}}}}}"#, entries.join(","))
+    };
+    let f = watch(CredentialSource::File, true);
+    let creds = f.dir.join(".credentials.json");
+    let mut tokens = [-1, -2, -3];
+    fs::write(&creds, document(&tokens)).expect("first sign-ins");
+    assert_eq!(f.next_event().servers, vec!["s0", "s1", "s2"]);
+    for i in 0..30i32 {
+      let server = format!("s{}", i % 3);
+      // A 401 after the previous sign-in: not superseded, so it stays until this one.
+      let entry = format!(r#"{{"{server}":{{"timestamp":{}}}}}"#, now_ms() + 1.0);
+      std::thread::sleep(Duration::from_millis(2));
+      fs::write(f.cache(), entry).expect("entry");
+      let e = f.next_event();
+      assert_eq!((e.reason, e.servers), (Reason::CacheChanged, vec![server.clone()]), "save {i}: the entry");
+      // Every server keeps its token; this one's is new.
+      tokens[(i % 3) as usize] = i;
+      let doc = document(&tokens);
+      // In place (caught half-done or not: read on notify's thread or the watcher's), or renamed.
+      match i % 3 {
+        0 => {
+          let mut file = fs::File::create(&creds).expect("truncate");
+          std::thread::sleep(Duration::from_millis(3));
+          std::io::Write::write_all(&mut file, doc.as_bytes()).expect("write");
+        }
+        1 => fs::write(&creds, &doc).expect("write"),
+        _ => {
+          let tmp = f.dir.join(".credentials.json.tmp");
+          fs::write(&tmp, &doc).expect("write");
+          fs::rename(&tmp, &creds).expect("rename");
+        }
+      }
+      let e = f.next_event();
+      assert_eq!((e.reason, e.servers), (Reason::CredentialsChanged, vec![server.clone()]), "save {i}, once");
+      assert_eq!(fs::read_to_string(f.cache()).expect("read"), "{}", "save {i}: removed before the event");
+    }
+    f.quiet(300);
   }
 
   #[test]

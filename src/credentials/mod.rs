@@ -54,6 +54,16 @@ const CREDENTIALS_FILE: FileKind = FileKind {
 
 /// Reads the store as Claude Code would: keychain first where it is used, then the file.
 pub fn read(store: &Store) -> Result<Snapshot> {
+  read_waiting(store, |pause| {
+    std::thread::sleep(pause);
+    true
+  })
+}
+
+/// `read`, for a watcher told of the file's changes: a file caught half-written is read again
+/// when `wait` returns true, and reported as corrupt when it returns false (see
+/// `fs::read_waiting`).
+pub fn read_waiting(store: &Store, wait: impl FnMut(std::time::Duration) -> bool) -> Result<Snapshot> {
   if store.source == CredentialSource::None {
     return Ok(Snapshot::default());
   }
@@ -74,7 +84,7 @@ pub fn read(store: &Store) -> Result<Snapshot> {
   if !store.source.uses_file() {
     return Ok(Snapshot::default());
   }
-  let (outcome, stamp) = fs::read_with(&store.file, &CREDENTIALS_FILE, Patience::READER, parse_document)?;
+  let (outcome, stamp) = fs::read_waiting(&store.file, &CREDENTIALS_FILE, Patience::READER, parse_document, wait)?;
   match outcome {
     None => Ok(Snapshot::default()),
     Some(Ok(doc)) => {

@@ -16,8 +16,6 @@ pub struct FileLock {
 
 impl FileLock {
   pub fn acquire(data_path: &Path) -> Result<FileLock> {
-    let dir = parent_dir(data_path);
-    fs::create_dir_all(dir).map_err(|e| Error::io(ErrorCode::CacheWrite, "cannot create the config dir", dir, &e))?;
     let lock_path = lock_path(data_path);
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
@@ -26,9 +24,17 @@ impl FileLock {
       use std::os::unix::fs::OpenOptionsExt;
       options.mode(0o600);
     }
-    let file = options
-      .open(&lock_path)
-      .map_err(|e| Error::io(ErrorCode::CacheWrite, "cannot open the lock file", &lock_path, &e))?;
+    // The config dir is made only when it is missing: not a `mkdir` and a `stat` on every write.
+    let file = match options.open(&lock_path) {
+      Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        let dir = parent_dir(data_path);
+        fs::create_dir_all(dir)
+          .map_err(|e| Error::io(ErrorCode::CacheWrite, "cannot create the config dir", dir, &e))?;
+        options.open(&lock_path)
+      }
+      opened => opened,
+    }
+    .map_err(|e| Error::io(ErrorCode::CacheWrite, "cannot open the lock file", &lock_path, &e))?;
     // std's own `File::lock` (Rust 1.89+) would shadow the trait method: name fs4's explicitly.
     fs4::FileExt::lock(&file).map_err(|e| Error::io(ErrorCode::CacheWrite, "cannot lock", &lock_path, &e))?;
     Ok(FileLock { file })

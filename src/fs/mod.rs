@@ -3,10 +3,11 @@
 //!
 //! Every change is a read-modify-write under an exclusive advisory lock on a sidecar
 //! `<file>.lock` ([`lock`]), written to a temp file in the same directory, fsynced, renamed over
-//! the target and made durable with an fsync of the directory ([`write`]). Claude Code writes the
-//! same files with a plain `writeFile` and no lock, so a reader may catch its half-written bytes:
-//! reads retry briefly before calling a file corrupt ([`read`]). [`stamp`] tells "unchanged"
-//! without reading.
+//! the target and made durable with an fsync of the directory ([`write`]; a watcher's write that
+//! must be announced first is renamed first and fsynced after, see `write::write_visible`).
+//! Claude Code writes the same files with a plain `writeFile` and no lock, so a reader may catch
+//! its half-written bytes: reads retry briefly before calling a file corrupt ([`read`]).
+//! [`stamp`] tells "unchanged" without reading.
 
 pub mod lock;
 pub mod read;
@@ -14,9 +15,11 @@ pub mod stamp;
 pub mod write;
 
 pub use lock::{lock_path, FileLock};
-pub use read::{open_plain, read_bounded, read_opened, read_with, FileKind, Opened, Patience, ReadOutcome};
+pub use read::{
+  open_plain, read_bounded, read_opened, read_waiting, read_with, FileKind, Opened, Patience, ReadOutcome,
+};
 pub use stamp::Stamp;
-pub use write::{move_aside, write_atomic};
+pub use write::{move_aside, write_atomic, write_visible, Visible};
 
 use std::path::Path;
 

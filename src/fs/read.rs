@@ -162,6 +162,24 @@ pub fn read_with<T>(
   patience: Patience,
   parse: impl Fn(&[u8]) -> std::result::Result<T, String>,
 ) -> Result<(ReadOutcome<T>, Option<Stamp>)> {
+  read_waiting(path, kind, patience, parse, |pause| {
+    std::thread::sleep(pause);
+    true
+  })
+}
+
+/// `read_with`, spending each pause between two reads in `wait(pause)` instead of sleeping it.
+/// A caller that is told of the file's changes returns as soon as the next one comes (the rest
+/// of the torn write has landed) rather than sleeping the whole pause; `wait` must not return
+/// early otherwise, or the retries would spin. `wait` returning false ends the retries: the
+/// read is returned as it is (a torn document as `Some(Err(why))`).
+pub fn read_waiting<T>(
+  path: &Path,
+  kind: &FileKind,
+  patience: Patience,
+  parse: impl Fn(&[u8]) -> std::result::Result<T, String>,
+  mut wait: impl FnMut(Duration) -> bool,
+) -> Result<(ReadOutcome<T>, Option<Stamp>)> {
   let started = std::time::Instant::now();
   let mut pause = READ_RETRY_FIRST_PAUSE;
   loop {
@@ -173,8 +191,7 @@ pub fn read_with<T>(
     let after = Stamp::read(path, kind)?;
     let steady = if before.is_some() && before == after { before } else { None };
     let settled = steady.is_some_and(|s| s.age_ns() > patience.settle.as_nanos() as i128);
-    if parsed.is_err() && !settled && started.elapsed() < patience.budget && looks_truncated(&bytes) {
-      std::thread::sleep(pause);
+    if parsed.is_err() && !settled && started.elapsed() < patience.budget && looks_truncated(&bytes) && wait(pause) {
       pause = (pause * 2).min(READ_RETRY_MAX_PAUSE);
       continue;
     }
@@ -253,6 +270,23 @@ mod tests {
     fs::write(&path, vec![b' '; 65]).expect("too large");
     let err = read_opened(file, 2, &path, &TEST_FILE).expect_err("over the bound");
     assert_eq!(err.code, ErrorCode::CacheTooLarge);
+  }
+
+  #[test]
+  fn a_torn_read_is_retried_when_wait_returns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f.json");
+    fs::write(&path, b"{\"a\":").expect("truncated");
+    let mut pauses = Vec::new();
+    let (outcome, _) = read_waiting(&path, &TEST_FILE, Patience::READER, object, |pause| {
+      // The rest of the write lands, and its notification ends the pause at once.
+      pauses.push(pause);
+      fs::write(&path, b"{\"a\":1}").expect("write");
+      true
+    })
+    .expect("read");
+    assert!(outcome.expect("exists").expect("parses").contains_key("a"));
+    assert_eq!(pauses, vec![READ_RETRY_FIRST_PAUSE], "one pause, ended by the write");
   }
 
   #[test]
