@@ -86,10 +86,14 @@ function report(r) {
       `Goal: no slower than J1 sync → ${met(c.afterChange.addon.median <= c.afterChange.j1.median)}.`,
   );
   p();
-  p("Notes: on Linux an unchanged-file check is one syscall, `ioctl(FIONREAD)` on the process's inotify");
-  p("instance, which watches the cache file's directory (an empty queue proves that no process has");
+  p('Notes: on Linux an unchanged-file check is one syscall, a zero-timeout `epoll_wait` on an epoll');
+  p(
+    "instance holding the process's inotify instance, which watches the cache file's directory (an empty queue proves that no process has",
+  );
   p('changed the file since it was read: the kernel queues the event with the write itself), plus the');
-  p('napi call and option decoding; where inotify cannot be exact (no inotify, a symlink in the path,');
+  p(
+    'call (a plain Node-API callback) and option decoding; where inotify cannot be exact (no inotify, a symlink in the path,',
+  );
   p('a hard-linked file) it is one `stat`. J1 sync is `open` + `fstat` + `read` + `close` + `JSON.parse`;');
   p('after a change the addon does `open` + `fstat` + `read` + `close` too, plus the queue read that');
   p('told it. The rows are timed in turns (a batch of each, then the next round), so that noise falls');
@@ -145,8 +149,9 @@ function report(r) {
   p('for it in `.credentials.json`: in place (`writeFileSync` + `chmod 0600`, Claude Code 2.1.108) or as a temp file');
   p("renamed over it (2.1.332). Latency runs from the writer's clock reading just before the credentials write");
   p('(`performance.timeOrigin + performance.now()`, sent back over IPC) to the moment the callback runs here with');
-  p("that server named. The addon's callback runs after `autoInvalidate` removed the entry (locked, atomic, fsynced");
-  p('rewrite); the baselines only read and compare.');
+  p("that server named. The addon's callback runs after `autoInvalidate` removed the entry (a locked, atomic rewrite,");
+  p('renamed into place; its two fsyncs follow the dispatch of the event, still under the lock); the baselines only');
+  p('read and compare. The writer replies 20 ms after the save, so that its message never delays a callback.');
   p();
   for (const style of ['in-place', 'rename']) {
     const x = pr[style];
@@ -166,9 +171,12 @@ function report(r) {
     );
     p();
   }
-  p("Notes: the addon reacts to the first notification; a document caught between a `writeFile`'s truncate");
-  p('and its write is read again after 0.2 ms (doubling to 5 ms), never parsed as the truth, and changes are');
-  p('found by diffing, so one save is reported once. The J2 `fs.watch` handler ignores a read that does not');
+  p("Notes: the addon reacts to the first notification, on notify's thread when the watcher thread is idle; a");
+  p("document caught between a `writeFile`'s truncate and its write is read again at the write's next");
+  p('notification (0.2 ms at the latest, doubling to 5 ms), never parsed as the truth, and changes are');
+  p('found by diffing, so one save is reported once. What the addon does that `fs.watch` does not: the');
+  p('removal (lock, re-read of the cache, a temp file, a rename: about 0.3 ms here), and one more thread');
+  p("wake-up (notify's thread, then the JS thread). The J2 `fs.watch` handler ignores a read that does not");
   p('parse yet and compares only the access token. chokidar 4 with default options drops in-place saves here:');
   p('its per-file 5 ms throttle and its mtime comparison swallow the notification of the write that completes');
   p('a `writeFileSync`, so the change is only seen with the next save (counted as missed after 300 ms).');
