@@ -12,7 +12,7 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 
 use super::cache::is_cached;
-use super::{small_str, NeedsAuthOptions, ServerName};
+use super::{small_str, Code, NeedsAuthOptions, ServerName};
 use std::mem::MaybeUninit;
 
 /// Replaces `exports.isNeedsAuthCached` with the plain callback.
@@ -42,7 +42,7 @@ unsafe extern "C" fn callback(env: sys::napi_env, info: sys::napi_callback_info)
   // SAFETY: napi calls this with a live env and callback info; every value read below belongs
   // to this call's scope.
   let result = std::panic::catch_unwind(|| unsafe { call(env, info) })
-    .unwrap_or_else(|panic| Err(AnyError::Napi(panic_to_error(panic))));
+    .unwrap_or_else(|panic| Err(internal(panic_to_error(panic))));
   let mut out = std::ptr::null_mut();
   match result {
     // SAFETY: as above.
@@ -65,7 +65,7 @@ unsafe fn call(env: sys::napi_env, info: sys::napi_callback_info) -> std::result
     sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), std::ptr::null_mut(), std::ptr::null_mut())
   };
   if status != sys::Status::napi_ok {
-    return Err(AnyError::Napi(napi::Error::new(Status::from(status), "cannot read the arguments")));
+    return Err(internal(napi::Error::new(Status::from(status), "cannot read the arguments")));
   }
   // A short name is read onto the stack (no allocation); anything else (a long name, or not a
   // string, which must fail as ServerName fails) goes through ServerName. Missing arguments are
@@ -115,10 +115,16 @@ fn is_nullish(env: sys::napi_env, value: sys::napi_value) -> bool {
   ok && (t == sys::ValueType::napi_undefined || t == sys::ValueType::napi_null)
 }
 
+/// A failure of the engine binding itself: thrown with our code for it (`ERR_INTERNAL`), never
+/// with a napi status name.
+fn internal(e: napi::Error) -> AnyError {
+  AnyError::Ours(napi::Error::new(Code::Napi(Status::GenericFailure), e.reason))
+}
+
 /// A failure in decoding (napi's error, already carrying our code) or in the body (our code).
 enum AnyError {
   Napi(napi::Error),
-  Ours(napi::Error<super::Code>),
+  Ours(napi::Error<Code>),
 }
 
 impl AnyError {

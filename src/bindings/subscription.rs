@@ -108,29 +108,29 @@ struct Hub {
 }
 
 thread_local! {
-  /// This thread's hub (a thread runs one JS environment at a time). Made on the first
-  /// subscription, gone with the environment (its cleanup hook unsubscribes what is left).
-  static HUB: RefCell<Option<Hub>> = const { RefCell::new(None) };
+  /// The hubs of this thread's JS environments (one, but for embedders that run several on one
+  /// thread). Each is made on its environment's first subscription and gone with the
+  /// environment (its cleanup hook unsubscribes what is left).
+  static HUBS: RefCell<Vec<Hub>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The hub of `env`, made (with its threadsafe function and cleanup hook) if there is none.
 fn hub_tsfn(env: &Env) -> JsResult<Arc<Tsfn>> {
   let key = env.raw() as usize;
-  if let Some(tsfn) = HUB.with_borrow(|h| h.as_ref().filter(|h| h.env == key).map(|h| Arc::clone(&h.tsfn))) {
+  if let Some(tsfn) = HUBS.with_borrow(|h| h.iter().find(|h| h.env == key).map(|h| Arc::clone(&h.tsfn))) {
     return Ok(tsfn);
   }
   let tsfn = Arc::new(dispatcher(env)?);
-  env.add_env_cleanup_hook((), |()| close_hub()).js()?;
-  HUB.set(Some(Hub { env: key, tsfn: Arc::clone(&tsfn), callbacks: HashMap::new() }));
+  env.add_env_cleanup_hook(key, close_hub).js()?;
+  HUBS.with_borrow_mut(|h| h.push(Hub { env: key, tsfn: Arc::clone(&tsfn), callbacks: HashMap::new() }));
   Ok(tsfn)
 }
 
-/// At the environment's teardown: every subscription it left open is closed.
-fn close_hub() {
-  if let Some(hub) = HUB.take() {
-    for id in hub.callbacks.keys() {
-      event_bus::unsubscribe(*id);
-    }
+/// At an environment's teardown: every subscription it left open is closed.
+fn close_hub(env: usize) {
+  let hub = HUBS.with_borrow_mut(|h| h.iter().position(|h| h.env == env).map(|i| h.swap_remove(i)));
+  for id in hub.iter().flat_map(|hub| hub.callbacks.keys()) {
+    event_bus::unsubscribe(*id);
   }
 }
 
@@ -151,7 +151,7 @@ impl Handle {
   fn close(&self) {
     if !self.closed.replace(true) {
       // Taken out before it is dropped: dropping a reference must not happen inside the borrow.
-      let callback = HUB.with_borrow_mut(|h| h.as_mut().and_then(|h| h.callbacks.remove(&self.id)));
+      let callback = HUBS.with_borrow_mut(|h| h.iter_mut().find_map(|h| h.callbacks.remove(&self.id)));
       drop(callback);
       event_bus::unsubscribe(self.id);
     }
@@ -209,7 +209,8 @@ pub fn on_auth_changed(
   let tsfn = hub_tsfn(&env)?;
   let id = event_bus::next_subscriber_id();
   // In the hub before the bus can deliver anything for it.
-  HUB.with_borrow_mut(|h| h.as_mut().map(|h| h.callbacks.insert(id, callback)));
+  let key = env.raw() as usize;
+  HUBS.with_borrow_mut(|h| h.iter_mut().find(|h| h.env == key).map(|h| h.callbacks.insert(id, callback)));
   let handle = Rc::new(Handle { id, closed: Cell::new(false) });
   if let Err(e) = event_bus::subscribe_as(id, &config_dir, Arc::new(JsListener { id, tsfn }), watch) {
     handle.close();
@@ -234,8 +235,13 @@ fn dispatcher(env: &Env) -> JsResult<Tsfn> {
       let arg: Unknown<'static> = unsafe { Unknown::from_raw_unchecked(ctx.env.raw(), arg.raw()) };
       let env: &Env = ctx.env;
       // The callback's handle is taken out of the hub before it runs: it may subscribe or close.
-      let callback = HUB
-        .with_borrow(|h| h.as_ref().and_then(|h| h.callbacks.get(&id)).map(|cb| cb.borrow_back(env).map(|f| f.raw())));
+      let key = env.raw() as usize;
+      let callback = HUBS.with_borrow(|h| {
+        h.iter()
+          .find(|h| h.env == key)
+          .and_then(|h| h.callbacks.get(&id))
+          .map(|cb| cb.borrow_back(env).map(|f| f.raw()))
+      });
       let Some(callback) = callback.transpose()? else { return Ok(()) };
       if arg.get_type()? == ValueType::String {
         // A warning from the watcher, not an event.
