@@ -171,14 +171,12 @@ fn load_in(memos: &Mutex<Memos>, path: &Path) -> Result<Arc<Document>> {
     // Under a watch, an event brought us here: the file most likely changed, so open it
     // straight away (its stamp comes from the descriptor).
     Opened::Missing => (Arc::new(Document::new()), Seen::Missing, true),
+    // Read even when the stamp looks the same: the event is the proof of a change, and a stamp is
+    // not (file times tick coarsely on many kernels, so two same-size writes a moment apart can
+    // leave equal stamps).
     Opened::File { file, stamp, len, single_link: true } => {
-      let seen = Seen::File(stamp);
-      if seen == seen_before {
-        (doc_before, seen, true)
-      } else {
-        let (doc, seen) = read_watched(path, fs::read_opened(file, len, path, &CACHE_FILE)?, seen)?;
-        (doc, seen, true)
-      }
+      let (doc, seen) = read_watched(path, fs::read_opened(file, len, path, &CACHE_FILE)?, Seen::File(stamp))?;
+      (doc, seen, true)
     }
     _ => {
       let (seen, watchable) = look(path)?;
