@@ -1,7 +1,7 @@
 //! Where Claude Code keeps its state: `CLAUDE_CONFIG_DIR`, else `~/.claude`, NFC-normalised,
 //! exactly as Claude Code resolves it (so both sides name the same file).
 
-use std::ffi::OsString;
+use std::ffi::{CStr, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,8 +15,21 @@ pub const CACHE_FILE_NAME: &str = "mcp-needs-auth-cache.json";
 /// The plaintext credentials file name inside the secure-storage dir.
 pub const CREDENTIALS_FILE_NAME: &str = ".credentials.json";
 
+/// The variable that names Claude Code's config dir.
+pub const CONFIG_DIR_VAR: &str = c_name(CONFIG_DIR_VAR_C);
+const CONFIG_DIR_VAR_C: &CStr = c"CLAUDE_CONFIG_DIR";
+
 /// The variable Node's `os.homedir()` reads first, and so the one a Claude Code child's home comes from.
-pub const HOME_VAR: &str = if cfg!(windows) { "USERPROFILE" } else { "HOME" };
+pub const HOME_VAR: &str = c_name(HOME_VAR_C);
+const HOME_VAR_C: &CStr = if cfg!(windows) { c"USERPROFILE" } else { c"HOME" };
+
+/// A variable's name as `&str`, from the C string `env_is` compares with (one spelling of each).
+const fn c_name(name: &'static CStr) -> &'static str {
+  match name.to_str() {
+    Ok(s) => s,
+    Err(_) => panic!("environment variable names are ASCII"),
+  }
+}
 
 /// Resolves the config dir: an explicit override, else this process's environment by [`from_env`].
 pub fn resolve(override_dir: Option<&str>) -> Result<PathBuf> {
@@ -43,7 +56,7 @@ impl Source {
   /// `None` when the result cannot be remembered: without CLAUDE_CONFIG_DIR and HOME the
   /// user database decides, and it has no cheap version to compare.
   fn env() -> Option<Source> {
-    let config = std::env::var_os("CLAUDE_CONFIG_DIR");
+    let config = std::env::var_os(CONFIG_DIR_VAR);
     // HOME matters only without CLAUDE_CONFIG_DIR.
     let home = if config.is_none() { std::env::var_os(HOME_VAR) } else { None };
     (config.is_some() || home.is_some()).then_some(Source::Env(config, home))
@@ -53,21 +66,18 @@ impl Source {
     match (self, override_dir) {
       (Source::Override(s), Some(o)) => s == o,
       // CLAUDE_CONFIG_DIR set: HOME does not matter. Unset: HOME must be as it was.
-      (Source::Env(Some(config), None), None) => env_is(c"CLAUDE_CONFIG_DIR", Some(config)),
-      (Source::Env(None, home), None) => env_is(c"CLAUDE_CONFIG_DIR", None) && env_is(HOME_VAR_C, home.as_deref()),
+      (Source::Env(Some(config), None), None) => env_is(CONFIG_DIR_VAR_C, Some(config)),
+      (Source::Env(None, home), None) => env_is(CONFIG_DIR_VAR_C, None) && env_is(HOME_VAR_C, home.as_deref()),
       _ => false,
     }
   }
 }
 
-/// [`HOME_VAR`], for `env_is`.
-const HOME_VAR_C: &std::ffi::CStr = if cfg!(windows) { c"USERPROFILE" } else { c"HOME" };
-
 /// Whether the environment variable `name` holds `want` (`None`: unset). On Unix the C
 /// environment is compared in place, without the copy `var_os` makes: this runs on every
 /// check. It is read as `var_os` reads it (Node's `process.env` setter is a `setenv`, which
 /// takes none of Rust's locks either way).
-fn env_is(name: &std::ffi::CStr, want: Option<&std::ffi::OsStr>) -> bool {
+fn env_is(name: &CStr, want: Option<&std::ffi::OsStr>) -> bool {
   #[cfg(unix)]
   {
     use std::os::unix::ffi::OsStrExt;
@@ -77,7 +87,7 @@ fn env_is(name: &std::ffi::CStr, want: Option<&std::ffi::OsStr>) -> bool {
     match want {
       None => got.is_null(),
       // SAFETY: a non-null `getenv` result is a NUL-terminated string.
-      Some(w) => !got.is_null() && unsafe { std::ffi::CStr::from_ptr(got) }.to_bytes() == w.as_bytes(),
+      Some(w) => !got.is_null() && unsafe { CStr::from_ptr(got) }.to_bytes() == w.as_bytes(),
     }
   }
   #[cfg(not(unix))]
@@ -116,7 +126,7 @@ fn process_env() -> Result<PathBuf> {
 
 fn from_env_uncached() -> Result<PathBuf> {
   // `None` for the home: `home_dir` reads this process's HOME itself, then the user database.
-  let claude_config_dir = std::env::var_os("CLAUDE_CONFIG_DIR");
+  let claude_config_dir = std::env::var_os(CONFIG_DIR_VAR);
   from_env(claude_config_dir.as_deref().map(|d| d.to_string_lossy()).as_deref(), None)
 }
 

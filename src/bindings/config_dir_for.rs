@@ -31,7 +31,7 @@ pub fn config_dir_for(env: Option<EnvVars>) -> Result<String, Code> {
     None => config_dir::resolve(None)?,
     Some(EnvVars(mut vars)) => {
       let mut var = |name| vars.remove(name).flatten();
-      let claude_config_dir = var("CLAUDE_CONFIG_DIR");
+      let claude_config_dir = var(config_dir::CONFIG_DIR_VAR);
       let home = var(config_dir::HOME_VAR);
       config_dir::from_env(claude_config_dir.as_deref(), home.as_deref())?
     }
@@ -47,7 +47,7 @@ fn env_vars(arg: Unknown) -> JsResult<HashMap<String, Option<String>>> {
     other => return Err(invalid_argument(format!("env must be an object such as process.env, not {other:?}"))),
   };
   let mut vars = HashMap::new();
-  for name in ["CLAUDE_CONFIG_DIR", config_dir::HOME_VAR] {
+  for name in [config_dir::CONFIG_DIR_VAR, config_dir::HOME_VAR] {
     let value = env
       .get::<Option<String>>(name)
       .map(Option::flatten)
