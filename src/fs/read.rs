@@ -48,17 +48,9 @@ pub fn read_bounded(path: &Path, kind: &FileKind) -> Result<Option<Vec<u8>>> {
     Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
     Err(e) => return Err(Error::io(kind.read_code, &format!("cannot open {}", kind.label), path, &e)),
   };
-  // Sized from the file, so a small file is one `read` (and the one that says "end").
-  let hint = file.metadata().map_or(0, |m| m.len().min(kind.max_bytes) as usize);
-  let mut bytes = Vec::with_capacity(hint + 1);
-  file
-    .take(kind.max_bytes + 1)
-    .read_to_end(&mut bytes)
-    .map_err(|e| Error::io(kind.read_code, &format!("cannot read {}", kind.label), path, &e))?;
-  if bytes.len() as u64 > kind.max_bytes {
-    return Err(too_large(path, kind));
-  }
-  Ok(Some(bytes))
+  // Sized from the file, so a small file is one `read`.
+  let len = file.metadata().map_or(0, |m| m.len());
+  read_opened(file, len, path, kind).map(Some)
 }
 
 /// A file as `open_plain` found it.
@@ -104,9 +96,10 @@ pub fn open_plain(path: &Path) -> Opened {
   }
 }
 
-/// Reads a file `open_plain` opened, bounded as `read_bounded`. A file no longer than its
-/// `fstat` said costs one `read`: a regular file's short read is its end, so the usual
-/// zero-length read that proves it is skipped.
+/// Reads an open file of `len` bytes (as its `fstat` said), at most `kind.max_bytes`: a larger
+/// file is an error, never truncated silently. A file no longer than `len` costs one `read`: a
+/// regular file's short read is its end, so the usual zero-length read that proves it is
+/// skipped.
 pub fn read_opened(mut file: File, len: u64, path: &Path, kind: &FileKind) -> Result<Vec<u8>> {
   let err = |e: io::Error| Error::io(kind.read_code, &format!("cannot read {}", kind.label), path, &e);
   let want = len.min(kind.max_bytes) as usize + 1;
@@ -119,7 +112,7 @@ pub fn read_opened(mut file: File, len: u64, path: &Path, kind: &FileKind) -> Re
   };
   bytes.truncate(n);
   if n == want {
-    // It grew since the `fstat`: read the rest as `read_bounded` does.
+    // It grew since the `fstat`: read the rest, up to the bound.
     file.take(kind.max_bytes + 1 - n as u64).read_to_end(&mut bytes).map_err(err)?;
     if bytes.len() as u64 > kind.max_bytes {
       return Err(too_large(path, kind));
