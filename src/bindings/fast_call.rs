@@ -73,7 +73,7 @@ unsafe fn call(env: sys::napi_env, info: sys::napi_callback_info) -> std::result
   let mut buf = [MaybeUninit::<u8>::uninit(); 256];
   let e = Env::from_raw(env);
   // SAFETY: live values of this call's scope.
-  let short = is_string(env, argv[0]);
+  let short = type_of(env, argv[0]) == Some(sys::ValueType::napi_string);
   let on_stack = if short {
     small_str(&e, unsafe { Unknown::from_raw_unchecked(env, argv[0]) }, &mut buf).ok().flatten()
   } else {
@@ -89,7 +89,10 @@ unsafe fn call(env: sys::napi_env, info: sys::napi_callback_info) -> std::result
       &owned
     }
   };
-  let options = if argc < 2 || is_nullish(env, argv[1]) {
+  // `undefined` or `null` (or missing): what napi-rs reads as a missing `Option`.
+  let nullish = argv[1].is_null()
+    || matches!(type_of(env, argv[1]), Some(sys::ValueType::napi_undefined | sys::ValueType::napi_null));
+  let options = if argc < 2 || nullish {
     NeedsAuthOptions::default()
   } else {
     // SAFETY: as above.
@@ -98,21 +101,11 @@ unsafe fn call(env: sys::napi_env, info: sys::napi_callback_info) -> std::result
   is_cached(server, options).map_err(AnyError::Ours)
 }
 
-fn is_string(env: sys::napi_env, value: sys::napi_value) -> bool {
+/// The value's type, or `None` when napi cannot tell (a null handle, say).
+fn type_of(env: sys::napi_env, value: sys::napi_value) -> Option<sys::napi_valuetype> {
   let mut t = 0;
   // SAFETY: a live value of this call's scope (or null, which napi rejects).
-  (unsafe { sys::napi_typeof(env, value, &mut t) } == sys::Status::napi_ok) && t == sys::ValueType::napi_string
-}
-
-/// `undefined` or `null`: what napi-rs reads as a missing `Option`.
-fn is_nullish(env: sys::napi_env, value: sys::napi_value) -> bool {
-  if value.is_null() {
-    return true;
-  }
-  let mut t = 0;
-  // SAFETY: a live value of this call's scope.
-  let ok = unsafe { sys::napi_typeof(env, value, &mut t) } == sys::Status::napi_ok;
-  ok && (t == sys::ValueType::napi_undefined || t == sys::ValueType::napi_null)
+  (unsafe { sys::napi_typeof(env, value, &mut t) } == sys::Status::napi_ok).then_some(t)
 }
 
 /// A failure of the engine binding itself: thrown with our code for it (`ERR_INTERNAL`), never
