@@ -58,29 +58,10 @@ function stats(samples) {
   return { n: s.length, median: quantile(s, 0.5), p99: quantile(s, 0.99), max: s[s.length - 1], min: s[0] };
 }
 
-/** Times `fn` call by call (ns -> µs). */
-function timeEach(n, fn) {
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const t = process.hrtime.bigint();
-    fn(i);
-    out[i] = Number(process.hrtime.bigint() - t) / 1e3;
-  }
-  return stats(out);
-}
-/** Times batches of `per` calls; returns per-call µs statistics over the batches. */
-function timeBatches(batches, per, fn) {
-  const out = new Float64Array(batches);
-  for (let b = 0; b < batches; b++) {
-    const t = process.hrtime.bigint();
-    for (let i = 0; i < per; i++) fn(i);
-    out[b] = Number(process.hrtime.bigint() - t) / 1e3 / per;
-  }
-  return stats(out);
-}
 /**
- * `timeBatches` and `timeEach` for several rows at once, taken in turns (one batch or call of each
- * row, then the next round), so that a noisy stretch of the machine falls on every row alike.
+ * Times several rows in turns (one batch or call of each row, then the next round), so that a
+ * noisy stretch of the machine falls on every row alike: `batches` batches of `per` calls each
+ * (per-call µs statistics over the batches), then `n` single calls each (µs per call).
  * Returns `{ [row]: { batch, each } }`.
  */
 function timeRowsInTurns(batches, per, n, rows) {
@@ -97,12 +78,21 @@ function timeRowsInTurns(batches, per, n, rows) {
   }
   for (let i = 0; i < n; i++) {
     for (const k of names) {
+      const fn = rows[k];
       const t = process.hrtime.bigint();
-      rows[k](i);
+      fn(i);
       each[k][i] = Number(process.hrtime.bigint() - t) / 1e3;
     }
   }
   return Object.fromEntries(names.map((k) => [k, { batch: stats(batch[k]), each: stats(each[k]) }]));
+}
+/** Times `fn` call by call (ns -> µs). */
+function timeEach(n, fn) {
+  return timeRowsInTurns(0, 0, n, { fn }).fn.each;
+}
+/** Times batches of `per` calls; returns per-call µs statistics over the batches. */
+function timeBatches(batches, per, fn) {
+  return timeRowsInTurns(batches, per, 0, { fn }).fn.batch;
 }
 async function timeEachAsync(n, fn) {
   const out = new Float64Array(n);
