@@ -679,6 +679,16 @@ fn handler<S: Sink>(
     ) {
       return;
     }
+    // notify's inotify backend follows each rename's `To` event with a `Both` naming the same
+    // file again: acting on it would read the file a second time, on the heels of the first.
+    if cfg!(target_os = "linux")
+      && matches!(
+        event.kind,
+        notify::EventKind::Modify(notify::event::ModifyKind::Name(notify::event::RenameMode::Both))
+      )
+    {
+      return;
+    }
     for path in &event.paths {
       if *path == cache_path {
         let _ = tx.send(Msg::Cache);
