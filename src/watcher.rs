@@ -12,8 +12,9 @@
 //! acted on at once (those queued meanwhile are folded in); a healthy file-only watcher never
 //! wakes up by itself. A save of the credentials file is acted on by notify's own thread when
 //! the watcher's thread is idle, so a sign-in reaches the sink after one thread wake-up, as
-//! with a bare `fs.watch`; everything else (and a save caught half-written) is the watcher
-//! thread's.
+//! with a bare `fs.watch` (a save caught half-written, between an in-place write's truncate
+//! and its bytes, is read at the write's next notification, there too); everything else is the
+//! watcher thread's.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,6 +45,10 @@ pub const RETRY: Duration = Duration::from_millis(500);
 /// home directory. There a directory that goes is still seen through its own events; only a
 /// symlink retargeted elsewhere goes unnoticed.
 const WATCH_PARENTS: bool = cfg!(not(target_os = "macos"));
+/// A credentials file notify's thread caught half-written is left to the write's next
+/// notification, which notify's thread acts on at once; the watcher thread reads it this long
+/// after, in case none comes (a writer that died mid-write).
+const TORN_FALLBACK: Duration = Duration::from_millis(50);
 
 /// Where a watcher's output goes. Called on the watcher's thread, or on notify's (a credentials
 /// save acted on at once, see `credentials_inline`): must not block.
@@ -107,6 +112,9 @@ impl Settings {
 enum Msg {
   Cache,
   Credentials,
+  /// Notify's thread caught the credentials file half-written: read it after `TORN_FALLBACK`
+  /// unless a later notification gets it read first.
+  CredentialsTorn,
   /// Something happened to a watched directory itself (or to its entry in its parent).
   Dirs,
   Stop,
@@ -275,6 +283,7 @@ struct Worker<S: Sink> {
 struct Todo {
   cache: bool,
   credentials: bool,
+  torn: bool,
   dirs: bool,
   tick: bool,
 }
@@ -285,6 +294,7 @@ impl Todo {
     match m {
       Msg::Cache => self.cache = true,
       Msg::Credentials => self.credentials = true,
+      Msg::CredentialsTorn => self.torn = true,
       Msg::Dirs => self.dirs = true,
       Msg::Stop => return false,
     }
@@ -292,7 +302,7 @@ impl Todo {
   }
 
   fn any(&self) -> bool {
-    self.cache || self.credentials || self.dirs || self.tick
+    self.cache || self.credentials || self.torn || self.dirs || self.tick
   }
 }
 
@@ -317,7 +327,7 @@ impl Inbox {
         return std::thread::sleep(left);
       }
       match self.rx.recv_timeout(left) {
-        Ok(Msg::Credentials) | Err(RecvTimeoutError::Timeout) => return,
+        Ok(Msg::Credentials | Msg::CredentialsTorn) | Err(RecvTimeoutError::Timeout) => return,
         Ok(m) => self.stopped |= !self.early.note(m),
         Err(RecvTimeoutError::Disconnected) => self.stopped = true,
       }
@@ -339,6 +349,9 @@ fn run<S: Sink>(shared: Arc<Mutex<Worker<S>>>, rx: Receiver<Msg>) {
 
 /// The watcher thread's loop, until `Msg::Stop`.
 fn turns<S: Sink>(shared: &Mutex<Worker<S>>, inbox: &mut Inbox) {
+  // A save notify's thread caught half-written (`Msg::CredentialsTorn`): read here at this
+  // instant, unless read before.
+  let mut torn_due: Option<Instant> = None;
   loop {
     let mut todo = std::mem::take(&mut inbox.early);
     if inbox.stopped {
@@ -346,13 +359,15 @@ fn turns<S: Sink>(shared: &Mutex<Worker<S>>, inbox: &mut Inbox) {
     }
     if !todo.any() {
       let next_wakeup = process_state::lock(shared).next_wakeup();
-      let first = match next_wakeup {
+      let until_due = torn_due.map(|due| due.saturating_duration_since(Instant::now()));
+      let first = match next_wakeup.into_iter().chain(until_due).min() {
         None => match inbox.rx.recv() {
           Ok(m) => m,
           Err(_) => return,
         },
         Some(wait) => match inbox.rx.recv_timeout(wait) {
           Ok(m) => m,
+          Err(RecvTimeoutError::Timeout) if torn_due.is_some_and(|due| due <= Instant::now()) => Msg::Credentials,
           Err(RecvTimeoutError::Timeout) => {
             todo.tick = true;
             Msg::Dirs
@@ -374,6 +389,13 @@ fn turns<S: Sink>(shared: &Mutex<Worker<S>>, inbox: &mut Inbox) {
         return;
       }
     }
+    if std::mem::take(&mut todo.torn) {
+      torn_due.get_or_insert_with(|| Instant::now() + TORN_FALLBACK);
+    }
+    if !todo.any() {
+      // Only a torn save noted: notify's thread reads it at the write's next notification.
+      continue;
+    }
     let mut worker = process_state::lock(shared);
     if todo.dirs && worker.check_dirs(false) {
       // Replaced, gone or back: whatever the files hold now is news.
@@ -385,6 +407,8 @@ fn turns<S: Sink>(shared: &Mutex<Worker<S>>, inbox: &mut Inbox) {
     }
     // Credentials first: auto-invalidation writes the cache, and that write is our own.
     if todo.credentials {
+      // Read after every notification so far: a torn save left to notify's thread is covered.
+      torn_due = None;
       worker.credentials_changed(inbox);
     }
     if todo.cache {
@@ -518,20 +542,29 @@ impl<S: Sink> Worker<S> {
   }
 
   /// On notify's thread, for a notification of the credentials file while the watcher thread is
-  /// idle: acts on it at once, one thread wake-up sooner. Returns false when the watcher thread
-  /// must look instead: a file caught half-written (waiting for the rest of the write means
-  /// waiting for notifications, which this thread delivers), any error (warned about there), a
-  /// store that asks the keychain first, a watch in trouble.
-  fn credentials_inline(&mut self) -> bool {
-    if self.stopped || self.broken.is_some() || self.store.source.needs_polling() {
-      return self.stopped;
+  /// idle: acts on it at once, one thread wake-up sooner. A file caught half-written is left to
+  /// the write's next notification (this thread's too; waiting here would hold up the very
+  /// notifications it waits for); any error, a store that asks the keychain first, or a watch in
+  /// trouble is left to the watcher thread (see `Inline`).
+  fn credentials_inline(&mut self) -> Inline {
+    if self.stopped {
+      return Inline::Done;
     }
-    match credentials::read_waiting(&self.store, |_| false) {
+    if self.broken.is_some() || self.store.source.needs_polling() {
+      return Inline::Busy;
+    }
+    let mut torn = false;
+    let read = credentials::read_waiting(&self.store, |_| {
+      torn = true;
+      false
+    });
+    match read {
       Ok(snapshot) => {
         self.credentials_read(snapshot);
-        true
+        Inline::Done
       }
-      Err(_) => false,
+      Err(_) if torn => Inline::Torn,
+      Err(_) => Inline::Busy,
     }
   }
 
@@ -693,8 +726,15 @@ fn handler<S: Sink>(
       if *path == cache_path {
         let _ = tx.send(Msg::Cache);
       } else if Some(path) == creds_file.as_ref() {
-        if !credentials_inline(&worker) {
-          let _ = tx.send(Msg::Credentials);
+        match credentials_inline(&worker) {
+          Inline::Done => {}
+          // The rest of the write notifies again, and is acted on here then.
+          Inline::Torn => {
+            let _ = tx.send(Msg::CredentialsTorn);
+          }
+          Inline::Busy => {
+            let _ = tx.send(Msg::Credentials);
+          }
         }
       } else if dirs.contains(path) {
         let _ = tx.send(Msg::Dirs);
@@ -703,15 +743,27 @@ fn handler<S: Sink>(
   }
 }
 
+/// What became of a credentials save notify's thread tried to act on.
+enum Inline {
+  /// Read and reported (or nothing to report).
+  Done,
+  /// Caught half-written (an in-place write between its truncate and its bytes): the write's
+  /// next notification comes to this thread too.
+  Torn,
+  /// For the watcher thread: it is at work (possibly waiting for this very notification to end
+  /// a torn read's pause), the store needs it (a keychain), the watch is in trouble, or the
+  /// read failed (warned about there).
+  Busy,
+}
+
 /// A credentials save acted on from notify's thread when the watcher thread is idle (its lock
 /// free): the event then costs one thread wake-up (notify's), as a bare `fs.watch` does, instead
-/// of two. When the lock is held, the watcher thread is at work and hears of it by message:
-/// possibly waiting for this very notification to end a torn read's pause.
-fn credentials_inline<S: Sink>(worker: &Weak<Mutex<Worker<S>>>) -> bool {
-  let Some(worker) = worker.upgrade() else { return true };
+/// of two.
+fn credentials_inline<S: Sink>(worker: &Weak<Mutex<Worker<S>>>) -> Inline {
+  let Some(worker) = worker.upgrade() else { return Inline::Done };
   let locked = match worker.try_lock() {
     Ok(w) => w,
-    Err(TryLockError::WouldBlock) => return false,
+    Err(TryLockError::WouldBlock) => return Inline::Busy,
     Err(TryLockError::Poisoned(p)) => p.into_inner(),
   };
   let mut worker = locked;
@@ -810,18 +862,26 @@ mod tests {
     let f = watch(CredentialSource::File, false);
     f.write_token("gh", 1.0);
     assert_eq!(f.next_event().servers, vec!["gh"]);
-    // Claude Code 2.1.108's `writeFile`: the truncate wakes the watcher; the bytes come later.
     let creds = f.dir.join(".credentials.json");
-    let mut file = fs::File::create(&creds).expect("truncate");
-    std::thread::sleep(Duration::from_millis(30));
-    let doc = r#"{"mcpOAuth":{"gh|0000000000000000":{"serverName":"gh","accessToken":"T-2","expiresAt":2}}}"#;
-    std::io::Write::write_all(&mut file, doc.as_bytes()).expect("write");
-    drop(file);
-    match f.rx.recv_timeout(WAIT).expect("an event") {
-      Output::Event(e) => assert_eq!((e.reason, e.servers), (Reason::CredentialsChanged, vec!["gh".to_string()])),
-      Output::Warning(w) => panic!("the half-done save was taken as corrupt: {w}"),
+    // Claude Code 2.1.108's `writeFile`: the truncate notifies; the bytes come later. Sooner than
+    // TORN_FALLBACK, notify's thread reads them at their notification; later, the watcher thread
+    // is already waiting for them.
+    for (i, gap) in [30, TORN_FALLBACK.as_millis() as u64 + 40].into_iter().enumerate() {
+      let mut file = fs::File::create(&creds).expect("truncate");
+      std::thread::sleep(Duration::from_millis(gap));
+      let doc = format!(
+        r#"{{"mcpOAuth":{{"gh|0000000000000000":{{"serverName":"gh","accessToken":"T-{i}","expiresAt":2}}}}}}"#
+      );
+      std::io::Write::write_all(&mut file, doc.as_bytes()).expect("write");
+      drop(file);
+      match f.rx.recv_timeout(WAIT).expect("an event") {
+        Output::Event(e) => {
+          assert_eq!((e.reason, e.servers), (Reason::CredentialsChanged, vec!["gh".to_string()]), "{gap} ms")
+        }
+        Output::Warning(w) => panic!("the half-done save ({gap} ms) was taken as corrupt: {w}"),
+      }
+      f.quiet(TORN_FALLBACK.as_millis() as u64 + 150);
     }
-    f.quiet(200);
   }
 
   #[test]
