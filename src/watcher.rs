@@ -722,7 +722,14 @@ fn handler<S: Sink>(
     {
       return;
     }
+    // A file's attributes changing (Claude Code 2.1.108's `chmod 0600` after its write) leaves
+    // what it holds as it was: only a directory's own attributes matter (it may have become
+    // unreadable).
+    let attributes_only = matches!(event.kind, notify::EventKind::Modify(notify::event::ModifyKind::Metadata(_)));
     for path in &event.paths {
+      if attributes_only && !dirs.contains(path) {
+        continue;
+      }
       if *path == cache_path {
         let _ = tx.send(Msg::Cache);
       } else if Some(path) == creds_file.as_ref() {
