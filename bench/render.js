@@ -183,7 +183,8 @@ function report(r) {
   }
   p("Notes: the addon reacts to the first notification, on notify's thread when the watcher thread is idle; a");
   p("document caught between a `writeFile`'s truncate and its write is read again at the write's next");
-  p('notification (0.2 ms at the latest, doubling to 5 ms), never parsed as the truth, and changes are');
+  p("notification, on notify's thread too (the watcher thread looks 50 ms later only if none comes), never");
+  p('parsed as the truth; changes are');
   p('found by diffing, so one save is reported once. What the addon does that `fs.watch` does not: the');
   p("removal (lock, re-read of the cache, a temp file, a rename), and one more thread wake-up (notify's");
   p('thread, then the JS thread). Why a bare reader stays ahead, whatever the removal costs: it can finish');
