@@ -299,7 +299,7 @@ describe('options are decoded afresh on every call', () => {
   });
 
   it("isNeedsAuthCached's own entry point decodes and throws exactly as the generated ones do", () => {
-    // isNeedsAuthCached is a plain Node-API callback (src/bindings/fast_call.rs); diagnose takes
+    // isNeedsAuthCached is a plain Node-API callback (crates/node/src/fast_call.rs); diagnose takes
     // the same (server, options) through napi-rs's generated wrapper.
     const { diagnose } = require(ADDON);
     const cases = [

@@ -1,5 +1,5 @@
 'use strict';
-// Claude Code 2.1.332's needs-auth rules given a server config (src/server_rules.rs), through the
+// Claude Code 2.1.332's needs-auth rules given a server config (crates/core/src/server_rules.rs), through the
 // public binding: a table over every rule, bad configs, list/purge/diagnose with configs, and one
 // end-to-end case with the real 2.1.332 native binary (`claude -p` dials, or does not dial, each
 // server exactly as isNeedsAuthCached(name, { serverConfig }) says).

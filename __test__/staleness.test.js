@@ -1,7 +1,7 @@
 'use strict';
 // purgeStale and diagnose against Claude Code's files (credentials: 'file').
 //
-// The superseded rule (src/staleness.rs): an entry written at t is superseded when this process
+// The superseded rule (crates/core/src/staleness.rs): an entry written at t is superseded when this process
 // watched the server's tokens change after t, or when the credentials store changed after t AND
 // the server holds an access token expiring more than 60 s after t. These tests take the bug
 // report's scenario (expired token -> 401 -> entry; sign-in elsewhere writes a fresh token) and

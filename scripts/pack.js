@@ -90,6 +90,8 @@ function build(target, host, outDir, env) {
     'build',
     '--platform',
     '--release',
+    '--package',
+    'mcp-needs-auth',
     '--no-js',
     '--no-dts-header',
     '--dts',

@@ -18,8 +18,10 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
-use super::enums::{AuthChangeReason, AuthChangeSource};
-use super::{decode_arg, emit_warning, invalid_argument, path_string, Code, JsResult, NapiResultExt, NeedsAuthOptions};
+use crate::enums::{AuthChangeReason, AuthChangeSource};
+use crate::{
+  core_error, decode_arg, emit_warning, invalid_argument, path_string, Code, JsResult, NapiResultExt, NeedsAuthOptions,
+};
 
 /// `EventTarget.prototype.addEventListener(type, listener, options)`.
 type AddEventListener<'a> = Function<'a, FnArgs<(&'a str, Function<'a, (), ()>, Object<'a>)>, Unknown<'a>>;
@@ -44,8 +46,8 @@ impl FromNapiValue for AuthChangedCallback {
     }
   }
 }
-use crate::event_bus::{self, Listener, WatchSpec};
-use crate::events::AuthEvent;
+use mcp_needs_auth_core::event_bus::{self, Listener, WatchSpec};
+use mcp_needs_auth_core::events::AuthEvent;
 
 /// What an `onAuthChanged` callback receives.
 #[napi(object)]
@@ -214,7 +216,7 @@ pub fn on_auth_changed(
   let handle = Rc::new(Handle { id, closed: Cell::new(false) });
   if let Err(e) = event_bus::subscribe_as(id, &config_dir, Arc::new(JsListener { id, tsfn }), watch) {
     handle.close();
-    return Err(e.into());
+    return Err(core_error(e));
   }
   if let Some((signal, _)) = signal {
     // A failure here is inside the engine only; it undoes the registration.

@@ -479,8 +479,8 @@ impl<S: Sink> Worker<S> {
         guard,
       ))
       .map_err(|e| format!("cannot watch {} for changes: {e}", self.config_dir.display()))?;
-      let mut fs = Fs { watcher: Some(watcher), gone, closing };
-      let w = fs.watcher.as_mut().expect("just set");
+      let mut fs = Fs { watcher: None, gone, closing };
+      let w = fs.watcher.insert(watcher);
       // Parents first and best effort: they only tell when a directory comes or goes.
       let mut parents: Vec<&Path> = self.dirs.iter().filter_map(|d| d.parent()).collect();
       parents.dedup();

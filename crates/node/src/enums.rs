@@ -3,10 +3,10 @@
 
 use napi_derive::napi;
 
-use crate::cache_file;
-use crate::credentials::CredentialSource;
-use crate::events;
-use crate::staleness::Staleness;
+use mcp_needs_auth_core::cache_file;
+use mcp_needs_auth_core::credentials::CredentialSource;
+use mcp_needs_auth_core::events;
+use mcp_needs_auth_core::staleness::Staleness;
 
 /// Why an `onAuthChanged` callback was called. `'invalidated'`: a host in this process called
 /// `invalidateNeedsAuth`/`purgeStale`. `'credentials-changed'`: these servers' tokens changed in

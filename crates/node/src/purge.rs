@@ -3,10 +3,10 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use super::enums::PurgeReason;
-use super::{Code, NeedsAuthOptions};
-use crate::event_bus;
-use crate::staleness;
+use crate::enums::PurgeReason;
+use crate::{Code, NapiResultExt, NeedsAuthOptions};
+use mcp_needs_auth_core::event_bus;
+use mcp_needs_auth_core::staleness;
 
 /// An entry `purgeStale` removed.
 #[napi(object)]
@@ -27,12 +27,9 @@ pub fn purge_stale(options: Option<NeedsAuthOptions>) -> Result<Vec<PurgedEntry>
   let opts = options.unwrap_or_default();
   let config_dir = opts.config_dir()?;
   let configs = opts.server_configs(None)?;
-  let purged = staleness::purge(
-    &config_dir,
-    opts.explicit_config_dir()?,
-    opts.credential_source(),
-    &opts.rules(configs.as_ref()),
-  )?;
+  let purged =
+    staleness::purge(&config_dir, opts.explicit_config_dir()?, opts.credential_source(), &opts.rules(configs.as_ref()))
+      .js()?;
   if !purged.is_empty() {
     event_bus::emit_invalidated(config_dir, purged.iter().map(|(s, _)| s.clone()).collect());
   }

@@ -6,5 +6,5 @@ use napi_derive::napi;
 /// (rounded to the second; negative reads as `'0s'`). The CLI prints ages with it.
 #[napi]
 pub fn format_duration(ms: f64) -> String {
-  crate::duration::format(ms)
+  mcp_needs_auth_core::duration::format(ms)
 }

@@ -6,13 +6,13 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::mem::MaybeUninit;
 
-use super::enums::CredentialStore;
-use super::options_shape::{shape_of, Shape};
-use super::{decode_arg, invalid_argument, js_string, small_str, JsResult, NapiResultExt};
-use crate::config_dir;
-use crate::credentials::CredentialSource;
-use crate::server_config::ServerConfig;
-use crate::server_rules::{Rules, ServerConfigs};
+use crate::enums::CredentialStore;
+use crate::options_shape::{shape_of, Shape};
+use crate::{decode_arg, invalid_argument, js_string, small_str, JsResult, NapiResultExt};
+use mcp_needs_auth_core::config_dir;
+use mcp_needs_auth_core::credentials::CredentialSource;
+use mcp_needs_auth_core::server_config::ServerConfig;
+use mcp_needs_auth_core::server_rules::{Rules, ServerConfigs};
 
 /// Options every function accepts as its optional last argument. Each function reads the
 /// fields that concern it and ignores the rest. The TypeScript interface is generated from
@@ -250,7 +250,7 @@ impl NeedsAuthOptions {
   }
 
   pub fn config_dir(&self) -> JsResult<std::path::PathBuf> {
-    Ok(config_dir::resolve(self.config_dir.as_deref())?)
+    config_dir::resolve(self.config_dir.as_deref()).js()
   }
 
   /// Whether `configDir` names a different dir than the environment would: only then does
@@ -262,11 +262,11 @@ impl NeedsAuthOptions {
   }
 
   pub fn cache_path(&self) -> JsResult<std::sync::Arc<std::path::Path>> {
-    Ok(config_dir::resolve_cache_path(self.config_dir.as_deref())?)
+    config_dir::resolve_cache_path(self.config_dir.as_deref()).js()
   }
 
   pub fn default_ttl_ms(&self) -> f64 {
-    self.default_ttl_ms.unwrap_or(crate::cache_file::DEFAULT_TTL_MS)
+    self.default_ttl_ms.unwrap_or(mcp_needs_auth_core::cache_file::DEFAULT_TTL_MS)
   }
 
   /// The configs the rules judge with: `serverConfigs`, plus `serverConfig` as `server`'s (it

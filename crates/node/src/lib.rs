@@ -17,7 +17,7 @@ use napi_derive::napi;
 use napi::sys;
 use std::mem::MaybeUninit;
 
-use crate::error::{Error as CoreError, ErrorCode};
+use mcp_needs_auth_core::error::{Error as CoreError, ErrorCode};
 pub use options::NeedsAuthOptions;
 
 /// The `code` of every error this addon throws: one of the core's stable codes, or a failure
@@ -64,13 +64,13 @@ impl From<Status> for Code {
 /// recognises a return type by the name `Result`.
 pub type JsResult<T> = napi::Result<T, Code>;
 
-impl From<CoreError> for napi::Error<Code> {
-  fn from(e: CoreError) -> Self {
-    napi::Error::new(Code::Core(e.code), e.message)
-  }
+/// A core error as the `Error` JavaScript sees: its stable code and its message.
+pub fn core_error(e: CoreError) -> napi::Error<Code> {
+  napi::Error::new(Code::Core(e.code), e.message)
 }
 
-/// For `?` on napi's own results inside functions that return `JsResult`.
+/// `.js()?` on napi's and the core's results inside functions that return `JsResult`: the one
+/// place either error becomes the `Error` JavaScript sees.
 pub trait NapiResultExt<T> {
   fn js(self) -> JsResult<T>;
 }
@@ -81,8 +81,14 @@ impl<T> NapiResultExt<T> for napi::Result<T> {
   }
 }
 
+impl<T> NapiResultExt<T> for mcp_needs_auth_core::error::Result<T> {
+  fn js(self) -> JsResult<T> {
+    self.map_err(core_error)
+  }
+}
+
 pub fn invalid_argument(message: impl Into<String>) -> napi::Error<Code> {
-  CoreError::new(ErrorCode::InvalidArgument, message).into()
+  core_error(CoreError::new(ErrorCode::InvalidArgument, message))
 }
 
 /// Decodes a JS value as an argument of type `T`: a failure becomes a JS `Error` that carries
@@ -167,7 +173,7 @@ pub fn server_name(env: &Env, arg: Unknown) -> JsResult<String> {
   match arg.get_type().js()? {
     ValueType::String => js_string(env, arg),
     other => {
-      Err(CoreError::new(ErrorCode::InvalidServerName, format!("server must be a string, not {other:?}")).into())
+      Err(core_error(CoreError::new(ErrorCode::InvalidServerName, format!("server must be a string, not {other:?}"))))
     }
   }
 }

@@ -11,8 +11,8 @@
 use napi::bindgen_prelude::*;
 use napi::sys;
 
-use super::cache::is_cached;
-use super::{small_str, Code, NeedsAuthOptions, ServerName};
+use crate::cache::is_cached;
+use crate::{small_str, Code, NeedsAuthOptions, ServerName};
 use std::mem::MaybeUninit;
 
 /// Replaces `exports.isNeedsAuthCached` with the plain callback.
@@ -72,9 +72,9 @@ unsafe fn call(env: sys::napi_env, info: sys::napi_callback_info) -> std::result
   // `undefined`, as napi-rs passes them.
   let mut buf = [MaybeUninit::<u8>::uninit(); 256];
   let e = Env::from_raw(env);
-  // SAFETY: live values of this call's scope.
   let short = type_of(env, argv[0]) == Some(sys::ValueType::napi_string);
   let on_stack = if short {
+    // SAFETY: `argv[0]` is a live value of this call's scope.
     small_str(&e, unsafe { Unknown::from_raw_unchecked(env, argv[0]) }, &mut buf).ok().flatten()
   } else {
     None

@@ -6,8 +6,8 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
 
-use super::{decode_arg, invalid_argument, path_string, Code, JsResult, NapiResultExt};
-use crate::config_dir;
+use crate::{decode_arg, invalid_argument, path_string, Code, JsResult, NapiResultExt};
+use mcp_needs_auth_core::config_dir;
 
 /// An environment such as `process.env`. Only the variables the config dir rule reads are
 /// read from it; `undefined` and `null` mean unset (as `??` treats them).
@@ -28,12 +28,12 @@ impl FromNapiValue for EnvVars {
 #[napi]
 pub fn config_dir_for(env: Option<EnvVars>) -> Result<String, Code> {
   let dir = match env {
-    None => config_dir::resolve(None)?,
+    None => config_dir::resolve(None).js()?,
     Some(EnvVars(mut vars)) => {
       let mut var = |name| vars.remove(name).flatten();
       let claude_config_dir = var(config_dir::CONFIG_DIR_VAR);
       let home = var(config_dir::HOME_VAR);
-      config_dir::from_env(claude_config_dir.as_deref(), home.as_deref())?
+      config_dir::from_env(claude_config_dir.as_deref(), home.as_deref()).js()?
     }
   };
   Ok(path_string(&dir))

@@ -1,7 +1,7 @@
-//! mcp-needs-auth: safe, exact control over Claude Code's MCP needs-auth cache.
+//! mcp-needs-auth-core: safe, exact control over Claude Code's MCP needs-auth cache.
 //!
-//! The core modules know nothing of Node; `bindings` is the one thin napi layer over them.
-#![deny(clippy::unwrap_used)]
+//! This crate knows nothing of Node: `crates/node` is the one thin napi layer over it, and
+//! `cargo test` exercises it alone.
 
 pub mod cache_file;
 pub mod cache_read;
@@ -21,7 +21,3 @@ pub mod server_config;
 pub mod server_rules;
 pub mod staleness;
 pub mod watcher;
-
-// The bindings need a Node process; unit tests exercise the core alone.
-#[cfg(not(test))]
-mod bindings;

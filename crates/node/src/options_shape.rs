@@ -6,8 +6,8 @@ use napi::sys;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
-use super::options::Opt;
-use super::{js_string, Code, JsResult};
+use crate::options::Opt;
+use crate::{js_string, Code, JsResult};
 
 /// What an options object holds, as far as decoding cares.
 pub(super) enum Shape {

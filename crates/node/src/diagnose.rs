@@ -3,10 +3,10 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use super::cache::{or_null, NeedsAuthEntry};
-use super::enums::SkipReasonKind;
-use super::{Code, NeedsAuthOptions, ServerName};
-use crate::diagnose::{self, SkipReason};
+use crate::cache::{or_null, NeedsAuthEntry};
+use crate::enums::SkipReasonKind;
+use crate::{Code, NapiResultExt, NeedsAuthOptions, ServerName};
+use mcp_needs_auth_core::diagnose::{self, SkipReason};
 
 /// One reason Claude Code skips a server.
 #[napi(object)]
@@ -62,7 +62,8 @@ pub fn diagnose(server: ServerName, options: Option<NeedsAuthOptions>) -> Result
     opts.credential_source(),
     &server,
     &opts.rules(configs.as_ref()),
-  )?;
+  )
+  .js()?;
   let present = d.credentials.is_some();
   let creds = d.credentials.unwrap_or_default();
   Ok(Diagnosis {
