@@ -74,6 +74,15 @@ function report(r) {
     `| J1 async: \`await readFile\` + \`JSON.parse\` + the TTL rule | | ${fmtUs(c.j1async.each.median)} | ${fmtUs(c.j1async.each.p99)} | |`,
   );
   p(`| (floor: a bare \`fs.statSync\` from JS) | ${fmtUs(c.statFloor.batch.median)} | | | |`);
+  if (c.baseline) {
+    const ab = (label, a, b) =>
+      p(
+        `| A/B: ${label} | ${fmtUs(b.batch.median)} → ${fmtUs(a.batch.median)} | ${fmtUs(b.each.median)} → ${fmtUs(a.each.median)} | ${fmtUs(b.each.p99)} → ${fmtUs(a.each.p99)} | ${ratio(b.batch.median, a.batch.median)} |`,
+      );
+    ab(`${r.machine.baseline}, the same \`{configDir}\` object`, c.addon, c.baseline);
+    ab(`${r.machine.baseline}, dir from \`CLAUDE_CONFIG_DIR\``, c.addonNoOptions, c.baselineNoOptions);
+    ab(`${r.machine.baseline}, a new object every call`, c.addonNewOptions, c.baselineNewOptions);
+  }
   p();
   const worst = Math.max(c.addon.batch.median, ...(c.addonNoOptions ? [c.addonNoOptions.batch.median] : []));
   p(
@@ -170,6 +179,7 @@ function report(r) {
         `| ${label} | ${fmtMs(y.median)} | ${fmtMs(y.p99)} | ${fmtMs(y.max)} | ${fmtMs(y.afterWriter)} | ${y.missed} / ${y.trials} |`,
       );
     prow("addon `onAuthChanged` (`credentials: 'file'`, `autoInvalidate`)", x.addon);
+    if (x.baseline) prow(`A/B: the same, ${r.machine.baseline}`, x.baseline);
     prow('J2: `fs.watch(dir)` + re-read + parse + compare', x.fswatch);
     prow('J2: `fs.watch(dir)` + re-read + parse + compare + removal (temp + rename)', x['fswatch-remove']);
     prow('J2: `chokidar` + re-read + parse + compare', x.chokidar);

@@ -14,6 +14,9 @@
 //
 // Env: BENCH_QUICK=1 shrinks every section (for a smoke run; the numbers are then not reported
 // as a full run). BENCH_RESULTS and BENCH_OUT write the JSON and the Markdown elsewhere.
+// BENCH_BASELINE=<file.node> loads another build of the addon beside this one (say, the last
+// release's, built from its commit) and times it in turns with this one in the check and
+// propagation sections: an A/B of two builds in one run, on one machine state.
 
 const fs = require('node:fs');
 const fsp = require('node:fs/promises');
@@ -24,6 +27,7 @@ const { performance } = require('node:perf_hooks');
 
 const ROOT = path.resolve(__dirname, '..');
 const addon = require(ROOT);
+const baseline = process.env.BENCH_BASELINE ? require(path.resolve(process.env.BENCH_BASELINE)) : null;
 const lockfile = require('proper-lockfile');
 const writeFileAtomic = require('write-file-atomic');
 const chokidar = require('chokidar');
@@ -185,8 +189,10 @@ async function benchCheck() {
   const savedEnv = process.env.CLAUDE_CONFIG_DIR;
   process.env.CLAUDE_CONFIG_DIR = dir; // for the "no options" row: the dir comes from the environment
   for (let i = 0; i < 2000; i++) {
-    addon.isNeedsAuthCached('s1', opts);
-    addon.isNeedsAuthCached('s1');
+    for (const a of [addon, baseline].filter(Boolean)) {
+      a.isNeedsAuthCached('s1', opts);
+      a.isNeedsAuthCached('s1');
+    }
     j1Cached(file, 's1');
   }
   const batches = QUICK ? 50 : 300;
@@ -195,6 +201,11 @@ async function benchCheck() {
     j1sync: () => j1Cached(file, 's1'),
     addonNoOptions: () => addon.isNeedsAuthCached('s1'),
     addonNewOptions: () => addon.isNeedsAuthCached('s1', { configDir: dir }),
+    ...(baseline && {
+      baseline: () => baseline.isNeedsAuthCached('s1', opts),
+      baselineNoOptions: () => baseline.isNeedsAuthCached('s1'),
+      baselineNewOptions: () => baseline.isNeedsAuthCached('s1', { configDir: dir }),
+    }),
   });
   if (savedEnv === undefined) delete process.env.CLAUDE_CONFIG_DIR;
   else process.env.CLAUDE_CONFIG_DIR = savedEnv;
@@ -366,7 +377,9 @@ function j2Watcher(kind, dir, onChange) {
 
 // BENCH_PROPAGATION=addon,fswatch leaves the others out (chokidar's missed trials take 300 ms
 // each): for quick comparisons while working, not for a reported run.
-const PROPAGATION_KINDS = (process.env.BENCH_PROPAGATION || 'addon,fswatch,fswatch-remove,chokidar').split(',');
+const PROPAGATION_KINDS = (
+  process.env.BENCH_PROPAGATION || `addon,${baseline ? 'baseline,' : ''}fswatch,fswatch-remove,chokidar`
+).split(',');
 
 /** One watcher of the propagation section, with its own config dir and writer process. */
 async function propagationSubject(style, kind, onRemovedFirst) {
@@ -379,14 +392,15 @@ async function propagationSubject(style, kind, onRemovedFirst) {
   const onChange = (servers, t = nowHr()) => {
     if (subject.pending && servers.includes(subject.pending.server)) subject.pending.cb(t);
   };
-  if (kind === 'addon') {
-    const sub = addon.onAuthChanged(
+  if (kind === 'addon' || kind === 'baseline') {
+    const a = kind === 'addon' ? addon : baseline;
+    const sub = a.onAuthChanged(
       (ev) => {
         if (ev.reason !== 'credentials-changed') return;
         const t = nowHr(); // before the check below, which is no part of the propagation
         const p = subject.pending;
-        if (p && ev.servers.includes(p.server) && !addon.isNeedsAuthCached(p.server, { configDir: dir })) {
-          onRemovedFirst();
+        if (p && ev.servers.includes(p.server) && !a.isNeedsAuthCached(p.server, { configDir: dir })) {
+          onRemovedFirst(kind);
         }
         onChange(ev.servers, t);
       },
@@ -414,9 +428,12 @@ async function benchPropagation() {
   const res = {};
   // Claude Code 2.1.108 saves credentials in place (truncate, then write); 2.1.332 by temp + rename.
   for (const style of ['in-place', 'rename']) {
-    let removedFirst = 0; // addon: the entry was already gone when the callback ran
+    // addon (and baseline): the entry was already gone when the callback ran
+    const removedFirst = { addon: 0, baseline: 0 };
     const subjects = [];
-    for (const kind of PROPAGATION_KINDS) subjects.push(await propagationSubject(style, kind, () => removedFirst++));
+    for (const kind of PROPAGATION_KINDS) {
+      subjects.push(await propagationSubject(style, kind, (k) => removedFirst[k]++));
+    }
     await sleep(100);
     const t0Start = Date.now();
     for (let block = 0; block * BLOCK < TRIALS; block++) {
@@ -454,7 +471,7 @@ async function benchPropagation() {
         trials: TRIALS,
         seconds,
       };
-      if (kind === 'addon') res[style][kind].removedFirst = removedFirst;
+      if (kind in removedFirst) res[style][kind].removedFirst = removedFirst[kind];
       log(
         `   ${style} ${kind}: median ${res[style][kind].median.toFixed(2)} ms p99 ${res[style][kind].p99.toFixed(2)} ms missed ${missed}`,
       );
@@ -696,6 +713,8 @@ function machine() {
       }
     })(),
     addon: require(path.join(ROOT, 'package.json')).version,
+    // The A/B build's label: BENCH_BASELINE_LABEL, else its file name.
+    baseline: baseline && (process.env.BENCH_BASELINE_LABEL || path.basename(process.env.BENCH_BASELINE)),
     deps: ['proper-lockfile', 'write-file-atomic', 'chokidar']
       .map((d) => `${d} ${require(path.join(ROOT, 'node_modules', d, 'package.json')).version}`)
       .join(', '),
