@@ -9,11 +9,13 @@
 //! its half-written bytes: reads retry briefly before calling a file corrupt ([`read`]).
 //! [`stamp`] tells "unchanged" without reading.
 
+pub mod filesystem;
 pub mod lock;
 pub mod read;
 pub mod stamp;
 pub mod write;
 
+pub use filesystem::{Filesystem, MountId};
 pub use lock::{lock_path, FileLock};
 pub use read::{
   open_plain, read_bounded, read_opened, read_waiting, read_with, FileKind, Opened, Patience, ReadOutcome,
