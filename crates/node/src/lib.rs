@@ -6,6 +6,8 @@ pub mod diagnose;
 pub mod duration;
 pub mod enums;
 mod fast_call;
+mod option_fields;
+mod option_value;
 pub mod options;
 mod options_shape;
 pub mod purge;

@@ -6,7 +6,7 @@ use napi::sys;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
-use crate::options::Opt;
+use crate::option_fields::Opt;
 use crate::{js_string, Code, JsResult};
 
 /// What an options object holds, as far as decoding cares.
@@ -65,7 +65,7 @@ pub(super) fn shape_of(env: &Env, obj: &Object) -> JsResult<Shape> {
 /// other plain object, and `undefined` for anything else. `remember(s)` sets `last`. The one
 /// key name it knows comes from `Opt`.
 fn source() -> String {
-  let key = Opt::ConfigDir.key();
+  let key = Opt::config_dir.key();
   format!(
     "(function (keys, getPrototypeOf, objectPrototype) {{ 'use strict'; var last; return [ \
        function (o) {{ \
