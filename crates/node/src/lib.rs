@@ -1,10 +1,12 @@
 //! The napi layer: converts between JavaScript and the core, and nothing else.
 
+mod auth_event;
 pub mod cache;
 pub mod config_dir_for;
 pub mod diagnose;
 pub mod duration;
 pub mod enums;
+mod env_state;
 mod fast_call;
 mod option_fields;
 mod option_value;

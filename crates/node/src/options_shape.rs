@@ -3,9 +3,9 @@
 
 use napi::bindgen_prelude::*;
 use napi::sys;
-use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
+use crate::env_state::{EnvState, Sorter};
 use crate::option_fields::Opt;
 use crate::{js_string, Code, JsResult};
 
@@ -32,7 +32,8 @@ pub(super) enum Shape {
 pub(super) fn shape_of(env: &Env, obj: &Object) -> JsResult<Shape> {
   let raw_env = env.raw();
   let ok = |s: sys::napi_status| s == sys::Status::napi_ok;
-  let Some(sorter) = Sorter::of(raw_env) else { return Ok(Shape::Walk) };
+  let Some(state) = EnvState::of(env).ok() else { return Ok(Shape::Walk) };
+  let Some(sorter) = Functions::of(raw_env, &state) else { return Ok(Shape::Walk) };
   let mut out = std::ptr::null_mut();
   let args = [obj.raw()];
   // SAFETY: `sorter.sort` and `obj` are live values of this call's scope; the result is checked.
@@ -52,7 +53,7 @@ pub(super) fn shape_of(env: &Env, obj: &Object) -> JsResult<Shape> {
     sys::ValueType::napi_string => {
       // SAFETY: a live string value of this call's scope.
       let dir: Arc<str> = js_string(env, unsafe { Unknown::from_raw_unchecked(raw_env, out) })?.into();
-      Sorter::remember(raw_env, &sorter, out, &dir);
+      sorter.remember(raw_env, &state, out, &dir);
       Shape::ConfigDir(dir)
     }
     sys::ValueType::napi_object => Shape::Keys(out),
@@ -78,93 +79,64 @@ fn source() -> String {
   )
 }
 
-/// This thread's sorter (one per environment: a Node worker has its own).
-struct Sorter {
+/// The sorter's functions as values of this call's scope, with the dir it last handed back.
+struct Functions {
   sort: sys::napi_value,
   remember: sys::napi_value,
-  /// The sorter's `last`, as Rust decoded it. Set only after `remember` ran, and cleared before
-  /// it runs, so `Some` always holds the very string the sorter compares with.
   last: Option<Arc<str>>,
 }
 
-/// The references kept per thread, with the environment they belong to.
-struct Kept {
-  env: usize,
-  sort: usize,
-  remember: usize,
-  last: Option<Arc<str>>,
-}
-
-thread_local! {
-  static KEPT: RefCell<Option<Kept>> = const { RefCell::new(None) };
-  /// Environments whose teardown already clears `KEPT` (a cleanup hook is added only once).
-  static HOOKED: Cell<usize> = const { Cell::new(0) };
-}
-
-impl Sorter {
+impl Functions {
   /// The sorter of `env`, compiled on first use (with the builtins it uses captured then, so
-  /// later monkey-patching changes nothing) and kept by references that are forgotten when
-  /// the environment is torn down (so a later one at the same address is never given a dead
-  /// reference). `None` if it cannot be made: then every object is walked.
-  fn of(env: sys::napi_env) -> Option<Sorter> {
+  /// later monkey-patching changes nothing) and kept in the environment's state. `None` if it
+  /// cannot be made: then every object is walked.
+  fn of(env: sys::napi_env, state: &EnvState) -> Option<Functions> {
     let ok = |s: sys::napi_status| s == sys::Status::napi_ok;
-    let kept =
-      KEPT.with_borrow(|k| k.as_ref().filter(|k| k.env == env as usize).map(|k| (k.sort, k.remember, k.last.clone())));
+    let kept = state.sorter.borrow().as_ref().map(|s| (s.sort, s.remember, s.last.clone()));
     // SAFETY: plain napi calls on this thread's live environment; every status is checked.
     unsafe {
       let (sort_ref, remember_ref, last) = match kept {
         Some(k) => k,
         None => {
           let source = source();
-          let [mut script, mut pair, mut sort, mut remember] = [std::ptr::null_mut(); 4];
-          let (mut s, mut r) = (std::ptr::null_mut(), std::ptr::null_mut());
+          let [mut script, mut functions, mut sort, mut remember] = [std::ptr::null_mut(); 4];
+          let [mut s, mut r] = [std::ptr::null_mut(); 2];
           let made = ok(sys::napi_create_string_utf8(env, source.as_ptr().cast(), source.len() as isize, &mut script))
-            && ok(sys::napi_run_script(env, script, &mut pair))
-            && ok(sys::napi_get_element(env, pair, 0, &mut sort))
-            && ok(sys::napi_get_element(env, pair, 1, &mut remember))
+            && ok(sys::napi_run_script(env, script, &mut functions))
+            && ok(sys::napi_get_element(env, functions, 0, &mut sort))
+            && ok(sys::napi_get_element(env, functions, 1, &mut remember))
             && ok(sys::napi_create_reference(env, sort, 1, &mut s))
-            && ok(sys::napi_create_reference(env, remember, 1, &mut r))
-            && (HOOKED.get() == env as usize
-              || ok(sys::napi_add_env_cleanup_hook(env, Some(forget), std::ptr::null_mut())));
+            && ok(sys::napi_create_reference(env, remember, 1, &mut r));
           if !made {
             return None;
           }
-          HOOKED.set(env as usize);
-          let kept = Kept { env: env as usize, sort: s as usize, remember: r as usize, last: None };
-          KEPT.set(Some(kept));
-          (s as usize, r as usize, None)
+          *state.sorter.borrow_mut() = Some(Sorter { sort: s, remember: r, last: None });
+          (s, r, None)
         }
       };
-      let (mut sort, mut remember) = (std::ptr::null_mut(), std::ptr::null_mut());
-      let live = ok(sys::napi_get_reference_value(env, sort_ref as sys::napi_ref, &mut sort))
-        && ok(sys::napi_get_reference_value(env, remember_ref as sys::napi_ref, &mut remember))
+      let [mut sort, mut remember] = [std::ptr::null_mut(); 2];
+      let live = ok(sys::napi_get_reference_value(env, sort_ref, &mut sort))
+        && ok(sys::napi_get_reference_value(env, remember_ref, &mut remember))
         && !sort.is_null()
         && !remember.is_null();
-      live.then_some(Sorter { sort, remember, last })
+      live.then_some(Functions { sort, remember, last })
     }
   }
 
   /// Makes `dir` (decoded from the JS string `value`) the sorter's `last`.
-  fn remember(env: sys::napi_env, sorter: &Sorter, value: sys::napi_value, dir: &Arc<str>) {
+  fn remember(&self, env: sys::napi_env, state: &EnvState, value: sys::napi_value, dir: &Arc<str>) {
     let set_last = |last: Option<Arc<str>>| {
-      KEPT.with_borrow_mut(|k| {
-        if let Some(k) = k.as_mut().filter(|k| k.env == env as usize) {
-          k.last = last;
-        }
-      })
+      if let Some(sorter) = state.sorter.borrow_mut().as_mut() {
+        sorter.last = last;
+      }
     };
     set_last(None);
     let mut out = std::ptr::null_mut();
     let args = [value];
     // SAFETY: live values of this call's scope; `remember` only assigns a variable.
-    let status = unsafe { sys::napi_call_function(env, sorter.remember, sorter.remember, 1, args.as_ptr(), &mut out) };
+    let status = unsafe { sys::napi_call_function(env, self.remember, self.remember, 1, args.as_ptr(), &mut out) };
     if status == sys::Status::napi_ok {
       set_last(Some(Arc::clone(dir)));
     }
   }
-}
-
-unsafe extern "C" fn forget(_: *mut std::ffi::c_void) {
-  KEPT.set(None);
-  HOOKED.set(0);
 }
