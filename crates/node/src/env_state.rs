@@ -32,6 +32,7 @@ pub(crate) struct EnvState {
 pub(crate) struct Sorter {
   pub sort: sys::napi_ref,
   pub remember: sys::napi_ref,
+  pub take_thrown: sys::napi_ref,
   /// The sorter's `last`, as Rust decoded it. Set only after `remember` ran, and cleared before
   /// it runs, so `Some` always holds the very string the sorter compares with.
   pub last: Option<Arc<str>>,

@@ -13,6 +13,7 @@ mod option_value;
 pub mod options;
 mod options_shape;
 pub mod purge;
+mod read_threw;
 pub mod subscription;
 
 use napi::bindgen_prelude::*;
@@ -111,6 +112,10 @@ pub(crate) unsafe fn decode_arg<T>(
   let v = unsafe { Unknown::from_raw_unchecked(env, value) };
   decode(&Env::from_raw(env), v).map_err(|e| {
     let reason = e.reason.clone();
+    if read_threw::is_pending(&e) {
+      // Our error is already thrown (`read_threw`): napi-rs leaves it as it is.
+      return napi::Error::new(Status::PendingException, reason);
+    }
     // SAFETY: `env` is live; `into_value` builds a plain `Error` with `code` and `message`.
     let error = unsafe { JsError::from(e).into_value(env) };
     if error.is_null() {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::enums::CredentialStore;
+use crate::read_threw::ReadResultExt;
 use crate::{invalid_argument, js_string, JsResult, NapiResultExt};
 use mcp_needs_auth_core::server_config::ServerConfig;
 
@@ -108,9 +109,9 @@ impl OptionValue for HashMap<String, serde_json::Value> {
     // SAFETY: checked to be an object just above.
     let obj: Object = unsafe { v.cast() }.js()?;
     let mut configs = HashMap::new();
-    for name in Object::keys(&obj).js()? {
+    for name in Object::keys(&obj).read(env, format_args!("options.{key}"))? {
       let path = configs_path(key, &name);
-      let config: Unknown = obj.get_named_property(&name).js()?;
+      let config: Unknown = obj.get_named_property(&name).read(env, &path)?;
       if let Some(config) = read_server_config(env, config, &path)? {
         configs.insert(name, config);
       }
@@ -139,14 +140,21 @@ pub(crate) fn read_server_config(env: &Env, v: Unknown, path: &str) -> JsResult<
   let obj: Object = unsafe { v.cast() }.js()?;
   let json = |v: Unknown, at: &str| -> JsResult<serde_json::Value> {
     // SAFETY: `v` is a live value of this call's scope.
-    unsafe { serde_json::Value::from_napi_value(env.raw(), v.raw()) }
-      .map_err(|e| invalid_argument(format!("{at} must be JSON data ({})", e.reason)))
+    unsafe { serde_json::Value::from_napi_value(env.raw(), v.raw()) }.map_err(|e| {
+      let e = crate::read_threw::read_failed(env.raw(), e, at);
+      if crate::read_threw::is_pending(&e) {
+        e
+      } else {
+        invalid_argument(format!("{at} must be JSON data ({})", e.reason))
+      }
+    })
   };
   let mut picked = serde_json::Map::new();
   for key in CONFIG_FIELDS {
-    let field: Unknown = obj.get_named_property(key).js()?;
+    let at = format!("{path}.{key}");
+    let field: Unknown = obj.get_named_property(key).read(env, &at)?;
     if field.get_type().js()? != ValueType::Undefined {
-      picked.insert(key.to_owned(), json(field, &format!("{path}.{key}"))?);
+      picked.insert(key.to_owned(), json(field, &at)?);
     }
   }
   let stdio = picked.get("type").is_none_or(|t| t.as_str() == Some("stdio"));

@@ -12,6 +12,7 @@ pub use crate::option_fields::NeedsAuthOptions;
 use crate::option_fields::Opt;
 use crate::option_value::{configs_path, parse_server_config};
 use crate::options_shape::{shape_of, Shape};
+use crate::read_threw::ReadResultExt;
 use crate::{decode_arg, invalid_argument, small_str, JsResult, NapiResultExt};
 use mcp_needs_auth_core::config_dir;
 use mcp_needs_auth_core::credentials::CredentialSource;
@@ -82,7 +83,8 @@ impl NeedsAuthOptions {
   /// have the right types and ranges, whichever function it is passed to (a bad field in a
   /// shared options object is a bug worth hearing about). Unknown fields are ignored. Reads the
   /// properties directly: napi's object conversion costs about twice as much, which shows on
-  /// `isNeedsAuthCached`'s hot path.
+  /// `isNeedsAuthCached`'s hot path. A getter (or proxy trap) that throws is reported by
+  /// `read_threw`'s rule.
   fn decode(env: &Env, arg: Unknown) -> JsResult<NeedsAuthOptions> {
     let mut options = NeedsAuthOptions::default();
     match arg.get_type().js()? {
@@ -100,12 +102,12 @@ impl NeedsAuthOptions {
       }
       // SAFETY: a live array value of this call's scope.
       Shape::Keys(keys) => unsafe { Object::from_napi_value(env.raw(), keys) }.js()?,
-      Shape::Walk => obj.get_property_names().js()?,
+      Shape::Walk => obj.get_property_names().read(env, "options")?,
     };
     for i in 0..keys.get_array_length().js()? {
       let key: Unknown = keys.get_element(i).js()?;
       let Some(opt) = Opt::of_key(env, key)? else { continue };
-      let value: Unknown = obj.get_property(key).js()?;
+      let value: Unknown = obj.get_property(key).read(env, format_args!("options.{}", opt.key()))?;
       options.set(env, opt, value)?;
     }
     options.check()?;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::env_state::{EnvState, Sorter};
 use crate::option_fields::Opt;
+use crate::read_threw::{read_failed, threw};
 use crate::{js_string, Code, JsResult};
 
 /// What an options object holds, as far as decoding cares.
@@ -39,8 +40,9 @@ pub(super) fn shape_of(env: &Env, obj: &Object) -> JsResult<Shape> {
   // SAFETY: `sorter.sort` and `obj` are live values of this call's scope; the result is checked.
   let status = unsafe { sys::napi_call_function(raw_env, sorter.sort, sorter.sort, 1, args.as_ptr(), &mut out) };
   if !ok(status) {
-    // A throwing getter or proxy trap: its exception is pending and propagates as it is.
-    return Err(napi::Error::new(Code::Napi(Status::from(status)), "cannot read the options object"));
+    // A throwing proxy trap (the sorter catches the one getter it runs itself).
+    let e = napi::Error::new(Status::from(status), "cannot read the options object".to_owned());
+    return Err(read_failed(raw_env, e, "options"));
   }
   let mut t = 0;
   // SAFETY: `out` is the live result of the call above.
@@ -57,25 +59,31 @@ pub(super) fn shape_of(env: &Env, obj: &Object) -> JsResult<Shape> {
       Shape::ConfigDir(dir)
     }
     sys::ValueType::napi_object => Shape::Keys(out),
+    // `configDir`'s getter threw: the sorter kept what it threw.
+    sys::ValueType::napi_null => return Err(sorter.thrown(raw_env)),
     _ => Shape::Walk,
   })
 }
 
-/// The source of the sorter: `[sort, remember]`. `sort(o)` returns `true` when `o` is
-/// `{configDir: last}`, the string when it is `{configDir: <another string>}`, the keys of any
-/// other plain object, and `undefined` for anything else. `remember(s)` sets `last`. The one
-/// key name it knows comes from `Opt`.
+/// The source of the sorter: `[sort, remember, takeThrown]`. `sort(o)` returns `true` when `o`
+/// is `{configDir: last}`, the string when it is `{configDir: <another string>}`, the keys of
+/// any other plain object, `null` when reading `configDir` threw (what it threw is kept for
+/// `takeThrown()`), and `undefined` for anything else. `remember(s)` sets `last`. The one key
+/// name it knows comes from `Opt`.
 fn source() -> String {
   let key = Opt::config_dir.key();
   format!(
-    "(function (keys, getPrototypeOf, objectPrototype) {{ 'use strict'; var last; return [ \
+    "(function (keys, getPrototypeOf, objectPrototype) {{ 'use strict'; var last, thrown; return [ \
        function (o) {{ \
          var p = getPrototypeOf(o); if (p !== null && p !== objectPrototype) return undefined; \
          var k = keys(o); \
          if (k.length === 1 && k[0] === '{key}') {{ \
-           var v = o.{key}; if (typeof v === 'string') return v === last ? true : v; }} \
+           var v; try {{ v = o.{key}; }} catch (e) {{ thrown = e; return null; }} \
+           if (typeof v === 'string') return v === last ? true : v; }} \
          return k; }}, \
-       function (s) {{ last = s; }} ]; }})(Object.keys, Object.getPrototypeOf, Object.prototype)"
+       function (s) {{ last = s; }}, \
+       function () {{ var e = thrown; thrown = undefined; return e; }} ]; \
+     }})(Object.keys, Object.getPrototypeOf, Object.prototype)"
   )
 }
 
@@ -83,6 +91,8 @@ fn source() -> String {
 struct Functions {
   sort: sys::napi_value,
   remember: sys::napi_value,
+  /// Resolved only when needed (a getter threw): the common call takes no third lookup.
+  take_thrown: sys::napi_ref,
   last: Option<Arc<str>>,
 }
 
@@ -92,26 +102,28 @@ impl Functions {
   /// cannot be made: then every object is walked.
   fn of(env: sys::napi_env, state: &EnvState) -> Option<Functions> {
     let ok = |s: sys::napi_status| s == sys::Status::napi_ok;
-    let kept = state.sorter.borrow().as_ref().map(|s| (s.sort, s.remember, s.last.clone()));
+    let kept = state.sorter.borrow().as_ref().map(|s| (s.sort, s.remember, s.take_thrown, s.last.clone()));
     // SAFETY: plain napi calls on this thread's live environment; every status is checked.
     unsafe {
-      let (sort_ref, remember_ref, last) = match kept {
+      let (sort_ref, remember_ref, take_ref, last) = match kept {
         Some(k) => k,
         None => {
           let source = source();
-          let [mut script, mut functions, mut sort, mut remember] = [std::ptr::null_mut(); 4];
-          let [mut s, mut r] = [std::ptr::null_mut(); 2];
+          let [mut script, mut functions, mut sort, mut remember, mut take] = [std::ptr::null_mut(); 5];
+          let [mut s, mut r, mut t] = [std::ptr::null_mut(); 3];
           let made = ok(sys::napi_create_string_utf8(env, source.as_ptr().cast(), source.len() as isize, &mut script))
             && ok(sys::napi_run_script(env, script, &mut functions))
             && ok(sys::napi_get_element(env, functions, 0, &mut sort))
             && ok(sys::napi_get_element(env, functions, 1, &mut remember))
+            && ok(sys::napi_get_element(env, functions, 2, &mut take))
             && ok(sys::napi_create_reference(env, sort, 1, &mut s))
-            && ok(sys::napi_create_reference(env, remember, 1, &mut r));
+            && ok(sys::napi_create_reference(env, remember, 1, &mut r))
+            && ok(sys::napi_create_reference(env, take, 1, &mut t));
           if !made {
             return None;
           }
-          *state.sorter.borrow_mut() = Some(Sorter { sort: s, remember: r, last: None });
-          (s, r, None)
+          *state.sorter.borrow_mut() = Some(Sorter { sort: s, remember: r, take_thrown: t, last: None });
+          (s, r, t, None)
         }
       };
       let [mut sort, mut remember] = [std::ptr::null_mut(); 2];
@@ -119,7 +131,7 @@ impl Functions {
         && ok(sys::napi_get_reference_value(env, remember_ref, &mut remember))
         && !sort.is_null()
         && !remember.is_null();
-      live.then_some(Functions { sort, remember, last })
+      live.then_some(Functions { sort, remember, take_thrown: take_ref, last })
     }
   }
 
@@ -138,5 +150,23 @@ impl Functions {
     if status == sys::Status::napi_ok {
       set_last(Some(Arc::clone(dir)));
     }
+  }
+
+  /// Our error for what `configDir`'s getter threw inside the sorter.
+  fn thrown(&self, env: sys::napi_env) -> napi::Error<Code> {
+    let what = format!("options.{}", Opt::config_dir.key());
+    let [mut take, mut thrown] = [std::ptr::null_mut(); 2];
+    // SAFETY: a reference of this env and live values of this call's scope; `takeThrown` only
+    // reads and clears a variable.
+    let status = unsafe {
+      match sys::napi_get_reference_value(env, self.take_thrown, &mut take) {
+        sys::Status::napi_ok => sys::napi_call_function(env, take, take, 0, std::ptr::null(), &mut thrown),
+        failed => failed,
+      }
+    };
+    if status != sys::Status::napi_ok {
+      return read_failed(env, napi::Error::new(Status::from(status), String::new()), what);
+    }
+    threw(env, thrown, what)
   }
 }

@@ -20,6 +20,7 @@ use napi_derive::napi;
 
 use crate::auth_event::{AuthChangedEvent, JsListener, Message, Tsfn};
 use crate::env_state::{EnvState, Hub};
+use crate::read_threw::ReadResultExt;
 use crate::{core_error, decode_arg, emit_warning, invalid_argument, Code, JsResult, NapiResultExt, NeedsAuthOptions};
 
 /// `EventTarget.prototype.addEventListener(type, listener, options)`.
@@ -116,7 +117,7 @@ pub fn on_auth_changed(
 ) -> Result<Subscription, Code> {
   // Every argument is checked before anything is registered: a bad one leaves nothing behind.
   let AuthChangedCallback(callback) = callback;
-  let signal = signal_of(options)?;
+  let signal = signal_of(&env, options)?;
   let opts = NeedsAuthOptions::from_arg(&env, options)?;
   let config_dir = opts.config_dir()?;
   let watch = if opts.watch.unwrap_or(true) {
@@ -239,14 +240,14 @@ fn call_catching(env: &Env, callback: napi::sys::napi_value, arg: Unknown<'stati
 
 /// `options.signal`, checked to be an AbortSignal (an object with a boolean `aborted` and an
 /// `addEventListener` method), with whether it has already aborted.
-fn signal_of<'a>(options: Option<Unknown<'a>>) -> JsResult<Option<(Object<'a>, bool)>> {
+fn signal_of<'a>(env: &Env, options: Option<Unknown<'a>>) -> JsResult<Option<(Object<'a>, bool)>> {
   let Some(options) = options else { return Ok(None) };
   if options.get_type().js()? != ValueType::Object {
     return Ok(None);
   }
   // SAFETY: checked to be an object just above.
   let options: Object = unsafe { options.cast() }.js()?;
-  let signal: Option<Unknown> = options.get("signal").js()?;
+  let signal: Option<Unknown> = options.get("signal").read(env, "options.signal")?;
   let not_a_signal = |what: String| invalid_argument(format!("options.signal must be an AbortSignal, not {what}"));
   let signal: Object = match signal {
     None => return Ok(None),
@@ -257,12 +258,12 @@ fn signal_of<'a>(options: Option<Unknown<'a>>) -> JsResult<Option<(Object<'a>, b
       other => return Err(not_a_signal(format!("{other:?}"))),
     },
   };
-  let aborted: Unknown = signal.get_named_property("aborted").js()?;
-  let add: Unknown = signal.get_named_property("addEventListener").js()?;
+  let aborted: Unknown = signal.get_named_property("aborted").read(env, "options.signal.aborted")?;
+  let add: Unknown = signal.get_named_property("addEventListener").read(env, "options.signal.addEventListener")?;
   if aborted.get_type().js()? != ValueType::Boolean || add.get_type().js()? != ValueType::Function {
     return Err(not_a_signal("an object without a boolean `aborted` and an `addEventListener` method".to_owned()));
   }
-  Ok(Some((signal, signal.get_named_property::<bool>("aborted").js()?)))
+  Ok(Some((signal, signal.get_named_property::<bool>("aborted").read(env, "options.signal.aborted")?)))
 }
 
 /// Adds `Subscription.prototype[Symbol.dispose]` (an alias of `close`), so `using sub =
