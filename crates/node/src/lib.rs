@@ -15,6 +15,7 @@ mod options_shape;
 pub mod purge;
 mod read_threw;
 pub mod subscription;
+pub mod validate_server_config;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
