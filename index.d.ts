@@ -326,3 +326,13 @@ export interface SkipReasonInfo {
  * `'tokenless-stub'`: credentials without tokens after OAuth discovery (the second rule).
  */
 export type SkipReasonKind = 'needs-auth-cache' | 'tokenless-stub'
+
+/**
+ * Checks an MCP server config as `options.serverConfigs[name]` is checked: throws the same
+ * `ERR_INVALID_ARGUMENT` (naming `options.serverConfigs.<name>` and the field) that passing it
+ * there would throw, and returns for a config every function accepts (`undefined` and `null`
+ * too: no config, so the server's entries are judged by name only). For hosts that take
+ * configs from elsewhere (a newer Agent SDK's transport, say) and leave out the ones this
+ * version cannot judge.
+ */
+export declare function validateServerConfig(name: string, config: unknown): void

@@ -853,3 +853,4 @@ module.exports.onAuthChanged = nativeBinding.onAuthChanged
 module.exports.PurgeReason = nativeBinding.PurgeReason
 module.exports.purgeStale = nativeBinding.purgeStale
 module.exports.SkipReasonKind = nativeBinding.SkipReasonKind
+module.exports.validateServerConfig = nativeBinding.validateServerConfig

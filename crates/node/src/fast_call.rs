@@ -114,7 +114,9 @@ fn internal(e: napi::Error) -> AnyError {
   AnyError::Ours(napi::Error::new(Code::Napi(Status::GenericFailure), e.reason))
 }
 
-/// A failure in decoding (napi's error, already carrying our code) or in the body (our code).
+/// A failure in decoding (napi's error, already carrying our code; or, for an option getter
+/// that threw, the marker of our error already thrown by `read_threw`, which `throw_into` leaves
+/// pending) or in the body (our code).
 enum AnyError {
   Napi(napi::Error),
   Ours(napi::Error<Code>),

@@ -1,15 +1,21 @@
 //! The napi layer: converts between JavaScript and the core, and nothing else.
 
+mod auth_event;
 pub mod cache;
 pub mod config_dir_for;
 pub mod diagnose;
 pub mod duration;
 pub mod enums;
+mod env_state;
 mod fast_call;
+mod option_fields;
+mod option_value;
 pub mod options;
 mod options_shape;
 pub mod purge;
+mod read_threw;
 pub mod subscription;
+pub mod validate_server_config;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -107,6 +113,10 @@ pub(crate) unsafe fn decode_arg<T>(
   let v = unsafe { Unknown::from_raw_unchecked(env, value) };
   decode(&Env::from_raw(env), v).map_err(|e| {
     let reason = e.reason.clone();
+    if read_threw::is_pending(&e) {
+      // Our error is already thrown (`read_threw`): napi-rs leaves it as it is.
+      return napi::Error::new(Status::PendingException, reason);
+    }
     // SAFETY: `env` is live; `into_value` builds a plain `Error` with `code` and `message`.
     let error = unsafe { JsError::from(e).into_value(env) };
     if error.is_null() {

@@ -3,10 +3,11 @@
 
 use napi::bindgen_prelude::*;
 use napi::sys;
-use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
-use crate::options::Opt;
+use crate::env_state::{EnvState, Sorter};
+use crate::option_fields::Opt;
+use crate::read_threw::{read_failed, threw};
 use crate::{js_string, Code, JsResult};
 
 /// What an options object holds, as far as decoding cares.
@@ -32,14 +33,16 @@ pub(super) enum Shape {
 pub(super) fn shape_of(env: &Env, obj: &Object) -> JsResult<Shape> {
   let raw_env = env.raw();
   let ok = |s: sys::napi_status| s == sys::Status::napi_ok;
-  let Some(sorter) = Sorter::of(raw_env) else { return Ok(Shape::Walk) };
+  let Some(state) = EnvState::of(env).ok() else { return Ok(Shape::Walk) };
+  let Some(sorter) = Functions::of(raw_env, &state) else { return Ok(Shape::Walk) };
   let mut out = std::ptr::null_mut();
   let args = [obj.raw()];
   // SAFETY: `sorter.sort` and `obj` are live values of this call's scope; the result is checked.
   let status = unsafe { sys::napi_call_function(raw_env, sorter.sort, sorter.sort, 1, args.as_ptr(), &mut out) };
   if !ok(status) {
-    // A throwing getter or proxy trap: its exception is pending and propagates as it is.
-    return Err(napi::Error::new(Code::Napi(Status::from(status)), "cannot read the options object"));
+    // A throwing proxy trap (the sorter catches the one getter it runs itself).
+    let e = napi::Error::new(Status::from(status), "cannot read the options object".to_owned());
+    return Err(read_failed(raw_env, e, "options"));
   }
   let mut t = 0;
   // SAFETY: `out` is the live result of the call above.
@@ -52,119 +55,118 @@ pub(super) fn shape_of(env: &Env, obj: &Object) -> JsResult<Shape> {
     sys::ValueType::napi_string => {
       // SAFETY: a live string value of this call's scope.
       let dir: Arc<str> = js_string(env, unsafe { Unknown::from_raw_unchecked(raw_env, out) })?.into();
-      Sorter::remember(raw_env, &sorter, out, &dir);
+      sorter.remember(raw_env, &state, out, &dir);
       Shape::ConfigDir(dir)
     }
     sys::ValueType::napi_object => Shape::Keys(out),
+    // `configDir`'s getter threw: the sorter kept what it threw.
+    sys::ValueType::napi_null => return Err(sorter.thrown(raw_env)),
     _ => Shape::Walk,
   })
 }
 
-/// The source of the sorter: `[sort, remember]`. `sort(o)` returns `true` when `o` is
-/// `{configDir: last}`, the string when it is `{configDir: <another string>}`, the keys of any
-/// other plain object, and `undefined` for anything else. `remember(s)` sets `last`. The one
-/// key name it knows comes from `Opt`.
+/// The source of the sorter: `[sort, remember, takeThrown]`. `sort(o)` returns `true` when `o`
+/// is `{configDir: last}`, the string when it is `{configDir: <another string>}`, the keys of
+/// any other plain object, `null` when reading `configDir` threw (what it threw is kept for
+/// `takeThrown()`), and `undefined` for anything else. `remember(s)` sets `last`. The one key
+/// name it knows comes from `Opt`.
 fn source() -> String {
-  let key = Opt::ConfigDir.key();
+  let key = Opt::config_dir.key();
   format!(
-    "(function (keys, getPrototypeOf, objectPrototype) {{ 'use strict'; var last; return [ \
+    "(function (keys, getPrototypeOf, objectPrototype) {{ 'use strict'; var last, thrown; return [ \
        function (o) {{ \
          var p = getPrototypeOf(o); if (p !== null && p !== objectPrototype) return undefined; \
          var k = keys(o); \
          if (k.length === 1 && k[0] === '{key}') {{ \
-           var v = o.{key}; if (typeof v === 'string') return v === last ? true : v; }} \
+           var v; try {{ v = o.{key}; }} catch (e) {{ thrown = e; return null; }} \
+           if (typeof v === 'string') return v === last ? true : v; }} \
          return k; }}, \
-       function (s) {{ last = s; }} ]; }})(Object.keys, Object.getPrototypeOf, Object.prototype)"
+       function (s) {{ last = s; }}, \
+       function () {{ var e = thrown; thrown = undefined; return e; }} ]; \
+     }})(Object.keys, Object.getPrototypeOf, Object.prototype)"
   )
 }
 
-/// This thread's sorter (one per environment: a Node worker has its own).
-struct Sorter {
+/// The sorter's functions as values of this call's scope, with the dir it last handed back.
+struct Functions {
   sort: sys::napi_value,
   remember: sys::napi_value,
-  /// The sorter's `last`, as Rust decoded it. Set only after `remember` ran, and cleared before
-  /// it runs, so `Some` always holds the very string the sorter compares with.
+  /// Resolved only when needed (a getter threw): the common call takes no third lookup.
+  take_thrown: sys::napi_ref,
   last: Option<Arc<str>>,
 }
 
-/// The references kept per thread, with the environment they belong to.
-struct Kept {
-  env: usize,
-  sort: usize,
-  remember: usize,
-  last: Option<Arc<str>>,
-}
-
-thread_local! {
-  static KEPT: RefCell<Option<Kept>> = const { RefCell::new(None) };
-  /// Environments whose teardown already clears `KEPT` (a cleanup hook is added only once).
-  static HOOKED: Cell<usize> = const { Cell::new(0) };
-}
-
-impl Sorter {
+impl Functions {
   /// The sorter of `env`, compiled on first use (with the builtins it uses captured then, so
-  /// later monkey-patching changes nothing) and kept by references that are forgotten when
-  /// the environment is torn down (so a later one at the same address is never given a dead
-  /// reference). `None` if it cannot be made: then every object is walked.
-  fn of(env: sys::napi_env) -> Option<Sorter> {
+  /// later monkey-patching changes nothing) and kept in the environment's state. `None` if it
+  /// cannot be made: then every object is walked.
+  fn of(env: sys::napi_env, state: &EnvState) -> Option<Functions> {
     let ok = |s: sys::napi_status| s == sys::Status::napi_ok;
-    let kept =
-      KEPT.with_borrow(|k| k.as_ref().filter(|k| k.env == env as usize).map(|k| (k.sort, k.remember, k.last.clone())));
+    let kept = state.sorter.borrow().as_ref().map(|s| (s.sort, s.remember, s.take_thrown, s.last.clone()));
     // SAFETY: plain napi calls on this thread's live environment; every status is checked.
     unsafe {
-      let (sort_ref, remember_ref, last) = match kept {
+      let (sort_ref, remember_ref, take_ref, last) = match kept {
         Some(k) => k,
         None => {
           let source = source();
-          let [mut script, mut pair, mut sort, mut remember] = [std::ptr::null_mut(); 4];
-          let (mut s, mut r) = (std::ptr::null_mut(), std::ptr::null_mut());
+          let [mut script, mut functions, mut sort, mut remember, mut take] = [std::ptr::null_mut(); 5];
+          let [mut s, mut r, mut t] = [std::ptr::null_mut(); 3];
           let made = ok(sys::napi_create_string_utf8(env, source.as_ptr().cast(), source.len() as isize, &mut script))
-            && ok(sys::napi_run_script(env, script, &mut pair))
-            && ok(sys::napi_get_element(env, pair, 0, &mut sort))
-            && ok(sys::napi_get_element(env, pair, 1, &mut remember))
+            && ok(sys::napi_run_script(env, script, &mut functions))
+            && ok(sys::napi_get_element(env, functions, 0, &mut sort))
+            && ok(sys::napi_get_element(env, functions, 1, &mut remember))
+            && ok(sys::napi_get_element(env, functions, 2, &mut take))
             && ok(sys::napi_create_reference(env, sort, 1, &mut s))
             && ok(sys::napi_create_reference(env, remember, 1, &mut r))
-            && (HOOKED.get() == env as usize
-              || ok(sys::napi_add_env_cleanup_hook(env, Some(forget), std::ptr::null_mut())));
+            && ok(sys::napi_create_reference(env, take, 1, &mut t));
           if !made {
             return None;
           }
-          HOOKED.set(env as usize);
-          let kept = Kept { env: env as usize, sort: s as usize, remember: r as usize, last: None };
-          KEPT.set(Some(kept));
-          (s as usize, r as usize, None)
+          *state.sorter.borrow_mut() = Some(Sorter { sort: s, remember: r, take_thrown: t, last: None });
+          (s, r, t, None)
         }
       };
-      let (mut sort, mut remember) = (std::ptr::null_mut(), std::ptr::null_mut());
-      let live = ok(sys::napi_get_reference_value(env, sort_ref as sys::napi_ref, &mut sort))
-        && ok(sys::napi_get_reference_value(env, remember_ref as sys::napi_ref, &mut remember))
+      let [mut sort, mut remember] = [std::ptr::null_mut(); 2];
+      let live = ok(sys::napi_get_reference_value(env, sort_ref, &mut sort))
+        && ok(sys::napi_get_reference_value(env, remember_ref, &mut remember))
         && !sort.is_null()
         && !remember.is_null();
-      live.then_some(Sorter { sort, remember, last })
+      live.then_some(Functions { sort, remember, take_thrown: take_ref, last })
     }
   }
 
   /// Makes `dir` (decoded from the JS string `value`) the sorter's `last`.
-  fn remember(env: sys::napi_env, sorter: &Sorter, value: sys::napi_value, dir: &Arc<str>) {
+  fn remember(&self, env: sys::napi_env, state: &EnvState, value: sys::napi_value, dir: &Arc<str>) {
     let set_last = |last: Option<Arc<str>>| {
-      KEPT.with_borrow_mut(|k| {
-        if let Some(k) = k.as_mut().filter(|k| k.env == env as usize) {
-          k.last = last;
-        }
-      })
+      if let Some(sorter) = state.sorter.borrow_mut().as_mut() {
+        sorter.last = last;
+      }
     };
     set_last(None);
     let mut out = std::ptr::null_mut();
     let args = [value];
     // SAFETY: live values of this call's scope; `remember` only assigns a variable.
-    let status = unsafe { sys::napi_call_function(env, sorter.remember, sorter.remember, 1, args.as_ptr(), &mut out) };
+    let status = unsafe { sys::napi_call_function(env, self.remember, self.remember, 1, args.as_ptr(), &mut out) };
     if status == sys::Status::napi_ok {
       set_last(Some(Arc::clone(dir)));
     }
   }
-}
 
-unsafe extern "C" fn forget(_: *mut std::ffi::c_void) {
-  KEPT.set(None);
-  HOOKED.set(0);
+  /// Our error for what `configDir`'s getter threw inside the sorter.
+  fn thrown(&self, env: sys::napi_env) -> napi::Error<Code> {
+    let what = format!("options.{}", Opt::config_dir.key());
+    let [mut take, mut thrown] = [std::ptr::null_mut(); 2];
+    // SAFETY: a reference of this env and live values of this call's scope; `takeThrown` only
+    // reads and clears a variable.
+    let status = unsafe {
+      match sys::napi_get_reference_value(env, self.take_thrown, &mut take) {
+        sys::Status::napi_ok => sys::napi_call_function(env, take, take, 0, std::ptr::null(), &mut thrown),
+        failed => failed,
+      }
+    };
+    if status != sys::Status::napi_ok {
+      return read_failed(env, napi::Error::new(Status::from(status), String::new()), what);
+    }
+    threw(env, thrown, what)
+  }
 }

@@ -1,27 +1,27 @@
 //! `onAuthChanged` and the `Subscription` it returns.
 //!
 //! Every subscription of one JS environment (the main thread, or one worker) shares that
-//! environment's hub: one weak threadsafe function (it never keeps the process alive) whose
-//! JavaScript side is one small dispatcher made here, and the callbacks by subscriber id. The
-//! dispatcher drops events of a subscription closed since they were queued, calls the user's
-//! callback, and turns a throw into `process.emitWarning`, so one bad listener cannot stop the
-//! others. Events are always queued, so a callback never runs synchronously inside the call that
-//! caused it. Sharing keeps a subscription to a few hundred bytes: a threadsafe function (with
-//! its libuv handle) and a JS function per subscription cost more than the callback itself.
+//! environment's hub (`env_state::Hub`): one weak threadsafe function (it never keeps the
+//! process alive) whose JavaScript side is one small dispatcher made here, and the callbacks by
+//! subscriber id. The dispatcher drops events of a subscription closed since they were queued,
+//! calls the user's callback, and turns a throw into `process.emitWarning`, so one bad listener
+//! cannot stop the others. Events are always queued, so a callback never runs synchronously
+//! inside the call that caused it. Sharing keeps a subscription to a few hundred bytes: a
+//! threadsafe function (with its libuv handle) and a JS function per subscription cost more than
+//! the callback itself.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
-use crate::enums::{AuthChangeReason, AuthChangeSource};
-use crate::{
-  core_error, decode_arg, emit_warning, invalid_argument, path_string, Code, JsResult, NapiResultExt, NeedsAuthOptions,
-};
+use crate::auth_event::{AuthChangedEvent, JsListener, Message, Tsfn};
+use crate::env_state::{EnvState, Hub};
+use crate::read_threw::ReadResultExt;
+use crate::{core_error, decode_arg, emit_warning, invalid_argument, Code, JsResult, NapiResultExt, NeedsAuthOptions};
 
 /// `EventTarget.prototype.addEventListener(type, listener, options)`.
 type AddEventListener<'a> = Function<'a, FnArgs<(&'a str, Function<'a, (), ()>, Object<'a>)>, Unknown<'a>>;
@@ -46,94 +46,16 @@ impl FromNapiValue for AuthChangedCallback {
     }
   }
 }
-use mcp_needs_auth_core::event_bus::{self, Listener, WatchSpec};
-use mcp_needs_auth_core::events::AuthEvent;
+use mcp_needs_auth_core::event_bus::{self, WatchSpec};
 
-/// What an `onAuthChanged` callback receives.
-#[napi(object)]
-pub struct AuthChangedEvent {
-  pub reason: AuthChangeReason,
-  /// The servers concerned; empty means all servers.
-  pub servers: Vec<String>,
-  pub source: AuthChangeSource,
-  /// When the change was seen (ms since the epoch).
-  pub at: f64,
-  /// The config dir the event is about.
-  pub config_dir: String,
-}
-
-impl From<AuthEvent> for AuthChangedEvent {
-  fn from(e: AuthEvent) -> Self {
-    AuthChangedEvent {
-      reason: e.reason.into(),
-      servers: e.servers,
-      source: e.source.into(),
-      at: e.at,
-      config_dir: path_string(&e.config_dir),
-    }
-  }
-}
-
-/// What the threadsafe function carries to the JS thread, for one subscriber.
-enum Message {
-  Event(AuthEvent),
-  Warning(String),
-}
-
-/// The dispatcher's arguments: the subscriber id, then the event or the warning's text.
-type DispatchArgs = FnArgs<(f64, Either<AuthChangedEvent, String>)>;
-
-type Tsfn = ThreadsafeFunction<(u64, Message), (), DispatchArgs, Status, false, true>;
-
-struct JsListener {
-  id: u64,
-  tsfn: Arc<Tsfn>,
-}
-
-impl Listener for JsListener {
-  fn deliver(&self, event: &AuthEvent) -> bool {
-    self.tsfn.call((self.id, Message::Event(event.clone())), ThreadsafeFunctionCallMode::NonBlocking) != Status::Closing
-  }
-
-  fn warn(&self, message: &str) {
-    self.tsfn.call((self.id, Message::Warning(message.to_owned())), ThreadsafeFunctionCallMode::NonBlocking);
-  }
-}
-
-/// One JS environment's share of every subscription it made.
-struct Hub {
-  /// The environment (its address) this hub belongs to.
-  env: usize,
-  tsfn: Arc<Tsfn>,
-  /// The callbacks of the open subscriptions, by subscriber id.
-  callbacks: HashMap<u64, FunctionRef<AuthChangedEvent, ()>>,
-}
-
-thread_local! {
-  /// The hubs of this thread's JS environments (one, but for embedders that run several on one
-  /// thread). Each is made on its environment's first subscription and gone with the
-  /// environment (its cleanup hook unsubscribes what is left).
-  static HUBS: RefCell<Vec<Hub>> = const { RefCell::new(Vec::new()) };
-}
-
-/// The hub of `env`, made (with its threadsafe function and cleanup hook) if there is none.
-fn hub_tsfn(env: &Env) -> JsResult<Arc<Tsfn>> {
-  let key = env.raw() as usize;
-  if let Some(tsfn) = HUBS.with_borrow(|h| h.iter().find(|h| h.env == key).map(|h| Arc::clone(&h.tsfn))) {
-    return Ok(tsfn);
+/// The hub of `env`, made (with its threadsafe function) if there is none.
+fn hub_tsfn(env: &Env, state: &EnvState) -> JsResult<Arc<Tsfn>> {
+  if let Some(hub) = state.hub.borrow().as_ref() {
+    return Ok(Arc::clone(&hub.tsfn));
   }
   let tsfn = Arc::new(dispatcher(env)?);
-  env.add_env_cleanup_hook(key, close_hub).js()?;
-  HUBS.with_borrow_mut(|h| h.push(Hub { env: key, tsfn: Arc::clone(&tsfn), callbacks: HashMap::new() }));
+  *state.hub.borrow_mut() = Some(Hub { tsfn: Arc::clone(&tsfn), callbacks: HashMap::new() });
   Ok(tsfn)
-}
-
-/// At an environment's teardown: every subscription it left open is closed.
-fn close_hub(env: usize) {
-  let hub = HUBS.with_borrow_mut(|h| h.iter().position(|h| h.env == env).map(|i| h.swap_remove(i)));
-  for id in hub.iter().flat_map(|hub| hub.callbacks.keys()) {
-    event_bus::unsubscribe(*id);
-  }
 }
 
 /// A live `onAuthChanged` subscription. Close it with `close()`, `using`, or `options.signal`.
@@ -147,13 +69,17 @@ pub struct Subscription {
 struct Handle {
   id: u64,
   closed: Cell<bool>,
+  /// The state of the env that subscribed: weak, so that only napi's finalizer owns it (and the
+  /// hub closes what is left at teardown, whatever JS objects outlive it).
+  state: Weak<EnvState>,
 }
 
 impl Handle {
   fn close(&self) {
     if !self.closed.replace(true) {
       // Taken out before it is dropped: dropping a reference must not happen inside the borrow.
-      let callback = HUBS.with_borrow_mut(|h| h.iter_mut().find_map(|h| h.callbacks.remove(&self.id)));
+      let state = self.state.upgrade();
+      let callback = state.as_ref().and_then(|s| s.hub.borrow_mut().as_mut()?.callbacks.remove(&self.id));
       drop(callback);
       event_bus::unsubscribe(self.id);
     }
@@ -191,7 +117,7 @@ pub fn on_auth_changed(
 ) -> Result<Subscription, Code> {
   // Every argument is checked before anything is registered: a bad one leaves nothing behind.
   let AuthChangedCallback(callback) = callback;
-  let signal = signal_of(options)?;
+  let signal = signal_of(&env, options)?;
   let opts = NeedsAuthOptions::from_arg(&env, options)?;
   let config_dir = opts.config_dir()?;
   let watch = if opts.watch.unwrap_or(true) {
@@ -205,15 +131,17 @@ pub fn on_auth_changed(
     None
   };
   if let Some((_, true)) = &signal {
-    return Ok(Subscription { handle: Rc::new(Handle { id: 0, closed: Cell::new(true) }) });
+    return Ok(Subscription { handle: Rc::new(Handle { id: 0, closed: Cell::new(true), state: Weak::new() }) });
   }
 
-  let tsfn = hub_tsfn(&env)?;
+  let state = EnvState::of(&env)?;
+  let tsfn = hub_tsfn(&env, &state)?;
   let id = event_bus::next_subscriber_id();
   // In the hub before the bus can deliver anything for it.
-  let key = env.raw() as usize;
-  HUBS.with_borrow_mut(|h| h.iter_mut().find(|h| h.env == key).map(|h| h.callbacks.insert(id, callback)));
-  let handle = Rc::new(Handle { id, closed: Cell::new(false) });
+  if let Some(hub) = state.hub.borrow_mut().as_mut() {
+    hub.callbacks.insert(id, callback);
+  }
+  let handle = Rc::new(Handle { id, closed: Cell::new(false), state: Rc::downgrade(&state) });
   if let Err(e) = event_bus::subscribe_as(id, &config_dir, Arc::new(JsListener { id, tsfn }), watch) {
     handle.close();
     return Err(core_error(e));
@@ -237,13 +165,9 @@ fn dispatcher(env: &Env) -> JsResult<Tsfn> {
       let arg: Unknown<'static> = unsafe { Unknown::from_raw_unchecked(ctx.env.raw(), arg.raw()) };
       let env: &Env = ctx.env;
       // The callback's handle is taken out of the hub before it runs: it may subscribe or close.
-      let key = env.raw() as usize;
-      let callback = HUBS.with_borrow(|h| {
-        h.iter()
-          .find(|h| h.env == key)
-          .and_then(|h| h.callbacks.get(&id))
-          .map(|cb| cb.borrow_back(env).map(|f| f.raw()))
-      });
+      let state = EnvState::of(env).map_err(|e| napi::Error::new(Status::GenericFailure, e.reason))?;
+      let callback =
+        state.hub.borrow().as_ref().and_then(|h| h.callbacks.get(&id)).map(|cb| cb.borrow_back(env).map(|f| f.raw()));
       let Some(callback) = callback.transpose()? else { return Ok(()) };
       if arg.get_type()? == ValueType::String {
         // A warning from the watcher, not an event.
@@ -316,14 +240,14 @@ fn call_catching(env: &Env, callback: napi::sys::napi_value, arg: Unknown<'stati
 
 /// `options.signal`, checked to be an AbortSignal (an object with a boolean `aborted` and an
 /// `addEventListener` method), with whether it has already aborted.
-fn signal_of<'a>(options: Option<Unknown<'a>>) -> JsResult<Option<(Object<'a>, bool)>> {
+fn signal_of<'a>(env: &Env, options: Option<Unknown<'a>>) -> JsResult<Option<(Object<'a>, bool)>> {
   let Some(options) = options else { return Ok(None) };
   if options.get_type().js()? != ValueType::Object {
     return Ok(None);
   }
   // SAFETY: checked to be an object just above.
   let options: Object = unsafe { options.cast() }.js()?;
-  let signal: Option<Unknown> = options.get("signal").js()?;
+  let signal: Option<Unknown> = options.get("signal").read(env, "options.signal")?;
   let not_a_signal = |what: String| invalid_argument(format!("options.signal must be an AbortSignal, not {what}"));
   let signal: Object = match signal {
     None => return Ok(None),
@@ -334,12 +258,12 @@ fn signal_of<'a>(options: Option<Unknown<'a>>) -> JsResult<Option<(Object<'a>, b
       other => return Err(not_a_signal(format!("{other:?}"))),
     },
   };
-  let aborted: Unknown = signal.get_named_property("aborted").js()?;
-  let add: Unknown = signal.get_named_property("addEventListener").js()?;
+  let aborted: Unknown = signal.get_named_property("aborted").read(env, "options.signal.aborted")?;
+  let add: Unknown = signal.get_named_property("addEventListener").read(env, "options.signal.addEventListener")?;
   if aborted.get_type().js()? != ValueType::Boolean || add.get_type().js()? != ValueType::Function {
     return Err(not_a_signal("an object without a boolean `aborted` and an `addEventListener` method".to_owned()));
   }
-  Ok(Some((signal, signal.get_named_property::<bool>("aborted").js()?)))
+  Ok(Some((signal, signal.get_named_property::<bool>("aborted").read(env, "options.signal.aborted")?)))
 }
 
 /// Adds `Subscription.prototype[Symbol.dispose]` (an alias of `close`), so `using sub =
