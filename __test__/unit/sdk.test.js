@@ -81,6 +81,29 @@ function fakeQuery({ statuses = {}, failures = {}, reconnectMs = 20 } = {}) {
   return q;
 }
 
+/**
+ * reconnectOnAuthChange(q, options), and `deliver(event)`: hands the subscription an event through
+ * the very listener it gave onAuthChanged, for events that no call in this process produces
+ * (another process's cache write, a credentials save) with the exact servers a test needs.
+ */
+function reconnectWithDeliver(t, q, options) {
+  const orig = addon.onAuthChanged;
+  let deliver;
+  addon.onAuthChanged = function spied(listener, o) {
+    deliver = listener;
+    return orig.call(this, listener, o);
+  };
+  let sub;
+  try {
+    sub = reconnectOnAuthChange(q, options);
+  } finally {
+    addon.onAuthChanged = orig;
+  }
+  t.after(() => sub.close());
+  assert.equal(typeof deliver, 'function', 'the subscription listens through onAuthChanged');
+  return { sub, deliver };
+}
+
 describe('configDirFor', () => {
   it('uses options.env, not process.env, when env is given', () => {
     assert.equal(configDirFor({ env: { HOME: '/h/one' } }), path.join('/h/one', '.claude'));
@@ -323,10 +346,9 @@ describe('reconnectOnAuthChange (fake query)', () => {
     const dir = tmp(t);
     addon.markNeedsAuth('blocked', { configDir: dir });
     const q = fakeQuery({ statuses: { blocked: 'needs-auth', free: 'needs-auth' } });
-    const sub = reconnectOnAuthChange(q, opts(dir));
-    t.after(() => sub.close());
+    const { sub, deliver } = reconnectWithDeliver(t, q, opts(dir));
     // A cache change naming both (as another process's 401 write would produce).
-    sub._onEvent({ reason: 'cache-changed', servers: ['blocked', 'free'] });
+    deliver({ reason: 'cache-changed', servers: ['blocked', 'free'] });
     await sub.settled();
     assert.deepEqual(q.calls, ['free']);
   });
@@ -371,9 +393,8 @@ describe('reconnectOnAuthChange (fake query)', () => {
     // The sign-in saved a token for `a`; `none` has no token. Both were connecting meanwhile.
     writeFreshToken(dir, 'a', 'http://127.0.0.1:9/mcp', { token: 'fresh-token' });
     const q = fakeQuery({ statuses: { a: 'pending', none: 'pending' } });
-    const sub = reconnectOnAuthChange(q, opts(dir));
-    t.after(() => sub.close());
-    sub._onEvent({ reason: 'credentials-changed', servers: ['a', 'none'] });
+    const { sub, deliver } = reconnectWithDeliver(t, q, opts(dir));
+    deliver({ reason: 'credentials-changed', servers: ['a', 'none'] });
     await until(() => q.statusCalls >= 1, { what: 'the first status check' });
     // Their connects meet a 401 after the sign-in: Claude Code writes the entries, then reports needs-auth.
     await delay(5);
@@ -391,9 +412,8 @@ describe('reconnectOnAuthChange (fake query)', () => {
     const dir = tmp(t);
     addon.markNeedsAuth('blocked', { configDir: dir }); // a genuine needs-auth entry: no sign-in
     const q = fakeQuery({ statuses: { stuck: 'pending', blocked: 'pending' } });
-    const sub = reconnectOnAuthChange(q, opts(dir, { pendingWaitMs: 300 }));
-    t.after(() => sub.close());
-    sub._onEvent({ reason: 'cache-changed', servers: ['stuck', 'blocked'] });
+    const { sub, deliver } = reconnectWithDeliver(t, q, opts(dir, { pendingWaitMs: 300 }));
+    deliver({ reason: 'cache-changed', servers: ['stuck', 'blocked'] });
     await until(() => q.statusCalls >= 1, { what: 'the first status check' });
     q.statuses.blocked = 'needs-auth';
     await settledAlive(sub); // resolves: the wait for `stuck` is bounded

@@ -11,8 +11,20 @@
 // Structural: a "query" is the Agent SDK's Query (0.2.104+ for the Claude Code callback
 // listener; 0.3.x for a host-owned redirect URI); the SDK is never imported here.
 
-const addon = require('../index.js');
+const addon = require('../../index.js');
+const { errMessage } = require('../log.js');
+const { sleep, unrefTimeout } = require('../timers.js');
 const { configDirFor } = require('./config-dir.js');
+const {
+  signInError,
+  invalid,
+  abortError,
+  isAbortOrTimeout,
+  redact,
+  transportError,
+  unknownServer,
+  fromClaudeCode,
+} = require('./sign-in-errors.js');
 
 const DEFAULT_TIMEOUT_MS = 300_000;
 /** How long Claude Code gets to connect the server itself once the tokens are stored. */
@@ -24,65 +36,6 @@ const OAUTH_TRANSPORTS = new Set(['http', 'sse']);
 
 /** query -> Map<server, SignIn>: at most one sign-in per server per session. */
 const inFlight = new WeakMap();
-
-// ---------------------------------------------------------------------------------------------
-// Errors
-
-function signInError(code, message, extra) {
-  const err = new Error(message);
-  err.code = code;
-  if (extra) Object.assign(err, extra);
-  return err;
-}
-
-/** The error Node's own APIs reject with on abort. */
-function abortError(signal) {
-  const err = new Error('The operation was aborted', { cause: signal.reason });
-  err.name = 'AbortError';
-  err.code = 'ABORT_ERR';
-  return err;
-}
-
-/** A message from Claude Code, with anything the host handed in for this flow cut out. */
-function redact(message, secrets) {
-  let out = typeof message === 'string' ? message : String(message);
-  for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join('[redacted]');
-  // Belt and braces: no query-string value of a code/state/token parameter survives.
-  return out.replace(/([?&#](?:code|state|access_token|refresh_token|id_token)=)[^&#\s"']*/gi, '$1[redacted]');
-}
-
-function messageOf(err) {
-  return err && typeof err.message === 'string' ? err.message : String(err);
-}
-
-/** Claude Code's refusals of `mcp_authenticate`, as stable codes. */
-function fromClaudeCode(err, server, secrets) {
-  const msg = redact(messageOf(err), secrets);
-  if (/Server not found/i.test(msg)) {
-    return signInError('ERR_UNKNOWN_SERVER', `signIn: MCP server "${server}" is not configured in this session`);
-  }
-  const transport = /Server type "([^"]*)" does not support OAuth/i.exec(msg);
-  if (transport) return transportError(server, transport[1]);
-  return signInError('ERR_SIGN_IN_FAILED', `signIn: Claude Code could not sign in "${server}": ${msg}`);
-}
-
-function transportError(server, type) {
-  return signInError(
-    'ERR_SIGN_IN_NOT_SUPPORTED_FOR_TRANSPORT',
-    `signIn: MCP server "${server}" uses the ${type} transport; only http and sse servers sign in with OAuth`,
-    { transport: type },
-  );
-}
-
-// ---------------------------------------------------------------------------------------------
-// Timers that never keep the process alive
-
-function sleep(ms) {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    if (t && typeof t.unref === 'function') t.unref();
-  });
-}
 
 function deferred() {
   let resolve;
@@ -96,10 +49,6 @@ function deferred() {
 
 // ---------------------------------------------------------------------------------------------
 // Argument checks
-
-function invalid(message) {
-  return signInError('ERR_INVALID_ARGUMENT', `signIn: ${message}`);
-}
 
 function checkArgs(query, server, options) {
   if (query === null || (typeof query !== 'object' && typeof query !== 'function')) {
@@ -154,51 +103,72 @@ function checkArgs(query, server, options) {
 // One sign-in
 
 class SignIn {
+  #query;
+  #server;
+  #configDir;
+  #redirectUri;
+  #signal;
+  #secrets = []; // callback URLs and their parts, cut out of Claude Code's messages
+  #done = false;
+  #sub = null;
+  #timer = null;
+  #onAbort = null;
+  #failure = deferred(); // rejects when the sign-in fails; never resolves
+  #landed = deferred(); // the tokens are in the store
+  #heard = deferred(); // our own 'invalidated' event came back
+  #invalidateSent = false;
+  #result = deferred(); // what `completed` settles with
+  #started; // the authUrl, once Claude Code has one
+
   constructor(query, server, args) {
-    this.query = query;
-    this.server = server;
-    this.configDir = args.configDir;
-    this.redirectUri = args.redirectUri;
-    this.signal = args.signal;
-    this.secrets = []; // callback URLs and their parts, cut out of Claude Code's messages
-    this.done = false;
-    this.sub = null;
-    this.timer = null;
-    this.onAbort = null;
-    this.failure = deferred(); // rejects when the sign-in fails; never resolves
-    this.failure.promise.catch(() => {});
-    this.landed = deferred(); // the tokens are in the store
-    this.heard = deferred(); // our own 'invalidated' event came back
-    this.invalidateSent = false;
-    this.result = deferred(); // what `completed` settles with
-    this.result.promise.catch(() => {}); // an abandoned sign-in is no unhandled rejection
-    this.started = this.start(args.timeoutMs);
-    this.started.catch(() => {});
+    this.#query = query;
+    this.#server = server;
+    this.#configDir = args.configDir;
+    this.#redirectUri = args.redirectUri;
+    this.#signal = args.signal;
+    this.#failure.promise.catch(() => {});
+    this.#result.promise.catch(() => {}); // an abandoned sign-in is no unhandled rejection
+    this.#started = this.#start(args.timeoutMs);
+    this.#started.catch(() => {});
+  }
+
+  /** True once the sign-in completed or failed. */
+  get done() {
+    return this.#done;
+  }
+
+  get redirectUri() {
+    return this.#redirectUri;
+  }
+
+  /** Resolves with the authUrl (or null) once Claude Code has one; rejects as signIn does. */
+  get started() {
+    return this.#started;
   }
 
   /** `p`, or the sign-in's failure if that comes first. */
-  guard(p) {
-    return Promise.race([Promise.resolve(p), this.failure.promise]);
+  #guard(p) {
+    return Promise.race([Promise.resolve(p), this.#failure.promise]);
   }
 
-  fail(err) {
-    if (this.done) return;
-    this.done = true;
-    this.cleanup();
-    this.failure.reject(err);
-    this.result.reject(err);
+  #fail(err) {
+    if (this.#done) return;
+    this.#done = true;
+    this.#cleanup();
+    this.#failure.reject(err);
+    this.#result.reject(err);
   }
 
-  succeed(value) {
-    if (this.done) return;
-    this.done = true;
-    this.cleanup();
-    this.result.resolve(value);
+  #succeed(value) {
+    if (this.#done) return;
+    this.#done = true;
+    this.#cleanup();
+    this.#result.resolve(value);
   }
 
-  cleanup() {
-    const sub = this.sub;
-    this.sub = null;
+  #cleanup() {
+    const sub = this.#sub;
+    this.#sub = null;
     if (sub) {
       try {
         sub.close();
@@ -206,144 +176,141 @@ class SignIn {
         /* already closed */
       }
     }
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = null;
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
     }
-    if (this.onAbort) {
-      this.signal.removeEventListener('abort', this.onAbort);
-      this.onAbort = null;
+    if (this.#onAbort) {
+      this.#signal.removeEventListener('abort', this.#onAbort);
+      this.#onAbort = null;
     }
-    const map = inFlight.get(this.query);
-    if (map && map.get(this.server) === this) map.delete(this.server);
+    const map = inFlight.get(this.#query);
+    if (map && map.get(this.#server) === this) map.delete(this.#server);
   }
 
-  onEvent(ev) {
-    if (this.done || !ev) return;
+  #onEvent(ev) {
+    if (this.#done || !ev) return;
     const servers = Array.isArray(ev.servers) ? ev.servers : [];
-    const concerned = servers.length === 0 || servers.includes(this.server);
+    const concerned = servers.length === 0 || servers.includes(this.#server);
     if (!concerned) return;
-    if (ev.reason === 'credentials-changed' && this.hasTokens()) this.landed.resolve('credentials-changed');
-    if (ev.reason === 'invalidated' && this.invalidateSent) this.heard.resolve();
+    if (ev.reason === 'credentials-changed' && this.#hasTokens()) this.#landed.resolve('credentials-changed');
+    if (ev.reason === 'invalidated' && this.#invalidateSent) this.#heard.resolve();
   }
 
-  hasTokens() {
+  #hasTokens() {
     try {
-      const c = addon.diagnose(this.server, { configDir: this.configDir }).credentials;
+      const c = addon.diagnose(this.#server, { configDir: this.#configDir }).credentials;
       return c.hasAccessToken || c.hasRefreshToken;
     } catch {
       return false;
     }
   }
 
-  async start(timeoutMs) {
-    const { signal } = this;
+  async #start(timeoutMs) {
+    const signal = this.#signal;
     if (signal?.aborted) throw abortError(signal);
-    this.timer = setTimeout(
+    this.#timer = unrefTimeout(
       () =>
-        this.fail(
+        this.#fail(
           signInError(
             'ERR_SIGN_IN_TIMEOUT',
-            `signIn: the sign-in of "${this.server}" did not complete within ${timeoutMs} ms`,
+            `signIn: the sign-in of "${this.#server}" did not complete within ${timeoutMs} ms`,
             { timeoutMs },
           ),
         ),
       timeoutMs,
     );
-    if (typeof this.timer.unref === 'function') this.timer.unref();
     if (signal) {
-      this.onAbort = () => this.fail(abortError(signal));
-      signal.addEventListener('abort', this.onAbort, { once: true });
+      this.#onAbort = () => this.#fail(abortError(signal));
+      signal.addEventListener('abort', this.#onAbort, { once: true });
     }
     try {
-      await this.preflight();
+      await this.#preflight();
       // Subscribe before Claude Code can store anything, so no change is missed.
-      this.sub = addon.onAuthChanged((ev) => this.onEvent(ev), { configDir: this.configDir });
-      if (this.done) this.cleanup(); // failed while subscribing: the guard below rejects
-      const response = await this.guard(this.authenticate());
+      this.#sub = addon.onAuthChanged((ev) => this.#onEvent(ev), { configDir: this.#configDir });
+      if (this.#done) this.#cleanup(); // failed while subscribing: the guard below rejects
+      const response = await this.#guard(this.#authenticate());
       const authUrl = response && typeof response.authUrl === 'string' ? response.authUrl : null;
       // requiresUserAction false: Claude Code finished the flow without the user (tokens it had).
-      if (!authUrl || (response && response.requiresUserAction === false)) this.landed.resolve('no-user-action');
-      this.finish().catch((err) =>
-        this.fail(
+      if (!authUrl || (response && response.requiresUserAction === false)) this.#landed.resolve('no-user-action');
+      this.#finish().catch((err) =>
+        this.#fail(
           err?.code
             ? err
             : signInError(
                 'ERR_SIGN_IN_FAILED',
-                `signIn: the sign-in of "${this.server}" could not complete: ${redact(messageOf(err), this.secrets)}`,
+                `signIn: the sign-in of "${this.#server}" could not complete: ${redact(errMessage(err), this.#secrets)}`,
               ),
         ),
       );
       return authUrl;
     } catch (err) {
-      this.fail(err);
+      this.#fail(err);
       throw err;
     }
   }
 
-  async preflight() {
+  async #preflight() {
     let list;
     try {
-      list = await this.guard(this.query.mcpServerStatus());
+      list = await this.#guard(this.#query.mcpServerStatus());
     } catch (err) {
-      if (err && (err.name === 'AbortError' || err.code === 'ERR_SIGN_IN_TIMEOUT')) throw err;
-      throw signInError('ERR_SIGN_IN_FAILED', `signIn: mcpServerStatus() failed: ${messageOf(err)}`);
+      if (isAbortOrTimeout(err)) throw err;
+      throw signInError('ERR_SIGN_IN_FAILED', `signIn: mcpServerStatus() failed: ${errMessage(err)}`);
     }
-    const entry = Array.isArray(list) ? list.find((s) => s && s.name === this.server) : undefined;
-    if (!entry) {
-      throw signInError('ERR_UNKNOWN_SERVER', `signIn: MCP server "${this.server}" is not configured in this session`);
-    }
+    const entry = Array.isArray(list) ? list.find((s) => s && s.name === this.#server) : undefined;
+    if (!entry) throw unknownServer(this.#server);
     const type = entry.config && typeof entry.config === 'object' ? (entry.config.type ?? 'stdio') : undefined;
-    if (type !== undefined && !OAUTH_TRANSPORTS.has(type)) throw transportError(this.server, type);
+    if (type !== undefined && !OAUTH_TRANSPORTS.has(type)) throw transportError(this.#server, type);
   }
 
-  async authenticate() {
+  async #authenticate() {
     try {
-      if (this.redirectUri !== undefined) {
-        return await this.query.mcpAuthenticate(this.server, this.redirectUri, { redirectUriOnly: true });
+      if (this.#redirectUri !== undefined) {
+        return await this.#query.mcpAuthenticate(this.#server, this.#redirectUri, { redirectUriOnly: true });
       }
-      return await this.query.mcpAuthenticate(this.server);
+      return await this.#query.mcpAuthenticate(this.#server);
     } catch (err) {
-      throw fromClaudeCode(err, this.server, this.secrets);
+      throw fromClaudeCode(err, this.#server, this.#secrets);
     }
   }
 
   /** Waits for the tokens, then removes the entry, tells subscribers, and connects the session. */
-  async finish() {
-    await this.guard(this.landed.promise);
-    this.invalidateSent = true;
-    addon.invalidateNeedsAuth(this.server, { configDir: this.configDir });
-    await this.guard(Promise.race([this.heard.promise, sleep(HEARD_WAIT_MS)]));
-    const status = await this.connect();
-    this.succeed({ server: this.server, status });
+  async #finish() {
+    await this.#guard(this.#landed.promise);
+    this.#invalidateSent = true;
+    addon.invalidateNeedsAuth(this.#server, { configDir: this.#configDir });
+    await this.#guard(Promise.race([this.#heard.promise, sleep(HEARD_WAIT_MS)]));
+    const status = await this.#connect();
+    this.#succeed({ server: this.#server, status });
   }
 
-  async status() {
-    const list = await this.guard(this.query.mcpServerStatus());
-    const entry = Array.isArray(list) ? list.find((s) => s && s.name === this.server) : undefined;
+  async #status() {
+    const list = await this.#guard(this.#query.mcpServerStatus());
+    const entry = Array.isArray(list) ? list.find((s) => s && s.name === this.#server) : undefined;
     return entry ? entry.status : 'unknown';
   }
 
   /** Claude Code connects the server itself after its own callback; after ours (or when it did not), we do. */
-  async connect() {
+  async #connect() {
     const end = Date.now() + CONNECT_GRACE_MS;
-    let status = await this.status();
+    let status = await this.#status();
     while (status !== 'connected' && Date.now() < end) {
-      await this.guard(sleep(STATUS_POLL_MS));
-      status = await this.status();
+      await this.#guard(sleep(STATUS_POLL_MS));
+      status = await this.#status();
     }
     if (status === 'connected') return status;
     try {
-      await this.guard(this.query.reconnectMcpServer(this.server));
+      await this.#guard(this.#query.reconnectMcpServer(this.#server));
     } catch (err) {
-      if (err && (err.name === 'AbortError' || err.code === 'ERR_SIGN_IN_TIMEOUT')) throw err;
+      if (isAbortOrTimeout(err)) throw err;
       // The session's status below says what became of it.
     }
-    return this.status();
+    return this.#status();
   }
 
-  async submitCallbackUrl(callbackUrl) {
-    if (typeof this.query.mcpSubmitOAuthCallbackUrl !== 'function') {
+  async #submitCallbackUrl(callbackUrl) {
+    if (typeof this.#query.mcpSubmitOAuthCallbackUrl !== 'function') {
       throw signInError('ERR_SIGN_IN_UNSUPPORTED', 'signIn: this query has no mcpSubmitOAuthCallbackUrl()');
     }
     if (typeof callbackUrl !== 'string' || !URL.canParse(callbackUrl)) {
@@ -353,31 +320,32 @@ class SignIn {
     if (!u.searchParams.has('code') && !u.searchParams.has('error')) {
       throw invalid('submitCallbackUrl(url): the URL has neither a code nor an error parameter');
     }
-    if (this.done) {
-      throw signInError('ERR_SIGN_IN_NOT_PENDING', `signIn: the sign-in of "${this.server}" is no longer pending`);
+    if (this.#done) {
+      throw signInError('ERR_SIGN_IN_NOT_PENDING', `signIn: the sign-in of "${this.#server}" is no longer pending`);
     }
-    this.secrets.push(callbackUrl, u.search, ...u.searchParams.values());
+    this.#secrets.push(callbackUrl, u.search, ...u.searchParams.values());
     try {
-      await this.guard(this.query.mcpSubmitOAuthCallbackUrl(this.server, callbackUrl));
+      await this.#guard(this.#query.mcpSubmitOAuthCallbackUrl(this.#server, callbackUrl));
     } catch (err) {
-      if (err && (err.name === 'AbortError' || err.code === 'ERR_SIGN_IN_TIMEOUT')) throw err;
+      if (isAbortOrTimeout(err)) throw err;
       const e = signInError(
         'ERR_SIGN_IN_FAILED',
-        `signIn: Claude Code refused the callback for "${this.server}": ${redact(messageOf(err), this.secrets)}`,
+        `signIn: Claude Code refused the callback for "${this.#server}": ${redact(errMessage(err), this.#secrets)}`,
       );
-      this.fail(e); // Claude Code's flow is over: nothing more can land
+      this.#fail(e); // Claude Code's flow is over: nothing more can land
       throw e;
     }
     // Claude Code answers once it has exchanged the code and stored the tokens.
-    this.landed.resolve('callback-submitted');
+    this.#landed.resolve('callback-submitted');
   }
 
+  /** What signIn resolves with: the host's handle on this sign-in. */
   pending(authUrl) {
     return Object.freeze({
-      server: this.server,
+      server: this.#server,
       authUrl,
-      completed: this.result.promise,
-      submitCallbackUrl: (url) => this.submitCallbackUrl(url),
+      completed: this.#result.promise,
+      submitCallbackUrl: (url) => this.#submitCallbackUrl(url),
     });
   }
 }
