@@ -32,7 +32,7 @@ function usableServerConfigs(configs) {
   const usable = {};
   for (const [name, config] of Object.entries(configs)) {
     try {
-      addon.cachePath({ configDir: '.', serverConfigs: { [name]: config } });
+      addon.validateServerConfig(name, config);
       usable[name] = config;
     } catch (err) {
       const why = errMessage(err);
