@@ -15,16 +15,7 @@ const addon = require('../../index.js');
 const { errMessage } = require('../log.js');
 const { sleep, unrefTimeout } = require('../timers.js');
 const { configDirFor } = require('./config-dir.js');
-const {
-  signInError,
-  invalid,
-  abortError,
-  isAbortOrTimeout,
-  redact,
-  transportError,
-  unknownServer,
-  fromClaudeCode,
-} = require('./sign-in-errors.js');
+const errors = require('./sign-in-errors.js');
 
 const DEFAULT_TIMEOUT_MS = 300_000;
 /** How long Claude Code gets to connect the server itself once the tokens are stored. */
@@ -52,35 +43,36 @@ function deferred() {
 
 function checkArgs(query, server, options) {
   if (query === null || (typeof query !== 'object' && typeof query !== 'function')) {
-    throw invalid('query must be the Agent SDK Query returned by query()');
+    throw errors.invalid('query must be the Agent SDK Query returned by query()');
   }
-  if (typeof server !== 'string' || server === '') throw invalid('server must be a non-empty string');
+  if (typeof server !== 'string' || server === '') throw errors.invalid('server must be a non-empty string');
   if (options !== undefined && (options === null || typeof options !== 'object')) {
-    throw invalid('options must be an object');
+    throw errors.invalid('options must be an object');
   }
   const o = options || {};
   const timeoutMs = o.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : o.timeoutMs;
   if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || timeoutMs > 2 ** 31 - 1) {
-    throw invalid('options.timeoutMs must be a number of ms between 1 and 2147483647');
+    throw errors.invalid('options.timeoutMs must be a number of ms between 1 and 2147483647');
   }
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal))
-    throw invalid('options.signal must be an AbortSignal');
-  if (o.configDir !== undefined && typeof o.configDir !== 'string') throw invalid('options.configDir must be a string');
+    throw errors.invalid('options.signal must be an AbortSignal');
+  if (o.configDir !== undefined && typeof o.configDir !== 'string')
+    throw errors.invalid('options.configDir must be a string');
   if (o.env !== undefined && (o.env === null || typeof o.env !== 'object'))
-    throw invalid('options.env must be an object');
+    throw errors.invalid('options.env must be an object');
   let redirectUri;
   if (o.redirectUri !== undefined) {
     if (typeof o.redirectUri !== 'string' || !URL.canParse(o.redirectUri)) {
-      throw invalid('options.redirectUri must be an absolute URL');
+      throw errors.invalid('options.redirectUri must be an absolute URL');
     }
     redirectUri = o.redirectUri;
   }
   const configDir = typeof o.configDir === 'string' ? o.configDir.normalize('NFC') : configDirFor({ env: o.env });
-  if (configDir === '') throw invalid("the config dir is '' (CLAUDE_CONFIG_DIR is set but empty)");
+  if (configDir === '') throw errors.invalid("the config dir is '' (CLAUDE_CONFIG_DIR is set but empty)");
 
   for (const m of ['mcpAuthenticate', 'mcpServerStatus', 'reconnectMcpServer']) {
     if (typeof query[m] !== 'function') {
-      throw signInError(
+      throw errors.signInError(
         'ERR_SIGN_IN_UNSUPPORTED',
         `signIn: this query has no ${m}() (Agent SDK 0.2.104 or later is needed for sign-in)`,
       );
@@ -91,7 +83,7 @@ function checkArgs(query, server, options) {
     redirectUri !== undefined &&
     (query.mcpAuthenticate.length < 2 || typeof query.mcpSubmitOAuthCallbackUrl !== 'function')
   ) {
-    throw signInError(
+    throw errors.signInError(
       'ERR_SIGN_IN_UNSUPPORTED',
       'signIn: options.redirectUri needs an Agent SDK whose mcpAuthenticate takes a redirect URI (0.3.x)',
     );
@@ -208,11 +200,11 @@ class SignIn {
 
   async #start(timeoutMs) {
     const signal = this.#signal;
-    if (signal?.aborted) throw abortError(signal);
+    if (signal?.aborted) throw errors.abortError(signal);
     this.#timer = unrefTimeout(
       () =>
         this.#fail(
-          signInError(
+          errors.signInError(
             'ERR_SIGN_IN_TIMEOUT',
             `signIn: the sign-in of "${this.#server}" did not complete within ${timeoutMs} ms`,
             { timeoutMs },
@@ -221,7 +213,7 @@ class SignIn {
       timeoutMs,
     );
     if (signal) {
-      this.#onAbort = () => this.#fail(abortError(signal));
+      this.#onAbort = () => this.#fail(errors.abortError(signal));
       signal.addEventListener('abort', this.#onAbort, { once: true });
     }
     try {
@@ -237,9 +229,9 @@ class SignIn {
         this.#fail(
           err?.code
             ? err
-            : signInError(
+            : errors.signInError(
                 'ERR_SIGN_IN_FAILED',
-                `signIn: the sign-in of "${this.#server}" could not complete: ${redact(errMessage(err), this.#secrets)}`,
+                `signIn: the sign-in of "${this.#server}" could not complete: ${errors.redact(errMessage(err), this.#secrets)}`,
               ),
         ),
       );
@@ -255,13 +247,13 @@ class SignIn {
     try {
       list = await this.#guard(this.#query.mcpServerStatus());
     } catch (err) {
-      if (isAbortOrTimeout(err)) throw err;
-      throw signInError('ERR_SIGN_IN_FAILED', `signIn: mcpServerStatus() failed: ${errMessage(err)}`);
+      if (errors.isAbortOrTimeout(err)) throw err;
+      throw errors.signInError('ERR_SIGN_IN_FAILED', `signIn: mcpServerStatus() failed: ${errMessage(err)}`);
     }
     const entry = Array.isArray(list) ? list.find((s) => s && s.name === this.#server) : undefined;
-    if (!entry) throw unknownServer(this.#server);
+    if (!entry) throw errors.unknownServer(this.#server);
     const type = entry.config && typeof entry.config === 'object' ? (entry.config.type ?? 'stdio') : undefined;
-    if (type !== undefined && !OAUTH_TRANSPORTS.has(type)) throw transportError(this.#server, type);
+    if (type !== undefined && !OAUTH_TRANSPORTS.has(type)) throw errors.transportError(this.#server, type);
   }
 
   async #authenticate() {
@@ -271,7 +263,7 @@ class SignIn {
       }
       return await this.#query.mcpAuthenticate(this.#server);
     } catch (err) {
-      throw fromClaudeCode(err, this.#server, this.#secrets);
+      throw errors.fromClaudeCode(err, this.#server, this.#secrets);
     }
   }
 
@@ -303,7 +295,7 @@ class SignIn {
     try {
       await this.#guard(this.#query.reconnectMcpServer(this.#server));
     } catch (err) {
-      if (isAbortOrTimeout(err)) throw err;
+      if (errors.isAbortOrTimeout(err)) throw err;
       // The session's status below says what became of it.
     }
     return this.#status();
@@ -311,26 +303,29 @@ class SignIn {
 
   async #submitCallbackUrl(callbackUrl) {
     if (typeof this.#query.mcpSubmitOAuthCallbackUrl !== 'function') {
-      throw signInError('ERR_SIGN_IN_UNSUPPORTED', 'signIn: this query has no mcpSubmitOAuthCallbackUrl()');
+      throw errors.signInError('ERR_SIGN_IN_UNSUPPORTED', 'signIn: this query has no mcpSubmitOAuthCallbackUrl()');
     }
     if (typeof callbackUrl !== 'string' || !URL.canParse(callbackUrl)) {
-      throw invalid('submitCallbackUrl(url): url must be the absolute callback URL the browser landed on');
+      throw errors.invalid('submitCallbackUrl(url): url must be the absolute callback URL the browser landed on');
     }
     const u = new URL(callbackUrl);
     if (!u.searchParams.has('code') && !u.searchParams.has('error')) {
-      throw invalid('submitCallbackUrl(url): the URL has neither a code nor an error parameter');
+      throw errors.invalid('submitCallbackUrl(url): the URL has neither a code nor an error parameter');
     }
     if (this.#done) {
-      throw signInError('ERR_SIGN_IN_NOT_PENDING', `signIn: the sign-in of "${this.#server}" is no longer pending`);
+      throw errors.signInError(
+        'ERR_SIGN_IN_NOT_PENDING',
+        `signIn: the sign-in of "${this.#server}" is no longer pending`,
+      );
     }
     this.#secrets.push(callbackUrl, u.search, ...u.searchParams.values());
     try {
       await this.#guard(this.#query.mcpSubmitOAuthCallbackUrl(this.#server, callbackUrl));
     } catch (err) {
-      if (isAbortOrTimeout(err)) throw err;
-      const e = signInError(
+      if (errors.isAbortOrTimeout(err)) throw err;
+      const e = errors.signInError(
         'ERR_SIGN_IN_FAILED',
-        `signIn: Claude Code refused the callback for "${this.#server}": ${redact(errMessage(err), this.#secrets)}`,
+        `signIn: Claude Code refused the callback for "${this.#server}": ${errors.redact(errMessage(err), this.#secrets)}`,
       );
       this.#fail(e); // Claude Code's flow is over: nothing more can land
       throw e;
@@ -365,7 +360,7 @@ async function signIn(query, server, options) {
   const existing = map.get(server);
   if (existing && !existing.done) {
     if (existing.redirectUri !== args.redirectUri) {
-      throw signInError(
+      throw errors.signInError(
         'ERR_SIGN_IN_IN_PROGRESS',
         `signIn: a sign-in of "${server}" with another redirect URI is pending in this session`,
       );
@@ -381,10 +376,10 @@ async function signIn(query, server, options) {
 }
 
 function raceAbort(promise, signal) {
-  if (signal.aborted) return Promise.reject(abortError(signal));
+  if (signal.aborted) return Promise.reject(errors.abortError(signal));
   let onAbort;
   const aborted = new Promise((_, reject) => {
-    onAbort = () => reject(abortError(signal));
+    onAbort = () => reject(errors.abortError(signal));
     signal.addEventListener('abort', onAbort, { once: true });
   });
   return Promise.race([promise, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
