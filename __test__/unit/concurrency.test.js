@@ -11,12 +11,12 @@
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 
 const { listNeedsAuth, isNeedsAuthCached } = require('../..');
 const { plan, simulate } = require('../fixtures/storm-worker.js');
+const { tmp } = require('../helpers/tmp.js');
 
 const WORKERS = 16;
 const OPS = 200;
@@ -45,8 +45,7 @@ function runWorker(configDir, w, startAt) {
 
 describe('16 processes x 200 calls on one cache file', () => {
   it('loses no update and never exposes invalid JSON', { timeout: 90000 }, async (t) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mna-storm-'));
-    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const dir = tmp(t, 'mna-storm-');
     const file = path.join(dir, FILE);
     const opts = { configDir: dir };
 
