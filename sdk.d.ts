@@ -35,12 +35,18 @@ export interface QueryLike {
   reconnectMcpServer(serverName: string): Promise<void>;
 }
 
-/** The SDK's `HookCallback` shape. */
-export type HookCallbackLike = (
-  input: unknown,
-  toolUseID: string | undefined,
-  options: { signal: AbortSignal },
-) => Promise<{ continue?: boolean; [key: string]: unknown }>;
+/**
+ * The SDK's `HookCallback` shape. Declared through a method so that its parameters are checked
+ * bivariantly under `strictFunctionTypes`: the SDK's own `HookCallback` (whose `input` is the
+ * SDK's `HookInput`) fits it, as needsAuthHooks()'s callbacks fit the SDK's.
+ */
+export type HookCallbackLike = {
+  hook(
+    input: unknown,
+    toolUseID: string | undefined,
+    options: { signal: AbortSignal },
+  ): Promise<{ continue?: boolean; [key: string]: unknown }>;
+}['hook'];
 
 /** The SDK's `HookCallbackMatcher` shape. */
 export interface HookCallbackMatcherLike {
@@ -188,10 +194,15 @@ export declare function needsAuthHooks(options?: NeedsAuthHooksOptions): { Sessi
  */
 export declare function reconnectOnAuthChange(query: QueryLike, options?: ReconnectOptions): ReconnectSubscription;
 
-/** The part of the SDK's `Query` that `signIn` uses (Agent SDK 0.2.104 and later). */
+/**
+ * The part of the SDK's `Query` that `signIn` uses (Agent SDK 0.2.104 and later). The SDK's own
+ * `Query` type declares neither method below (0.2.104, 0.3.332), though its queries have them:
+ * both are optional here, and `signIn` rejects with `ERR_SIGN_IN_UNSUPPORTED` when one it needs
+ * is missing at run time.
+ */
 export interface SignInQueryLike extends QueryLike {
   /** 0.2.x: `(serverName)`; 0.3.x: `(serverName, redirectUri?, { redirectUriOnly? })`. */
-  mcpAuthenticate(serverName: string, redirectUri?: string, options?: { redirectUriOnly?: boolean }): Promise<unknown>;
+  mcpAuthenticate?(serverName: string, redirectUri?: string, options?: { redirectUriOnly?: boolean }): Promise<unknown>;
   /** Hands Claude Code the URL the OAuth redirect landed on. */
   mcpSubmitOAuthCallbackUrl?(serverName: string, callbackUrl: string): Promise<unknown>;
 }

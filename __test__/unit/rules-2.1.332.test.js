@@ -1,34 +1,21 @@
 'use strict';
 // Claude Code 2.1.332's needs-auth rules given a server config (crates/core/src/server_rules.rs), through the
-// public binding: a table over every rule, bad configs, list/purge/diagnose with configs, and one
-// end-to-end case with the real 2.1.332 native binary (`claude -p` dials, or does not dial, each
-// server exactly as isNeedsAuthCached(name, { serverConfig }) says).
+// public binding: a table over every rule, bad configs, list/purge/diagnose with configs.
+// __test__/e2e/rules-2.1.332.test.js checks them against the real 2.1.332 binary.
 //
-// The e2e runner here is local and small on purpose (it runs the 2.1.332 native binary with
-// `claude -p` only); its environment is support/claude.js's offlineEnv.
-//
-//   node --test __test__/rules-2.1.332.test.js
+//   node --test __test__/unit/rules-2.1.332.test.js
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 
-const addon = require('../index.js');
-const { startMcpServer } = require('../support/mcp-server.js');
-const { offlineEnv, runClaude } = require('../support/claude.js');
-const { stackByName } = require('../support/stacks.js');
+const addon = require('../../index.js');
+const { tmp } = require('../helpers/tmp.js');
 
 const MIN = 60_000;
 const H4 = 14_400_000;
 const CACHE = 'mcp-needs-auth-cache.json';
-
-function tmpDir(t, prefix = 'mna-rules-') {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 function writeCache(dir, doc) {
   fs.writeFileSync(path.join(dir, CACHE), JSON.stringify(doc));
@@ -77,7 +64,7 @@ describe('the 2.1.332 rules, one row per rule', () => {
   ];
 
   it('isNeedsAuthCached with serverConfig, serverConfigs, and without', (t) => {
-    const dir = tmpDir(t);
+    const dir = tmp(t);
     const now = Date.now();
     const doc = {};
     const configs = {};
@@ -115,7 +102,7 @@ describe('the 2.1.332 rules, one row per rule', () => {
   });
 
   it('listNeedsAuth reports the effective TTL and why an entry is ignored; servers without a config go by name', (t) => {
-    const dir = tmpDir(t);
+    const dir = tmp(t);
     const now = Date.now();
     writeCache(dir, {
       proxy: { timestamp: now - MIN, id: 'old' },
@@ -133,7 +120,7 @@ describe('the 2.1.332 rules, one row per rule', () => {
   });
 
   it('serverConfig wins over serverConfigs[server]; defaultTtlMs does not bend the exact rule', (t) => {
-    const dir = tmpDir(t);
+    const dir = tmp(t);
     writeCache(dir, { h: { timestamp: Date.now() - 30 * MIN } });
     assert.equal(
       addon.isNeedsAuthCached('h', { configDir: dir, serverConfigs: { h: stdio }, serverConfig: pluginHttp }),
@@ -166,7 +153,7 @@ describe('bad configs', () => {
   ];
   for (const [opts, message] of cases) {
     it(JSON.stringify(opts), (t) => {
-      const dir = tmpDir(t);
+      const dir = tmp(t);
       for (const call of [
         () => addon.isNeedsAuthCached('github', { configDir: dir, ...opts }),
         () => addon.listNeedsAuth({ configDir: dir, ...opts }),
@@ -179,7 +166,7 @@ describe('bad configs', () => {
   }
 
   it('undefined and null mean "no config"; unknown fields and an sdk instance are ignored', (t) => {
-    const dir = tmpDir(t);
+    const dir = tmp(t);
     writeCache(dir, { a: { timestamp: Date.now() } });
     assert.equal(addon.isNeedsAuthCached('a', { configDir: dir, serverConfig: undefined }), true);
     assert.equal(addon.isNeedsAuthCached('a', { configDir: dir, serverConfig: null, serverConfigs: null }), true);
@@ -195,7 +182,7 @@ describe('bad configs', () => {
 
 describe('purgeStale and diagnose with configs', () => {
   it('a claude.ai proxy entry 20 min old is kept with its config (4 h), expired without', (t) => {
-    const dir = tmpDir(t);
+    const dir = tmp(t);
     const now = Date.now();
     const doc = { proxy: { timestamp: now - 20 * MIN, id: 'mcpsrv_A' }, mismatch: { timestamp: now - MIN, id: 'old' } };
     writeCache(dir, doc);
@@ -207,7 +194,7 @@ describe('purgeStale and diagnose with configs', () => {
   });
 
   it('diagnose judges the entry with the config', (t) => {
-    const dir = tmpDir(t);
+    const dir = tmp(t);
     writeCache(dir, {
       p: { timestamp: Date.now() - 20 * MIN, id: 'mcpsrv_A' },
       s: { timestamp: Date.now() - MIN, id: PLUGIN_STDIO_ID },
@@ -228,94 +215,11 @@ describe('purgeStale and diagnose with configs', () => {
   });
 });
 
-// ---------------------------------------------------------------------------------------------
-// End to end with the real Claude Code 2.1.332 native binary.
-
-const CURRENT = stackByName('current');
-
-/** `claude -p hi` of 2.1.332's native binary, offline (facts §6), in a throw-away HOME; with its debug log. */
-async function runClaudePrint(home, mcpConfigFile, timeoutMs = 90_000) {
-  const env = offlineEnv(home, { CLAUDE_CONFIG_DIR: path.join(home, '.claude') });
-  const debugFile = path.join(home, 'debug.txt');
-  const args = ['-p', 'hi', '--max-turns', '1', '--debug-file', debugFile];
-  const r = await runClaude(env, [...args, '--mcp-config', mcpConfigFile, '--strict-mcp-config'], {
-    timeoutMs,
-    stack: CURRENT,
-  });
-  let debug = '';
-  try {
-    debug = fs.readFileSync(debugFile, 'utf8');
-  } catch {
-    /* not written */
-  }
-  return { ...r, debug };
-}
-
-describe('end to end with Claude Code 2.1.332', () => {
-  it('claude -p dials exactly the servers isNeedsAuthCached(name, { serverConfig }) says it would', async (t) => {
-    const home = tmpDir(t, 'mna-rules-e2e-');
-    const configDir = path.join(home, '.claude');
-    fs.mkdirSync(configDir, { recursive: true });
-    const fresh = await startMcpServer({ signedIn: true });
-    const aged = await startMcpServer({ signedIn: true });
-    const longTtl = await startMcpServer({ signedIn: true });
-    t.after(() => Promise.all([fresh.close(), aged.close(), longTtl.close()]));
-    // A stdio server that leaves a mark when Claude Code starts it.
-    const mark = path.join(home, 'stdio-started');
-    const script = path.join(home, 'stdio-server.js');
-    fs.writeFileSync(script, `require('fs').writeFileSync(${JSON.stringify(mark)}, 'x'); setTimeout(() => {}, 200);\n`);
-    const servers = {
-      fresh: { type: 'http', url: fresh.url },
-      aged: { type: 'http', url: aged.url },
-      longttl: { type: 'http', url: longTtl.url },
-      local: { type: 'stdio', command: process.execPath, args: [script] },
-    };
-    const now = Date.now();
-    writeCache(configDir, {
-      fresh: { timestamp: now - MIN }, // within 15 min: skipped
-      aged: { timestamp: now - 20 * MIN }, // past 15 min: dialed
-      longttl: { timestamp: now - 20 * MIN, ttlMs: 3_600_000 }, // explicit ttlMs: skipped
-      local: { timestamp: now - MIN }, // stdio: dialed whatever the entry (name-only says skipped)
-    });
-    const predicted = Object.fromEntries(
-      Object.entries(servers).map(([name, serverConfig]) => [
-        name,
-        addon.isNeedsAuthCached(name, { configDir, serverConfig }),
-      ]),
-    );
-    assert.deepEqual(predicted, { fresh: true, aged: false, longttl: true, local: false });
-    assert.equal(addon.isNeedsAuthCached('local', { configDir }), true, 'the name-only rule would be wrong here');
-
-    const mcpConfig = path.join(home, 'mcp.json');
-    fs.writeFileSync(mcpConfig, JSON.stringify({ mcpServers: servers }));
-    const r = await runClaudePrint(home, mcpConfig);
-    const dialed = {
-      fresh: fresh.count((q) => q.path === '/mcp') > 0,
-      aged: aged.count((q) => q.path === '/mcp') > 0,
-      longttl: longTtl.count((q) => q.path === '/mcp') > 0,
-      local: fs.existsSync(mark),
-    };
-    const context = `claude exited ${r.code}; debug log:\n${r.debug
-      .split('\n')
-      .filter((l) => /MCP/.test(l))
-      .slice(0, 40)
-      .join('\n')}`;
-    for (const name of Object.keys(servers)) {
-      assert.equal(
-        dialed[name],
-        !predicted[name],
-        `${name}: predicted cached=${predicted[name]}, dialed=${dialed[name]}\n${context}`,
-      );
-    }
-    assert.match(r.debug, /MCP server "fresh": Skipping connection \(cached needs-auth\)/, context);
-  });
-});
-
 describe("mcp-needs-auth/sdk passes the session's mcpServers along", () => {
-  const sdk = require('../sdk.js');
+  const sdk = require('../../sdk.js');
 
   it('prepareQuery judges entries with options.mcpServers: a claude.ai proxy entry of 20 min is still live', (t) => {
-    const dir = tmpDir(t);
+    const dir = tmp(t);
     const now = Date.now();
     const doc = { proxy: { timestamp: now - 20 * MIN, id: 'mcpsrv_A' }, plain: { timestamp: now - 20 * MIN } };
     writeCache(dir, doc);
@@ -336,7 +240,7 @@ describe("mcp-needs-auth/sdk passes the session's mcpServers along", () => {
   });
 
   it('a config the addon rejects is left out with a warning; the others still count', async (t) => {
-    const dir = tmpDir(t);
+    const dir = tmp(t);
     writeCache(dir, {
       proxy: { timestamp: Date.now() - 20 * MIN, id: 'mcpsrv_A' },
       odd: { timestamp: Date.now() - 20 * MIN },

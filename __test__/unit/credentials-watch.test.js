@@ -6,13 +6,13 @@
 // from other processes, nothing ever carries token text, the credentials file is never touched,
 // and 1000 subscribe/close cycles leak no thread and no fd.
 //
-//   cd /work/main && node --test __test__/credentials-watch.test.js
+//   cd /work/main && node --test __test__/unit/credentials-watch.test.js
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 
-const creds = require('../support/credentials.js');
+const creds = require('../../support/credentials.js');
 const {
   ADDON_DIR,
   sleep,
@@ -30,7 +30,7 @@ const {
   runAddonCalls,
   collector,
   captureWarnings,
-} = require('./fixtures/creds-common.js');
+} = require('../fixtures/creds-common.js');
 
 const addon = require(ADDON_DIR);
 

@@ -5,23 +5,22 @@
 // and uses it the ways a consumer does: require, the SDK entry from CJS and ESM, the preload, the
 // CLI through npx, and the types with tsc (moduleResolution node16 and bundler).
 //
-//   npm run build && node --test __test__/package.test.js
+//   npm run build && node --test __test__/unit/package.test.js
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
+const { tmp } = require('../helpers/tmp.js');
 
-const ROOT = path.resolve(__dirname, '..');
+const ROOT = path.resolve(__dirname, '..', '..');
 const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
 const NAME = PKG.name;
 const TSC = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 const TYPE_ROOTS = path.join(ROOT, 'node_modules', '@types');
 
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'mna-package-'));
-after(() => fs.rmSync(work, { recursive: true, force: true }));
+const work = tmp({ after }, 'mna-package-');
 const dist = path.join(work, 'dist');
 const project = path.join(work, 'consumer');
 const installed = path.join(project, 'node_modules', NAME);

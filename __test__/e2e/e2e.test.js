@@ -7,8 +7,8 @@
 // its own temp HOME and its own protected MCP server, and stops everything it started. The
 // fixture server's request log is the ground truth.
 //
-//   node --test __test__/e2e.test.js
-//   node --test --test-name-pattern=2.1.332 __test__/e2e.test.js     (one stack)
+//   node --test __test__/e2e/e2e.test.js
+//   node --test --test-name-pattern=2.1.332 __test__/e2e/e2e.test.js     (one stack)
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -16,15 +16,15 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 
-const ROOT = path.resolve(__dirname, '..');
+const ROOT = path.resolve(__dirname, '..', '..');
 const addon = require(ROOT);
 const sdk = require(path.join(ROOT, 'sdk.js'));
-const { startMcpServer } = require('../support/mcp-server.js');
-const { makeHome, leftoverHomes, mcpAdd, mcpList, mcpStartup, runPrint, killAll } = require('../support/claude.js');
-const { openSession } = require('../support/session.js');
-const { STACKS, stackProblems } = require('../support/stacks.js');
-const { startAcp } = require('./helpers/acp.js');
-const { credentialKey, credentialsPath, readCredentials, writeFreshToken } = require('../support/credentials.js');
+const { startMcpServer } = require('../../support/mcp-server.js');
+const { makeHome, leftoverHomes, mcpAdd, mcpList, mcpStartup, runPrint, killAll } = require('../../support/claude.js');
+const { openSession } = require('../../support/session.js');
+const { STACKS, stackProblems } = require('../../support/stacks.js');
+const { startAcp } = require('../helpers/acp.js');
+const { credentialKey, credentialsPath, readCredentials, writeFreshToken } = require('../../support/credentials.js');
 
 const NAME = 'protected';
 const TOKEN = 'e2e-signed-in-token';
@@ -61,7 +61,7 @@ async function prepare(t, stack, homeOpts, { add = true, server } = {}) {
  * prepare(), then a `claude -p` whose start-up loop dialled the server and met its 401: Claude
  * Code wrote the needs-auth entry (and a token-less credentials stub), as for the seed's SDK
  * sessions. (`claude mcp list` writes the same, but 2.1.108 does not await that write before it
- * exits, so on a loaded machine the entry can be missing: __test__/e2e-harness.test.js.)
+ * exits, so on a loaded machine the entry can be missing: __test__/e2e/e2e-harness.test.js.)
  */
 async function setup(t, stack, homeOpts, { fromClient = false } = {}) {
   const ctx = await prepare(t, stack, homeOpts, { add: !fromClient });
@@ -240,7 +240,7 @@ for (const stack of STACKS) {
 
     it('3. the fix, automatic: a running host subscribed with onAuthChanged; the next claude -p connects', async (t) => {
       const { srv, h, stops } = await setup(t, stack);
-      const host = startHost(stops, [path.join(__dirname, 'fixtures', 'e2e-host.js'), 'subscribe'], h.env);
+      const host = startHost(stops, [path.join(__dirname, '..', 'fixtures', 'e2e-host.js'), 'subscribe'], h.env);
       const sub = JSON.parse(await host.waitFor(() => host.out.find((l) => l.includes('"subscribed"')), 'subscribed'));
       assert.equal(sub.configDir, h.configDir);
       await signIn(srv, h);
@@ -388,7 +388,7 @@ for (const stack of STACKS) {
         [
           '-r',
           path.join(ROOT, 'register.js'),
-          path.join(__dirname, 'fixtures', 'e2e-host.js'),
+          path.join(__dirname, '..', 'fixtures', 'e2e-host.js'),
           'idle',
           NAME,
           stack.name,

@@ -4,29 +4,22 @@
 // the real ~/.claude); child processes get an explicit env (HOME / CLAUDE_CONFIG_DIR) so nothing
 // depends on the HOME of whoever runs the suite.
 //
-//   cd /work/main && node --test __test__/api.test.js
+//   cd /work/main && node --test __test__/unit/api.test.js
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
-const ADDON = path.resolve(__dirname, '..');
-const { readableAddon } = require('./helpers/readable-addon');
+const ADDON = path.resolve(__dirname, '..', '..');
+const { readableAddon } = require('../helpers/readable-addon');
 const { cachePath, listNeedsAuth, isNeedsAuthCached, markNeedsAuth, invalidateNeedsAuth } = require(ADDON);
+const { tmp } = require('../helpers/tmp.js');
 
 const FILE = 'mcp-needs-auth-cache.json';
 const MiB = 1024 * 1024;
 const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
-
-/** A fresh temp dir removed when the test ends. */
-function tmp(t, prefix = 'mna-api-') {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** A temp config dir holding a cache file with exactly `bytes`. */
 function withCache(t, bytes) {

@@ -11,14 +11,14 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-const addon = require('..');
+const addon = require('../..');
+const { tmp } = require('../helpers/tmp.js');
 
-const BIN = path.join(__dirname, '..', 'bin', 'mcp-needs-auth.js');
+const BIN = path.join(__dirname, '..', '..', 'bin', 'mcp-needs-auth.js');
 const CACHE = 'mcp-needs-auth-cache.json';
 const CHILD_TIMEOUT_MS = 15_000;
 
 const children = new Set();
-const tmpDirs = [];
 
 after(() => {
   for (const c of children) {
@@ -26,14 +26,7 @@ after(() => {
       c.kill('SIGKILL');
     } catch {}
   }
-  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
 });
-
-function tmpConfigDir() {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-needs-auth-cli-'));
-  tmpDirs.push(d);
-  return d;
-}
 
 function childEnv(home) {
   const env = { ...process.env, HOME: home, USERPROFILE: home };
@@ -110,16 +103,16 @@ function cfg(dir) {
 }
 
 describe('path', () => {
-  it('prints <configDir>/mcp-needs-auth-cache.json', async () => {
-    const dir = tmpConfigDir();
+  it('prints <configDir>/mcp-needs-auth-cache.json', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     const r = await run(['path', ...cfg(dir)]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, `${path.join(dir, CACHE)}\n`);
     assert.equal(r.stderr, '');
   });
 
-  it('accepts options before the command', async () => {
-    const dir = tmpConfigDir();
+  it('accepts options before the command', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     const r = await run([...cfg(dir), 'path']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), path.join(dir, CACHE));
@@ -127,23 +120,23 @@ describe('path', () => {
 });
 
 describe('list', () => {
-  it('says there are no entries and names the cache path when empty', async () => {
-    const dir = tmpConfigDir();
+  it('says there are no entries and names the cache path when empty', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     const r = await run(['list', ...cfg(dir)]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /no needs-auth entries/i);
     assert.ok(r.stdout.includes(path.join(dir, CACHE)), r.stdout);
   });
 
-  it('--json prints [] when empty', async () => {
-    const dir = tmpConfigDir();
+  it('--json prints [] when empty', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     const r = await run(['list', '--json', ...cfg(dir)]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), []);
   });
 
-  it('prints a table with age, time left and cached', async () => {
-    const dir = tmpConfigDir();
+  it('prints a table with age, time left and cached', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     const now = Date.now();
     writeCache(dir, {
       github: { timestamp: now - (3 * 60 + 12) * 1000 },
@@ -160,8 +153,8 @@ describe('list', () => {
     assert.match(lines[3], /^broken\s+-\s+-\s+no$/);
   });
 
-  it('--default-ttl-ms changes the verdict', async () => {
-    const dir = tmpConfigDir();
+  it('--default-ttl-ms changes the verdict', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     writeCache(dir, { linear: { timestamp: Date.now() - 60 * 60 * 1000 } });
     const r = await run(['list', '--default-ttl-ms', '14400000', ...cfg(dir)]);
     assert.equal(r.code, 0, r.stderr);
@@ -169,8 +162,8 @@ describe('list', () => {
     assert.match(r.stdout, /^linear\s+1h00m ago\s+(?:3h00m|2h59m)\s+yes$/m);
   });
 
-  it('--json prints the listNeedsAuth array', async () => {
-    const dir = tmpConfigDir();
+  it('--json prints the listNeedsAuth array', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     const now = Date.now();
     writeCache(dir, {
       github: { timestamp: now - 1000 },
@@ -192,8 +185,8 @@ describe('list', () => {
 });
 
 describe('clear', () => {
-  it('removes the given servers and prints them', async () => {
-    const dir = tmpConfigDir();
+  it('removes the given servers and prints them', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     const now = Date.now();
     writeCache(dir, { a: { timestamp: now }, b: { timestamp: now }, c: { timestamp: now } });
     const r = await run(['clear', 'a', 'c', 'zzz', ...cfg(dir)]);
@@ -202,8 +195,8 @@ describe('clear', () => {
     assert.deepEqual(Object.keys(readCache(dir)), ['b']);
   });
 
-  it('removes everything without arguments', async () => {
-    const dir = tmpConfigDir();
+  it('removes everything without arguments', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     const now = Date.now();
     writeCache(dir, { a: { timestamp: now }, b: { timestamp: now - 10_000_000 } });
     const r = await run(['clear', ...cfg(dir)]);
@@ -212,15 +205,15 @@ describe('clear', () => {
     assert.deepEqual(addon.listNeedsAuth({ configDir: dir }), []);
   });
 
-  it('says when there is nothing to remove', async () => {
-    const dir = tmpConfigDir();
+  it('says when there is nothing to remove', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     const r = await run(['clear', 'a', ...cfg(dir)]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), 'nothing to remove');
   });
 
-  it('an invalid server name fails with its code', async () => {
-    const dir = tmpConfigDir();
+  it('an invalid server name fails with its code', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     const r = await run(['clear', '', ...cfg(dir)]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^mcp-needs-auth: .+ \(ERR_INVALID_SERVER_NAME\)\n$/);
@@ -263,13 +256,13 @@ describe('usage', () => {
   it('--version prints the package version', async () => {
     const r = await run(['--version']);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout.trim(), require('../package.json').version);
+    assert.equal(r.stdout.trim(), require('../../package.json').version);
   });
 });
 
 describe('failures', () => {
-  it('a cache file over 1 MiB exits 1 with ERR_CACHE_TOO_LARGE', async () => {
-    const dir = tmpConfigDir();
+  it('a cache file over 1 MiB exits 1 with ERR_CACHE_TOO_LARGE', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     fs.writeFileSync(path.join(dir, CACHE), `{"a":{"timestamp":1}, "pad":"${'x'.repeat(1024 * 1024)}"}`);
     for (const args of [['list'], ['list', '--json'], ['clear', 'a']]) {
       const r = await run([...args, ...cfg(dir)]);
@@ -282,7 +275,7 @@ describe('failures', () => {
 
 describe('watch', () => {
   it('--json prints a cache-changed line when another process removes an entry; SIGINT exits 0', async (t) => {
-    const dir = tmpConfigDir();
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     addon.markNeedsAuth('github', { configDir: dir });
     const child = start(['watch', '--json', '--credentials', 'file', ...cfg(dir)], { home: dir });
     await waitFor(child, (c) => /watching/.test(c.err), 5_000, 'the watching line');
@@ -316,8 +309,8 @@ describe('watch', () => {
     t.diagnostic(`event latency ${latency} ms, exit after SIGINT ${Date.now() - t1} ms`);
   });
 
-  it('text mode prints one line per event; SIGTERM exits 0', async () => {
-    const dir = tmpConfigDir();
+  it('text mode prints one line per event; SIGTERM exits 0', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     const child = start(['watch', ...cfg(dir)], { home: dir });
     await waitFor(child, (c) => /watching/.test(c.err), 5_000, 'the watching line');
     addon.markNeedsAuth('linear', { configDir: dir });
@@ -328,8 +321,8 @@ describe('watch', () => {
     assert.equal(r.code, 0, r.stderr);
   });
 
-  it('stays alive with no events until signalled', async () => {
-    const dir = tmpConfigDir();
+  it('stays alive with no events until signalled', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     const child = start(['watch', ...cfg(dir)], { home: dir });
     await waitFor(child, (c) => /watching/.test(c.err), 5_000, 'the watching line');
     await new Promise((res) => setTimeout(res, 500));
@@ -346,8 +339,8 @@ function writeCredentials(dir, mcpOAuth) {
 }
 
 describe('purge', () => {
-  it('removes an entry older than 15 min as expired and keeps a fresh one', async () => {
-    const dir = tmpConfigDir();
+  it('removes an entry older than 15 min as expired and keeps a fresh one', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     const now = Date.now();
     writeCache(dir, { old: { timestamp: now - 16 * 60 * 1000 }, fresh: { timestamp: now - 1000 } });
     const r = await run(['purge', '--credentials', 'file', ...cfg(dir)], { home: dir });
@@ -357,16 +350,16 @@ describe('purge', () => {
     assert.deepEqual(Object.keys(readCache(dir)), ['fresh']);
   });
 
-  it('--json lists {server, reason}', async () => {
-    const dir = tmpConfigDir();
+  it('--json lists {server, reason}', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     writeCache(dir, { old: { timestamp: Date.now() - 16 * 60 * 1000 } });
     const r = await run(['purge', '--json', '--credentials', 'file', ...cfg(dir)], { home: dir });
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), [{ server: 'old', reason: 'expired' }]);
   });
 
-  it('--default-ttl-ms keeps an entry the longer TTL still covers', async () => {
-    const dir = tmpConfigDir();
+  it('--default-ttl-ms keeps an entry the longer TTL still covers', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     writeCache(dir, { old: { timestamp: Date.now() - 16 * 60 * 1000 } });
     const r = await run(['purge', '--json', '--default-ttl-ms', '14400000', '--credentials', 'file', ...cfg(dir)], {
       home: dir,
@@ -376,8 +369,8 @@ describe('purge', () => {
     assert.deepEqual(Object.keys(readCache(dir)), ['old']);
   });
 
-  it('reports superseded when tokens were saved after the failure', async () => {
-    const dir = tmpConfigDir();
+  it('reports superseded when tokens were saved after the failure', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     const now = Date.now();
     writeCache(dir, { github: { timestamp: now - 5 * 60 * 1000 } });
     writeCredentials(dir, {
@@ -396,8 +389,8 @@ describe('purge', () => {
     assert.doesNotMatch(r.stdout + r.stderr, /SECRET/);
   });
 
-  it('says nothing to remove on an empty cache', async () => {
-    const dir = tmpConfigDir();
+  it('says nothing to remove on an empty cache', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     const r = await run(['purge', '--credentials', 'none', ...cfg(dir)], { home: dir });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), 'nothing to remove');
@@ -405,8 +398,8 @@ describe('purge', () => {
 });
 
 describe('why', () => {
-  it("prints the entry's age exactly as the addon's own message spells it", async () => {
-    const dir = tmpConfigDir();
+  it("prints the entry's age exactly as the addon's own message spells it", async (ctx) => {
+    const dir = tmp(ctx, 'mcp-needs-auth-cli-');
     // 179.75 s old: rounds to 3m00s. Both the message (made in the addon) and the CLI's own
     // "written ... ago" line must say the same, so durations have one spelling.
     writeCache(dir, { github: { timestamp: Date.now() - 179_750 } });
@@ -419,8 +412,8 @@ describe('why', () => {
     assert.equal(addon.formatDuration(179_750), '3m00s');
   });
 
-  it('a cached entry: skipped, with a needs-auth-cache reason', async () => {
-    const dir = tmpConfigDir();
+  it('a cached entry: skipped, with a needs-auth-cache reason', async (ctx) => {
+    const dir = tmp(ctx, 'mcp-needs-auth-cli-');
     writeCache(dir, { github: { timestamp: Date.now() - 60_000 } });
     const j = await run(['why', 'github', '--json', '--credentials', 'file', ...cfg(dir)], { home: dir });
     assert.equal(j.code, 0, j.stderr);
@@ -444,8 +437,8 @@ describe('why', () => {
       assert.ok(digitless(t.stdout).includes(digitless(r.message)), `text output lacks ${r.message}`);
   });
 
-  it('a token-less stub: tokenless-stub reason that says `claude mcp login name`', async () => {
-    const dir = tmpConfigDir();
+  it('a token-less stub: tokenless-stub reason that says `claude mcp login name`', async (ctx) => {
+    const dir = tmp(ctx, 'mcp-needs-auth-cli-');
     writeCredentials(dir, {
       'name|0123456789abcdef': {
         serverName: 'name',
@@ -470,8 +463,8 @@ describe('why', () => {
     assert.match(t.stdout, /token-less stub yes/);
   });
 
-  it('a server with tokens and no entry: not skipped, and no token is printed', async () => {
-    const dir = tmpConfigDir();
+  it('a server with tokens and no entry: not skipped, and no token is printed', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     writeCredentials(dir, {
       'github|0123456789abcdef': {
         serverName: 'github',
@@ -500,8 +493,8 @@ describe('why', () => {
     }
   });
 
-  it('a corrupt credentials file exits 1 with ERR_CREDENTIALS_CORRUPT and echoes none of it', async () => {
-    const dir = tmpConfigDir();
+  it('a corrupt credentials file exits 1 with ERR_CREDENTIALS_CORRUPT and echoes none of it', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     fs.writeFileSync(path.join(dir, '.credentials.json'), '{"mcpOAuth": {"x|0": {"accessToken": "SECRET-ACCESS', {
       mode: 0o600,
     });
@@ -514,8 +507,8 @@ describe('why', () => {
     }
   });
 
-  it('an invalid server name exits 1 with its code', async () => {
-    const dir = tmpConfigDir();
+  it('an invalid server name exits 1 with its code', async (t) => {
+    const dir = tmp(t, 'mcp-needs-auth-cli-');
     const r = await run(['why', '', '--credentials', 'none', ...cfg(dir)], { home: dir });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /\(ERR_INVALID_SERVER_NAME\)\n$/);

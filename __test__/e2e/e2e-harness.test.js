@@ -3,22 +3,22 @@
 // (support/stacks.js: 2.1.108 cli.js and the 2.1.332 native binary), fully offline on 127.0.0.1,
 // including where the two versions differ. Each CLI call takes 1-4 s; the file runs in about a minute.
 //
-//   node --test __test__/e2e-harness.test.js
+//   node --test __test__/e2e/e2e-harness.test.js
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 
-const { startMcpServer } = require('../support/mcp-server.js');
-const { makeHome, leftoverHomes, mcpAdd, mcpList, runPrint, claudeBin } = require('../support/claude.js');
-const { STACKS, stackProblems } = require('../support/stacks.js');
+const { startMcpServer } = require('../../support/mcp-server.js');
+const { makeHome, leftoverHomes, mcpAdd, mcpList, runPrint, claudeBin } = require('../../support/claude.js');
+const { STACKS, stackProblems } = require('../../support/stacks.js');
 const {
   credentialKey,
   readCredentials,
   writeFreshToken,
   writeExpiredToken,
   credentialsPath,
-} = require('../support/credentials.js');
+} = require('../../support/credentials.js');
 
 const NAME = 'protected';
 const TOKEN = 'e2e-token-1';

@@ -5,7 +5,7 @@
 // read memo racing a real Claude-Code-style writer. Other processes do the changing (shell
 // commands, credentials writers, a racing writer); the subscriber is this process.
 //
-//   node --test __test__/watcher.test.js
+//   node --test __test__/unit/watcher.test.js
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
@@ -25,9 +25,9 @@ const {
   runWriter,
   collector,
   captureWarnings,
-} = require('./fixtures/creds-common.js');
+} = require('../fixtures/creds-common.js');
 
-const { readableAddon } = require('./helpers/readable-addon.js');
+const { readableAddon } = require('../helpers/readable-addon.js');
 const addon = require(ADDON_DIR);
 
 const WAIT_MS = 5000;

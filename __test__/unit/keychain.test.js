@@ -9,7 +9,7 @@
 //
 // Skipped locally when the binaries are missing; under CI (process.env.CI) it always runs.
 //
-//   cd /work/main && node --test __test__/keychain.test.js
+//   cd /work/main && node --test __test__/unit/keychain.test.js
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -18,8 +18,8 @@ const path = require('node:path');
 const readline = require('node:readline');
 const { spawn } = require('node:child_process');
 
-const ss = require('./helpers/secret-service.js');
-const creds = require('../support/credentials.js');
+const ss = require('../helpers/secret-service.js');
+const creds = require('../../support/credentials.js');
 const {
   SUBSCRIBER,
   sleep,
@@ -35,7 +35,7 @@ const {
   collector,
   keychainService,
   keychainAccount,
-} = require('./fixtures/creds-common.js');
+} = require('../fixtures/creds-common.js');
 
 const SKIP = ss.skipReason();
 const WAIT_MS = 5000;

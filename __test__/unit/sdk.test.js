@@ -1,10 +1,11 @@
 'use strict';
 // Unit-level tests of mcp-needs-auth/sdk and mcp-needs-auth/register. The SDK is not involved:
 // reconnectOnAuthChange and the SessionStart hook are driven against a fake query object (the
-// thing under test is our helper; __test__/e2e.test.js runs them against a real session).
+// thing under test is our helper; __test__/e2e/sdk.test.js runs reconnectOnAuthChange against the
+// SDK's own Query, __test__/e2e/e2e.test.js against real sessions).
 // Every test uses its own temp config dir; nothing touches the real ~/.claude.
 //
-//   node --test __test__/sdk.test.js
+//   node --test __test__/unit/sdk.test.js
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
@@ -12,48 +13,18 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
-const { EventEmitter } = require('node:events');
-const readline = require('node:readline');
-const { PassThrough } = require('node:stream');
 
-const ROOT = path.resolve(__dirname, '..');
+const ROOT = path.resolve(__dirname, '..', '..');
 const addon = require(ROOT);
 const sdk = require(path.join(ROOT, 'sdk.js'));
-const { writeFreshToken } = require('../support/credentials.js');
+const { writeFreshToken } = require('../../support/credentials.js');
+const { tmp } = require('../helpers/tmp.js');
+const { opts, collectWarnings, until } = require('../helpers/sdk.js');
 const { configDirFor, prepareQuery, needsAuthHooks, reconnectOnAuthChange } = sdk;
 
 const FILE = 'mcp-needs-auth-cache.json';
 
-function tmp(t, prefix = 'mna-sdk-') {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 const delay = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** reconnectOnAuthChange options for tests: a temp config dir, in-process events only, short backoff. */
-const opts = (dir, extra = {}) => ({ configDir: dir, watch: false, backoffMs: 10, ...extra });
-
-/** The messages of this package's process warnings until the test ends. */
-function collectWarnings(t) {
-  const messages = [];
-  const onWarn = (w) => {
-    if (w.name === 'McpNeedsAuthWarning') messages.push(w.message);
-  };
-  process.on('warning', onWarn);
-  t.after(() => process.off('warning', onWarn));
-  return messages;
-}
-
-async function until(pred, { timeoutMs = 5000, stepMs = 10, what = 'condition' } = {}) {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await pred()) return;
-    await delay(stepMs);
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 /**
  * `sub.settled()`, with the event loop kept alive meanwhile: the subscription's own timers never
@@ -108,6 +79,29 @@ function fakeQuery({ statuses = {}, failures = {}, reconnectMs = 20 } = {}) {
     },
   };
   return q;
+}
+
+/**
+ * reconnectOnAuthChange(q, options), and `deliver(event)`: hands the subscription an event through
+ * the very listener it gave onAuthChanged, for events that no call in this process produces
+ * (another process's cache write, a credentials save) with the exact servers a test needs.
+ */
+function reconnectWithDeliver(t, q, options) {
+  const orig = addon.onAuthChanged;
+  let deliver;
+  addon.onAuthChanged = function spied(listener, o) {
+    deliver = listener;
+    return orig.call(this, listener, o);
+  };
+  let sub;
+  try {
+    sub = reconnectOnAuthChange(q, options);
+  } finally {
+    addon.onAuthChanged = orig;
+  }
+  t.after(() => sub.close());
+  assert.equal(typeof deliver, 'function', 'the subscription listens through onAuthChanged');
+  return { sub, deliver };
 }
 
 describe('configDirFor', () => {
@@ -352,10 +346,9 @@ describe('reconnectOnAuthChange (fake query)', () => {
     const dir = tmp(t);
     addon.markNeedsAuth('blocked', { configDir: dir });
     const q = fakeQuery({ statuses: { blocked: 'needs-auth', free: 'needs-auth' } });
-    const sub = reconnectOnAuthChange(q, opts(dir));
-    t.after(() => sub.close());
+    const { sub, deliver } = reconnectWithDeliver(t, q, opts(dir));
     // A cache change naming both (as another process's 401 write would produce).
-    sub._onEvent({ reason: 'cache-changed', servers: ['blocked', 'free'] });
+    deliver({ reason: 'cache-changed', servers: ['blocked', 'free'] });
     await sub.settled();
     assert.deepEqual(q.calls, ['free']);
   });
@@ -400,9 +393,8 @@ describe('reconnectOnAuthChange (fake query)', () => {
     // The sign-in saved a token for `a`; `none` has no token. Both were connecting meanwhile.
     writeFreshToken(dir, 'a', 'http://127.0.0.1:9/mcp', { token: 'fresh-token' });
     const q = fakeQuery({ statuses: { a: 'pending', none: 'pending' } });
-    const sub = reconnectOnAuthChange(q, opts(dir));
-    t.after(() => sub.close());
-    sub._onEvent({ reason: 'credentials-changed', servers: ['a', 'none'] });
+    const { sub, deliver } = reconnectWithDeliver(t, q, opts(dir));
+    deliver({ reason: 'credentials-changed', servers: ['a', 'none'] });
     await until(() => q.statusCalls >= 1, { what: 'the first status check' });
     // Their connects meet a 401 after the sign-in: Claude Code writes the entries, then reports needs-auth.
     await delay(5);
@@ -420,9 +412,8 @@ describe('reconnectOnAuthChange (fake query)', () => {
     const dir = tmp(t);
     addon.markNeedsAuth('blocked', { configDir: dir }); // a genuine needs-auth entry: no sign-in
     const q = fakeQuery({ statuses: { stuck: 'pending', blocked: 'pending' } });
-    const sub = reconnectOnAuthChange(q, opts(dir, { pendingWaitMs: 300 }));
-    t.after(() => sub.close());
-    sub._onEvent({ reason: 'cache-changed', servers: ['stuck', 'blocked'] });
+    const { sub, deliver } = reconnectWithDeliver(t, q, opts(dir, { pendingWaitMs: 300 }));
+    deliver({ reason: 'cache-changed', servers: ['stuck', 'blocked'] });
     await until(() => q.statusCalls >= 1, { what: 'the first status check' });
     q.statuses.blocked = 'needs-auth';
     await settledAlive(sub); // resolves: the wait for `stuck` is bounded
@@ -568,115 +559,6 @@ describe('reconnectOnAuthChange (fake query)', () => {
   it('rejects a value that is not a query at once', () => {
     assert.throws(() => reconnectOnAuthChange({}), TypeError);
     assert.throws(() => reconnectOnAuthChange(null), TypeError);
-  });
-});
-
-describe("reconnectOnAuthChange with the SDK's own Query (a fake Claude Code process)", () => {
-  const SDK = path.join(ROOT, 'node_modules', '@anthropic-ai', 'claude-agent-sdk', 'sdk.mjs');
-
-  /**
-   * What `spawnClaudeCodeProcess` returns, standing in for Claude Code: answers the control
-   * requests mcp_status (from `statuses`) and mcp_reconnect (the server becomes connected), and
-   * exits when its stdin ends, as Claude Code does.
-   */
-  function fakeClaude(statuses) {
-    const proc = new EventEmitter();
-    proc.stdin = new PassThrough();
-    proc.stdout = new PassThrough();
-    proc.killed = false;
-    proc.exitCode = null;
-    const exit = (code, signal) => {
-      if (proc.exitCode !== null) return;
-      proc.exitCode = code ?? 1;
-      proc.stdout.end();
-      setImmediate(() => proc.emit('exit', code, signal));
-    };
-    proc.kill = (signal) => {
-      proc.killed = true;
-      exit(null, signal);
-      return true;
-    };
-    readline.createInterface({ input: proc.stdin }).on('line', (line) => {
-      const m = JSON.parse(line);
-      if (m.type !== 'control_request') return;
-      const r = m.request;
-      let response = {};
-      if (r.subtype === 'mcp_status') {
-        response = { mcpServers: Object.entries(statuses).map(([name, status]) => ({ name, status })) };
-      }
-      if (r.subtype === 'mcp_reconnect') statuses[r.serverName] = 'connected';
-      const reply = { type: 'control_response', response: { subtype: 'success', request_id: m.request_id, response } };
-      proc.stdout.write(`${JSON.stringify(reply)}\n`);
-    });
-    proc.stdin.on('finish', () => exit(0, null));
-    return proc;
-  }
-
-  async function session(t, statuses) {
-    const { query } = await import(SDK);
-    const ac = new AbortController();
-    let release;
-    const hold = new Promise((r) => {
-      release = r;
-    });
-    // biome-ignore lint/correctness/useYield: a prompt stream that stays open and sends nothing
-    async function* input() {
-      await hold;
-    }
-    const q = query({
-      prompt: input(),
-      options: { abortController: ac, spawnClaudeCodeProcess: () => fakeClaude(statuses) },
-    });
-    t.after(() => {
-      release();
-      q.close();
-    });
-    return { q, ac };
-  }
-
-  it('reconnects, and stops at the first event after query.close() without a warning', async (t) => {
-    const dir = tmp(t);
-    const statuses = { a: 'needs-auth' };
-    const { q } = await session(t, statuses);
-    const warnings = collectWarnings(t);
-    const outcomes = [];
-    const sub = reconnectOnAuthChange(q, opts(dir, { onReconnect: (o) => outcomes.push(o) }));
-    t.after(() => sub.close());
-    addon.invalidateNeedsAuth('a', { configDir: dir });
-    await until(() => outcomes.length === 1, { what: 'the reconnect' });
-    assert.deepEqual(outcomes, [{ server: 'a', ok: true, attempts: 1 }]);
-    assert.equal(statuses.a, 'connected');
-    q.close();
-    statuses.a = 'needs-auth';
-    addon.invalidateNeedsAuth('a', { configDir: dir });
-    await until(() => sub.closed, { what: 'the subscription to close' });
-    assert.equal(outcomes.length, 1);
-    assert.deepEqual(warnings, []);
-  });
-
-  it("stops at once when the query's abortController aborts (passed as options.signal)", async (t) => {
-    const dir = tmp(t);
-    const { q, ac } = await session(t, { a: 'needs-auth' });
-    const sub = reconnectOnAuthChange(q, opts(dir, { signal: ac.signal }));
-    t.after(() => sub.close());
-    assert.equal(sub.closed, false);
-    ac.abort();
-    assert.equal(sub.closed, true);
-    await assert.rejects(q.mcpServerStatus(), 'the aborted query answers no control request');
-  });
-
-  it('stops at the first event after `break` leaves the for-await loop (the query returned)', async (t) => {
-    const dir = tmp(t);
-    const { q } = await session(t, { a: 'needs-auth' });
-    const sub = reconnectOnAuthChange(q, opts(dir));
-    t.after(() => sub.close());
-    const pending = (async () => {
-      for await (const _ of q) break; // the session yields nothing: return() ends it below
-    })();
-    await q.return(undefined);
-    await pending.catch(() => {});
-    addon.invalidateNeedsAuth('a', { configDir: dir });
-    await until(() => sub.closed, { what: 'the subscription to close' });
   });
 });
 

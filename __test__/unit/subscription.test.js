@@ -4,25 +4,19 @@
 // default watcher. Subscriptions hold a weak threadsafe function, so while waiting for an
 // event the test keeps itself alive with timers (waitFor / sleep below).
 //
-//   cd /work/main && node --test __test__/subscription.test.js
+//   cd /work/main && node --test __test__/unit/subscription.test.js
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
-const ADDON = path.resolve(__dirname, '..');
+const ADDON = path.resolve(__dirname, '..', '..');
 const { onAuthChanged, invalidateNeedsAuth, markNeedsAuth, Subscription } = require(ADDON);
+const { tmp } = require('../helpers/tmp.js');
 
 const FILE = 'mcp-needs-auth-cache.json';
-
-function tmp(t) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mna-sub-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -2,14 +2,14 @@
 // The addon's configDirFor: Claude Code's config dir rule for a given environment, the same rule
 // (one Rust function) every other function applies to this process's environment.
 //
-//   node --test __test__/config-dir.test.js
+//   node --test __test__/unit/config-dir.test.js
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
 const os = require('node:os');
 const path = require('node:path');
 
-const addon = require(path.resolve(__dirname, '..'));
+const addon = require(path.resolve(__dirname, '..', '..'));
 
 const HOME_VAR = process.platform === 'win32' ? 'USERPROFILE' : 'HOME';
 

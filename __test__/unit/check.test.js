@@ -8,25 +8,19 @@
 // - options are decoded afresh on every call: a mutated options object is seen, and every known
 //   field is still validated.
 //
-//   node --test __test__/check.test.js
+//   node --test __test__/unit/check.test.js
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { fork } = require('node:child_process');
 
-const ADDON = path.resolve(__dirname, '..');
+const ADDON = path.resolve(__dirname, '..', '..');
 const { cachePath, isNeedsAuthCached, listNeedsAuth, markNeedsAuth } = require(ADDON);
+const { tmp } = require('../helpers/tmp.js');
 
 const FILE = 'mcp-needs-auth-cache.json';
-
-function tmp(t, prefix = 'mna-check-') {
-  const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), prefix)));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 // A child process that writes the cache file on request, the way Claude Code does, and answers
 // only once the write (and, for 'recreate', the rm -r + mkdir before it) is complete.
@@ -72,7 +66,7 @@ async function startWriter(t) {
 describe('read-after-write across processes', () => {
   for (const style of ['in-place', 'rename']) {
     it(`sees every ${style} write by another process in the very next check`, async (t) => {
-      const dir = tmp(t);
+      const dir = tmp(t, 'mna-check-', { realpath: true });
       const opts = { configDir: dir };
       const write = await startWriter(t);
       assert.equal(isNeedsAuthCached('s-1', opts), false, 'no file yet');
@@ -90,7 +84,7 @@ describe('read-after-write across processes', () => {
   }
 
   it('follows a config dir that is deleted and made again, in place and by rename', async (t) => {
-    const dir = tmp(t);
+    const dir = tmp(t, 'mna-check-', { realpath: true });
     const opts = { configDir: dir };
     const write = await startWriter(t);
     for (let i = 0; i < 60; i++) {
@@ -105,7 +99,7 @@ describe('read-after-write across processes', () => {
   });
 
   it("sees this process's own writes and a file written through a symlinked dir", async (t) => {
-    const root = tmp(t);
+    const root = tmp(t, 'mna-check-', { realpath: true });
     const real = path.join(root, 'real');
     fs.mkdirSync(real);
     fs.symlinkSync(real, path.join(root, 'link'));
@@ -132,8 +126,8 @@ describe('the remembered config dir follows process.env', () => {
         else process.env[k] = v;
       }
     });
-    const a = tmp(t);
-    const b = tmp(t);
+    const a = tmp(t, 'mna-check-', { realpath: true });
+    const b = tmp(t, 'mna-check-', { realpath: true });
     process.env.CLAUDE_CONFIG_DIR = a;
     assert.equal(cachePath(), path.join(a, FILE));
     process.env.CLAUDE_CONFIG_DIR = b;
@@ -154,8 +148,8 @@ describe('the remembered config dir follows process.env', () => {
 
 describe('options are decoded afresh on every call', () => {
   it('sees a mutated options object', (t) => {
-    const a = tmp(t);
-    const b = tmp(t);
+    const a = tmp(t, 'mna-check-', { realpath: true });
+    const b = tmp(t, 'mna-check-', { realpath: true });
     markNeedsAuth('only-in-a', { configDir: a });
     const opts = { configDir: a };
     assert.equal(isNeedsAuthCached('only-in-a', opts), true);
@@ -223,7 +217,7 @@ describe('options are decoded afresh on every call', () => {
   });
 
   it('decodes a reused options object afresh on every call (mutations, getters, patched builtins)', (t) => {
-    const [a, b] = [tmp(t), tmp(t)];
+    const [a, b] = [tmp(t, 'mna-check-', { realpath: true }), tmp(t, 'mna-check-', { realpath: true })];
     markNeedsAuth('only-in-a', { configDir: a });
     const opts = { configDir: a };
     assert.equal(isNeedsAuthCached('only-in-a', opts), true);
@@ -257,7 +251,7 @@ describe('options are decoded afresh on every call', () => {
   });
 
   it('follows configDir from call to call, alternating, and in a worker thread at the same time', async (t) => {
-    const [a, b] = [tmp(t), tmp(t)];
+    const [a, b] = [tmp(t, 'mna-check-', { realpath: true }), tmp(t, 'mna-check-', { realpath: true })];
     markNeedsAuth('only-in-a', { configDir: a });
     markNeedsAuth('only-in-b', { configDir: b });
     const { Worker } = require('node:worker_threads');
@@ -288,7 +282,7 @@ describe('options are decoded afresh on every call', () => {
   });
 
   it('reads server names of every length around the size of the first read exactly', (t) => {
-    const dir = tmp(t);
+    const dir = tmp(t, 'mna-check-', { realpath: true });
     for (let n = 244; n <= 260; n++) {
       const server = `${'n'.repeat(n - 1)}\u00e9`;
       markNeedsAuth(server, { configDir: dir });
@@ -334,7 +328,7 @@ describe('options are decoded afresh on every call', () => {
   });
 
   it('reads long strings exactly', (t) => {
-    const dir = tmp(t);
+    const dir = tmp(t, 'mna-check-', { realpath: true });
     const deep = path.join(dir, 'd'.repeat(200), 'e\u00e9'.repeat(80), 'x'.repeat(100));
     assert.equal(cachePath({ configDir: deep }), path.join(deep, FILE));
     fs.mkdirSync(deep, { recursive: true });

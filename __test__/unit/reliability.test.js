@@ -2,7 +2,7 @@
 // Reliability suite: crash safety under SIGKILL, racing a Claude-Code-style (unlocked, in-place)
 // writer, bad inputs, the credentials store never being written, and no token text in any output.
 //
-//   cd /work/main && node --test __test__/reliability.test.js
+//   cd /work/main && node --test __test__/unit/reliability.test.js
 //
 // Everything runs in temp dirs passed as options.configDir / --config-dir (never the real
 // ~/.claude), every child process has a timeout, and every temp dir is removed at the end.
@@ -12,16 +12,16 @@
 const { describe, it, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
 
-const ROOT = path.resolve(__dirname, '..');
-const { readableAddon } = require('./helpers/readable-addon');
+const ROOT = path.resolve(__dirname, '..', '..');
+const { readableAddon } = require('../helpers/readable-addon');
+const { tmp } = require('../helpers/tmp.js');
 const addon = require(ROOT);
 const { listNeedsAuth, isNeedsAuthCached, markNeedsAuth, invalidateNeedsAuth, purgeStale, diagnose } = addon;
 
-const FIX = path.join(__dirname, 'fixtures');
+const FIX = path.join(__dirname, '..', 'fixtures');
 const CRED_FIXTURE = path.join(FIX, 'rel-credentials.json');
 const CLI = path.join(ROOT, 'bin', 'mcp-needs-auth.js');
 const FILE = 'mcp-needs-auth-cache.json';
@@ -30,9 +30,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---- temp dirs, the credentials fixture and its "never written" registry -----------------------
 
-const BASE = fs.mkdtempSync(path.join(os.tmpdir(), 'mna-rel-'));
+const BASE = tmp({ after }, 'mna-rel-');
 fs.chmodSync(BASE, 0o755); // the uid-65534 child must be able to traverse it
-after(() => fs.rmSync(BASE, { recursive: true, force: true }));
 
 /** Every .credentials.json the suite installed, with its bytes, mode and mtime at install time. */
 const installedCredentials = [];
@@ -839,7 +838,7 @@ describe('no token text in any output', () => {
     const closed = new Promise((r) => w.on('close', r));
     const timer = setTimeout(() => w.kill('SIGKILL'), 15000);
     for (let i = 0; i < 100 && !werr.includes('watching'); i++) await sleep(50);
-    const { writeFreshToken } = require('../support/credentials.js');
+    const { writeFreshToken } = require('../../support/credentials.js');
     writeFreshToken(watchDir, 'rel-github', 'https://rel-github.example.test/mcp', {
       token: 'RELFAKE-WATCH-ACCESS-8a0c2e4a6c',
       refreshToken: 'RELFAKE-WATCH-REFRESH-3c5e7a9c1e',

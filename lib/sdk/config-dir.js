@@ -1,8 +1,8 @@
 'use strict';
 // Which config dir a Claude Code child will use, given the environment it is started with.
-// A leaf module: sdk.js and lib/sign-in.js both resolve config dirs through it.
+// A leaf module: every lib/sdk/ module resolves config dirs through it.
 
-const addon = require('../index.js');
+const addon = require('../../index.js');
 
 /**
  * The config dir the Claude Code child of `query({ options: queryOptions })` will use: the

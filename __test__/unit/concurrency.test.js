@@ -6,17 +6,17 @@
 // no lost update, every invalidate returns exactly what its worker's model predicts, and a
 // reader never sees a half-written file.
 //
-//   cd /work/main && node --test __test__/concurrency.test.js
+//   cd /work/main && node --test __test__/unit/concurrency.test.js
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 
-const { listNeedsAuth, isNeedsAuthCached } = require('..');
-const { plan, simulate } = require('./fixtures/storm-worker.js');
+const { listNeedsAuth, isNeedsAuthCached } = require('../..');
+const { plan, simulate } = require('../fixtures/storm-worker.js');
+const { tmp } = require('../helpers/tmp.js');
 
 const WORKERS = 16;
 const OPS = 200;
@@ -27,7 +27,7 @@ function runWorker(configDir, w, startAt) {
   return new Promise((resolve) => {
     const child = spawn(
       process.execPath,
-      [path.join(__dirname, 'fixtures', 'storm-worker.js'), configDir, String(w), String(OPS), String(startAt)],
+      [path.join(__dirname, '..', 'fixtures', 'storm-worker.js'), configDir, String(w), String(OPS), String(startAt)],
       { stdio: ['ignore', 'pipe', 'pipe'], timeout: WORKER_TIMEOUT_MS, killSignal: 'SIGKILL' },
     );
     let out = '';
@@ -45,8 +45,7 @@ function runWorker(configDir, w, startAt) {
 
 describe('16 processes x 200 calls on one cache file', () => {
   it('loses no update and never exposes invalid JSON', { timeout: 90000 }, async (t) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mna-storm-'));
-    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const dir = tmp(t, 'mna-storm-');
     const file = path.join(dir, FILE);
     const opts = { configDir: dir };
 

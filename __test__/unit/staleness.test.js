@@ -7,14 +7,14 @@
 // report's scenario (expired token -> 401 -> entry; sign-in elsewhere writes a fresh token) and
 // its negative twins, where one half of that conjunction holds but not the other.
 //
-//   cd /work/main && node --test __test__/staleness.test.js
+//   cd /work/main && node --test __test__/unit/staleness.test.js
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 
-const creds = require('../support/credentials.js');
+const creds = require('../../support/credentials.js');
 const {
   ADDON_DIR,
   CACHE_FILE,
@@ -31,7 +31,7 @@ const {
   assertNoSecrets,
   runWriter,
   collector,
-} = require('./fixtures/creds-common.js');
+} = require('../fixtures/creds-common.js');
 
 const addon = require(ADDON_DIR);
 

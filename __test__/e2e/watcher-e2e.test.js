@@ -5,17 +5,17 @@
 // server's entry. With autoInvalidate the subscription here must remove it again at once (and
 // keep the other server's genuine new entry), so that the next Claude Code process connects.
 //
-//   node --test __test__/watcher-e2e.test.js
+//   node --test __test__/e2e/watcher-e2e.test.js
 
 const { describe, it } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 
-const addon = require('..');
-const { startMcpServer } = require('../support/mcp-server.js');
-const { makeHome, mcpAdd, mcpList, runPrint, killAll } = require('../support/claude.js');
-const { writeFreshToken } = require('../support/credentials.js');
-const { changeCacheLikeClaudeCode } = require('../support/claude-code-cache.js');
+const addon = require('../..');
+const { startMcpServer } = require('../../support/mcp-server.js');
+const { makeHome, mcpAdd, mcpList, runPrint, killAll } = require('../../support/claude.js');
+const { writeFreshToken } = require('../../support/credentials.js');
+const { changeCacheLikeClaudeCode } = require('../../support/claude-code-cache.js');
 
 const SIGNED_IN = 'protected';
 const OTHER = 'other';

@@ -1,0 +1,49 @@
+'use strict';
+// What the tests of mcp-needs-auth/sdk (unit/ and e2e/ sdk.test.js and sign-in.test.js) share.
+
+const assert = require('node:assert/strict');
+const path = require('node:path');
+
+const addon = require(path.resolve(__dirname, '..', '..'));
+
+const delay = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** reconnectOnAuthChange options for tests: a temp config dir, in-process events only, short backoff. */
+const opts = (dir, extra = {}) => ({ configDir: dir, watch: false, backoffMs: 10, ...extra });
+
+/** The messages of this package's process warnings until the test ends. */
+function collectWarnings(t) {
+  const messages = [];
+  const onWarn = (w) => {
+    if (w.name === 'McpNeedsAuthWarning') messages.push(w.message);
+  };
+  process.on('warning', onWarn);
+  t.after(() => process.off('warning', onWarn));
+  return messages;
+}
+
+async function until(pred, { timeoutMs = 5000, stepMs = 10, what = 'condition' } = {}) {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await pred()) return;
+    await delay(stepMs);
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+/** Records every onAuthChanged subscription signIn makes, to check none is left open. */
+function spySubscriptions(t) {
+  const subs = [];
+  const orig = addon.onAuthChanged;
+  addon.onAuthChanged = function spied(...args) {
+    const sub = orig.apply(this, args);
+    subs.push(sub);
+    return sub;
+  };
+  t.after(() => {
+    addon.onAuthChanged = orig;
+  });
+  return subs;
+}
+
+module.exports = { opts, collectWarnings, until, spySubscriptions };

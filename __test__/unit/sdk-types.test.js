@@ -1,0 +1,60 @@
+'use strict';
+// sdk.d.ts is written by hand: this checks it against the implementation.
+// - The values it declares are exactly those sdk.js exports, and sdk.mjs names the same ones
+//   (read with the TypeScript compiler API, so a declared function that does not exist, or an
+//   export without a declaration, fails here).
+// - A strict TypeScript host compiles the README's examples: __test__/fixtures/types/probe.mts,
+//   `tsc --strict` with module nodenext, importing this package by its name (self-reference
+//   through package.json `exports`) and both pinned Agent SDKs' own types. One tsc run.
+//
+//   node --test __test__/unit/sdk-types.test.js
+
+const { describe, it } = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
+const { pathToFileURL } = require('node:url');
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const TS_DIR = path.join(ROOT, 'node_modules', 'typescript');
+const ts = require(TS_DIR);
+const PROBE = path.join(__dirname, '..', 'fixtures', 'types');
+
+/** The names of the values (functions, classes, constants) a declaration file exports. */
+function declaredValues(file) {
+  const program = ts.createProgram([file], { noEmit: true, skipLibCheck: true, types: [] });
+  const checker = program.getTypeChecker();
+  const source = program.getSourceFile(file);
+  const moduleSymbol = checker.getSymbolAtLocation(source);
+  assert.ok(moduleSymbol, `${file} is not a module`);
+  return checker
+    .getExportsOfModule(moduleSymbol)
+    .filter((s) => {
+      const target = s.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(s) : s;
+      return (target.flags & ts.SymbolFlags.Value) !== 0;
+    })
+    .map((s) => s.getName())
+    .sort();
+}
+
+describe('sdk.d.ts matches sdk.js', () => {
+  it('declares exactly the values sdk.js exports, and sdk.mjs exports the same names', async () => {
+    const declared = declaredValues(path.join(ROOT, 'sdk.d.ts'));
+    const cjs = Object.keys(require(path.join(ROOT, 'sdk.js'))).sort();
+    const esm = Object.keys(await import(pathToFileURL(path.join(ROOT, 'sdk.mjs')).href))
+      .filter((k) => k !== 'default')
+      .sort();
+    assert.deepEqual(declared, cjs, 'sdk.d.ts vs sdk.js');
+    assert.deepEqual(esm, cjs, 'sdk.mjs vs sdk.js');
+  });
+
+  it('a strict TypeScript host compiles the README examples against both SDKs without a cast', () => {
+    const r = spawnSync(
+      process.execPath,
+      [path.join(TS_DIR, 'bin', 'tsc'), '-p', path.join(PROBE, 'tsconfig.json'), '--pretty', 'false'],
+      { cwd: ROOT, encoding: 'utf8', timeout: 300_000 },
+    );
+    assert.equal(r.error, undefined, `tsc did not run: ${r.error}`);
+    assert.equal(r.status, 0, `tsc --strict on fixtures/types/probe.mts failed:\n${r.stdout}${r.stderr}`);
+  });
+});

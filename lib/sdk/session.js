@@ -1,0 +1,55 @@
+'use strict';
+// A live SDK session, as far as mcp-needs-auth/sdk knows it: only through its control requests
+// (`mcpServerStatus()`, `reconnectMcpServer(name)`); the SDK is never imported and no method of
+// the query is replaced or wrapped.
+//
+// The session has ended, for this package, when `mcpServerStatus()` rejects: the SDK (0.2.x and
+// 0.3.x) rejects every control request of a closed query, however it closed (close(), return()
+// by `break` in `for await`, its abortController aborted, the child exiting), and a session that
+// cannot report its servers cannot reconnect them either. No error text is inspected.
+
+const { debug, warn, errMessage } = require('../log.js');
+const { unrefTimeout } = require('../timers.js');
+
+const NO_ANSWER = Symbol('no answer');
+
+function isQuery(q) {
+  return q != null && typeof q.mcpServerStatus === 'function' && typeof q.reconnectMcpServer === 'function';
+}
+
+/** `q`, or what the getter `q` returns (undefined when it throws). */
+function resolveQuery(q) {
+  try {
+    return typeof q === 'function' ? q() : q;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The session's servers (`query.mcpServerStatus()`), or null when the session cannot answer:
+ * it rejected (the query ended), or it gave no answer within `timeoutMs` (warned: a live
+ * session that stops answering is worth hearing about).
+ */
+async function sessionStatuses(query, timeoutMs, where) {
+  let timer;
+  const noAnswer = new Promise((resolve) => {
+    if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) return;
+    timer = unrefTimeout(resolve, timeoutMs, NO_ANSWER);
+  });
+  try {
+    const list = await Promise.race([Promise.resolve().then(() => query.mcpServerStatus()), noAnswer]);
+    if (list === NO_ANSWER) {
+      warn(`${where}: mcpServerStatus() gave no answer in ${timeoutMs} ms; the session is taken as ended`);
+      return null;
+    }
+    return Array.isArray(list) ? list : [];
+  } catch (err) {
+    debug(`${where}: the session ended (mcpServerStatus() rejected: ${errMessage(err)})`);
+    return null;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+module.exports = { isQuery, resolveQuery, sessionStatuses };
