@@ -8,7 +8,6 @@ use std::sync::Arc;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::process_state::LAST_CONFIG_DIR as LAST;
 
 /// The needs-auth cache file name inside the config dir.
 pub const CACHE_FILE_NAME: &str = "mcp-needs-auth-cache.json";
@@ -33,21 +32,23 @@ const fn c_name(name: &'static CStr) -> &'static str {
 
 /// Resolves the config dir: an explicit override, else this process's environment by [`from_env`].
 pub fn resolve(override_dir: Option<&str>) -> Result<PathBuf> {
-  if let Some(dir) = override_dir {
-    if dir.is_empty() {
-      return Err(Error::new(
-        ErrorCode::InvalidArgument,
-        "options.configDir is an empty string: pass a directory path or leave it out",
-      ));
-    }
-    return Ok(nfc(dir));
+  LastResolution::new().resolve(override_dir)
+}
+
+/// An override, checked and normalised.
+fn resolve_override(dir: &str) -> Result<PathBuf> {
+  if dir.is_empty() {
+    return Err(Error::new(
+      ErrorCode::InvalidArgument,
+      "options.configDir is an empty string: pass a directory path or leave it out",
+    ));
   }
-  process_env()
+  Ok(nfc(dir))
 }
 
 /// What a resolution depends on: the override, or the raw environment values.
 #[derive(PartialEq)]
-pub(crate) enum Source {
+enum Source {
   Override(String),
   Env(Option<OsString>, Option<OsString>),
 }
@@ -96,32 +97,48 @@ fn env_is(name: &CStr, want: Option<&std::ffi::OsStr>) -> bool {
   }
 }
 
-/// `resolve` and `cache_path` in one, remembered with what they depend on. The environment is
-/// read on every call (Node's `process.env.X = v` is a `setenv` of this C environment), so a
-/// change is always seen; an unchanged one skips normalising, the home-dir lookup and the
-/// allocations.
-pub fn resolve_cache_path(override_dir: Option<&str>) -> Result<Arc<Path>> {
-  if let Some(p) = LAST.with_borrow(|l| l.as_ref().filter(|(k, ..)| k.is(override_dir)).map(|(.., p)| p.clone())) {
-    return Ok(p);
-  }
-  let dir = resolve(override_dir)?;
-  let path: Arc<Path> = cache_path(&dir).into();
-  let source = match override_dir {
-    Some(o) => Some(Source::Override(o.to_owned())),
-    None => Source::env(),
-  };
-  if let Some(source) = source {
-    LAST.set(Some((source, dir, Arc::clone(&path))));
-  }
-  Ok(path)
+/// The last resolution (`resolve_cache_path`), with what it depended on: checks call with the
+/// same options over and over. The environment is read on every call (Node's
+/// `process.env.X = v` is a `setenv` of this C environment), so a change is always seen; an
+/// unchanged one skips normalising, the home-dir lookup and the allocations. Owned by its
+/// caller (the binding keeps one per thread, so that it needs no lock).
+#[derive(Default)]
+pub struct LastResolution {
+  last: Option<(Source, PathBuf, Arc<Path>)>,
 }
 
-/// This process's environment, by [`from_env`]; remembered as `resolve_cache_path` remembers it.
-fn process_env() -> Result<PathBuf> {
-  if let Some(dir) = LAST.with_borrow(|l| l.as_ref().filter(|(k, ..)| k.is(None)).map(|(_, d, _)| d.clone())) {
-    return Ok(dir);
+impl LastResolution {
+  pub const fn new() -> LastResolution {
+    LastResolution { last: None }
   }
-  from_env_uncached()
+
+  /// [`resolve`], answered from the last resolution when the environment it read is unchanged.
+  pub fn resolve(&self, override_dir: Option<&str>) -> Result<PathBuf> {
+    match override_dir {
+      Some(dir) => resolve_override(dir),
+      None => match self.last.as_ref().filter(|(k, ..)| k.is(None)) {
+        Some((_, dir, _)) => Ok(dir.clone()),
+        None => from_env_uncached(),
+      },
+    }
+  }
+
+  /// `resolve` and `cache_path` in one, remembered with what they depend on.
+  pub fn resolve_cache_path(&mut self, override_dir: Option<&str>) -> Result<Arc<Path>> {
+    if let Some((.., p)) = self.last.as_ref().filter(|(k, ..)| k.is(override_dir)) {
+      return Ok(Arc::clone(p));
+    }
+    let dir = self.resolve(override_dir)?;
+    let path: Arc<Path> = cache_path(&dir).into();
+    let source = match override_dir {
+      Some(o) => Some(Source::Override(o.to_owned())),
+      None => Source::env(),
+    };
+    if let Some(source) = source {
+      self.last = Some((source, dir, Arc::clone(&path)));
+    }
+    Ok(path)
+  }
 }
 
 fn from_env_uncached() -> Result<PathBuf> {

@@ -6,14 +6,11 @@
 //! watcher starts or stops), then a cache file's sidecar `FileLock`, then any one lock here. No
 //! lock here is held while another is taken, nor across I/O that can wait.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crate::change_notice::Notices;
-use crate::config_dir::Source as ConfigDirSource;
 use crate::credentials::{Observed, Store};
 use crate::event_bus::Registry;
 use crate::needs_auth::{Memos, OwnLogs};
@@ -67,10 +64,3 @@ pub(crate) fn observed() -> &'static Mutex<HashMap<Store, Observed>> {
 /// `watcher`: notify watchers whose event-loop thread is still closing its OS handles.
 /// Process-wide because the limit it guards (inotify instances per user) is.
 pub(crate) static CLOSING_FS_WATCHERS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-  /// `config_dir`: the last config dir resolution of this thread, with what it depended on:
-  /// checks call with the same options over and over. Per thread, so it needs no lock.
-  pub(crate) static LAST_CONFIG_DIR: RefCell<Option<(ConfigDirSource, PathBuf, Arc<Path>)>> =
-    const { RefCell::new(None) };
-}

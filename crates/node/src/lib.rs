@@ -6,6 +6,7 @@ pub mod diagnose;
 pub mod duration;
 pub mod enums;
 mod fast_call;
+mod last_config_dir;
 pub mod options;
 mod options_shape;
 pub mod purge;
