@@ -10,6 +10,7 @@ mod last_config_dir;
 pub mod options;
 mod options_shape;
 pub mod purge;
+mod runtime;
 pub mod subscription;
 
 use napi::bindgen_prelude::*;

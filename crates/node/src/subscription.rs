@@ -19,6 +19,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::enums::{AuthChangeReason, AuthChangeSource};
+use crate::runtime::runtime;
 use crate::{
   core_error, decode_arg, emit_warning, invalid_argument, path_string, Code, JsResult, NapiResultExt, NeedsAuthOptions,
 };
@@ -132,7 +133,7 @@ fn hub_tsfn(env: &Env) -> JsResult<Arc<Tsfn>> {
 fn close_hub(env: usize) {
   let hub = HUBS.with_borrow_mut(|h| h.iter().position(|h| h.env == env).map(|i| h.swap_remove(i)));
   for id in hub.iter().flat_map(|hub| hub.callbacks.keys()) {
-    event_bus::unsubscribe(*id);
+    event_bus::unsubscribe(runtime().bus(), *id);
   }
 }
 
@@ -155,7 +156,7 @@ impl Handle {
       // Taken out before it is dropped: dropping a reference must not happen inside the borrow.
       let callback = HUBS.with_borrow_mut(|h| h.iter_mut().find_map(|h| h.callbacks.remove(&self.id)));
       drop(callback);
-      event_bus::unsubscribe(self.id);
+      event_bus::unsubscribe(runtime().bus(), self.id);
     }
   }
 }
@@ -209,12 +210,13 @@ pub fn on_auth_changed(
   }
 
   let tsfn = hub_tsfn(&env)?;
-  let id = event_bus::next_subscriber_id();
+  let bus = runtime().bus();
+  let id = event_bus::next_subscriber_id(bus);
   // In the hub before the bus can deliver anything for it.
   let key = env.raw() as usize;
   HUBS.with_borrow_mut(|h| h.iter_mut().find(|h| h.env == key).map(|h| h.callbacks.insert(id, callback)));
   let handle = Rc::new(Handle { id, closed: Cell::new(false) });
-  if let Err(e) = event_bus::subscribe_as(id, &config_dir, Arc::new(JsListener { id, tsfn }), watch) {
+  if let Err(e) = event_bus::subscribe_as(bus, id, &config_dir, Arc::new(JsListener { id, tsfn }), watch) {
     handle.close();
     return Err(core_error(e));
   }

@@ -11,8 +11,7 @@ mod observed;
 mod store;
 mod summary;
 
-pub(crate) use observed::Observed;
-pub use observed::{changed_at, first_seen, note_seen, observe, observed_change};
+pub use observed::Observations;
 pub use store::{keychain_account, keychain_service, Store};
 pub use summary::{ServerCredentials, Snapshot};
 
