@@ -10,9 +10,9 @@ use unicode_normalization::UnicodeNormalization;
 use crate::error::{Error, ErrorCode, Result};
 
 /// The needs-auth cache file name inside the config dir.
-pub const CACHE_FILE_NAME: &str = "mcp-needs-auth-cache.json";
+pub(crate) const CACHE_FILE_NAME: &str = "mcp-needs-auth-cache.json";
 /// The plaintext credentials file name inside the secure-storage dir.
-pub const CREDENTIALS_FILE_NAME: &str = ".credentials.json";
+pub(crate) const CREDENTIALS_FILE_NAME: &str = ".credentials.json";
 
 /// The variable that names Claude Code's config dir.
 pub const CONFIG_DIR_VAR: &str = c_name(CONFIG_DIR_VAR_C);
@@ -172,7 +172,7 @@ pub fn from_env(claude_config_dir: Option<&str>, home: Option<&str>) -> Result<P
 
 /// Where the credentials live: `CLAUDE_SECURESTORAGE_CONFIG_DIR` (Claude Code 2.1.332+) moves
 /// them, but only when no explicit config dir was asked for; the cache never moves with it.
-pub fn secure_storage_dir(config_dir: &Path, explicit: bool) -> PathBuf {
+pub(crate) fn secure_storage_dir(config_dir: &Path, explicit: bool) -> PathBuf {
   match env_non_empty("CLAUDE_SECURESTORAGE_CONFIG_DIR") {
     Some(dir) if !explicit => nfc(&dir),
     _ => config_dir.to_path_buf(),
@@ -183,7 +183,7 @@ pub fn cache_path(config_dir: &Path) -> PathBuf {
   config_dir.join(CACHE_FILE_NAME)
 }
 
-pub fn credentials_path(storage_dir: &Path) -> PathBuf {
+pub(crate) fn credentials_path(storage_dir: &Path) -> PathBuf {
   storage_dir.join(CREDENTIALS_FILE_NAME)
 }
 

@@ -15,7 +15,7 @@ use crate::staleness::{self, CredentialView};
 
 /// Claude Code 2.1.332 stops honouring a token-less stub this long after `tokenlessRejectedAt`;
 /// 2.1.108 honours it forever (a stub without that field).
-pub const TOKENLESS_STUB_WINDOW_MS: f64 = 7.0 * 24.0 * 3_600_000.0;
+pub(crate) const TOKENLESS_STUB_WINDOW_MS: f64 = 7.0 * 24.0 * 3_600_000.0;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SkipReason {
@@ -31,7 +31,7 @@ pub struct Diagnosis {
   pub entry: Option<EntryStatus>,
   /// `None` when the store holds nothing for this server.
   pub credentials: Option<ServerCredentials>,
-  pub store_present: bool,
+  pub(crate) store_present: bool,
 }
 
 /// The diagnosis of `server`, reading the cache through `memos` and judging by what this

@@ -82,7 +82,7 @@ pub struct Bus {
 }
 
 impl Bus {
-  pub fn new(process: Shared) -> Bus {
+  pub(crate) fn new(process: Shared) -> Bus {
     Bus { registry: Arc::default(), next_subscriber_id: AtomicU64::new(1), process }
   }
 
@@ -103,8 +103,15 @@ impl Drop for Bus {
 }
 
 /// Adds a subscriber; with `watch`, makes sure the watcher for its (config dir, store) runs
-/// before returning, so that a change made after this returns is reported.
-pub fn subscribe(bus: &Bus, config_dir: &Path, listener: Arc<dyn Listener>, watch: Option<WatchSpec>) -> Result<u64> {
+/// before returning, so that a change made after this returns is reported. (The binding takes
+/// an id first, `subscribe_as`: its listener must know it.)
+#[cfg(test)]
+pub(crate) fn subscribe(
+  bus: &Bus,
+  config_dir: &Path,
+  listener: Arc<dyn Listener>,
+  watch: Option<WatchSpec>,
+) -> Result<u64> {
   let id = next_subscriber_id(bus);
   subscribe_as(bus, id, config_dir, listener, watch).map(|()| id)
 }

@@ -52,7 +52,7 @@ const MEMOS_KEPT: usize = 16;
 pub struct Memos(Mutex<MemoTable>);
 
 impl Memos {
-  pub fn new() -> Memos {
+  pub(crate) fn new() -> Memos {
     Memos::with_notices(Notices::new())
   }
 
@@ -157,7 +157,7 @@ fn look(path: &Path) -> Result<(Seen, bool)> {
 /// watch guards its memo, an unchanged file costs one non-blocking look at the notice queue;
 /// elsewhere one `stat`. A file is read without the memos' lock held, so one slow read never
 /// stalls the other threads' checks.
-pub fn load(memos: &Memos, path: &Path) -> Result<Arc<Document>> {
+pub(crate) fn load(memos: &Memos, path: &Path) -> Result<Arc<Document>> {
   let (start, seen_before, doc_before, watched) = {
     let mut all = lock(&memos.0);
     all.poll();
@@ -249,7 +249,7 @@ pub fn list(memos: &Memos, path: &Path, now: f64, rules: &Rules) -> Result<Vec<E
   Ok(rules.statuses(&*load(memos, path)?, now))
 }
 
-pub fn status(memos: &Memos, path: &Path, server: &str, now: f64, rules: &Rules) -> Result<Option<EntryStatus>> {
+pub(crate) fn status(memos: &Memos, path: &Path, server: &str, now: f64, rules: &Rules) -> Result<Option<EntryStatus>> {
   cache_file::validate_server_name(server)?;
   let doc = load(memos, path)?;
   Ok(doc.get(server).map(|e| rules.status(server, e, now)))
@@ -283,7 +283,7 @@ impl WriteObserver for () {
 /// Locked read-modify-write. `change` edits the document and says whether it changed it; only
 /// then is the file rewritten (a corrupt one is first moved aside, kept), durably before this
 /// returns, and the write reported to `observer`. Returns `change`'s result.
-pub fn update<R>(
+pub(crate) fn update<R>(
   memos: &Memos,
   observer: &dyn WriteObserver,
   path: &Path,
@@ -375,7 +375,7 @@ pub enum Selection {
 }
 
 impl Selection {
-  pub fn validate(&self) -> Result<()> {
+  pub(crate) fn validate(&self) -> Result<()> {
     match self {
       Selection::All => Ok(()),
       Selection::Servers(names) => names.iter().try_for_each(|n| cache_file::validate_server_name(n)),
@@ -386,7 +386,7 @@ impl Selection {
 /// Removes the entries `pick` selects, in one locked, atomic rewrite, and returns what `pick`
 /// selected under the lock (`name` gives each one's server). Most calls select nothing: those
 /// are answered from a read, without the lock and without a write.
-pub fn remove_picked<T>(
+pub(crate) fn remove_picked<T>(
   memos: &Memos,
   observer: &dyn WriteObserver,
   path: &Path,
@@ -399,7 +399,7 @@ pub fn remove_picked<T>(
 /// `remove_picked`, announcing the removal through `visible` as soon as it can be seen, before
 /// it is made durable (see `update_then`): for a watcher, whose subscribers act on the event by
 /// starting processes that read the file. `visible` is not called when nothing was removed.
-pub fn remove_picked_then<T>(
+pub(crate) fn remove_picked_then<T>(
   memos: &Memos,
   observer: &dyn WriteObserver,
   path: &Path,
@@ -439,7 +439,7 @@ pub fn invalidate(
 
 /// `invalidate`, announcing the removal through `visible` before it is made durable (see
 /// `remove_picked_then`).
-pub fn invalidate_then(
+pub(crate) fn invalidate_then(
   memos: &Memos,
   observer: &dyn WriteObserver,
   path: &Path,

@@ -23,7 +23,7 @@ use crate::needs_auth::{self, Memos, WriteObserver};
 use crate::server_rules::Rules;
 
 /// Tolerance for clocks and for tokens that expire right around the failure.
-pub const SUPERSEDE_MARGIN_MS: f64 = 60_000.0;
+pub(crate) const SUPERSEDE_MARGIN_MS: f64 = 60_000.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Staleness {
@@ -32,15 +32,15 @@ pub enum Staleness {
 }
 
 /// What is known about a server's credentials when judging its entry.
-pub struct Evidence<'a> {
-  pub credentials: Option<&'a ServerCredentials>,
+pub(crate) struct Evidence<'a> {
+  pub(crate) credentials: Option<&'a ServerCredentials>,
   /// When the store last changed, if known.
-  pub store_changed_at: Option<f64>,
+  pub(crate) store_changed_at: Option<f64>,
   /// When this process saw this server's tokens change, if it did.
-  pub observed_change_at: Option<f64>,
+  pub(crate) observed_change_at: Option<f64>,
 }
 
-pub fn is_superseded(timestamp: f64, ev: &Evidence) -> bool {
+pub(crate) fn is_superseded(timestamp: f64, ev: &Evidence) -> bool {
   let Some(creds) = ev.credentials else { return false };
   if ev.observed_change_at.is_some_and(|seen| seen > timestamp) && creds.has_token() {
     return true;
@@ -52,7 +52,7 @@ pub fn is_superseded(timestamp: f64, ev: &Evidence) -> bool {
 
 /// Why this entry should go, if it should. Entries without a numeric timestamp, or with one in
 /// the future, are neither: Claude Code ignores them and they are kept as they are.
-pub fn judge(entry: &EntryStatus, now: f64, ev: &Evidence) -> Option<Staleness> {
+pub(crate) fn judge(entry: &EntryStatus, now: f64, ev: &Evidence) -> Option<Staleness> {
   let ts = entry.timestamp?;
   if entry.cached {
     return is_superseded(ts, ev).then_some(Staleness::Superseded);
@@ -62,13 +62,13 @@ pub fn judge(entry: &EntryStatus, now: f64, ev: &Evidence) -> Option<Staleness> 
 
 /// The credentials side of a judgement: one read of the store, plus what this process saw
 /// (`Observations`).
-pub struct CredentialView {
-  pub store: Store,
-  pub snapshot: Snapshot,
+pub(crate) struct CredentialView {
+  pub(crate) store: Store,
+  pub(crate) snapshot: Snapshot,
 }
 
 impl CredentialView {
-  pub fn load(
+  pub(crate) fn load(
     seen: &Observations,
     config_dir: &Path,
     explicit: bool,
@@ -81,7 +81,7 @@ impl CredentialView {
     Ok(CredentialView { store, snapshot })
   }
 
-  pub fn evidence<'a>(&'a self, seen: &Observations, server: &str) -> Evidence<'a> {
+  pub(crate) fn evidence<'a>(&'a self, seen: &Observations, server: &str) -> Evidence<'a> {
     Evidence {
       credentials: self.snapshot.servers.get(server),
       store_changed_at: seen.changed_at(&self.store, &self.snapshot),

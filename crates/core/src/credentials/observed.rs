@@ -32,7 +32,7 @@ impl Observations {
 
   /// For watchers: records `snapshot` as seen at `now` and returns the servers whose tokens
   /// changed since the previous call (none on the first, which only takes the baseline).
-  pub fn observe(&self, store: &Store, snapshot: &Snapshot, now: f64) -> Vec<String> {
+  pub(crate) fn observe(&self, store: &Store, snapshot: &Snapshot, now: f64) -> Vec<String> {
     self.with(store, |seen| {
       seen.first_seen.get_or_insert(now);
       let current: HashMap<String, u64> = snapshot.servers.iter().map(|(n, s)| (n.clone(), s.fingerprint)).collect();
@@ -56,19 +56,19 @@ impl Observations {
 
   /// For one-off reads: notes that the store was seen at `now` without moving a watcher's
   /// baseline (which would hide a change that watcher is about to report).
-  pub fn note_seen(&self, store: &Store, now: f64) {
+  pub(crate) fn note_seen(&self, store: &Store, now: f64) {
     self.with(store, |seen| {
       seen.first_seen.get_or_insert(now);
     });
   }
 
   /// When this process saw `server`'s tokens change, if it did.
-  pub fn observed_change(&self, store: &Store, server: &str) -> Option<f64> {
+  pub(crate) fn observed_change(&self, store: &Store, server: &str) -> Option<f64> {
     self.with(store, |seen| seen.changed_at.get(server).copied())
   }
 
   /// When this process first read `store`.
-  pub fn first_seen(&self, store: &Store) -> Option<f64> {
+  pub(crate) fn first_seen(&self, store: &Store) -> Option<f64> {
     self.with(store, |seen| seen.first_seen)
   }
 
@@ -77,7 +77,7 @@ impl Observations {
   /// the time this process first saw the store (the macOS and Windows keychains give no
   /// modification time); the superseded rule still needs an access token that outlives the
   /// entry in that case.
-  pub fn changed_at(&self, store: &Store, snapshot: &Snapshot) -> Option<f64> {
+  pub(crate) fn changed_at(&self, store: &Store, snapshot: &Snapshot) -> Option<f64> {
     snapshot.changed_at.or_else(|| self.first_seen(store))
   }
 }

@@ -15,11 +15,9 @@ pub mod stamp;
 pub mod write;
 
 pub use lock::{lock_path, FileLock};
-pub use read::{
-  open_plain, read_bounded, read_opened, read_waiting, read_with, FileKind, Opened, Patience, ReadOutcome,
-};
+pub use read::{open_plain, read_bounded, read_opened, read_waiting, read_with, FileKind, Opened, Patience};
 pub use stamp::Stamp;
-pub use write::{move_aside, write_atomic, write_visible, Visible};
+pub use write::{move_aside, write_atomic, write_visible};
 
 use std::path::Path;
 
