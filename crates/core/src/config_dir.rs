@@ -245,6 +245,22 @@ mod tests {
   }
 
   #[test]
+  fn the_last_resolution_is_reused_only_for_the_same_override() {
+    let mut last = LastResolution::new();
+    let a = last.resolve_cache_path(Some("/cfg/a")).expect("a");
+    assert_eq!(&*a, Path::new("/cfg/a/mcp-needs-auth-cache.json"));
+    assert!(Arc::ptr_eq(&a, &last.resolve_cache_path(Some("/cfg/a")).expect("a again")), "remembered");
+    let b = last.resolve_cache_path(Some("/cfg/b")).expect("b");
+    assert_eq!(&*b, Path::new("/cfg/b/mcp-needs-auth-cache.json"));
+    assert_eq!(
+      last.resolve(Some("/cfg/a")).expect("resolve"),
+      PathBuf::from("/cfg/a"),
+      "an override never reads the memo"
+    );
+    assert_eq!(last.resolve_cache_path(Some("")).expect_err("empty").code, ErrorCode::InvalidArgument);
+  }
+
+  #[test]
   fn file_names() {
     let dir = Path::new("/x");
     assert_eq!(cache_path(dir), PathBuf::from("/x/mcp-needs-auth-cache.json"));
