@@ -11,24 +11,24 @@ use crate::error::{Error, ErrorCode, Result};
 /// Claude Code's TTL when an entry has no `ttlMs`.
 pub const DEFAULT_TTL_MS: f64 = 900_000.0;
 /// Claude Code 2.1.332 treats a timestamp up to this far in the future as valid (clock skew).
-pub const CLOCK_SKEW_MS: f64 = 60_000.0;
+pub(crate) const CLOCK_SKEW_MS: f64 = 60_000.0;
 /// Largest cache file this library reads; Claude Code's own files are a few hundred bytes.
-pub const MAX_CACHE_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_CACHE_BYTES: u64 = 1024 * 1024;
 /// Longest server name accepted, in UTF-8 bytes.
-pub const MAX_SERVER_NAME_BYTES: usize = 4096;
+pub(crate) const MAX_SERVER_NAME_BYTES: usize = 4096;
 
 /// The parsed cache document: server name -> entry, in file order.
-pub type Document = Map<String, Value>;
+pub(crate) type Document = Map<String, Value>;
 
 /// What a file's bytes turned out to be.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Parsed {
+pub(crate) enum Parsed {
   Document(Document),
   /// Not JSON, or JSON whose root is not an object. Claude Code reads this as `{}`.
   Corrupt(String),
 }
 
-pub fn parse(bytes: &[u8]) -> Parsed {
+pub(crate) fn parse(bytes: &[u8]) -> Parsed {
   match serde_json::from_slice::<Value>(bytes) {
     Ok(Value::Object(map)) => Parsed::Document(map),
     Ok(other) => Parsed::Corrupt(format!("the root is {}, not an object", kind_of(&other))),
@@ -37,13 +37,13 @@ pub fn parse(bytes: &[u8]) -> Parsed {
 }
 
 /// Compact JSON, as Claude Code's `JSON.stringify(obj)` writes it.
-pub fn serialize(doc: &Document) -> Vec<u8> {
+pub(crate) fn serialize(doc: &Document) -> Vec<u8> {
   // A map of JSON values always serialises; the fallback only keeps this total.
   serde_json::to_vec(doc).unwrap_or_else(|_| b"{}".to_vec())
 }
 
 /// Rejects names Claude Code could never have written and that would make bad keys.
-pub fn validate_server_name(name: &str) -> Result<()> {
+pub(crate) fn validate_server_name(name: &str) -> Result<()> {
   let problem = if name.is_empty() {
     "is empty"
   } else if name.contains('\0') {
@@ -98,12 +98,12 @@ pub struct EntryStatus {
 /// The name-only rule (see `server_rules`): cached while `-60 s < now - timestamp < ttl`, where ttl is the
 /// entry's numeric `ttlMs`, else `default_ttl_ms`. A missing or non-numeric timestamp, or an
 /// entry that is not an object, is never cached.
-pub fn entry_status(server: &str, entry: &Value, now: f64, default_ttl_ms: f64) -> EntryStatus {
+pub(crate) fn entry_status(server: &str, entry: &Value, now: f64, default_ttl_ms: f64) -> EntryStatus {
   judge_by_name(entry, now, default_ttl_ms).status(server)
 }
 
 /// `entry_status` without the copies: what a check needs, borrowed from the entry.
-pub fn judge_by_name(entry: &Value, now: f64, default_ttl_ms: f64) -> Judgement<'_> {
+pub(crate) fn judge_by_name(entry: &Value, now: f64, default_ttl_ms: f64) -> Judgement<'_> {
   let obj = entry.as_object();
   let timestamp = obj.and_then(|o| o.get("timestamp")).and_then(Value::as_f64).filter(|t| t.is_finite());
   let ttl_ms =
@@ -125,17 +125,17 @@ pub fn judge_by_name(entry: &Value, now: f64, default_ttl_ms: f64) -> Judgement<
 /// One entry judged, borrowing from it (a check on the hot path copies nothing); `status`
 /// makes the owned `EntryStatus`.
 #[derive(Debug, Clone, Copy)]
-pub struct Judgement<'e> {
-  pub timestamp: Option<f64>,
-  pub ttl_ms: f64,
-  pub cached: bool,
-  pub id: Option<&'e str>,
-  pub judged_by: JudgedBy,
-  pub ignored: Option<Ignored>,
+pub(crate) struct Judgement<'e> {
+  pub(crate) timestamp: Option<f64>,
+  pub(crate) ttl_ms: f64,
+  pub(crate) cached: bool,
+  pub(crate) id: Option<&'e str>,
+  pub(crate) judged_by: JudgedBy,
+  pub(crate) ignored: Option<Ignored>,
 }
 
 impl Judgement<'_> {
-  pub fn status(self, server: &str) -> EntryStatus {
+  pub(crate) fn status(self, server: &str) -> EntryStatus {
     EntryStatus {
       server: server.to_owned(),
       timestamp: self.timestamp,
@@ -149,12 +149,12 @@ impl Judgement<'_> {
   }
 }
 
-pub fn statuses(doc: &Document, now: f64, default_ttl_ms: f64) -> Vec<EntryStatus> {
+pub(crate) fn statuses(doc: &Document, now: f64, default_ttl_ms: f64) -> Vec<EntryStatus> {
   doc.iter().map(|(server, entry)| entry_status(server, entry, now, default_ttl_ms)).collect()
 }
 
 /// The entry `markNeedsAuth` writes: what Claude Code writes, plus the optional 2.1.120+ fields.
-pub fn new_entry(now: f64, ttl_ms: Option<f64>, id: Option<&str>) -> Value {
+pub(crate) fn new_entry(now: f64, ttl_ms: Option<f64>, id: Option<&str>) -> Value {
   let mut entry = Map::new();
   entry.insert("timestamp".into(), json_number(now));
   if let Some(ttl) = ttl_ms {

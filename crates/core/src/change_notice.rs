@@ -77,6 +77,7 @@ impl Notices {
   }
 
   /// Never watches: every caller falls back to `stat`.
+  #[cfg(test)]
   pub fn inactive() -> Notices {
     Notices { sys: None, pending: false, refs: HashMap::new() }
   }

@@ -13,11 +13,11 @@ pub fn now_ms() -> f64 {
 }
 
 /// Nanoseconds since the Unix epoch, now.
-pub fn now_ns() -> i128 {
+pub(crate) fn now_ns() -> i128 {
   ns_since_epoch(SystemTime::now())
 }
 
 /// `t` in nanoseconds since the Unix epoch; 0 for a time before it.
-pub fn ns_since_epoch(t: SystemTime) -> i128 {
+pub(crate) fn ns_since_epoch(t: SystemTime) -> i128 {
   t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128)
 }

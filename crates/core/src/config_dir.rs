@@ -8,12 +8,11 @@ use std::sync::Arc;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::process_state::LAST_CONFIG_DIR as LAST;
 
 /// The needs-auth cache file name inside the config dir.
-pub const CACHE_FILE_NAME: &str = "mcp-needs-auth-cache.json";
+pub(crate) const CACHE_FILE_NAME: &str = "mcp-needs-auth-cache.json";
 /// The plaintext credentials file name inside the secure-storage dir.
-pub const CREDENTIALS_FILE_NAME: &str = ".credentials.json";
+pub(crate) const CREDENTIALS_FILE_NAME: &str = ".credentials.json";
 
 /// The variable that names Claude Code's config dir.
 pub const CONFIG_DIR_VAR: &str = c_name(CONFIG_DIR_VAR_C);
@@ -33,21 +32,23 @@ const fn c_name(name: &'static CStr) -> &'static str {
 
 /// Resolves the config dir: an explicit override, else this process's environment by [`from_env`].
 pub fn resolve(override_dir: Option<&str>) -> Result<PathBuf> {
-  if let Some(dir) = override_dir {
-    if dir.is_empty() {
-      return Err(Error::new(
-        ErrorCode::InvalidArgument,
-        "options.configDir is an empty string: pass a directory path or leave it out",
-      ));
-    }
-    return Ok(nfc(dir));
+  LastResolution::new().resolve(override_dir)
+}
+
+/// An override, checked and normalised.
+fn resolve_override(dir: &str) -> Result<PathBuf> {
+  if dir.is_empty() {
+    return Err(Error::new(
+      ErrorCode::InvalidArgument,
+      "options.configDir is an empty string: pass a directory path or leave it out",
+    ));
   }
-  process_env()
+  Ok(nfc(dir))
 }
 
 /// What a resolution depends on: the override, or the raw environment values.
 #[derive(PartialEq)]
-pub(crate) enum Source {
+enum Source {
   Override(String),
   Env(Option<OsString>, Option<OsString>),
 }
@@ -96,32 +97,48 @@ fn env_is(name: &CStr, want: Option<&std::ffi::OsStr>) -> bool {
   }
 }
 
-/// `resolve` and `cache_path` in one, remembered with what they depend on. The environment is
-/// read on every call (Node's `process.env.X = v` is a `setenv` of this C environment), so a
-/// change is always seen; an unchanged one skips normalising, the home-dir lookup and the
-/// allocations.
-pub fn resolve_cache_path(override_dir: Option<&str>) -> Result<Arc<Path>> {
-  if let Some(p) = LAST.with_borrow(|l| l.as_ref().filter(|(k, ..)| k.is(override_dir)).map(|(.., p)| p.clone())) {
-    return Ok(p);
-  }
-  let dir = resolve(override_dir)?;
-  let path: Arc<Path> = cache_path(&dir).into();
-  let source = match override_dir {
-    Some(o) => Some(Source::Override(o.to_owned())),
-    None => Source::env(),
-  };
-  if let Some(source) = source {
-    LAST.set(Some((source, dir, Arc::clone(&path))));
-  }
-  Ok(path)
+/// The last resolution (`resolve_cache_path`), with what it depended on: checks call with the
+/// same options over and over. The environment is read on every call (Node's
+/// `process.env.X = v` is a `setenv` of this C environment), so a change is always seen; an
+/// unchanged one skips normalising, the home-dir lookup and the allocations. Owned by its
+/// caller (the binding keeps one per thread, so that it needs no lock).
+#[derive(Default)]
+pub struct LastResolution {
+  last: Option<(Source, PathBuf, Arc<Path>)>,
 }
 
-/// This process's environment, by [`from_env`]; remembered as `resolve_cache_path` remembers it.
-fn process_env() -> Result<PathBuf> {
-  if let Some(dir) = LAST.with_borrow(|l| l.as_ref().filter(|(k, ..)| k.is(None)).map(|(_, d, _)| d.clone())) {
-    return Ok(dir);
+impl LastResolution {
+  pub const fn new() -> LastResolution {
+    LastResolution { last: None }
   }
-  from_env_uncached()
+
+  /// [`resolve`], answered from the last resolution when the environment it read is unchanged.
+  pub fn resolve(&self, override_dir: Option<&str>) -> Result<PathBuf> {
+    match override_dir {
+      Some(dir) => resolve_override(dir),
+      None => match self.last.as_ref().filter(|(k, ..)| k.is(None)) {
+        Some((_, dir, _)) => Ok(dir.clone()),
+        None => from_env_uncached(),
+      },
+    }
+  }
+
+  /// `resolve` and `cache_path` in one, remembered with what they depend on.
+  pub fn resolve_cache_path(&mut self, override_dir: Option<&str>) -> Result<Arc<Path>> {
+    if let Some((.., p)) = self.last.as_ref().filter(|(k, ..)| k.is(override_dir)) {
+      return Ok(Arc::clone(p));
+    }
+    let dir = self.resolve(override_dir)?;
+    let path: Arc<Path> = cache_path(&dir).into();
+    let source = match override_dir {
+      Some(o) => Some(Source::Override(o.to_owned())),
+      None => Source::env(),
+    };
+    if let Some(source) = source {
+      self.last = Some((source, dir, Arc::clone(&path)));
+    }
+    Ok(path)
+  }
 }
 
 fn from_env_uncached() -> Result<PathBuf> {
@@ -155,7 +172,7 @@ pub fn from_env(claude_config_dir: Option<&str>, home: Option<&str>) -> Result<P
 
 /// Where the credentials live: `CLAUDE_SECURESTORAGE_CONFIG_DIR` (Claude Code 2.1.332+) moves
 /// them, but only when no explicit config dir was asked for; the cache never moves with it.
-pub fn secure_storage_dir(config_dir: &Path, explicit: bool) -> PathBuf {
+pub(crate) fn secure_storage_dir(config_dir: &Path, explicit: bool) -> PathBuf {
   match env_non_empty("CLAUDE_SECURESTORAGE_CONFIG_DIR") {
     Some(dir) if !explicit => nfc(&dir),
     _ => config_dir.to_path_buf(),
@@ -166,7 +183,7 @@ pub fn cache_path(config_dir: &Path) -> PathBuf {
   config_dir.join(CACHE_FILE_NAME)
 }
 
-pub fn credentials_path(storage_dir: &Path) -> PathBuf {
+pub(crate) fn credentials_path(storage_dir: &Path) -> PathBuf {
   storage_dir.join(CREDENTIALS_FILE_NAME)
 }
 
@@ -225,6 +242,22 @@ mod tests {
     if let Some(home) = home_dir() {
       assert_eq!(from_env(None, None).expect("resolves"), nfc(&home.join(".claude").to_string_lossy()));
     }
+  }
+
+  #[test]
+  fn the_last_resolution_is_reused_only_for_the_same_override() {
+    let mut last = LastResolution::new();
+    let a = last.resolve_cache_path(Some("/cfg/a")).expect("a");
+    assert_eq!(&*a, Path::new("/cfg/a/mcp-needs-auth-cache.json"));
+    assert!(Arc::ptr_eq(&a, &last.resolve_cache_path(Some("/cfg/a")).expect("a again")), "remembered");
+    let b = last.resolve_cache_path(Some("/cfg/b")).expect("b");
+    assert_eq!(&*b, Path::new("/cfg/b/mcp-needs-auth-cache.json"));
+    assert_eq!(
+      last.resolve(Some("/cfg/a")).expect("resolve"),
+      PathBuf::from("/cfg/a"),
+      "an override never reads the memo"
+    );
+    assert_eq!(last.resolve_cache_path(Some("")).expect_err("empty").code, ErrorCode::InvalidArgument);
   }
 
   #[test]

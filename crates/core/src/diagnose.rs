@@ -6,16 +6,16 @@ use std::path::Path;
 use crate::cache_file::{self, EntryStatus};
 use crate::clock::now_ms;
 use crate::config_dir;
-use crate::credentials::{CredentialSource, ServerCredentials};
+use crate::credentials::{CredentialSource, Observations, ServerCredentials};
 use crate::error::Result;
-use crate::needs_auth;
+use crate::needs_auth::{self, Memos};
 use crate::server_config::Transport;
 use crate::server_rules::Rules;
 use crate::staleness::{self, CredentialView};
 
 /// Claude Code 2.1.332 stops honouring a token-less stub this long after `tokenlessRejectedAt`;
 /// 2.1.108 honours it forever (a stub without that field).
-pub const TOKENLESS_STUB_WINDOW_MS: f64 = 7.0 * 24.0 * 3_600_000.0;
+pub(crate) const TOKENLESS_STUB_WINDOW_MS: f64 = 7.0 * 24.0 * 3_600_000.0;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SkipReason {
@@ -31,10 +31,14 @@ pub struct Diagnosis {
   pub entry: Option<EntryStatus>,
   /// `None` when the store holds nothing for this server.
   pub credentials: Option<ServerCredentials>,
-  pub store_present: bool,
+  pub(crate) store_present: bool,
 }
 
+/// The diagnosis of `server`, reading the cache through `memos` and judging by what this
+/// process `seen` of the store.
 pub fn diagnose(
+  memos: &Memos,
+  seen: &Observations,
   config_dir: &Path,
   explicit: bool,
   source: CredentialSource,
@@ -43,15 +47,15 @@ pub fn diagnose(
 ) -> Result<Diagnosis> {
   cache_file::validate_server_name(server)?;
   let now = now_ms();
-  let entry = needs_auth::status(&config_dir::cache_path(config_dir), server, now, rules)?;
+  let entry = needs_auth::status(memos, &config_dir::cache_path(config_dir), server, now, rules)?;
   let config = rules.config(server);
-  let view = CredentialView::load(config_dir, explicit, source, now)?;
+  let view = CredentialView::load(seen, config_dir, explicit, source, now)?;
   let creds = view.snapshot.servers.get(server).cloned();
   let mut reasons = Vec::new();
 
   // A cached entry always has a timestamp: neither rule finds one in its window without it.
   if let Some((st, ts)) = entry.as_ref().filter(|st| st.cached).and_then(|st| st.timestamp.map(|ts| (st, ts))) {
-    let superseded = staleness::is_superseded(ts, &view.evidence(server));
+    let superseded = staleness::is_superseded(ts, &view.evidence(seen, server));
     let age_ms = now - ts;
     let expires_in_ms = ts + st.ttl_ms - now;
     // Claude Code 2.1.332 reports a plugin stdio server whose failure is cached as `failed`.
@@ -115,7 +119,9 @@ mod tests {
       ".credentials.json",
       r#"{"mcpOAuth":{"gh|0123456789abcdef":{"serverName":"gh","accessToken":"","expiresAt":0,"discoveryState":{"oauthMetadataFound":true}}}}"#,
     );
-    let d = diagnose(dir.path(), true, CredentialSource::File, "gh", &Rules::default()).expect("diagnose");
+    let (memos, seen) = (Memos::new(), Observations::default());
+    let d =
+      diagnose(&memos, &seen, dir.path(), true, CredentialSource::File, "gh", &Rules::default()).expect("diagnose");
     assert!(d.skipped);
     assert_eq!(d.reasons.len(), 2);
     assert!(matches!(&d.reasons[0], SkipReason::NeedsAuthCache { superseded: false, .. }));
@@ -123,7 +129,8 @@ mod tests {
       SkipReason::TokenlessStub { message } => assert!(message.contains("claude mcp login gh")),
       other => panic!("unexpected {other:?}"),
     }
-    let d = diagnose(dir.path(), true, CredentialSource::File, "other", &Rules::default()).expect("diagnose");
+    let d =
+      diagnose(&memos, &seen, dir.path(), true, CredentialSource::File, "other", &Rules::default()).expect("diagnose");
     assert!(!d.skipped && d.entry.is_none() && d.credentials.is_none() && d.store_present);
   }
 
@@ -151,7 +158,9 @@ mod tests {
         stale = now - 600_000.0
       ),
     );
-    let mut purged = staleness::purge(dir.path(), true, CredentialSource::File, &Rules::default()).expect("purge");
+    let (memos, seen) = (Memos::new(), Observations::default());
+    let mut purged =
+      staleness::purge(&memos, &(), &seen, dir.path(), true, CredentialSource::File, &Rules::default()).expect("purge");
     purged.sort_by(|x, y| x.0.cmp(&y.0));
     assert_eq!(
       purged,

@@ -61,7 +61,7 @@ impl Error {
   }
 
   /// An I/O failure on `path`, phrased as "<what> <path>: <os error>. <advice>".
-  pub fn io(code: ErrorCode, what: &str, path: &Path, err: &io::Error) -> Self {
+  pub(crate) fn io(code: ErrorCode, what: &str, path: &Path, err: &io::Error) -> Self {
     let advice = match err.kind() {
       io::ErrorKind::PermissionDenied => " Check the permissions of that path and its directory.",
       io::ErrorKind::NotFound => " Check that the directory exists.",

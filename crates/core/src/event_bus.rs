@@ -13,16 +13,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use crate::clock::now_ms;
 use crate::credentials::{CredentialSource, Store};
 use crate::error::Result;
 use crate::events::{AuthEvent, Reason, Source};
-use crate::process_state;
-use crate::watcher::{self, Settings, Watcher};
+use crate::mutex::lock;
+use crate::watcher::{self, Settings, Shared, Watcher};
 
 /// What a subscriber is. `deliver` must not block: it queues.
 pub trait Listener: Send + Sync {
@@ -64,38 +64,79 @@ struct Slot {
 }
 
 #[derive(Default)]
-pub(crate) struct Registry {
+struct Registry {
   subscribers: BTreeMap<u64, Subscriber>,
   watchers: HashMap<Key, Slot>,
 }
 
-/// The process-wide registry (`process_state::registry`), locked.
-fn locked() -> std::sync::MutexGuard<'static, Registry> {
-  process_state::lock(process_state::registry())
+/// The subscribers of one process and the watchers they share. One per process in use:
+/// `invalidateNeedsAuth` in any part of a host must reach every subscriber, and two subscribers
+/// of one store must share one watcher.
+pub struct Bus {
+  /// Shared (weakly) with the watchers' sinks, which run on the watchers' threads.
+  registry: Arc<Mutex<Registry>>,
+  /// The id of the next subscriber (ids are never reused within a bus).
+  next_subscriber_id: AtomicU64,
+  /// What the watchers this bus starts share with the rest of the process.
+  process: Shared,
+}
+
+impl Bus {
+  pub(crate) fn new(process: Shared) -> Bus {
+    Bus { registry: Arc::default(), next_subscriber_id: AtomicU64::new(1), process }
+  }
+
+  fn locked(&self) -> MutexGuard<'_, Registry> {
+    lock(&self.registry)
+  }
+}
+
+impl Drop for Bus {
+  /// Stops the watchers still running, here and outside the registry lock: none may be left to
+  /// drop the registry (and so join itself) on its own thread.
+  fn drop(&mut self) {
+    let slots: Vec<Slot> = self.locked().watchers.drain().map(|(_, slot)| slot).collect();
+    for slot in slots {
+      drop(lock(&slot.watcher).take());
+    }
+  }
 }
 
 /// Adds a subscriber; with `watch`, makes sure the watcher for its (config dir, store) runs
-/// before returning, so that a change made after this returns is reported.
-pub fn subscribe(config_dir: &Path, listener: Arc<dyn Listener>, watch: Option<WatchSpec>) -> Result<u64> {
-  let id = next_subscriber_id();
-  subscribe_as(id, config_dir, listener, watch).map(|()| id)
+/// before returning, so that a change made after this returns is reported. (The binding takes
+/// an id first, `subscribe_as`: its listener must know it.)
+#[cfg(test)]
+pub(crate) fn subscribe(
+  bus: &Bus,
+  config_dir: &Path,
+  listener: Arc<dyn Listener>,
+  watch: Option<WatchSpec>,
+) -> Result<u64> {
+  let id = next_subscriber_id(bus);
+  subscribe_as(bus, id, config_dir, listener, watch).map(|()| id)
 }
 
-/// A subscriber id never used before in this process, for `subscribe_as`.
-pub fn next_subscriber_id() -> u64 {
-  process_state::NEXT_SUBSCRIBER_ID.fetch_add(1, Ordering::Relaxed)
+/// A subscriber id never used before on `bus`, for `subscribe_as`.
+pub fn next_subscriber_id(bus: &Bus) -> u64 {
+  bus.next_subscriber_id.fetch_add(1, Ordering::Relaxed)
 }
 
 /// `subscribe`, under an id from `next_subscriber_id` (for a listener that must know its id).
-pub fn subscribe_as(id: u64, config_dir: &Path, listener: Arc<dyn Listener>, watch: Option<WatchSpec>) -> Result<()> {
+pub fn subscribe_as(
+  bus: &Bus,
+  id: u64,
+  config_dir: &Path,
+  listener: Arc<dyn Listener>,
+  watch: Option<WatchSpec>,
+) -> Result<()> {
   let Some(spec) = watch else {
-    locked().subscribers.insert(id, Subscriber { config_dir: config_dir.to_path_buf(), listener, watch: None });
+    bus.locked().subscribers.insert(id, Subscriber { config_dir: config_dir.to_path_buf(), listener, watch: None });
     return Ok(());
   };
   let store = Store::locate(config_dir, spec.explicit_config_dir, spec.credentials);
   let key: Key = (config_dir.to_path_buf(), store.clone());
   let (watcher, settings) = {
-    let mut reg = locked();
+    let mut reg = bus.locked();
     // Registered first, so that a warning the watcher gives while starting reaches it.
     reg.subscribers.insert(
       id,
@@ -109,14 +150,15 @@ pub fn subscribe_as(id: u64, config_dir: &Path, listener: Arc<dyn Listener>, wat
     slot.subscribers += 1;
     (Arc::clone(&slot.watcher), Arc::clone(&slot.settings))
   };
-  apply_settings(&key);
-  let mut running = process_state::lock(&watcher);
+  apply_settings(bus, &key);
+  let mut running = lock(&watcher);
   if running.is_none() {
-    match watcher::start(config_dir, store, settings, BusSink { key }) {
+    let sink = BusSink { key, registry: Arc::downgrade(&bus.registry) };
+    match watcher::start(config_dir, store, settings, sink, bus.process.clone()) {
       Ok(w) => *running = Some(w),
       Err(e) => {
         drop(running);
-        unsubscribe(id);
+        unsubscribe(bus, id);
         return Err(e);
       }
     }
@@ -125,9 +167,9 @@ pub fn subscribe_as(id: u64, config_dir: &Path, listener: Arc<dyn Listener>, wat
 }
 
 /// Removes a subscriber (idempotent). The last subscriber of a watcher stops it.
-pub fn unsubscribe(id: u64) -> bool {
+pub fn unsubscribe(bus: &Bus, id: u64) -> bool {
   let (stopped, key) = {
-    let mut reg = locked();
+    let mut reg = bus.locked();
     let Some(sub) = reg.subscribers.remove(&id) else {
       return false;
     };
@@ -143,8 +185,8 @@ pub fn unsubscribe(id: u64) -> bool {
   };
   match stopped {
     // Joined outside the registry lock: the watcher thread may be emitting right now.
-    Some(watcher) => drop(process_state::lock(&watcher).take()),
-    None => apply_settings(&key),
+    Some(watcher) => drop(lock(&watcher).take()),
+    None => apply_settings(bus, &key),
   }
   true
 }
@@ -152,8 +194,8 @@ pub fn unsubscribe(id: u64) -> bool {
 /// A watcher does what any of its live subscribers asked for: auto-invalidation when one of
 /// them wants it (the removal is a change to a shared file, which a subscriber that did not ask
 /// for it cannot undo for the others anyway), the shortest poll interval.
-fn apply_settings(key: &Key) {
-  let reg = locked();
+fn apply_settings(bus: &Bus, key: &Key) {
+  let reg = bus.locked();
   let Some(slot) = reg.watchers.get(key) else { return };
   let specs = || reg.subscribers.values().filter_map(|s| s.watch.as_ref()).filter(|(k, _)| k == key).map(|(_, s)| s);
   slot.settings.set_auto_invalidate(specs().any(|s| s.auto_invalidate));
@@ -165,52 +207,60 @@ fn apply_settings(key: &Key) {
 /// Where a watcher's output goes: the subscribers of that watcher.
 struct BusSink {
   key: Key,
+  registry: Weak<Mutex<Registry>>,
+}
+
+impl BusSink {
+  fn listeners(&self) -> Vec<(u64, Arc<dyn Listener>)> {
+    let Some(registry) = self.registry.upgrade() else { return Vec::new() };
+    listeners(&registry, |s| s.watch.as_ref().is_some_and(|(k, _)| *k == self.key))
+  }
 }
 
 impl watcher::Sink for BusSink {
   fn event(&self, event: AuthEvent) {
     // A listener that can no longer receive is left to its own teardown: unsubscribing here
     // could mean joining this very thread.
-    for (_, listener) in listeners(|s| s.watch.as_ref().is_some_and(|(k, _)| *k == self.key)) {
+    for (_, listener) in self.listeners() {
       listener.deliver(&event);
     }
   }
 
   fn warn(&self, message: String) {
-    for (_, listener) in listeners(|s| s.watch.as_ref().is_some_and(|(k, _)| *k == self.key)) {
+    for (_, listener) in self.listeners() {
       listener.warn(&message);
     }
   }
 }
 
-fn listeners(pick: impl Fn(&Subscriber) -> bool) -> Vec<(u64, Arc<dyn Listener>)> {
-  locked().subscribers.iter().filter(|(_, s)| pick(s)).map(|(id, s)| (*id, Arc::clone(&s.listener))).collect()
+fn listeners(registry: &Mutex<Registry>, pick: impl Fn(&Subscriber) -> bool) -> Vec<(u64, Arc<dyn Listener>)> {
+  lock(registry).subscribers.iter().filter(|(_, s)| pick(s)).map(|(id, s)| (*id, Arc::clone(&s.listener))).collect()
 }
 
 /// "Auth changed, retry connections", said in this process (by `invalidateNeedsAuth` or
 /// `purgeStale`) about `servers` of `config_dir` (empty = all): to every subscriber of the dir,
 /// watching or not, in subscription order, outside the registry lock.
-pub fn emit_invalidated(config_dir: PathBuf, servers: Vec<String>) {
+pub fn emit_invalidated(bus: &Bus, config_dir: PathBuf, servers: Vec<String>) {
   let event = AuthEvent { reason: Reason::Invalidated, servers, source: Source::ThisProcess, at: now_ms(), config_dir };
-  for (id, listener) in listeners(|s| s.config_dir == event.config_dir) {
+  for (id, listener) in listeners(&bus.registry, |s| s.config_dir == event.config_dir) {
     if !listener.deliver(&event) {
-      unsubscribe(id);
+      unsubscribe(bus, id);
     }
   }
 }
 
 /// Running watchers of a config dir, for leak tests.
 #[cfg(test)]
-fn watchers_of(dir: &Path) -> usize {
-  locked().watchers.keys().filter(|(d, _)| d == dir).count()
+fn watchers_of(bus: &Bus, dir: &Path) -> usize {
+  bus.locked().watchers.keys().filter(|(d, _)| d == dir).count()
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
   use super::*;
 
   #[derive(Default)]
-  struct Collect(Mutex<Vec<AuthEvent>>);
+  pub(crate) struct Collect(pub(crate) Mutex<Vec<AuthEvent>>);
   impl Listener for Collect {
     fn deliver(&self, event: &AuthEvent) -> bool {
       self.0.lock().expect("lock").push(event.clone());
@@ -219,10 +269,10 @@ mod tests {
     fn warn(&self, _message: &str) {}
   }
   impl Collect {
-    fn servers(&self) -> Vec<Vec<String>> {
+    pub(crate) fn servers(&self) -> Vec<Vec<String>> {
       self.0.lock().expect("lock").iter().map(|e| e.servers.clone()).collect()
     }
-    fn wait_for(&self, n: usize) {
+    pub(crate) fn wait_for(&self, n: usize) {
       let end = std::time::Instant::now() + Duration::from_secs(5);
       while self.0.lock().expect("lock").len() < n && std::time::Instant::now() < end {
         std::thread::sleep(Duration::from_millis(5));
@@ -230,35 +280,37 @@ mod tests {
     }
   }
 
-  fn spec(credentials: CredentialSource, auto_invalidate: bool) -> WatchSpec {
+  pub(crate) fn spec(credentials: CredentialSource, auto_invalidate: bool) -> WatchSpec {
     WatchSpec { credentials, auto_invalidate, poll_interval_ms: 1000, explicit_config_dir: true }
   }
 
   #[test]
   fn invalidations_reach_only_subscribers_of_that_dir_until_unsubscribed() {
+    let bus = Bus::new(Shared::default());
     let a = Arc::new(Collect::default());
     let b = Arc::new(Collect::default());
-    let ida = subscribe(Path::new("/bus-test/a"), a.clone(), None).expect("sub");
-    let idb = subscribe(Path::new("/bus-test/b"), b.clone(), None).expect("sub");
-    emit_invalidated(PathBuf::from("/bus-test/a"), vec![]);
+    let ida = subscribe(&bus, Path::new("/config/a"), a.clone(), None).expect("sub");
+    let idb = subscribe(&bus, Path::new("/config/b"), b.clone(), None).expect("sub");
+    emit_invalidated(&bus, PathBuf::from("/config/a"), vec![]);
     assert_eq!(a.0.lock().expect("lock").len(), 1);
     assert_eq!(b.0.lock().expect("lock").len(), 0);
-    assert!(unsubscribe(ida));
-    assert!(!unsubscribe(ida), "idempotent");
-    emit_invalidated(PathBuf::from("/bus-test/a"), vec![]);
+    assert!(unsubscribe(&bus, ida));
+    assert!(!unsubscribe(&bus, ida), "idempotent");
+    emit_invalidated(&bus, PathBuf::from("/config/a"), vec![]);
     assert_eq!(a.0.lock().expect("lock").len(), 1);
-    assert!(unsubscribe(idb));
+    assert!(unsubscribe(&bus, idb));
   }
 
   #[test]
   fn each_store_gets_its_own_watcher_whatever_the_order() {
+    let bus = Bus::new(Shared::default());
     let dir = tempfile::tempdir().expect("tempdir");
     let none = Arc::new(Collect::default());
     let file = Arc::new(Collect::default());
     let quiet = Arc::new(Collect::default());
-    let n = subscribe(dir.path(), none.clone(), Some(spec(CredentialSource::None, true))).expect("sub");
-    let f = subscribe(dir.path(), file.clone(), Some(spec(CredentialSource::File, true))).expect("sub");
-    let q = subscribe(dir.path(), quiet.clone(), None).expect("sub");
+    let n = subscribe(&bus, dir.path(), none.clone(), Some(spec(CredentialSource::None, true))).expect("sub");
+    let f = subscribe(&bus, dir.path(), file.clone(), Some(spec(CredentialSource::File, true))).expect("sub");
+    let q = subscribe(&bus, dir.path(), quiet.clone(), None).expect("sub");
     let creds = r#"{"mcpOAuth":{"s|0":{"serverName":"s","accessToken":"T","expiresAt":1}}}"#;
     std::fs::write(dir.path().join(".credentials.json"), creds).expect("write");
     file.wait_for(1);
@@ -267,24 +319,26 @@ mod tests {
     assert!(none.servers().is_empty(), "credentials: 'none' hears no sign-in");
     assert!(quiet.servers().is_empty(), "watch: false hears nothing from other processes");
     // The first subscriber leaves; the other keeps its semantics.
-    assert!(unsubscribe(n));
+    assert!(unsubscribe(&bus, n));
     std::fs::write(dir.path().join(".credentials.json"), creds.replace("\"T\"", "\"U\"")).expect("write");
     file.wait_for(2);
     assert_eq!(file.servers().len(), 2);
-    assert!(unsubscribe(f) && unsubscribe(q));
+    assert!(unsubscribe(&bus, f) && unsubscribe(&bus, q));
   }
 
   #[test]
   fn the_last_subscriber_of_a_watcher_stops_it() {
+    let bus = Bus::new(Shared::default());
     let dir = tempfile::tempdir().expect("tempdir");
-    let a = subscribe(dir.path(), Arc::new(Collect::default()), Some(spec(CredentialSource::None, false))).expect("a");
-    let b = subscribe(dir.path(), Arc::new(Collect::default()), Some(spec(CredentialSource::None, true))).expect("b");
-    assert_eq!(watchers_of(dir.path()), 1, "one watcher for one (dir, store)");
-    let c = subscribe(dir.path(), Arc::new(Collect::default()), Some(spec(CredentialSource::File, true))).expect("c");
-    assert_eq!(watchers_of(dir.path()), 2, "another store, another watcher");
-    assert!(unsubscribe(a) && unsubscribe(c));
-    assert_eq!(watchers_of(dir.path()), 1);
-    assert!(unsubscribe(b));
-    assert_eq!(watchers_of(dir.path()), 0);
+    let sub = |source, auto| subscribe(&bus, dir.path(), Arc::new(Collect::default()), Some(spec(source, auto)));
+    let a = sub(CredentialSource::None, false).expect("a");
+    let b = sub(CredentialSource::None, true).expect("b");
+    assert_eq!(watchers_of(&bus, dir.path()), 1, "one watcher for one (dir, store)");
+    let c = sub(CredentialSource::File, true).expect("c");
+    assert_eq!(watchers_of(&bus, dir.path()), 2, "another store, another watcher");
+    assert!(unsubscribe(&bus, a) && unsubscribe(&bus, c));
+    assert_eq!(watchers_of(&bus, dir.path()), 1);
+    assert!(unsubscribe(&bus, b));
+    assert_eq!(watchers_of(&bus, dir.path()), 0);
   }
 }

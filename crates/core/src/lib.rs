@@ -4,8 +4,8 @@
 //! `cargo test` exercises it alone.
 
 pub mod cache_file;
-pub mod cache_read;
-pub mod change_notice;
+mod cache_read;
+mod change_notice;
 pub mod clock;
 pub mod config_dir;
 pub mod credentials;
@@ -14,10 +14,12 @@ pub mod duration;
 pub mod error;
 pub mod event_bus;
 pub mod events;
-pub mod fs;
+mod fs;
+mod mutex;
 pub mod needs_auth;
-pub mod process_state;
+mod own_writes;
+pub mod runtime;
 pub mod server_config;
 pub mod server_rules;
 pub mod staleness;
-pub mod watcher;
+mod watcher;

@@ -1,7 +1,7 @@
 //! The needs-auth cache as an API: read (memoised, validated by a change notice or one `stat`), and change
-//! (a locked, atomic read-modify-write). Paths are the cache file's; callers resolve them.
+//! (a locked, atomic read-modify-write). Paths are the cache file's; callers resolve them. Reads
+//! go through the caller's `Memos`; each write is reported to the caller's `WriteObserver`.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -11,7 +11,7 @@ use crate::change_notice::{Notices, Watch};
 use crate::clock::now_ms;
 use crate::error::Result;
 use crate::fs::{self, FileLock, Opened, Patience, Stamp};
-use crate::process_state::{self, memos, own_logs};
+use crate::mutex::lock;
 use crate::server_rules::Rules;
 
 /// What the file was when a memo's document was read.
@@ -45,18 +45,36 @@ struct Memo {
 /// Most cache files memoised (each with up to one inotify watch per directory of its path).
 const MEMOS_KEPT: usize = 16;
 
-/// The memos of this process and the change notices that keep them honest.
-pub(crate) struct Memos {
+/// The last documents read of the few most used cache files, and the change notices (one
+/// inotify instance, made on first need) that say when one changed. One per process in use: so
+/// that the hot path (`is_cached`, per call) costs a queue check, not a read, whoever calls it,
+/// and one inotify instance because instances are a small per-user budget.
+pub struct Memos(Mutex<MemoTable>);
+
+impl Memos {
+  pub(crate) fn new() -> Memos {
+    Memos::with_notices(Notices::new())
+  }
+
+  pub(crate) fn with_notices(notices: Notices) -> Memos {
+    Memos(Mutex::new(MemoTable { notices, memos: Vec::new(), clock: 0 }))
+  }
+}
+
+impl Default for Memos {
+  fn default() -> Memos {
+    Memos::new()
+  }
+}
+
+/// The memos and the change notices that keep them honest.
+struct MemoTable {
   notices: Notices,
   memos: Vec<Memo>,
   clock: u64,
 }
 
-impl Memos {
-  pub(crate) fn new(notices: Notices) -> Memos {
-    Memos { notices, memos: Vec::new(), clock: 0 }
-  }
-
+impl MemoTable {
   /// Drains the change notices into the memos they concern. A memo whose directory moved or
   /// went away loses its watch (it `stat`s until re-armed).
   fn poll(&mut self) {
@@ -135,17 +153,13 @@ fn look(path: &Path) -> Result<(Seen, bool)> {
   }
 }
 
-/// The document as Claude Code would read it now: a missing or corrupt file is empty.
-pub fn load(path: &Path) -> Result<Arc<Document>> {
-  load_in(memos(), path)
-}
-
-/// `load`, in a given set of memos. Where a watch guards the memo, an unchanged file costs one
-/// non-blocking look at the notice queue; elsewhere one `stat`. A file is read without the
-/// lock held, so one slow read never stalls the other threads' checks.
-fn load_in(memos: &Mutex<Memos>, path: &Path) -> Result<Arc<Document>> {
+/// The document as Claude Code would read it now: a missing or corrupt file is empty. Where a
+/// watch guards its memo, an unchanged file costs one non-blocking look at the notice queue;
+/// elsewhere one `stat`. A file is read without the memos' lock held, so one slow read never
+/// stalls the other threads' checks.
+pub(crate) fn load(memos: &Memos, path: &Path) -> Result<Arc<Document>> {
   let (start, seen_before, doc_before, watched) = {
-    let mut all = process_state::lock(memos);
+    let mut all = lock(&memos.0);
     all.poll();
     let active = all.notices.is_active();
     let m = all.entry(path);
@@ -197,7 +211,7 @@ fn load_in(memos: &Mutex<Memos>, path: &Path) -> Result<Arc<Document>> {
   };
   // No second look at the notices: an event queued since `start` stays queued, and the next
   // call's `poll` counts it before trusting this document.
-  let mut all = process_state::lock(memos);
+  let mut all = lock(&memos.0);
   if let Some(m) = all.find(path) {
     // A symlinked path, say, is not re-examined on every call: only once the file changed.
     m.arm_tried &= m.seen == seen;
@@ -231,33 +245,59 @@ fn read_steady(path: &Path) -> Result<(Arc<Document>, Seen)> {
   Ok((Arc::new(doc), seen))
 }
 
-pub fn list(path: &Path, now: f64, rules: &Rules) -> Result<Vec<EntryStatus>> {
-  Ok(rules.statuses(&*load(path)?, now))
+pub fn list(memos: &Memos, path: &Path, now: f64, rules: &Rules) -> Result<Vec<EntryStatus>> {
+  Ok(rules.statuses(&*load(memos, path)?, now))
 }
 
-pub fn status(path: &Path, server: &str, now: f64, rules: &Rules) -> Result<Option<EntryStatus>> {
+pub(crate) fn status(memos: &Memos, path: &Path, server: &str, now: f64, rules: &Rules) -> Result<Option<EntryStatus>> {
   cache_file::validate_server_name(server)?;
-  let doc = load(path)?;
+  let doc = load(memos, path)?;
   Ok(doc.get(server).map(|e| rules.status(server, e, now)))
 }
 
-pub fn is_cached(path: &Path, server: &str, now: f64, rules: &Rules) -> Result<bool> {
+pub fn is_cached(memos: &Memos, path: &Path, server: &str, now: f64, rules: &Rules) -> Result<bool> {
   cache_file::validate_server_name(server)?;
-  let doc = load(path)?;
+  let doc = load(memos, path)?;
   Ok(doc.get(server).is_some_and(|e| rules.judgement(server, e, now).cached))
+}
+
+/// Who hears of each write this API makes (a watcher of this process must not take it for
+/// another process's). The API knows nothing more of them.
+pub trait WriteObserver {
+  /// Whether `wrote` wants writes to `path`: when not, the document a write started from is not
+  /// kept for it.
+  fn follows(&self, path: &Path) -> bool;
+  /// `path` went from `before` (as read under the lock) to `after`. Called under the cache lock,
+  /// so that whoever reads the file under it sees the file and this report together.
+  fn wrote(&self, path: &Path, before: Arc<Document>, after: Arc<Document>);
+}
+
+/// Nobody observes.
+impl WriteObserver for () {
+  fn follows(&self, _: &Path) -> bool {
+    false
+  }
+  fn wrote(&self, _: &Path, _: Arc<Document>, _: Arc<Document>) {}
 }
 
 /// Locked read-modify-write. `change` edits the document and says whether it changed it; only
 /// then is the file rewritten (a corrupt one is first moved aside, kept), durably before this
-/// returns. Returns its result.
-pub fn update<R>(path: &Path, change: impl FnOnce(&mut Document) -> (R, bool)) -> Result<R> {
-  update_then(path, change, None::<fn()>)
+/// returns, and the write reported to `observer`. Returns `change`'s result.
+pub(crate) fn update<R>(
+  memos: &Memos,
+  observer: &dyn WriteObserver,
+  path: &Path,
+  change: impl FnOnce(&mut Document) -> (R, bool),
+) -> Result<R> {
+  update_then(memos, observer, path, change, None::<fn()>)
 }
 
 /// `update`; with `visible`, the rewrite is announced by calling it as soon as every reader can
 /// see it, and made durable right after, before the lock is released (`fs::write_visible`).
 /// `visible` is not called when nothing was written.
 fn update_then<R>(
+  memos: &Memos,
+  observer: &dyn WriteObserver,
   path: &Path,
   change: impl FnOnce(&mut Document) -> (R, bool),
   visible: Option<impl FnOnce()>,
@@ -269,8 +309,8 @@ fn update_then<R>(
     Contents::Parsed(Parsed::Document(d)) => (d, false),
     Contents::Parsed(Parsed::Corrupt(_)) => (Document::new(), true),
   };
-  // What this write started from, for the watchers in this process (see `OwnWritesTracker`).
-  let before = is_tracked(path).then(|| Arc::new(doc.clone()));
+  // What this write started from, for the observer.
+  let before = observer.follows(path).then(|| Arc::new(doc.clone()));
   let (result, changed) = change(&mut doc);
   if changed {
     if corrupt {
@@ -286,10 +326,10 @@ fn update_then<R>(
     };
     let doc = Arc::new(doc);
     if let Some(before) = before {
-      // Still under the lock: a watcher reading under it sees the file and this record together.
-      record_own_write(path, OwnWrite { before, after: Arc::clone(&doc) });
+      // Still under the lock: a reader under it sees the file and this report together.
+      observer.wrote(path, before, Arc::clone(&doc));
     }
-    forget_memo(path);
+    forget_memo(memos, path);
     if let Some((written, announce)) = pending {
       announce();
       written.make_durable()?;
@@ -301,8 +341,8 @@ fn update_then<R>(
 /// After this process wrote the file, the next load reads it again. Not memoised from here: a
 /// `stat` taken after the rename may already show another process's write (Claude Code takes no
 /// lock), and would then vouch for this document in its place.
-fn forget_memo(path: &Path) {
-  let mut all = process_state::lock(memos());
+fn forget_memo(memos: &Memos, path: &Path) {
+  let mut all = lock(&memos.0);
   all.poll();
   if let Some(m) = all.find(path) {
     m.seen = Seen::Unknown;
@@ -311,9 +351,17 @@ fn forget_memo(path: &Path) {
 }
 
 /// Writes `{timestamp: now, ttlMs?, id?}` for `server`, replacing its entry, as Claude Code does.
-pub fn mark(path: &Path, server: &str, now: f64, ttl_ms: Option<f64>, id: Option<&str>) -> Result<()> {
+pub fn mark(
+  memos: &Memos,
+  observer: &dyn WriteObserver,
+  path: &Path,
+  server: &str,
+  now: f64,
+  ttl_ms: Option<f64>,
+  id: Option<&str>,
+) -> Result<()> {
   cache_file::validate_server_name(server)?;
-  update(path, |doc| {
+  update(memos, observer, path, |doc| {
     doc.insert(server.to_owned(), cache_file::new_entry(now, ttl_ms, id));
     ((), true)
   })
@@ -327,7 +375,7 @@ pub enum Selection {
 }
 
 impl Selection {
-  pub fn validate(&self) -> Result<()> {
+  pub(crate) fn validate(&self) -> Result<()> {
     match self {
       Selection::All => Ok(()),
       Selection::Servers(names) => names.iter().try_for_each(|n| cache_file::validate_server_name(n)),
@@ -338,23 +386,33 @@ impl Selection {
 /// Removes the entries `pick` selects, in one locked, atomic rewrite, and returns what `pick`
 /// selected under the lock (`name` gives each one's server). Most calls select nothing: those
 /// are answered from a read, without the lock and without a write.
-pub fn remove_picked<T>(path: &Path, pick: impl Fn(&Document) -> Vec<T>, name: impl Fn(&T) -> &str) -> Result<Vec<T>> {
-  remove_picked_then(path, pick, name, None::<fn()>)
+pub(crate) fn remove_picked<T>(
+  memos: &Memos,
+  observer: &dyn WriteObserver,
+  path: &Path,
+  pick: impl Fn(&Document) -> Vec<T>,
+  name: impl Fn(&T) -> &str,
+) -> Result<Vec<T>> {
+  remove_picked_then(memos, observer, path, pick, name, None::<fn()>)
 }
 
 /// `remove_picked`, announcing the removal through `visible` as soon as it can be seen, before
 /// it is made durable (see `update_then`): for a watcher, whose subscribers act on the event by
 /// starting processes that read the file. `visible` is not called when nothing was removed.
-pub fn remove_picked_then<T>(
+pub(crate) fn remove_picked_then<T>(
+  memos: &Memos,
+  observer: &dyn WriteObserver,
   path: &Path,
   pick: impl Fn(&Document) -> Vec<T>,
   name: impl Fn(&T) -> &str,
   visible: Option<impl FnOnce()>,
 ) -> Result<Vec<T>> {
-  if pick(&*load(path)?).is_empty() {
+  if pick(&*load(memos, path)?).is_empty() {
     return Ok(Vec::new());
   }
   update_then(
+    memos,
+    observer,
     path,
     |doc| {
       let picked = pick(doc);
@@ -370,13 +428,24 @@ pub fn remove_picked_then<T>(
 
 /// Removes the selected entries and returns the names actually removed (file order for `All`,
 /// the caller's order otherwise). Nothing to remove means no write at all.
-pub fn invalidate(path: &Path, selection: &Selection) -> Result<Vec<String>> {
-  invalidate_then(path, selection, None::<fn()>)
+pub fn invalidate(
+  memos: &Memos,
+  observer: &dyn WriteObserver,
+  path: &Path,
+  selection: &Selection,
+) -> Result<Vec<String>> {
+  invalidate_then(memos, observer, path, selection, None::<fn()>)
 }
 
 /// `invalidate`, announcing the removal through `visible` before it is made durable (see
 /// `remove_picked_then`).
-pub fn invalidate_then(path: &Path, selection: &Selection, visible: Option<impl FnOnce()>) -> Result<Vec<String>> {
+pub(crate) fn invalidate_then(
+  memos: &Memos,
+  observer: &dyn WriteObserver,
+  path: &Path,
+  selection: &Selection,
+  visible: Option<impl FnOnce()>,
+) -> Result<Vec<String>> {
   selection.validate()?;
   let present = |doc: &Document| match selection {
     Selection::All => doc.keys().cloned().collect::<Vec<_>>(),
@@ -390,90 +459,7 @@ pub fn invalidate_then(path: &Path, selection: &Selection, visible: Option<impl 
       seen
     }
   };
-  remove_picked_then(path, present, |n| n.as_str(), visible)
-}
-
-/// One change this process made: the document it read under the lock, and the one it wrote.
-/// A watcher chains these to tell its own process's changes from everybody else's.
-#[derive(Clone)]
-pub struct OwnWrite {
-  pub before: Arc<Document>,
-  pub after: Arc<Document>,
-}
-
-/// Most own writes kept for one watcher between two of its looks; past that the oldest are
-/// dropped and the watcher is told there is a gap.
-const OWN_WRITES_KEPT: usize = 1024;
-
-#[derive(Default)]
-pub(crate) struct OwnLog {
-  writes: std::collections::VecDeque<OwnWrite>,
-  gap: bool,
-}
-
-/// Per cache path, per watcher following it: the writes it has not looked at yet. Each watcher
-/// has its own log, so two watchers of one dir (say, two credential stores) both see every write.
-pub(crate) type OwnLogs = HashMap<PathBuf, HashMap<u64, OwnLog>>;
-
-/// A watcher's claim on this process's writes to one cache file; stops recording on drop.
-pub struct OwnWritesTracker {
-  path: PathBuf,
-  id: u64,
-}
-
-impl OwnWritesTracker {
-  /// Starts recording this process's writes to `path` for one watcher.
-  pub fn start(path: &Path) -> OwnWritesTracker {
-    let id = process_state::NEXT_TRACKER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    process_state::lock(own_logs()).entry(path.to_path_buf()).or_default().insert(id, OwnLog::default());
-    OwnWritesTracker { path: path.to_path_buf(), id }
-  }
-
-  /// Takes the own writes recorded since the last call. Call with the cache lock held, right
-  /// after reading the file, so that the file and the record agree.
-  pub fn take(&self) -> OwnWrites {
-    let mut logs = process_state::lock(own_logs());
-    match logs.get_mut(&self.path).and_then(|l| l.get_mut(&self.id)) {
-      Some(log) => OwnWrites { writes: log.writes.drain(..).collect(), gap: std::mem::take(&mut log.gap) },
-      None => OwnWrites::default(),
-    }
-  }
-}
-
-impl Drop for OwnWritesTracker {
-  fn drop(&mut self) {
-    let mut logs = process_state::lock(own_logs());
-    if let Some(trackers) = logs.get_mut(&self.path) {
-      trackers.remove(&self.id);
-      if trackers.is_empty() {
-        logs.remove(&self.path);
-      }
-    }
-  }
-}
-
-fn is_tracked(path: &Path) -> bool {
-  process_state::lock(own_logs()).contains_key(path)
-}
-
-fn record_own_write(path: &Path, write: OwnWrite) {
-  let mut logs = process_state::lock(own_logs());
-  for log in logs.get_mut(path).into_iter().flat_map(|l| l.values_mut()) {
-    if log.writes.len() == OWN_WRITES_KEPT {
-      log.writes.pop_front();
-      log.gap = true;
-    }
-    log.writes.push_back(write.clone());
-  }
-}
-
-/// The own writes recorded since a watcher last looked.
-#[derive(Default)]
-pub struct OwnWrites {
-  /// Oldest first.
-  pub writes: Vec<OwnWrite>,
-  /// Some were dropped before `writes[0]` (more than `OWN_WRITES_KEPT` between two looks).
-  pub gap: bool,
+  remove_picked_then(memos, observer, path, present, |n| n.as_str(), visible)
 }
 
 #[cfg(test)]
@@ -487,32 +473,39 @@ mod tests {
     (dir, path)
   }
 
+  /// Writes no observer follows.
+  const NOBODY: &() = &();
+
   #[test]
   fn mark_list_invalidate() {
     let (_d, path) = tmp();
-    assert!(list(&path, 0.0, &Rules::default()).expect("list").is_empty());
-    mark(&path, "github", 1000.0, None, None).expect("mark");
-    mark(&path, "figma", 1000.0, Some(90_000.0), Some("mcpsrv_1")).expect("mark");
+    let memos = Memos::new();
+    assert!(list(&memos, &path, 0.0, &Rules::default()).expect("list").is_empty());
+    mark(&memos, NOBODY, &path, "github", 1000.0, None, None).expect("mark");
+    mark(&memos, NOBODY, &path, "figma", 1000.0, Some(90_000.0), Some("mcpsrv_1")).expect("mark");
     assert_eq!(
       fs::read_to_string(&path).expect("read"),
       r#"{"github":{"timestamp":1000},"figma":{"timestamp":1000,"ttlMs":90000,"id":"mcpsrv_1"}}"#
     );
-    assert!(is_cached(&path, "github", 2000.0, &Rules::default()).expect("check"));
-    let removed = invalidate(&path, &Selection::Servers(vec!["nope".into(), "github".into(), "github".into()]))
-      .expect("invalidate");
+    assert!(is_cached(&memos, &path, "github", 2000.0, &Rules::default()).expect("check"));
+    let servers = Selection::Servers(vec!["nope".into(), "github".into(), "github".into()]);
+    let removed = invalidate(&memos, NOBODY, &path, &servers).expect("invalidate");
     assert_eq!(removed, vec!["github".to_string()]);
-    assert!(!is_cached(&path, "github", 2000.0, &Rules::default()).expect("check"));
-    assert_eq!(invalidate(&path, &Selection::All).expect("all"), vec!["figma".to_string()]);
+    assert!(!is_cached(&memos, &path, "github", 2000.0, &Rules::default()).expect("check"));
+    assert_eq!(invalidate(&memos, NOBODY, &path, &Selection::All).expect("all"), vec!["figma".to_string()]);
     assert_eq!(fs::read_to_string(&path).expect("read"), "{}");
   }
 
   #[test]
   fn invalidate_then_announces_once_the_removal_is_visible() {
     let (_d, path) = tmp();
-    mark(&path, "a", 1.0, None, None).expect("mark");
-    mark(&path, "b", 1.0, None, None).expect("mark");
+    let memos = Memos::new();
+    mark(&memos, NOBODY, &path, "a", 1.0, None, None).expect("mark");
+    mark(&memos, NOBODY, &path, "b", 1.0, None, None).expect("mark");
     let mut seen = Vec::new();
     let removed = invalidate_then(
+      &memos,
+      NOBODY,
       &path,
       &Selection::Servers(vec!["a".into()]),
       Some(|| seen.push(fs::read_to_string(&path).expect("read"))),
@@ -521,17 +514,19 @@ mod tests {
     assert_eq!(removed, vec!["a".to_string()]);
     assert_eq!(seen, vec![r#"{"b":{"timestamp":1}}"#.to_string()], "announced once, after the rename");
     let mut called = false;
-    invalidate_then(&path, &Selection::Servers(vec!["a".into()]), Some(|| called = true)).expect("again");
+    invalidate_then(&memos, NOBODY, &path, &Selection::Servers(vec!["a".into()]), Some(|| called = true))
+      .expect("again");
     assert!(!called, "nothing removed, nothing announced");
   }
 
   #[test]
   fn invalidate_with_nothing_to_remove_does_not_write() {
     let (_d, path) = tmp();
-    assert!(invalidate(&path, &Selection::All).expect("all").is_empty());
+    let memos = Memos::new();
+    assert!(invalidate(&memos, NOBODY, &path, &Selection::All).expect("all").is_empty());
     assert!(!path.exists(), "no file is created");
     fs::write(&path, b"{nope").expect("write");
-    assert!(invalidate(&path, &Selection::All).expect("all").is_empty());
+    assert!(invalidate(&memos, NOBODY, &path, &Selection::All).expect("all").is_empty());
     assert_eq!(fs::read(&path).expect("read"), b"{nope", "a corrupt file is left alone");
   }
 
@@ -539,7 +534,7 @@ mod tests {
   fn mark_moves_a_corrupt_file_aside() {
     let (dir, path) = tmp();
     fs::write(&path, b"[1,2]").expect("write");
-    mark(&path, "a", 5.0, None, None).expect("mark");
+    mark(&Memos::new(), NOBODY, &path, "a", 5.0, None, None).expect("mark");
     let aside: Vec<_> = fs::read_dir(dir.path())
       .expect("ls")
       .filter_map(|e| e.ok())
@@ -553,21 +548,22 @@ mod tests {
   #[test]
   fn memo_sees_external_rewrites() {
     let (_d, path) = tmp();
+    let memos = Memos::new();
     fs::write(&path, br#"{"a":{"timestamp":1000}}"#).expect("write");
-    assert!(is_cached(&path, "a", 1001.0, &Rules::default()).expect("check"));
+    assert!(is_cached(&memos, &path, "a", 1001.0, &Rules::default()).expect("check"));
     fs::write(&path, br#"{"b":{"timestamp":1000}}"#).expect("write");
-    assert!(!is_cached(&path, "a", 1001.0, &Rules::default()).expect("check"));
-    assert!(is_cached(&path, "b", 1001.0, &Rules::default()).expect("check"));
+    assert!(!is_cached(&memos, &path, "a", 1001.0, &Rules::default()).expect("check"));
+    assert!(is_cached(&memos, &path, "b", 1001.0, &Rules::default()).expect("check"));
   }
 
   /// Read-after-write through a given set of memos: every change is seen by the very next load,
   /// whichever way it was written, with change notices or with `stat` alone.
-  fn sees_every_change(memos: &Mutex<Memos>) {
+  fn sees_every_change(memos: &Memos) {
     let d = tempfile::tempdir().expect("tempdir");
     let dir = fs::canonicalize(d.path()).expect("canon").join("cfg");
     fs::create_dir(&dir).expect("mkdir");
     let path = dir.join("mcp-needs-auth-cache.json");
-    let has = |server: &str| load_in(memos, &path).expect("load").contains_key(server);
+    let has = |server: &str| load(memos, &path).expect("load").contains_key(server);
     assert!(!has("a"), "missing file");
     assert!(!has("a"), "missing file, memoised");
     for i in 0..200 {
@@ -604,31 +600,31 @@ mod tests {
 
   #[test]
   fn change_notices_see_every_change() {
-    let memos = Mutex::new(Memos::new(Notices::new()));
+    let memos = Memos::with_notices(Notices::new());
     sees_every_change(&memos);
-    let all = process_state::lock(&memos);
+    let all = lock(&memos.0);
     assert!(cfg!(not(target_os = "linux")) || all.memos.iter().all(|m| m.watch.is_some()), "watched on Linux");
   }
 
   #[test]
   fn stat_alone_sees_every_change() {
-    let memos = Mutex::new(Memos::new(Notices::inactive()));
+    let memos = Memos::with_notices(Notices::inactive());
     sees_every_change(&memos);
-    assert!(process_state::lock(&memos).memos.iter().all(|m| m.watch.is_none()));
+    assert!(lock(&memos.0).memos.iter().all(|m| m.watch.is_none()));
   }
 
   #[test]
   fn an_unchanged_watched_file_is_not_even_stated() {
-    let memos = Mutex::new(Memos::new(Notices::new()));
-    if !process_state::lock(&memos).notices.is_active() {
+    let memos = Memos::with_notices(Notices::new());
+    if !lock(&memos.0).notices.is_active() {
       return;
     }
     let d = tempfile::tempdir().expect("tempdir");
     let path = fs::canonicalize(d.path()).expect("canon").join("c.json");
     fs::write(&path, br#"{"a":{"timestamp":1}}"#).expect("write");
-    load_in(&memos, &path).expect("load");
-    load_in(&memos, &path).expect("load");
-    let all = process_state::lock(&memos);
+    load(&memos, &path).expect("load");
+    load(&memos, &path).expect("load");
+    let all = lock(&memos.0);
     let m = all.memos.iter().find(|m| m.path == path).expect("memo");
     assert_eq!(m.current_at, Some(m.changes), "current without a stat");
   }
@@ -636,7 +632,7 @@ mod tests {
   #[cfg(unix)]
   #[test]
   fn a_symlinked_or_hard_linked_file_is_validated_by_stat() {
-    let memos = Mutex::new(Memos::new(Notices::new()));
+    let memos = Memos::with_notices(Notices::new());
     let d = tempfile::tempdir().expect("tempdir");
     let root = fs::canonicalize(d.path()).expect("canon");
     fs::create_dir(root.join("elsewhere")).expect("mkdir");
@@ -647,45 +643,43 @@ mod tests {
     let hard = root.join("h.json");
     fs::hard_link(&target, &hard).expect("link");
     for path in [&link, &hard] {
-      assert!(load_in(&memos, path).expect("load").contains_key("a"));
+      assert!(load(&memos, path).expect("load").contains_key("a"));
       // Written through the other name, in another directory: no event in this one.
       fs::write(&target, br#"{"b":{"timestamp":1}}"#).expect("write");
-      assert!(load_in(&memos, path).expect("load").contains_key("b"), "{}", path.display());
+      assert!(load(&memos, path).expect("load").contains_key("b"), "{}", path.display());
       fs::write(&target, br#"{"a":{"timestamp":1}}"#).expect("write");
-      assert!(load_in(&memos, path).expect("load").contains_key("a"), "{}", path.display());
+      assert!(load(&memos, path).expect("load").contains_key("a"), "{}", path.display());
     }
   }
 
   #[test]
   fn memos_and_watches_are_bounded() {
-    let memos = Mutex::new(Memos::new(Notices::new()));
+    let memos = Memos::with_notices(Notices::new());
     let d = tempfile::tempdir().expect("tempdir");
     let root = fs::canonicalize(d.path()).expect("canon");
     for i in 0..(MEMOS_KEPT * 3) {
       let dir = root.join(format!("d{i}"));
       fs::create_dir(&dir).expect("mkdir");
-      load_in(&memos, &dir.join("c.json")).expect("load");
+      load(&memos, &dir.join("c.json")).expect("load");
     }
-    let all = process_state::lock(&memos);
+    let all = lock(&memos.0);
     assert_eq!(all.memos.len(), MEMOS_KEPT);
   }
 
   #[test]
   fn concurrent_threads_lose_nothing() {
     let (_d, path) = tmp();
-    let handles: Vec<_> = (0..8)
-      .map(|t| {
-        let path = path.clone();
-        std::thread::spawn(move || {
+    let memos = Memos::new();
+    std::thread::scope(|s| {
+      for t in 0..8 {
+        let (memos, path) = (&memos, &path);
+        s.spawn(move || {
           for i in 0..25 {
-            mark(&path, &format!("t{t}-{i}"), 1.0, None, None).expect("mark");
+            mark(memos, NOBODY, path, &format!("t{t}-{i}"), 1.0, None, None).expect("mark");
           }
-        })
-      })
-      .collect();
-    for h in handles {
-      h.join().expect("join");
-    }
-    assert_eq!(list(&path, 0.0, &Rules::default()).expect("list").len(), 200);
+        });
+      }
+    });
+    assert_eq!(list(&memos, &path, 0.0, &Rules::default()).expect("list").len(), 200);
   }
 }

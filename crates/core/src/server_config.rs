@@ -11,7 +11,7 @@ use crate::cache_file::kind_of;
 /// `type` as Claude Code knows it. A missing `type` is stdio; `streamable-http` is Claude Code's
 /// own alias of `http` (its settings schema turns one into the other).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
+pub(crate) enum Transport {
   Stdio,
   Sse,
   Http,
@@ -23,10 +23,10 @@ pub enum Transport {
 }
 
 impl Transport {
-  pub const NAMES: &'static str =
+  pub(crate) const NAMES: &'static str =
     "'stdio', 'sse', 'http', 'streamable-http', 'ws', 'sdk', 'claudeai-proxy', 'sse-ide' or 'ws-ide'";
 
-  pub fn parse(s: &str) -> Option<Transport> {
+  pub(crate) fn parse(s: &str) -> Option<Transport> {
     Some(match s {
       "stdio" => Transport::Stdio,
       "sse" => Transport::Sse,
@@ -40,7 +40,7 @@ impl Transport {
     })
   }
 
-  pub fn is_http_or_sse(self) -> bool {
+  pub(crate) fn is_http_or_sse(self) -> bool {
     matches!(self, Transport::Http | Transport::Sse)
   }
 }
@@ -48,16 +48,16 @@ impl Transport {
 /// The parts of a server config the 2.1.332 rules read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
-  pub transport: Transport,
+  pub(crate) transport: Transport,
   /// `config.id` (claude.ai proxy servers carry one).
-  pub id: Option<String>,
+  pub(crate) id: Option<String>,
   /// `config.pluginSource !== undefined`: the server comes from a plugin.
-  pub plugin: bool,
+  pub(crate) plugin: bool,
   /// Plugin stdio servers only: the id Claude Code writes into their entries (its config hash).
-  pub plugin_id: Option<String>,
+  pub(crate) plugin_id: Option<String>,
   /// Plugin http/sse servers only: Claude Code keeps them on the 15 min default rather than 4 h
   /// (the server has headers or a headersHelper, or is one of Anthropic's own API endpoints).
-  pub short_default_ttl: bool,
+  pub(crate) short_default_ttl: bool,
 }
 
 /// A config that cannot be judged. `field` is relative to the config (`""`, `".type"`, `".id"`),
@@ -193,7 +193,7 @@ const OWN_ACCEPT_ENCODING: &str = "gzip, x-ccr-all-but-tool-lists;q=0";
 
 /// Claude Code's `b3(config)`: the first 16 hex digits of the SHA-256 of the config's canonical
 /// JSON (`Wgn`). For a plugin stdio server this is the `id` it writes into the entry.
-pub fn config_hash(config: &Map<String, Value>) -> String {
+pub(crate) fn config_hash(config: &Map<String, Value>) -> String {
   let digest = Sha256::digest(canonical_config(config).as_bytes());
   digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
@@ -202,7 +202,7 @@ pub fn config_hash(config: &Map<String, Value>) -> String {
 /// unless it is a claude.ai proxy), stdio spelled out, the URL's query sorted, serialised as
 /// `JSON.stringify` does with every object's keys sorted. (`orgMaxPermission`, which Claude Code
 /// also drops when it runs as a remote session, is kept: that is the local default.)
-pub fn canonical_config(config: &Map<String, Value>) -> String {
+pub(crate) fn canonical_config(config: &Map<String, Value>) -> String {
   let mut e = config.clone();
   for k in NOT_HASHED {
     e.remove(k);

@@ -35,7 +35,7 @@ use crate::cache_file::{self, Document, EntryStatus, Ignored, JudgedBy, Judgemen
 use crate::server_config::{truthy, ServerConfig, Transport};
 
 /// Claude Code 2.1.332's default TTL for claude.ai proxy and plugin http/sse servers.
-pub const LONG_DEFAULT_TTL_MS: f64 = 14_400_000.0;
+pub(crate) const LONG_DEFAULT_TTL_MS: f64 = 14_400_000.0;
 
 /// Server configs by server name, as in the Agent SDK's `options.mcpServers`.
 pub type ServerConfigs = HashMap<String, ServerConfig>;
@@ -48,7 +48,7 @@ pub struct Rules<'a> {
 }
 
 impl Rules<'static> {
-  pub fn name_only(default_ttl_ms: f64) -> Rules<'static> {
+  pub(crate) fn name_only(default_ttl_ms: f64) -> Rules<'static> {
     Rules { default_ttl_ms, configs: None }
   }
 }
@@ -60,30 +60,31 @@ impl Default for Rules<'static> {
 }
 
 impl<'a> Rules<'a> {
-  pub fn config(&self, server: &str) -> Option<&'a ServerConfig> {
+  pub(crate) fn config(&self, server: &str) -> Option<&'a ServerConfig> {
     self.configs.and_then(|c| c.get(server))
   }
 
   /// The entry as Claude Code would judge it at `now`.
-  pub fn status(&self, server: &str, entry: &Value, now: f64) -> EntryStatus {
+  pub(crate) fn status(&self, server: &str, entry: &Value, now: f64) -> EntryStatus {
     self.judgement(server, entry, now).status(server)
   }
 
   /// `status` without the copies.
-  pub fn judgement<'e>(&self, server: &str, entry: &'e Value, now: f64) -> Judgement<'e> {
+  pub(crate) fn judgement<'e>(&self, server: &str, entry: &'e Value, now: f64) -> Judgement<'e> {
     match self.config(server) {
       Some(config) => judgement(entry, config, now),
       None => cache_file::judge_by_name(entry, now, self.default_ttl_ms),
     }
   }
 
-  pub fn statuses(&self, doc: &Document, now: f64) -> Vec<EntryStatus> {
+  pub(crate) fn statuses(&self, doc: &Document, now: f64) -> Vec<EntryStatus> {
     doc.iter().map(|(server, entry)| self.status(server, entry, now)).collect()
   }
 }
 
 /// Claude Code 2.1.332's judgement of `entry` for a server with this `config` (steps 1-8 above).
-pub fn judge(server: &str, entry: &Value, config: &ServerConfig, now: f64) -> EntryStatus {
+#[cfg(test)]
+fn judge(server: &str, entry: &Value, config: &ServerConfig, now: f64) -> EntryStatus {
   judgement(entry, config, now).status(server)
 }
 
@@ -138,7 +139,7 @@ fn judgement<'e>(entry: &'e Value, config: &ServerConfig, now: f64) -> Judgement
 
 /// JavaScript's `Number(v)` for a JSON value (what `Date.now() - entry.timestamp` and
 /// `age < entry.ttlMs` do to a value that is not a number).
-pub fn js_to_number(v: &Value) -> f64 {
+pub(crate) fn js_to_number(v: &Value) -> f64 {
   match v {
     Value::Null => 0.0,
     Value::Bool(b) => f64::from(u8::from(*b)),

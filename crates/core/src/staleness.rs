@@ -17,13 +17,13 @@ use std::path::Path;
 use crate::cache_file::{self, EntryStatus};
 use crate::clock::now_ms;
 use crate::config_dir;
-use crate::credentials::{self, CredentialSource, ServerCredentials, Snapshot, Store};
+use crate::credentials::{self, CredentialSource, Observations, ServerCredentials, Snapshot, Store};
 use crate::error::Result;
-use crate::needs_auth;
+use crate::needs_auth::{self, Memos, WriteObserver};
 use crate::server_rules::Rules;
 
 /// Tolerance for clocks and for tokens that expire right around the failure.
-pub const SUPERSEDE_MARGIN_MS: f64 = 60_000.0;
+pub(crate) const SUPERSEDE_MARGIN_MS: f64 = 60_000.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Staleness {
@@ -32,15 +32,15 @@ pub enum Staleness {
 }
 
 /// What is known about a server's credentials when judging its entry.
-pub struct Evidence<'a> {
-  pub credentials: Option<&'a ServerCredentials>,
+pub(crate) struct Evidence<'a> {
+  pub(crate) credentials: Option<&'a ServerCredentials>,
   /// When the store last changed, if known.
-  pub store_changed_at: Option<f64>,
+  pub(crate) store_changed_at: Option<f64>,
   /// When this process saw this server's tokens change, if it did.
-  pub observed_change_at: Option<f64>,
+  pub(crate) observed_change_at: Option<f64>,
 }
 
-pub fn is_superseded(timestamp: f64, ev: &Evidence) -> bool {
+pub(crate) fn is_superseded(timestamp: f64, ev: &Evidence) -> bool {
   let Some(creds) = ev.credentials else { return false };
   if ev.observed_change_at.is_some_and(|seen| seen > timestamp) && creds.has_token() {
     return true;
@@ -52,7 +52,7 @@ pub fn is_superseded(timestamp: f64, ev: &Evidence) -> bool {
 
 /// Why this entry should go, if it should. Entries without a numeric timestamp, or with one in
 /// the future, are neither: Claude Code ignores them and they are kept as they are.
-pub fn judge(entry: &EntryStatus, now: f64, ev: &Evidence) -> Option<Staleness> {
+pub(crate) fn judge(entry: &EntryStatus, now: f64, ev: &Evidence) -> Option<Staleness> {
   let ts = entry.timestamp?;
   if entry.cached {
     return is_superseded(ts, ev).then_some(Staleness::Superseded);
@@ -60,25 +60,32 @@ pub fn judge(entry: &EntryStatus, now: f64, ev: &Evidence) -> Option<Staleness> 
   (now - ts >= entry.ttl_ms).then_some(Staleness::Expired)
 }
 
-/// The credentials side of a judgement: one read of the store, plus what this process saw.
-pub struct CredentialView {
-  pub store: Store,
-  pub snapshot: Snapshot,
+/// The credentials side of a judgement: one read of the store, plus what this process saw
+/// (`Observations`).
+pub(crate) struct CredentialView {
+  pub(crate) store: Store,
+  pub(crate) snapshot: Snapshot,
 }
 
 impl CredentialView {
-  pub fn load(config_dir: &Path, explicit: bool, source: CredentialSource, now: f64) -> Result<CredentialView> {
+  pub(crate) fn load(
+    seen: &Observations,
+    config_dir: &Path,
+    explicit: bool,
+    source: CredentialSource,
+    now: f64,
+  ) -> Result<CredentialView> {
     let store = Store::locate(config_dir, explicit, source);
     let snapshot = credentials::read(&store)?;
-    credentials::note_seen(&store, now);
+    seen.note_seen(&store, now);
     Ok(CredentialView { store, snapshot })
   }
 
-  pub fn evidence(&self, server: &str) -> Evidence<'_> {
+  pub(crate) fn evidence<'a>(&'a self, seen: &Observations, server: &str) -> Evidence<'a> {
     Evidence {
       credentials: self.snapshot.servers.get(server),
-      store_changed_at: credentials::changed_at(&self.store, &self.snapshot),
-      observed_change_at: credentials::observed_change(&self.store, server),
+      store_changed_at: seen.changed_at(&self.store, &self.snapshot),
+      observed_change_at: seen.observed_change(&self.store, server),
     }
   }
 }
@@ -86,22 +93,27 @@ impl CredentialView {
 /// Removes expired and superseded entries in one locked, atomic rewrite and says which went
 /// and why. Entries Claude Code ignores for other reasons (for instance, with a config, an `id`
 /// that is not the server's) are kept as they are: Claude Code's next 401 replaces them.
+/// The cache is read through `memos` and the rewrite reported to `observer`.
 pub fn purge(
+  memos: &Memos,
+  observer: &dyn WriteObserver,
+  seen: &Observations,
   config_dir: &Path,
   explicit: bool,
   source: CredentialSource,
   rules: &Rules,
 ) -> Result<Vec<(String, Staleness)>> {
   let now = now_ms();
-  let view = CredentialView::load(config_dir, explicit, source, now)?;
+  let view = CredentialView::load(seen, config_dir, explicit, source, now)?;
   let stale_in = |doc: &cache_file::Document| -> Vec<(String, Staleness)> {
     rules
       .statuses(doc, now)
       .into_iter()
-      .filter_map(|st| judge(&st, now, &view.evidence(&st.server)).map(|why| (st.server, why)))
+      .filter_map(|st| judge(&st, now, &view.evidence(seen, &st.server)).map(|why| (st.server, why)))
       .collect()
   };
-  needs_auth::remove_picked(&config_dir::cache_path(config_dir), stale_in, |(server, _)| server.as_str())
+  let cache = config_dir::cache_path(config_dir);
+  needs_auth::remove_picked(memos, observer, &cache, stale_in, |(server, _)| server.as_str())
 }
 
 #[cfg(test)]

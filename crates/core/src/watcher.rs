@@ -17,7 +17,7 @@
 //! watcher thread's.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, TryLockError, Weak};
 use std::thread::JoinHandle;
@@ -28,12 +28,13 @@ use notify::{RecursiveMode, Watcher as _};
 use crate::cache_file::{self, Document};
 use crate::clock::now_ms;
 use crate::config_dir;
-use crate::credentials::{self, Snapshot, Store};
+use crate::credentials::{self, Observations, Snapshot, Store};
 use crate::error::{Error, ErrorCode, Result};
 use crate::events::{AuthEvent, Reason, Source};
 use crate::fs::{self, FileLock};
-use crate::needs_auth::{self, OwnWrites, OwnWritesTracker, Selection};
-use crate::process_state::{self, CLOSING_FS_WATCHERS};
+use crate::mutex::lock;
+use crate::needs_auth::{self, Memos, Selection};
+use crate::own_writes::{OwnWrites, OwnWritesLog, OwnWritesTracker};
 use crate::staleness::{self, CredentialView};
 
 /// While a directory cannot be watched (missing, no permission, no inotify instance or watch
@@ -73,6 +74,22 @@ impl Sink for Sender<Output> {
     let _ = self.send(Output::Warning(message));
   }
 }
+
+/// What a watcher shares with the rest of its process (the runtime that owns these): the read
+/// memos and the own-writes log its cache reads and writes go through, the observations of the
+/// stores it updates, and the count of notify watchers still closing.
+#[derive(Clone, Default)]
+pub struct Shared {
+  pub memos: Arc<Memos>,
+  pub own_writes: Arc<OwnWritesLog>,
+  pub observations: Arc<Observations>,
+  pub closing: Arc<ClosingFsWatchers>,
+}
+
+/// Notify watchers whose event-loop thread is still closing its OS handles. One count for all
+/// the watchers of a process: the limit it guards (inotify instances per user) is that wide.
+#[derive(Debug, Default)]
+pub struct ClosingFsWatchers(AtomicUsize);
 
 /// Settings the owner may change while the watcher runs (as subscriptions come and go).
 #[derive(Debug)]
@@ -138,7 +155,13 @@ impl Drop for Watcher {
 /// Starts watching `config_dir`'s cache and `store`. Returns once the baselines are taken: a
 /// change made after that is reported. A directory that cannot be watched is not an error
 /// (it is warned about through `sink` and retried); only a thread that cannot start is.
-pub fn start(config_dir: &Path, store: Store, settings: Arc<Settings>, sink: impl Sink) -> Result<Watcher> {
+pub fn start(
+  config_dir: &Path,
+  store: Store,
+  settings: Arc<Settings>,
+  sink: impl Sink,
+  process: Shared,
+) -> Result<Watcher> {
   let (tx, rx) = mpsc::channel();
   let cache_path = config_dir::cache_path(config_dir);
   let mut dirs = vec![config_dir.to_path_buf()];
@@ -157,7 +180,7 @@ pub fn start(config_dir: &Path, store: Store, settings: Arc<Settings>, sink: imp
       me: me.clone(),
       stopped: false,
       config_dir: config_dir.to_path_buf(),
-      own: OwnWritesTracker::start(&cache_path),
+      own: OwnWritesTracker::start(&process.own_writes, &cache_path),
       cache_path,
       store,
       settings,
@@ -170,17 +193,18 @@ pub fn start(config_dir: &Path, store: Store, settings: Arc<Settings>, sink: imp
       cache_baseline: Arc::new(Document::new()),
       credentials: Snapshot::default(),
       last_warning: None,
+      process,
     })
   });
   {
-    let mut worker = process_state::lock(&shared);
+    let mut worker = lock(&shared);
     // Armed before the baselines are taken, so that nothing falls between the two.
     worker.check_dirs(true);
     if let Ok((doc, _)) = worker.read_cache() {
       worker.cache_baseline = doc;
     }
     if let Ok(snapshot) = credentials::read(&worker.store) {
-      credentials::observe(&worker.store, &snapshot, now_ms());
+      worker.process.observations.observe(&worker.store, &snapshot, now_ms());
       worker.credentials = snapshot;
     }
   }
@@ -209,7 +233,7 @@ fn dir_id(path: &Path) -> DirId {
   }
 }
 
-/// Most notify watchers left closing (`process_state::CLOSING_FS_WATCHERS`). Closing an inotify
+/// Most notify watchers left closing (`ClosingFsWatchers`). Closing an inotify
 /// instance waits for a kernel grace period (~15 ms), and notify does it on its own thread
 /// after `drop` returns. Stopping does not wait for that, unless this many are already
 /// closing: tight subscribe/close loops must not pile up instances past the per-user limit.
@@ -218,13 +242,14 @@ const MAX_CLOSING_FS_WATCHERS: usize = 4;
 /// Lives inside notify's event handler; dropped by notify's thread after it closed its fds.
 struct HandlerGuard {
   closing: Arc<AtomicBool>,
+  budget: Arc<ClosingFsWatchers>,
   _gone: Sender<()>,
 }
 
 impl Drop for HandlerGuard {
   fn drop(&mut self) {
     if self.closing.load(Ordering::SeqCst) {
-      CLOSING_FS_WATCHERS.fetch_sub(1, Ordering::SeqCst);
+      self.budget.0.fetch_sub(1, Ordering::SeqCst);
     }
   }
 }
@@ -235,15 +260,16 @@ struct Fs {
   /// Disconnects when notify's thread has dropped our handler, after closing its OS handles.
   gone: Receiver<()>,
   closing: Arc<AtomicBool>,
+  budget: Arc<ClosingFsWatchers>,
 }
 
 impl Drop for Fs {
   fn drop(&mut self) {
     if let Some(w) = self.watcher.take() {
-      CLOSING_FS_WATCHERS.fetch_add(1, Ordering::SeqCst);
+      self.budget.0.fetch_add(1, Ordering::SeqCst);
       self.closing.store(true, Ordering::SeqCst);
       drop(w);
-      if CLOSING_FS_WATCHERS.load(Ordering::SeqCst) > MAX_CLOSING_FS_WATCHERS {
+      if self.budget.0.load(Ordering::SeqCst) > MAX_CLOSING_FS_WATCHERS {
         // Bounded: a wedged OS call must not hang a close.
         let _ = self.gone.recv_timeout(Duration::from_secs(2));
       }
@@ -277,6 +303,7 @@ struct Worker<S: Sink> {
   /// The store as last read: the evidence for the superseded rule.
   credentials: Snapshot,
   last_warning: Option<String>,
+  process: Shared,
 }
 
 #[derive(Default)]
@@ -340,7 +367,7 @@ impl Inbox {
 fn run<S: Sink>(shared: Arc<Mutex<Worker<S>>>, rx: Receiver<Msg>) {
   let mut inbox = Inbox { rx, early: Todo::default(), stopped: false };
   turns(&shared, &mut inbox);
-  let mut worker = process_state::lock(&shared);
+  let mut worker = lock(&shared);
   worker.stopped = true;
   let fs = worker.fs.take();
   drop(worker);
@@ -358,7 +385,7 @@ fn turns<S: Sink>(shared: &Mutex<Worker<S>>, inbox: &mut Inbox) {
       return;
     }
     if !todo.any() {
-      let next_wakeup = process_state::lock(shared).next_wakeup();
+      let next_wakeup = lock(shared).next_wakeup();
       let until_due = torn_due.map(|due| due.saturating_duration_since(Instant::now()));
       let first = match next_wakeup.into_iter().chain(until_due).min() {
         None => match inbox.rx.recv() {
@@ -396,7 +423,7 @@ fn turns<S: Sink>(shared: &Mutex<Worker<S>>, inbox: &mut Inbox) {
       // Only a torn save noted: notify's thread reads it at the write's next notification.
       continue;
     }
-    let mut worker = process_state::lock(shared);
+    let mut worker = lock(shared);
     if todo.dirs && worker.check_dirs(false) {
       // Replaced, gone or back: whatever the files hold now is news.
       todo.cache = true;
@@ -469,7 +496,8 @@ impl<S: Sink> Worker<S> {
       self.ids = before.clone();
       let (alive, gone) = mpsc::channel::<()>();
       let closing = Arc::new(AtomicBool::new(false));
-      let guard = HandlerGuard { closing: Arc::clone(&closing), _gone: alive };
+      let budget = Arc::clone(&self.process.closing);
+      let guard = HandlerGuard { closing: Arc::clone(&closing), budget: Arc::clone(&budget), _gone: alive };
       let watcher = notify::recommended_watcher(handler(
         self.me.clone(),
         self.tx.clone(),
@@ -479,7 +507,7 @@ impl<S: Sink> Worker<S> {
         guard,
       ))
       .map_err(|e| format!("cannot watch {} for changes: {e}", self.config_dir.display()))?;
-      let mut fs = Fs { watcher: None, gone, closing };
+      let mut fs = Fs { watcher: None, gone, closing, budget };
       let w = fs.watcher.insert(watcher);
       // Parents first and best effort: they only tell when a directory comes or goes.
       let mut parents: Vec<&Path> = self.dirs.iter().filter_map(|d| d.parent()).collect();
@@ -570,7 +598,7 @@ impl<S: Sink> Worker<S> {
 
   fn credentials_read(&mut self, snapshot: Snapshot) {
     self.last_warning = None;
-    let changed = credentials::observe(&self.store, &snapshot, now_ms());
+    let changed = self.process.observations.observe(&self.store, &snapshot, now_ms());
     self.credentials = snapshot;
     if changed.is_empty() {
       return;
@@ -586,7 +614,9 @@ impl<S: Sink> Worker<S> {
       // lock, right after: `fs::write_visible`): a Claude Code a subscriber starts on the event
       // reads the file without the entry, and the fsyncs are off the event's path.
       let announce = || self.emit_once(Reason::CredentialsChanged, &mut event);
-      let removed = needs_auth::invalidate_then(&self.cache_path, &Selection::Servers(signed_in), Some(announce));
+      let (memos, own_writes) = (&self.process.memos, &*self.process.own_writes);
+      let selection = Selection::Servers(signed_in);
+      let removed = needs_auth::invalidate_then(memos, own_writes, &self.cache_path, &selection, Some(announce));
       if let Err(e) = removed {
         self.warn(&e);
       }
@@ -606,7 +636,7 @@ impl<S: Sink> Worker<S> {
   /// Never creates anything: the directory may be going away (`rm -rf`) or not made yet.
   fn read_cache(&self) -> Result<(Arc<Document>, OwnWrites)> {
     let lock = FileLock::acquire_existing(&self.cache_path)?;
-    let doc = needs_auth::load(&self.cache_path)?;
+    let doc = needs_auth::load(&self.process.memos, &self.cache_path)?;
     let own = self.own.take();
     if lock.is_some() || !fs::lock_path(&self.cache_path).exists() {
       return Ok((doc, own));
@@ -614,7 +644,7 @@ impl<S: Sink> Worker<S> {
     // No lock file at first, so no write of ours was under way then; one has started since
     // (it made the lock file): read again under the lock, with its record.
     let _lock = FileLock::acquire_existing(&self.cache_path)?;
-    let doc = needs_auth::load(&self.cache_path)?;
+    let doc = needs_auth::load(&self.process.memos, &self.cache_path)?;
     let mut later = self.own.take();
     let mut writes = own.writes;
     writes.append(&mut later.writes);
@@ -649,12 +679,18 @@ impl<S: Sink> Worker<S> {
       // The TTL plays no part: a superseded entry is stale however long it would count.
       cache_file::statuses(doc, now, cache_file::DEFAULT_TTL_MS)
         .into_iter()
-        .filter(|st| st.timestamp.is_some_and(|ts| staleness::is_superseded(ts, &view.evidence(&st.server))))
+        .filter(|st| {
+          st.timestamp
+            .is_some_and(|ts| staleness::is_superseded(ts, &view.evidence(&self.process.observations, &st.server)))
+        })
         .map(|st| st.server)
         .collect()
     };
     let announce = || self.emit_once(Reason::CacheChanged, event);
-    if let Err(e) = needs_auth::remove_picked_then(&self.cache_path, superseded, |s| s.as_str(), Some(announce)) {
+    let (memos, own_writes) = (&self.process.memos, &*self.process.own_writes);
+    if let Err(e) =
+      needs_auth::remove_picked_then(memos, own_writes, &self.cache_path, superseded, |s| s.as_str(), Some(announce))
+    {
       self.warn(&e);
     }
   }
@@ -808,6 +844,7 @@ mod tests {
     _tmp: tempfile::TempDir,
     dir: PathBuf,
     rx: Receiver<Output>,
+    process: Shared,
     _watcher: Watcher,
   }
 
@@ -818,8 +855,9 @@ mod tests {
     let (tx, rx) = mpsc::channel();
     let store = Store::locate(&dir, true, source);
     let settings = Arc::new(Settings::new(auto_invalidate, Duration::from_secs(2)));
-    let watcher = start(&dir, store, settings, tx).expect("start");
-    Fixture { _tmp: tmp, dir, rx, _watcher: watcher }
+    let process = Shared::default();
+    let watcher = start(&dir, store, settings, tx, process.clone()).expect("start");
+    Fixture { _tmp: tmp, dir, rx, process, _watcher: watcher }
   }
 
   impl Fixture {
@@ -860,7 +898,7 @@ mod tests {
     let e = f.next_event();
     assert_eq!((e.reason, e.source, e.servers.clone()), (Reason::CacheChanged, Source::OtherProcess, vec!["x".into()]));
     assert_eq!(e.config_dir, f.dir);
-    needs_auth::mark(&f.cache(), "own", 2.0, None, None).expect("mark");
+    needs_auth::mark(&f.process.memos, &*f.process.own_writes, &f.cache(), "own", 2.0, None, None).expect("mark");
     f.quiet(200);
   }
 

@@ -13,6 +13,8 @@ use mcp_needs_auth_core::clock::now_ms;
 use mcp_needs_auth_core::event_bus;
 use mcp_needs_auth_core::needs_auth::{self, Selection};
 
+use crate::runtime::runtime;
+
 /// One entry of the needs-auth cache, judged as Claude Code would judge it now.
 #[napi(object)]
 pub struct NeedsAuthEntry {
@@ -67,7 +69,8 @@ pub fn cache_path(options: Option<NeedsAuthOptions>) -> Result<String, Code> {
 pub fn list_needs_auth(options: Option<NeedsAuthOptions>) -> Result<Vec<NeedsAuthEntry>, Code> {
   let opts = options.unwrap_or_default();
   let configs = opts.server_configs(None)?;
-  let entries = needs_auth::list(&opts.cache_path()?, now_ms(), &opts.rules(configs.as_ref())).js()?;
+  let entries =
+    needs_auth::list(runtime().memos(), &opts.cache_path()?, now_ms(), &opts.rules(configs.as_ref())).js()?;
   Ok(entries.into_iter().map(NeedsAuthEntry::from).collect())
 }
 
@@ -87,7 +90,7 @@ pub fn is_needs_auth_cached(server: ServerName, options: Option<NeedsAuthOptions
 /// `isNeedsAuthCached`'s body, for both of its entry points.
 pub(super) fn is_cached(server: &str, opts: NeedsAuthOptions) -> Result<bool, Code> {
   let configs = opts.server_configs(Some(server))?;
-  needs_auth::is_cached(&opts.cache_path()?, server, now_ms(), &opts.rules(configs.as_ref())).js()
+  needs_auth::is_cached(runtime().memos(), &opts.cache_path()?, server, now_ms(), &opts.rules(configs.as_ref())).js()
 }
 
 /// Records that `server` needs auth, as Claude Code does after a 401: `{timestamp: now}`, plus
@@ -96,7 +99,17 @@ pub(super) fn is_cached(server: &str, opts: NeedsAuthOptions) -> Result<bool, Co
 pub fn mark_needs_auth(server: ServerName, options: Option<NeedsAuthOptions>) -> Result<(), Code> {
   let ServerName(server) = server;
   let opts = options.unwrap_or_default();
-  needs_auth::mark(&opts.cache_path()?, &server, now_ms(), opts.ttl_ms, opts.id.as_deref()).js()?;
+  let rt = runtime();
+  needs_auth::mark(
+    rt.memos(),
+    rt.own_writes(),
+    &opts.cache_path()?,
+    &server,
+    now_ms(),
+    opts.ttl_ms,
+    opts.id.as_deref(),
+  )
+  .js()?;
   Ok(())
 }
 
@@ -116,8 +129,11 @@ pub fn invalidate_needs_auth(
   };
   let opts = options.unwrap_or_default();
   let config_dir = opts.config_dir()?;
-  let removed = needs_auth::invalidate(&mcp_needs_auth_core::config_dir::cache_path(&config_dir), &selection).js()?;
+  let rt = runtime();
+  let cache = mcp_needs_auth_core::config_dir::cache_path(&config_dir);
+  let removed = needs_auth::invalidate(rt.memos(), rt.own_writes(), &cache, &selection).js()?;
   event_bus::emit_invalidated(
+    rt.bus(),
     config_dir,
     match selection {
       Selection::All => Vec::new(),

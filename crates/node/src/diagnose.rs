@@ -8,6 +8,8 @@ use crate::enums::SkipReasonKind;
 use crate::{Code, NapiResultExt, NeedsAuthOptions, ServerName};
 use mcp_needs_auth_core::diagnose::{self, SkipReason};
 
+use crate::runtime::runtime;
+
 /// One reason Claude Code skips a server.
 #[napi(object)]
 pub struct SkipReasonInfo {
@@ -56,7 +58,10 @@ pub fn diagnose(server: ServerName, options: Option<NeedsAuthOptions>) -> Result
   let ServerName(server) = server;
   let opts = options.unwrap_or_default();
   let configs = opts.server_configs(Some(&server))?;
+  let rt = runtime();
   let d = diagnose::diagnose(
+    rt.memos(),
+    rt.observations(),
     &opts.config_dir()?,
     opts.explicit_config_dir()?,
     opts.credential_source(),

@@ -13,6 +13,7 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 
 use crate::auth_event::{AuthChangedEvent, Tsfn};
+use crate::runtime::runtime;
 use crate::{Code, JsResult};
 use mcp_needs_auth_core::event_bus;
 
@@ -49,7 +50,7 @@ pub(crate) struct Hub {
 impl Drop for Hub {
   fn drop(&mut self) {
     for id in self.callbacks.keys() {
-      event_bus::unsubscribe(*id);
+      event_bus::unsubscribe(runtime().bus(), *id);
     }
   }
 }

@@ -8,12 +8,14 @@ pub mod duration;
 pub mod enums;
 mod env_state;
 mod fast_call;
+mod last_config_dir;
 mod option_fields;
 mod option_value;
 pub mod options;
 mod options_shape;
 pub mod purge;
 mod read_threw;
+mod runtime;
 pub mod subscription;
 pub mod validate_server_config;
 

@@ -8,13 +8,13 @@ use napi_derive::napi;
 use std::mem::MaybeUninit;
 
 use crate::enums::CredentialStore;
+use crate::last_config_dir;
 pub use crate::option_fields::NeedsAuthOptions;
 use crate::option_fields::Opt;
 use crate::option_value::{configs_path, parse_server_config};
 use crate::options_shape::{shape_of, Shape};
 use crate::read_threw::ReadResultExt;
 use crate::{decode_arg, invalid_argument, small_str, JsResult, NapiResultExt};
-use mcp_needs_auth_core::config_dir;
 use mcp_needs_auth_core::credentials::CredentialSource;
 use mcp_needs_auth_core::server_rules::{Rules, ServerConfigs};
 
@@ -120,7 +120,7 @@ impl NeedsAuthOptions {
   }
 
   pub fn config_dir(&self) -> JsResult<std::path::PathBuf> {
-    config_dir::resolve(self.config_dir.as_deref()).js()
+    last_config_dir::resolve(self.config_dir.as_deref()).js()
   }
 
   /// Whether `configDir` names a different dir than the environment would: only then does
@@ -128,11 +128,11 @@ impl NeedsAuthOptions {
   /// service, and makes `CLAUDE_SECURESTORAGE_CONFIG_DIR` irrelevant). Passing the default dir
   /// explicitly changes nothing.
   pub fn explicit_config_dir(&self) -> JsResult<bool> {
-    Ok(self.config_dir.is_some() && config_dir::resolve(None).ok() != Some(self.config_dir()?))
+    Ok(self.config_dir.is_some() && last_config_dir::resolve(None).ok() != Some(self.config_dir()?))
   }
 
   pub fn cache_path(&self) -> JsResult<std::sync::Arc<std::path::Path>> {
-    config_dir::resolve_cache_path(self.config_dir.as_deref()).js()
+    last_config_dir::resolve_cache_path(self.config_dir.as_deref()).js()
   }
 
   pub fn default_ttl_ms(&self) -> f64 {

@@ -8,6 +8,8 @@ use crate::{Code, NapiResultExt, NeedsAuthOptions};
 use mcp_needs_auth_core::event_bus;
 use mcp_needs_auth_core::staleness;
 
+use crate::runtime::runtime;
+
 /// An entry `purgeStale` removed.
 #[napi(object)]
 pub struct PurgedEntry {
@@ -27,11 +29,19 @@ pub fn purge_stale(options: Option<NeedsAuthOptions>) -> Result<Vec<PurgedEntry>
   let opts = options.unwrap_or_default();
   let config_dir = opts.config_dir()?;
   let configs = opts.server_configs(None)?;
-  let purged =
-    staleness::purge(&config_dir, opts.explicit_config_dir()?, opts.credential_source(), &opts.rules(configs.as_ref()))
-      .js()?;
+  let rt = runtime();
+  let purged = staleness::purge(
+    rt.memos(),
+    rt.own_writes(),
+    rt.observations(),
+    &config_dir,
+    opts.explicit_config_dir()?,
+    opts.credential_source(),
+    &opts.rules(configs.as_ref()),
+  )
+  .js()?;
   if !purged.is_empty() {
-    event_bus::emit_invalidated(config_dir, purged.iter().map(|(s, _)| s.clone()).collect());
+    event_bus::emit_invalidated(rt.bus(), config_dir, purged.iter().map(|(s, _)| s.clone()).collect());
   }
   Ok(purged.into_iter().map(|(server, why)| PurgedEntry { server, reason: why.into() }).collect())
 }

@@ -21,6 +21,7 @@ use napi_derive::napi;
 use crate::auth_event::{AuthChangedEvent, JsListener, Message, Tsfn};
 use crate::env_state::{EnvState, Hub};
 use crate::read_threw::ReadResultExt;
+use crate::runtime::runtime;
 use crate::{core_error, decode_arg, emit_warning, invalid_argument, Code, JsResult, NapiResultExt, NeedsAuthOptions};
 
 /// `EventTarget.prototype.addEventListener(type, listener, options)`.
@@ -81,7 +82,7 @@ impl Handle {
       let state = self.state.upgrade();
       let callback = state.as_ref().and_then(|s| s.hub.borrow_mut().as_mut()?.callbacks.remove(&self.id));
       drop(callback);
-      event_bus::unsubscribe(self.id);
+      event_bus::unsubscribe(runtime().bus(), self.id);
     }
   }
 }
@@ -136,13 +137,14 @@ pub fn on_auth_changed(
 
   let state = EnvState::of(&env)?;
   let tsfn = hub_tsfn(&env, &state)?;
-  let id = event_bus::next_subscriber_id();
+  let bus = runtime().bus();
+  let id = event_bus::next_subscriber_id(bus);
   // In the hub before the bus can deliver anything for it.
   if let Some(hub) = state.hub.borrow_mut().as_mut() {
     hub.callbacks.insert(id, callback);
   }
   let handle = Rc::new(Handle { id, closed: Cell::new(false), state: Rc::downgrade(&state) });
-  if let Err(e) = event_bus::subscribe_as(id, &config_dir, Arc::new(JsListener { id, tsfn }), watch) {
+  if let Err(e) = event_bus::subscribe_as(bus, id, &config_dir, Arc::new(JsListener { id, tsfn }), watch) {
     handle.close();
     return Err(core_error(e));
   }

@@ -21,7 +21,7 @@ fn failure(service: &str, err: &keyring::Error) -> Error {
 }
 
 /// The item's secret and, where the platform gives it, its modification time (ms).
-pub fn read(service: &str, account: &str) -> Result<Option<(Vec<u8>, Option<f64>)>> {
+pub(crate) fn read(service: &str, account: &str) -> Result<Option<(Vec<u8>, Option<f64>)>> {
   let entry = keyring::Entry::new(service, account).map_err(|e| failure(service, &e))?;
   match read_entry(&entry) {
     Ok(found) => Ok(Some(found)),

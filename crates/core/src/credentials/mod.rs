@@ -11,10 +11,10 @@ mod observed;
 mod store;
 mod summary;
 
-pub(crate) use observed::Observed;
-pub use observed::{changed_at, first_seen, note_seen, observe, observed_change};
-pub use store::{keychain_account, keychain_service, Store};
-pub use summary::{ServerCredentials, Snapshot};
+pub use observed::Observations;
+pub(crate) use store::Store;
+pub use summary::ServerCredentials;
+pub(crate) use summary::Snapshot;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::fs::{self, FileKind, Patience, Stamp};
@@ -40,7 +40,7 @@ impl CredentialSource {
   }
 
   /// Whether reading needs polling (a keychain has no change notification to watch).
-  pub fn needs_polling(self) -> bool {
+  pub(crate) fn needs_polling(self) -> bool {
     self.uses_keychain()
   }
 }
@@ -53,7 +53,7 @@ const CREDENTIALS_FILE: FileKind = FileKind {
 };
 
 /// Reads the store as Claude Code would: keychain first where it is used, then the file.
-pub fn read(store: &Store) -> Result<Snapshot> {
+pub(crate) fn read(store: &Store) -> Result<Snapshot> {
   read_waiting(store, |pause| {
     std::thread::sleep(pause);
     true
@@ -63,7 +63,7 @@ pub fn read(store: &Store) -> Result<Snapshot> {
 /// `read`, for a watcher told of the file's changes: a file caught half-written is read again
 /// when `wait` returns true, and reported as corrupt when it returns false (see
 /// `fs::read_waiting`).
-pub fn read_waiting(store: &Store, wait: impl FnMut(std::time::Duration) -> bool) -> Result<Snapshot> {
+pub(crate) fn read_waiting(store: &Store, wait: impl FnMut(std::time::Duration) -> bool) -> Result<Snapshot> {
   if store.source == CredentialSource::None {
     return Ok(Snapshot::default());
   }

@@ -3,72 +3,83 @@
 //! is the change time of a store whose platform gives none (the macOS and Windows keychains).
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use super::{Snapshot, Store};
-use crate::process_state;
+use crate::mutex::lock;
+
+/// What one process observed of every store it read. One per process in use: it is that
+/// process's memory of the stores, which every reader (purge, diagnose, the watchers) consults.
+#[derive(Default)]
+pub struct Observations {
+  stores: Mutex<HashMap<Store, Observed>>,
+}
 
 #[derive(Default)]
-pub struct Observed {
+struct Observed {
   /// `None` until a watcher takes its baseline.
   fingerprints: Option<HashMap<String, u64>>,
   changed_at: HashMap<String, f64>,
   first_seen: Option<f64>,
 }
 
-/// Runs `f` on this process's record of `store` (`process_state::observed`).
-fn with_observed<R>(store: &Store, f: impl FnOnce(&mut Observed) -> R) -> R {
-  let mut all = process_state::lock(process_state::observed());
-  f(all.entry(store.clone()).or_default())
-}
+impl Observations {
+  /// Runs `f` on the record of `store`.
+  fn with<R>(&self, store: &Store, f: impl FnOnce(&mut Observed) -> R) -> R {
+    let mut all = lock(&self.stores);
+    f(all.entry(store.clone()).or_default())
+  }
 
-/// For watchers: records `snapshot` as seen at `now` and returns the servers whose tokens
-/// changed since the previous call (none on the first, which only takes the baseline).
-pub fn observe(store: &Store, snapshot: &Snapshot, now: f64) -> Vec<String> {
-  with_observed(store, |seen| {
-    seen.first_seen.get_or_insert(now);
-    let current: HashMap<String, u64> = snapshot.servers.iter().map(|(n, s)| (n.clone(), s.fingerprint)).collect();
-    let Some(before) = seen.fingerprints.replace(current.clone()) else {
-      return Vec::new();
-    };
-    let mut names: Vec<&String> = current.keys().chain(before.keys()).collect();
-    names.sort();
-    names.dedup();
-    let changed: Vec<String> = names
-      .into_iter()
-      .filter(|n| current.get(*n).copied().unwrap_or(0) != before.get(*n).copied().unwrap_or(0))
-      .cloned()
-      .collect();
-    for name in &changed {
-      seen.changed_at.insert(name.clone(), now);
-    }
-    changed
-  })
-}
+  /// For watchers: records `snapshot` as seen at `now` and returns the servers whose tokens
+  /// changed since the previous call (none on the first, which only takes the baseline).
+  pub(crate) fn observe(&self, store: &Store, snapshot: &Snapshot, now: f64) -> Vec<String> {
+    self.with(store, |seen| {
+      seen.first_seen.get_or_insert(now);
+      let current: HashMap<String, u64> = snapshot.servers.iter().map(|(n, s)| (n.clone(), s.fingerprint)).collect();
+      let Some(before) = seen.fingerprints.replace(current.clone()) else {
+        return Vec::new();
+      };
+      let mut names: Vec<&String> = current.keys().chain(before.keys()).collect();
+      names.sort();
+      names.dedup();
+      let changed: Vec<String> = names
+        .into_iter()
+        .filter(|n| current.get(*n).copied().unwrap_or(0) != before.get(*n).copied().unwrap_or(0))
+        .cloned()
+        .collect();
+      for name in &changed {
+        seen.changed_at.insert(name.clone(), now);
+      }
+      changed
+    })
+  }
 
-/// For one-off reads: notes that the store was seen at `now` without moving a watcher's
-/// baseline (which would hide a change that watcher is about to report).
-pub fn note_seen(store: &Store, now: f64) {
-  with_observed(store, |seen| {
-    seen.first_seen.get_or_insert(now);
-  });
-}
+  /// For one-off reads: notes that the store was seen at `now` without moving a watcher's
+  /// baseline (which would hide a change that watcher is about to report).
+  pub(crate) fn note_seen(&self, store: &Store, now: f64) {
+    self.with(store, |seen| {
+      seen.first_seen.get_or_insert(now);
+    });
+  }
 
-/// When this process saw `server`'s tokens change, if it did.
-pub fn observed_change(store: &Store, server: &str) -> Option<f64> {
-  with_observed(store, |seen| seen.changed_at.get(server).copied())
-}
+  /// When this process saw `server`'s tokens change, if it did.
+  pub(crate) fn observed_change(&self, store: &Store, server: &str) -> Option<f64> {
+    self.with(store, |seen| seen.changed_at.get(server).copied())
+  }
 
-/// When this process first read `store`.
-pub fn first_seen(store: &Store) -> Option<f64> {
-  with_observed(store, |seen| seen.first_seen)
-}
+  /// When this process first read `store`.
+  pub(crate) fn first_seen(&self, store: &Store) -> Option<f64> {
+    self.with(store, |seen| seen.first_seen)
+  }
 
-/// When `store` last changed, as far as this process can tell: the platform's own modification
-/// time (file mtime, Secret Service `Modified`) where `snapshot` has one, else the time this
-/// process first saw the store (the macOS and Windows keychains give no modification time);
-/// the superseded rule still needs an access token that outlives the entry in that case.
-pub fn changed_at(store: &Store, snapshot: &Snapshot) -> Option<f64> {
-  snapshot.changed_at.or_else(|| first_seen(store))
+  /// When `store` last changed, as far as this process can tell: the platform's own
+  /// modification time (file mtime, Secret Service `Modified`) where `snapshot` has one, else
+  /// the time this process first saw the store (the macOS and Windows keychains give no
+  /// modification time); the superseded rule still needs an access token that outlives the
+  /// entry in that case.
+  pub(crate) fn changed_at(&self, store: &Store, snapshot: &Snapshot) -> Option<f64> {
+    snapshot.changed_at.or_else(|| self.first_seen(store))
+  }
 }
 
 #[cfg(test)]
@@ -79,52 +90,51 @@ mod tests {
   use super::super::CredentialSource;
   use super::*;
 
-  // Each test uses its own store: the observation state is process-wide.
-  fn store(dir: &str, source: CredentialSource) -> Store {
-    Store::locate(Path::new(dir), true, source)
+  fn store(source: CredentialSource) -> Store {
+    Store::locate(Path::new("/config"), true, source)
   }
 
   #[test]
   fn observe_reports_changed_servers_after_the_baseline() {
-    let store = store("/observe-test", CredentialSource::File);
-    assert!(observe(&store, &snapshot(DOC), 1.0).is_empty(), "the first look is the baseline");
-    assert!(observe(&store, &snapshot(DOC), 2.0).is_empty());
-    let changed = observe(&store, &snapshot(&DOC.replace("\"T1\"", "\"T9\"")), 3.0);
+    let (seen, store) = (Observations::default(), store(CredentialSource::File));
+    assert!(seen.observe(&store, &snapshot(DOC), 1.0).is_empty(), "the first look is the baseline");
+    assert!(seen.observe(&store, &snapshot(DOC), 2.0).is_empty());
+    let changed = seen.observe(&store, &snapshot(&DOC.replace("\"T1\"", "\"T9\"")), 3.0);
     assert_eq!(changed, vec!["github".to_string()]);
-    assert_eq!(observed_change(&store, "github"), Some(3.0));
-    assert_eq!(observed_change(&store, "linear"), None);
+    assert_eq!(seen.observed_change(&store, "github"), Some(3.0));
+    assert_eq!(seen.observed_change(&store, "linear"), None);
   }
 
   #[test]
   fn a_removed_server_counts_as_changed() {
-    let store = store("/observe-removed-test", CredentialSource::File);
-    observe(&store, &snapshot(DOC), 1.0);
-    let changed = observe(&store, &Snapshot { present: true, ..Snapshot::default() }, 2.0);
+    let (seen, store) = (Observations::default(), store(CredentialSource::File));
+    seen.observe(&store, &snapshot(DOC), 1.0);
+    let changed = seen.observe(&store, &Snapshot { present: true, ..Snapshot::default() }, 2.0);
     assert_eq!(changed, vec!["github".to_string()], "linear had no token, so nothing of it changed");
   }
 
   #[test]
   fn note_seen_dates_the_store_without_taking_a_baseline() {
-    let store = store("/note-seen-test", CredentialSource::Keychain);
-    assert_eq!(first_seen(&store), None);
-    note_seen(&store, 10.0);
-    note_seen(&store, 20.0);
-    assert_eq!(first_seen(&store), Some(10.0), "the first sighting sticks");
+    let (seen, store) = (Observations::default(), store(CredentialSource::Keychain));
+    assert_eq!(seen.first_seen(&store), None);
+    seen.note_seen(&store, 10.0);
+    seen.note_seen(&store, 20.0);
+    assert_eq!(seen.first_seen(&store), Some(10.0), "the first sighting sticks");
     // A watcher starting later still takes its baseline first: nothing is reported as changed.
-    assert!(observe(&store, &snapshot(DOC), 30.0).is_empty());
-    assert_eq!(first_seen(&store), Some(10.0));
+    assert!(seen.observe(&store, &snapshot(DOC), 30.0).is_empty());
+    assert_eq!(seen.first_seen(&store), Some(10.0));
   }
 
   #[test]
   fn changed_at_prefers_the_platforms_time_and_falls_back_to_first_sight() {
     // A keychain that gives no modification time (macOS, Windows): dated at first sight.
-    let store = store("/changed-at-test", CredentialSource::Keychain);
+    let (seen, store) = (Observations::default(), store(CredentialSource::Keychain));
     let undated = Snapshot { changed_at: None, ..snapshot(DOC) };
-    assert_eq!(changed_at(&store, &undated), None, "never seen, no date");
-    note_seen(&store, 500.0);
-    assert_eq!(changed_at(&store, &undated), Some(500.0));
+    assert_eq!(seen.changed_at(&store, &undated), None, "never seen, no date");
+    seen.note_seen(&store, 500.0);
+    assert_eq!(seen.changed_at(&store, &undated), Some(500.0));
     // A store whose platform dates it (file mtime, Secret Service): that date wins.
     let dated = Snapshot { changed_at: Some(42.0), ..snapshot(DOC) };
-    assert_eq!(changed_at(&store, &dated), Some(42.0));
+    assert_eq!(seen.changed_at(&store, &dated), Some(42.0));
   }
 }

@@ -14,17 +14,17 @@ const FALLBACK_ACCOUNT: &str = "claude-code-user";
 
 /// Where one config dir's credentials live.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Store {
-  pub source: CredentialSource,
-  pub file: PathBuf,
-  pub keychain_service: String,
-  pub keychain_account: String,
+pub(crate) struct Store {
+  pub(crate) source: CredentialSource,
+  pub(crate) file: PathBuf,
+  pub(crate) keychain_service: String,
+  pub(crate) keychain_account: String,
 }
 
 impl Store {
   /// `explicit`: the config dir came from `options.configDir` (Claude Code would then run with
   /// `CLAUDE_CONFIG_DIR` set, which suffixes the keychain service name).
-  pub fn locate(config_dir: &Path, explicit: bool, source: CredentialSource) -> Store {
+  pub(crate) fn locate(config_dir: &Path, explicit: bool, source: CredentialSource) -> Store {
     let storage_dir = config_dir::secure_storage_dir(config_dir, explicit);
     let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
     let suffixed = explicit || set("CLAUDE_CONFIG_DIR") || set("CLAUDE_SECURESTORAGE_CONFIG_DIR");
@@ -37,14 +37,14 @@ impl Store {
   }
 
   /// The file whose changes a watcher should follow, when the file is read at all.
-  pub fn watched_file(&self) -> Option<&Path> {
+  pub(crate) fn watched_file(&self) -> Option<&Path> {
     self.source.uses_file().then_some(self.file.as_path())
   }
 }
 
 /// `"Claude Code-credentials"`, or with `-<sha256(configDir) first 8 hex>` when the config dir
 /// was set explicitly, as Claude Code names its Keychain item.
-pub fn keychain_service(dir: &Path, suffixed: bool) -> String {
+fn keychain_service(dir: &Path, suffixed: bool) -> String {
   if !suffixed {
     return SERVICE.to_owned();
   }
@@ -55,7 +55,7 @@ pub fn keychain_service(dir: &Path, suffixed: bool) -> String {
 
 /// `$USER`, else the OS user name, else `claude-code-user`; names with characters outside
 /// `[A-Za-z0-9._-]` also fall back (Claude Code 2.1.332).
-pub fn keychain_account() -> String {
+fn keychain_account() -> String {
   account_name(std::env::var("USER").ok(), os_user_name)
 }
 

@@ -18,26 +18,26 @@ pub struct ServerCredentials {
   /// rule (written by `claude mcp list` on a 401).
   pub tokenless_stub: bool,
   /// `discoveryState.tokenlessRejectedAt` of that stub (Claude Code 2.1.332+), if any.
-  pub tokenless_rejected_at: Option<f64>,
+  pub(crate) tokenless_rejected_at: Option<f64>,
   /// Changes whenever any token or `expiresAt` of the server changes. Never leaves Rust.
   pub(crate) fingerprint: u64,
 }
 
 impl ServerCredentials {
-  pub fn has_token(&self) -> bool {
+  pub(crate) fn has_token(&self) -> bool {
     self.has_access_token || self.has_refresh_token
   }
 }
 
 /// What the store said, at one read.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Snapshot {
-  pub servers: BTreeMap<String, ServerCredentials>,
+pub(crate) struct Snapshot {
+  pub(crate) servers: BTreeMap<String, ServerCredentials>,
   /// Whether any credentials document was found.
-  pub present: bool,
+  pub(crate) present: bool,
   /// When the store last changed (ms since the epoch): the file's mtime, or the keychain item's
   /// modification date; `None` where the platform does not say.
-  pub changed_at: Option<f64>,
+  pub(crate) changed_at: Option<f64>,
 }
 
 /// Parses without ever echoing content: serde_json's syntax errors name a position only.
@@ -104,11 +104,11 @@ pub(super) fn summarise(doc: &Map<String, Value>, changed_at: Option<f64>) -> Sn
 pub(super) mod tests {
   use super::*;
 
-  pub fn snapshot(json: &str) -> Snapshot {
+  pub(crate) fn snapshot(json: &str) -> Snapshot {
     summarise(&parse_document(json.as_bytes()).expect("fixture parses"), Some(1.0))
   }
 
-  pub const DOC: &str = r#"{"claudeAiOauth":{"accessToken":"ACCOUNT"},"mcpOAuth":{
+  pub(crate) const DOC: &str = r#"{"claudeAiOauth":{"accessToken":"ACCOUNT"},"mcpOAuth":{
     "github|3fbf0a9d339f36cf":{"serverName":"github","accessToken":"T1","refreshToken":"R1","expiresAt":2000,
       "discoveryState":{"oauthMetadataFound":true}},
     "github|0000000000000000":{"serverName":"github","accessToken":"T2","expiresAt":5000},
