@@ -176,12 +176,18 @@ pub fn start(config_dir: &Path, store: Store, settings: Arc<Settings>, sink: imp
     let mut worker = process_state::lock(&shared);
     // Armed before the baselines are taken, so that nothing falls between the two.
     worker.check_dirs(true);
-    if let Ok((doc, _)) = worker.read_cache() {
-      worker.cache_baseline = doc;
+    // A file that cannot be read (a FIFO there, say) is warned about now, once: the next
+    // warning is for a different problem, or after a read that worked.
+    match worker.read_cache() {
+      Ok((doc, _)) => worker.cache_baseline = doc,
+      Err(e) => worker.warn(&e),
     }
-    if let Ok(snapshot) = credentials::read(&worker.store) {
-      credentials::observe(&worker.store, &snapshot, now_ms());
-      worker.credentials = snapshot;
+    match credentials::read(&worker.store) {
+      Ok(snapshot) => {
+        credentials::observe(&worker.store, &snapshot, now_ms());
+        worker.credentials = snapshot;
+      }
+      Err(e) => worker.warn(&e),
     }
   }
   let thread = std::thread::Builder::new()
