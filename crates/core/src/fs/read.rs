@@ -272,7 +272,7 @@ pub fn read_waiting<T>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
   use super::*;
   use std::fs;
 
