@@ -273,10 +273,11 @@ fn update_then<R>(
   let before = is_tracked(path).then(|| Arc::new(doc.clone()));
   let (result, changed) = change(&mut doc);
   if changed {
+    // Before anything is touched: a write that could not be read back is refused whole.
+    let bytes = cache_file::serialize_within_limit(&doc, path)?;
     if corrupt {
       fs::move_aside(path, now_ms() as u64)?;
     }
-    let bytes = cache_file::serialize(&doc);
     let pending = match visible {
       None => {
         fs::write_atomic(path, &bytes)?;
@@ -548,6 +549,35 @@ mod tests {
     assert_eq!(aside.len(), 1);
     assert_eq!(fs::read(aside[0].path()).expect("read"), b"[1,2]");
     assert_eq!(fs::read_to_string(&path).expect("read"), r#"{"a":{"timestamp":5}}"#);
+  }
+
+  #[test]
+  fn a_write_past_the_read_limit_is_refused_and_removals_always_work() {
+    let (_d, path) = tmp();
+    mark(&path, "a", 1.0, None, None).expect("mark");
+    let before = fs::read(&path).expect("read");
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let err = mark(&path, "b", 1.0, None, Some(&huge)).expect_err("too large");
+    assert_eq!(err.code, crate::error::ErrorCode::CacheTooLarge);
+    assert!(err.message.contains(&path.display().to_string()), "{}", err.message);
+    assert!(err.message.contains("1048576 bytes"), "{}", err.message);
+    assert_eq!(fs::read(&path).expect("read"), before, "untouched");
+    // Names of 4 KiB until the next one no longer fits: the file stays readable throughout.
+    let mut n = 0;
+    let last = loop {
+      match mark(&path, &format!("{n:04}{}", "n".repeat(4092)), 1.0, None, None) {
+        Ok(()) => n += 1,
+        Err(e) => break e,
+      }
+      assert!(n < 1000, "bounded");
+    };
+    assert_eq!(last.code, crate::error::ErrorCode::CacheTooLarge);
+    let len = fs::metadata(&path).expect("stat").len();
+    assert!(len <= cache_file::MAX_CACHE_BYTES && len > cache_file::MAX_CACHE_BYTES - 8192, "{len}");
+    assert_eq!(list(&path, 0.0, &Rules::default()).expect("readable").len(), n + 1);
+    let first = format!("0000{}", "n".repeat(4092));
+    assert_eq!(invalidate(&path, &Selection::Servers(vec![first.clone()])).expect("one"), vec![first]);
+    assert_eq!(invalidate(&path, &Selection::All).expect("all").len(), n);
   }
 
   #[test]
