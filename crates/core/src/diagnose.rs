@@ -151,7 +151,9 @@ mod tests {
         stale = now - 600_000.0
       ),
     );
-    let mut purged = staleness::purge(dir.path(), true, CredentialSource::File, &Rules::default()).expect("purge");
+    let mut purged =
+      staleness::purge(dir.path(), true, CredentialSource::File, &Rules::default(), crate::fs::DEFAULT_LOCK_WAIT)
+        .expect("purge");
     purged.sort_by(|x, y| x.0.cmp(&y.0));
     assert_eq!(
       purged,

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::cache_file::{self, Document, EntryStatus, Parsed};
 use crate::cache_read::{self, Contents, CACHE_FILE};
@@ -249,9 +250,10 @@ pub fn is_cached(path: &Path, server: &str, now: f64, rules: &Rules) -> Result<b
 
 /// Locked read-modify-write. `change` edits the document and says whether it changed it; only
 /// then is the file rewritten (a corrupt one is first moved aside, kept), durably before this
-/// returns. Returns its result.
-pub fn update<R>(path: &Path, change: impl FnOnce(&mut Document) -> (R, bool)) -> Result<R> {
-  update_then(path, change, None::<fn()>)
+/// returns. Returns its result. Waits at most `lock_wait` for another process's lock
+/// (`ERR_LOCK_TIMEOUT` after that).
+pub fn update<R>(path: &Path, lock_wait: Duration, change: impl FnOnce(&mut Document) -> (R, bool)) -> Result<R> {
+  update_then(path, lock_wait, change, None::<fn()>)
 }
 
 /// `update`; with `visible`, the rewrite is announced by calling it as soon as every reader can
@@ -259,10 +261,11 @@ pub fn update<R>(path: &Path, change: impl FnOnce(&mut Document) -> (R, bool)) -
 /// `visible` is not called when nothing was written.
 fn update_then<R>(
   path: &Path,
+  lock_wait: Duration,
   change: impl FnOnce(&mut Document) -> (R, bool),
   visible: Option<impl FnOnce()>,
 ) -> Result<R> {
-  let _lock = FileLock::acquire(path)?;
+  let _lock = FileLock::acquire(path, lock_wait)?;
   let (contents, _) = cache_read::read(path, Patience::WRITER)?;
   let (mut doc, corrupt) = match contents {
     Contents::Missing => (Document::new(), false),
@@ -312,9 +315,16 @@ fn forget_memo(path: &Path) {
 }
 
 /// Writes `{timestamp: now, ttlMs?, id?}` for `server`, replacing its entry, as Claude Code does.
-pub fn mark(path: &Path, server: &str, now: f64, ttl_ms: Option<f64>, id: Option<&str>) -> Result<()> {
+pub fn mark(
+  path: &Path,
+  server: &str,
+  now: f64,
+  ttl_ms: Option<f64>,
+  id: Option<&str>,
+  lock_wait: Duration,
+) -> Result<()> {
   cache_file::validate_server_name(server)?;
-  update(path, |doc| {
+  update(path, lock_wait, |doc| {
     doc.insert(server.to_owned(), cache_file::new_entry(now, ttl_ms, id));
     ((), true)
   })
@@ -338,9 +348,15 @@ impl Selection {
 
 /// Removes the entries `pick` selects, in one locked, atomic rewrite, and returns what `pick`
 /// selected under the lock (`name` gives each one's server). Most calls select nothing: those
-/// are answered from a read, without the lock and without a write.
-pub fn remove_picked<T>(path: &Path, pick: impl Fn(&Document) -> Vec<T>, name: impl Fn(&T) -> &str) -> Result<Vec<T>> {
-  remove_picked_then(path, pick, name, None::<fn()>)
+/// are answered from a read, without the lock and without a write; the others wait at most
+/// `lock_wait` for it.
+pub fn remove_picked<T>(
+  path: &Path,
+  lock_wait: Duration,
+  pick: impl Fn(&Document) -> Vec<T>,
+  name: impl Fn(&T) -> &str,
+) -> Result<Vec<T>> {
+  remove_picked_then(path, lock_wait, pick, name, None::<fn()>)
 }
 
 /// `remove_picked`, announcing the removal through `visible` as soon as it can be seen, before
@@ -348,6 +364,7 @@ pub fn remove_picked<T>(path: &Path, pick: impl Fn(&Document) -> Vec<T>, name: i
 /// starting processes that read the file. `visible` is not called when nothing was removed.
 pub fn remove_picked_then<T>(
   path: &Path,
+  lock_wait: Duration,
   pick: impl Fn(&Document) -> Vec<T>,
   name: impl Fn(&T) -> &str,
   visible: Option<impl FnOnce()>,
@@ -357,6 +374,7 @@ pub fn remove_picked_then<T>(
   }
   update_then(
     path,
+    lock_wait,
     |doc| {
       let picked = pick(doc);
       for p in &picked {
@@ -371,13 +389,18 @@ pub fn remove_picked_then<T>(
 
 /// Removes the selected entries and returns the names actually removed (file order for `All`,
 /// the caller's order otherwise). Nothing to remove means no write at all.
-pub fn invalidate(path: &Path, selection: &Selection) -> Result<Vec<String>> {
-  invalidate_then(path, selection, None::<fn()>)
+pub fn invalidate(path: &Path, selection: &Selection, lock_wait: Duration) -> Result<Vec<String>> {
+  invalidate_then(path, selection, lock_wait, None::<fn()>)
 }
 
 /// `invalidate`, announcing the removal through `visible` before it is made durable (see
 /// `remove_picked_then`).
-pub fn invalidate_then(path: &Path, selection: &Selection, visible: Option<impl FnOnce()>) -> Result<Vec<String>> {
+pub fn invalidate_then(
+  path: &Path,
+  selection: &Selection,
+  lock_wait: Duration,
+  visible: Option<impl FnOnce()>,
+) -> Result<Vec<String>> {
   selection.validate()?;
   let present = |doc: &Document| match selection {
     Selection::All => doc.keys().cloned().collect::<Vec<_>>(),
@@ -391,7 +414,7 @@ pub fn invalidate_then(path: &Path, selection: &Selection, visible: Option<impl 
       seen
     }
   };
-  remove_picked_then(path, present, |n| n.as_str(), visible)
+  remove_picked_then(path, lock_wait, present, |n| n.as_str(), visible)
 }
 
 /// One change this process made: the document it read under the lock, and the one it wrote.
@@ -482,6 +505,8 @@ mod tests {
   use super::*;
   use std::fs;
 
+  const W: Duration = crate::fs::DEFAULT_LOCK_WAIT;
+
   fn tmp() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("mcp-needs-auth-cache.json");
@@ -492,47 +517,48 @@ mod tests {
   fn mark_list_invalidate() {
     let (_d, path) = tmp();
     assert!(list(&path, 0.0, &Rules::default()).expect("list").is_empty());
-    mark(&path, "github", 1000.0, None, None).expect("mark");
-    mark(&path, "figma", 1000.0, Some(90_000.0), Some("mcpsrv_1")).expect("mark");
+    mark(&path, "github", 1000.0, None, None, W).expect("mark");
+    mark(&path, "figma", 1000.0, Some(90_000.0), Some("mcpsrv_1"), W).expect("mark");
     assert_eq!(
       fs::read_to_string(&path).expect("read"),
       r#"{"github":{"timestamp":1000},"figma":{"timestamp":1000,"ttlMs":90000,"id":"mcpsrv_1"}}"#
     );
     assert!(is_cached(&path, "github", 2000.0, &Rules::default()).expect("check"));
-    let removed = invalidate(&path, &Selection::Servers(vec!["nope".into(), "github".into(), "github".into()]))
+    let removed = invalidate(&path, &Selection::Servers(vec!["nope".into(), "github".into(), "github".into()]), W)
       .expect("invalidate");
     assert_eq!(removed, vec!["github".to_string()]);
     assert!(!is_cached(&path, "github", 2000.0, &Rules::default()).expect("check"));
-    assert_eq!(invalidate(&path, &Selection::All).expect("all"), vec!["figma".to_string()]);
+    assert_eq!(invalidate(&path, &Selection::All, W).expect("all"), vec!["figma".to_string()]);
     assert_eq!(fs::read_to_string(&path).expect("read"), "{}");
   }
 
   #[test]
   fn invalidate_then_announces_once_the_removal_is_visible() {
     let (_d, path) = tmp();
-    mark(&path, "a", 1.0, None, None).expect("mark");
-    mark(&path, "b", 1.0, None, None).expect("mark");
+    mark(&path, "a", 1.0, None, None, W).expect("mark");
+    mark(&path, "b", 1.0, None, None, W).expect("mark");
     let mut seen = Vec::new();
     let removed = invalidate_then(
       &path,
       &Selection::Servers(vec!["a".into()]),
+      W,
       Some(|| seen.push(fs::read_to_string(&path).expect("read"))),
     )
     .expect("invalidate");
     assert_eq!(removed, vec!["a".to_string()]);
     assert_eq!(seen, vec![r#"{"b":{"timestamp":1}}"#.to_string()], "announced once, after the rename");
     let mut called = false;
-    invalidate_then(&path, &Selection::Servers(vec!["a".into()]), Some(|| called = true)).expect("again");
+    invalidate_then(&path, &Selection::Servers(vec!["a".into()]), W, Some(|| called = true)).expect("again");
     assert!(!called, "nothing removed, nothing announced");
   }
 
   #[test]
   fn invalidate_with_nothing_to_remove_does_not_write() {
     let (_d, path) = tmp();
-    assert!(invalidate(&path, &Selection::All).expect("all").is_empty());
+    assert!(invalidate(&path, &Selection::All, W).expect("all").is_empty());
     assert!(!path.exists(), "no file is created");
     fs::write(&path, b"{nope").expect("write");
-    assert!(invalidate(&path, &Selection::All).expect("all").is_empty());
+    assert!(invalidate(&path, &Selection::All, W).expect("all").is_empty());
     assert_eq!(fs::read(&path).expect("read"), b"{nope", "a corrupt file is left alone");
   }
 
@@ -540,7 +566,7 @@ mod tests {
   fn mark_moves_a_corrupt_file_aside() {
     let (dir, path) = tmp();
     fs::write(&path, b"[1,2]").expect("write");
-    mark(&path, "a", 5.0, None, None).expect("mark");
+    mark(&path, "a", 5.0, None, None, W).expect("mark");
     let aside: Vec<_> = fs::read_dir(dir.path())
       .expect("ls")
       .filter_map(|e| e.ok())
@@ -554,10 +580,10 @@ mod tests {
   #[test]
   fn a_write_past_the_read_limit_is_refused_and_removals_always_work() {
     let (_d, path) = tmp();
-    mark(&path, "a", 1.0, None, None).expect("mark");
+    mark(&path, "a", 1.0, None, None, W).expect("mark");
     let before = fs::read(&path).expect("read");
     let huge = "x".repeat(2 * 1024 * 1024);
-    let err = mark(&path, "b", 1.0, None, Some(&huge)).expect_err("too large");
+    let err = mark(&path, "b", 1.0, None, Some(&huge), W).expect_err("too large");
     assert_eq!(err.code, crate::error::ErrorCode::CacheTooLarge);
     assert!(err.message.contains(&path.display().to_string()), "{}", err.message);
     assert!(err.message.contains("1048576 bytes"), "{}", err.message);
@@ -565,7 +591,7 @@ mod tests {
     // Names of 4 KiB until the next one no longer fits: the file stays readable throughout.
     let mut n = 0;
     let last = loop {
-      match mark(&path, &format!("{n:04}{}", "n".repeat(4092)), 1.0, None, None) {
+      match mark(&path, &format!("{n:04}{}", "n".repeat(4092)), 1.0, None, None, W) {
         Ok(()) => n += 1,
         Err(e) => break e,
       }
@@ -576,8 +602,8 @@ mod tests {
     assert!(len <= cache_file::MAX_CACHE_BYTES && len > cache_file::MAX_CACHE_BYTES - 8192, "{len}");
     assert_eq!(list(&path, 0.0, &Rules::default()).expect("readable").len(), n + 1);
     let first = format!("0000{}", "n".repeat(4092));
-    assert_eq!(invalidate(&path, &Selection::Servers(vec![first.clone()])).expect("one"), vec![first]);
-    assert_eq!(invalidate(&path, &Selection::All).expect("all").len(), n);
+    assert_eq!(invalidate(&path, &Selection::Servers(vec![first.clone()]), W).expect("one"), vec![first]);
+    assert_eq!(invalidate(&path, &Selection::All, W).expect("all").len(), n);
   }
 
   #[test]
@@ -708,7 +734,7 @@ mod tests {
         let path = path.clone();
         std::thread::spawn(move || {
           for i in 0..25 {
-            mark(&path, &format!("t{t}-{i}"), 1.0, None, None).expect("mark");
+            mark(&path, &format!("t{t}-{i}"), 1.0, None, None, W).expect("mark");
           }
         })
       })

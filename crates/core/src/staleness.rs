@@ -91,6 +91,7 @@ pub fn purge(
   explicit: bool,
   source: CredentialSource,
   rules: &Rules,
+  lock_wait: std::time::Duration,
 ) -> Result<Vec<(String, Staleness)>> {
   let now = now_ms();
   let view = CredentialView::load(config_dir, explicit, source, now)?;
@@ -101,7 +102,7 @@ pub fn purge(
       .filter_map(|st| judge(&st, now, &view.evidence(&st.server)).map(|why| (st.server, why)))
       .collect()
   };
-  needs_auth::remove_picked(&config_dir::cache_path(config_dir), stale_in, |(server, _)| server.as_str())
+  needs_auth::remove_picked(&config_dir::cache_path(config_dir), lock_wait, stale_in, |(server, _)| server.as_str())
 }
 
 #[cfg(test)]

@@ -592,7 +592,12 @@ impl<S: Sink> Worker<S> {
       // lock, right after: `fs::write_visible`): a Claude Code a subscriber starts on the event
       // reads the file without the entry, and the fsyncs are off the event's path.
       let announce = || self.emit_once(Reason::CredentialsChanged, &mut event);
-      let removed = needs_auth::invalidate_then(&self.cache_path, &Selection::Servers(signed_in), Some(announce));
+      let removed = needs_auth::invalidate_then(
+        &self.cache_path,
+        &Selection::Servers(signed_in),
+        fs::DEFAULT_LOCK_WAIT,
+        Some(announce),
+      );
       if let Err(e) = removed {
         self.warn(&e);
       }
@@ -660,7 +665,13 @@ impl<S: Sink> Worker<S> {
         .collect()
     };
     let announce = || self.emit_once(Reason::CacheChanged, event);
-    if let Err(e) = needs_auth::remove_picked_then(&self.cache_path, superseded, |s| s.as_str(), Some(announce)) {
+    if let Err(e) = needs_auth::remove_picked_then(
+      &self.cache_path,
+      fs::DEFAULT_LOCK_WAIT,
+      superseded,
+      |s| s.as_str(),
+      Some(announce),
+    ) {
       self.warn(&e);
     }
   }
@@ -866,7 +877,7 @@ mod tests {
     let e = f.next_event();
     assert_eq!((e.reason, e.source, e.servers.clone()), (Reason::CacheChanged, Source::OtherProcess, vec!["x".into()]));
     assert_eq!(e.config_dir, f.dir);
-    needs_auth::mark(&f.cache(), "own", 2.0, None, None).expect("mark");
+    needs_auth::mark(&f.cache(), "own", 2.0, None, None, crate::fs::DEFAULT_LOCK_WAIT).expect("mark");
     f.quiet(200);
   }
 

@@ -96,7 +96,7 @@ pub(super) fn is_cached(server: &str, opts: NeedsAuthOptions) -> Result<bool, Co
 pub fn mark_needs_auth(server: ServerName, options: Option<NeedsAuthOptions>) -> Result<(), Code> {
   let ServerName(server) = server;
   let opts = options.unwrap_or_default();
-  needs_auth::mark(&opts.cache_path()?, &server, now_ms(), opts.ttl_ms, opts.id.as_deref()).js()?;
+  needs_auth::mark(&opts.cache_path()?, &server, now_ms(), opts.ttl_ms, opts.id.as_deref(), opts.lock_wait()).js()?;
   Ok(())
 }
 
@@ -116,7 +116,9 @@ pub fn invalidate_needs_auth(
   };
   let opts = options.unwrap_or_default();
   let config_dir = opts.config_dir()?;
-  let removed = needs_auth::invalidate(&mcp_needs_auth_core::config_dir::cache_path(&config_dir), &selection).js()?;
+  let removed =
+    needs_auth::invalidate(&mcp_needs_auth_core::config_dir::cache_path(&config_dir), &selection, opts.lock_wait())
+      .js()?;
   event_bus::emit_invalidated(
     config_dir,
     match selection {

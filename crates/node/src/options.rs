@@ -46,6 +46,10 @@ pub struct NeedsAuthOptions {
   /// `onAuthChanged`: how often to poll the keychain, in ms (default 2000). Files are watched
   /// with OS notifications, never polled.
   pub poll_interval_ms: Option<f64>,
+  /// `markNeedsAuth`, `invalidateNeedsAuth`, `purgeStale`: how long to wait, in ms, while
+  /// another process holds the cache's lock (default 10000), before throwing
+  /// `ERR_LOCK_TIMEOUT`. Reads never wait for the lock.
+  pub lock_timeout_ms: Option<f64>,
   /// `isNeedsAuthCached`, `diagnose`: the server's config (as passed to the Agent SDK in
   /// `options.mcpServers[server]`). With it the answer is Claude Code 2.1.332's exact rule;
   /// without it, the name-only rule (see the README).
@@ -99,12 +103,13 @@ pub(super) enum Opt {
   Watch,
   AutoInvalidate,
   PollIntervalMs,
+  LockTimeoutMs,
   ServerConfig,
   ServerConfigs,
 }
 
 impl Opt {
-  const ALL: [Opt; 10] = [
+  const ALL: [Opt; 11] = [
     Opt::ConfigDir,
     Opt::DefaultTtlMs,
     Opt::TtlMs,
@@ -113,6 +118,7 @@ impl Opt {
     Opt::Watch,
     Opt::AutoInvalidate,
     Opt::PollIntervalMs,
+    Opt::LockTimeoutMs,
     Opt::ServerConfig,
     Opt::ServerConfigs,
   ];
@@ -127,6 +133,7 @@ impl Opt {
       Opt::Watch => "watch",
       Opt::AutoInvalidate => "autoInvalidate",
       Opt::PollIntervalMs => "pollIntervalMs",
+      Opt::LockTimeoutMs => "lockTimeoutMs",
       Opt::ServerConfig => "serverConfig",
       Opt::ServerConfigs => "serverConfigs",
     }
@@ -223,6 +230,7 @@ impl NeedsAuthOptions {
         Opt::Watch => options.watch = boolean()?,
         Opt::AutoInvalidate => options.auto_invalidate = boolean()?,
         Opt::PollIntervalMs => options.poll_interval_ms = number()?,
+        Opt::LockTimeoutMs => options.lock_timeout_ms = number()?,
         Opt::ServerConfig => options.server_config = read_server_config(env, value, "options.serverConfig")?,
         Opt::ServerConfigs => options.server_configs = read_server_configs(env, value)?,
       }
@@ -241,6 +249,7 @@ impl NeedsAuthOptions {
     non_negative("defaultTtlMs", self.default_ttl_ms)?;
     non_negative("ttlMs", self.ttl_ms)?;
     non_negative("pollIntervalMs", self.poll_interval_ms)?;
+    non_negative("lockTimeoutMs", self.lock_timeout_ms)?;
     Ok(())
   }
 
@@ -263,6 +272,13 @@ impl NeedsAuthOptions {
 
   pub fn cache_path(&self) -> JsResult<std::sync::Arc<std::path::Path>> {
     config_dir::resolve_cache_path(self.config_dir.as_deref()).js()
+  }
+
+  /// `options.lockTimeoutMs` (validated finite and >= 0), default 10 s.
+  pub fn lock_wait(&self) -> std::time::Duration {
+    self.lock_timeout_ms.map_or(mcp_needs_auth_core::fs::DEFAULT_LOCK_WAIT, |ms| {
+      std::time::Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(std::time::Duration::MAX)
+    })
   }
 
   pub fn default_ttl_ms(&self) -> f64 {

@@ -27,9 +27,14 @@ pub fn purge_stale(options: Option<NeedsAuthOptions>) -> Result<Vec<PurgedEntry>
   let opts = options.unwrap_or_default();
   let config_dir = opts.config_dir()?;
   let configs = opts.server_configs(None)?;
-  let purged =
-    staleness::purge(&config_dir, opts.explicit_config_dir()?, opts.credential_source(), &opts.rules(configs.as_ref()))
-      .js()?;
+  let purged = staleness::purge(
+    &config_dir,
+    opts.explicit_config_dir()?,
+    opts.credential_source(),
+    &opts.rules(configs.as_ref()),
+    opts.lock_wait(),
+  )
+  .js()?;
   if !purged.is_empty() {
     event_bus::emit_invalidated(config_dir, purged.iter().map(|(s, _)| s.clone()).collect());
   }
