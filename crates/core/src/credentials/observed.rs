@@ -18,6 +18,10 @@ pub struct Observed {
 /// Runs `f` on this process's record of `store` (`process_state::observed`).
 fn with_observed<R>(store: &Store, f: impl FnOnce(&mut Observed) -> R) -> R {
   let mut all = process_state::lock(process_state::observed());
+  // Looked up before the store is copied for an insert: `purgeStale` asks once per entry.
+  if let Some(seen) = all.get_mut(store) {
+    return f(seen);
+  }
   f(all.entry(store.clone()).or_default())
 }
 
