@@ -15,10 +15,13 @@ use crate::error::{Error, ErrorCode, Result};
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// Pauses between two tries of a lock another process holds: short at first (a write holds it
-/// for a millisecond or two), doubling to a bound that keeps a long wait to a few hundred
-/// wake-ups a second at most.
-const LOCK_RETRY_FIRST_PAUSE: Duration = Duration::from_micros(200);
-const LOCK_RETRY_MAX_PAUSE: Duration = Duration::from_millis(5);
+/// for a millisecond or two), doubling to 1 ms. Not longer: a writer that releases the lock and
+/// takes it again at once for its next write (as a busy writer does) leaves it free for
+/// microseconds, and a waiter that looks only every few milliseconds can miss every such window
+/// for seconds while 16 processes write (a blocking `flock` is woken at once instead). A thousand
+/// wake-ups a second, only while another process holds the lock.
+const LOCK_RETRY_FIRST_PAUSE: Duration = Duration::from_micros(50);
+const LOCK_RETRY_MAX_PAUSE: Duration = Duration::from_millis(1);
 
 /// An exclusive advisory lock on `<path>.lock`, released on drop (and by the OS if the holder
 /// dies, even by SIGKILL).
