@@ -177,17 +177,20 @@ pub fn start(config_dir: &Path, store: Store, settings: Arc<Settings>, sink: imp
     // Armed before the baselines are taken, so that nothing falls between the two.
     worker.check_dirs(true);
     // A file that cannot be read (a FIFO there, say) is warned about now, once: the next
-    // warning is for a different problem, or after a read that worked.
+    // warning is for a different problem, or after a read that worked. Not when its directory
+    // cannot be watched: that warning (just given) covers it.
     match worker.read_cache() {
       Ok((doc, _)) => worker.cache_baseline = doc,
-      Err(e) => worker.warn(&e),
+      Err(e) if worker.broken.is_none() => worker.warn(&e),
+      Err(_) => {}
     }
     match credentials::read(&worker.store) {
       Ok(snapshot) => {
         credentials::observe(&worker.store, &snapshot, now_ms());
         worker.credentials = snapshot;
       }
-      Err(e) => worker.warn(&e),
+      Err(e) if worker.broken.is_none() => worker.warn(&e),
+      Err(_) => {}
     }
   }
   let thread = std::thread::Builder::new()
