@@ -256,6 +256,12 @@ export interface NeedsAuthOptions {
    */
   pollIntervalMs?: number
   /**
+   * `markNeedsAuth`, `invalidateNeedsAuth`, `purgeStale`: how long to wait, in ms, while
+   * another process holds the cache's lock (default 10000), before throwing
+   * `ERR_LOCK_TIMEOUT`. Reads never wait for the lock.
+   */
+  lockTimeoutMs?: number
+  /**
    * `isNeedsAuthCached`, `diagnose`: the server's config (as passed to the Agent SDK in
    * `options.mcpServers[server]`). With it the answer is Claude Code 2.1.332's exact rule;
    * without it, the name-only rule (see the README).

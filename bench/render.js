@@ -364,7 +364,38 @@ function report(r) {
 
   // 8
   if (r.e2e) renderE2e(r.e2e, p);
+  // 9
+  if (r.bulk) renderBulk(r.bulk, p);
   return L.join('\n');
+}
+
+/** Section 9: removing every entry of a large cache at once, against plain JS in the same run. */
+function renderBulk(b, p) {
+  p(`## 9. Bulk removals: ${b.n} entries (${(b.bytes / 1024).toFixed(0)} KiB)`);
+  p();
+  p(
+    `Each way removes every entry of a fresh copy of the file, ${b.trials} times, in turns; medians. J1 here is plain JS:`,
+  );
+  p('`readFileSync` + `JSON.parse` + `delete` of each name + `writeFileSync` (no lock, no fsync); J2 adds');
+  p("proper-lockfile and write-file-atomic. The addon's way is a locked, atomic, fsynced rewrite.");
+  p();
+  p('| removal | addon | **baseline** J1 | J2 sync | addon / J1 |');
+  p('|---|---|---|---|---|');
+  const label = {
+    all: '`invalidateNeedsAuth()`',
+    list: '`invalidateNeedsAuth([every name])`',
+    purge: "`purgeStale({credentials: 'none'})`, every entry expired",
+  };
+  let worst = 0;
+  for (const [op, x] of Object.entries(b.rows)) {
+    worst = Math.max(worst, x.addon.median / x.j1.median);
+    p(
+      `| ${label[op] ?? op} | ${fmtUs(x.addon.median)} | ${fmtUs(x.j1.median)} | ${fmtUs(x.j2.median)} | ${(x.addon.median / x.j1.median).toFixed(2)}x |`,
+    );
+  }
+  p();
+  p(`Goal: each no slower than 2x J1 → worst ${worst.toFixed(2)}x → ${met(worst <= 2)}.`);
+  p();
 }
 
 /** Section 8 (bench/e2e.js): a sign-in saved by another process → a live session reports `connected`. */

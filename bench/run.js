@@ -627,6 +627,80 @@ async function benchGrowth() {
   return { rows, subs };
 }
 
+// ---- 9. bulk ------------------------------------------------------------------------------------
+
+/** Removes `pick(doc)` from the file, as plain JS would: read, parse, delete, write. */
+function j1Remove(file, pick) {
+  const doc = j1Read(file);
+  const gone = pick(doc);
+  for (const n of gone) delete doc[n];
+  fs.writeFileSync(file, JSON.stringify(doc));
+  return gone;
+}
+function j2RemoveSync(file, pick) {
+  let gone;
+  j2ChangeSync(file, (doc) => {
+    gone = pick(doc);
+    for (const n of gone) delete doc[n];
+  });
+  return gone;
+}
+
+async function benchBulk() {
+  log('9. bulk');
+  const n = QUICK ? 2700 : 27000;
+  const trials = QUICK ? 3 : 9;
+  const dir = freshDir('bulk');
+  const file = path.join(dir, CACHE);
+  // Short names, as in the issue's measurement: 27,000 entries in under 1 MiB.
+  const names = Array.from({ length: n }, (_, i) => `s${i}`);
+  // An hour old: expired by the 15 min TTL, so purgeStale removes every entry.
+  const ts = Date.now() - 3600000;
+  const doc = Object.fromEntries(names.map((s) => [s, { timestamp: ts }]));
+  const bytes = JSON.stringify(doc);
+  const opts = { configDir: dir };
+  const expired = (d) => Object.keys(d).filter((k) => Date.now() - d[k].timestamp >= 900000);
+  const ops = {
+    all: {
+      addon: () => addon.invalidateNeedsAuth(undefined, opts),
+      j1: () => j1Remove(file, (d) => Object.keys(d)),
+      j2: () => j2RemoveSync(file, (d) => Object.keys(d)),
+    },
+    list: {
+      addon: () => addon.invalidateNeedsAuth(names, opts),
+      j1: () => j1Remove(file, (d) => names.filter((k) => Object.hasOwn(d, k))),
+      j2: () => j2RemoveSync(file, (d) => names.filter((k) => Object.hasOwn(d, k))),
+    },
+    purge: {
+      addon: () => addon.purgeStale({ ...opts, credentials: 'none' }),
+      j1: () => j1Remove(file, expired),
+      j2: () => j2RemoveSync(file, expired),
+    },
+  };
+  const samples = Object.fromEntries(Object.keys(ops).map((op) => [op, { addon: [], j1: [], j2: [] }]));
+  // In turns, each run on a fresh copy of the full file, so that noise falls on all alike.
+  for (let t = 0; t < trials; t++) {
+    for (const [op, ways] of Object.entries(ops)) {
+      for (const [way, fn] of Object.entries(ways)) {
+        fs.writeFileSync(file, bytes);
+        const t0 = process.hrtime.bigint();
+        const removed = fn();
+        samples[op][way].push(Number(process.hrtime.bigint() - t0) / 1e3);
+        const count = Array.isArray(removed) ? removed.length : 0;
+        if (count !== n) throw new Error(`bulk ${op} ${way} removed ${count} of ${n}`);
+        if (fs.readFileSync(file, 'utf8') !== '{}') throw new Error(`bulk ${op} ${way} left entries`);
+      }
+    }
+  }
+  const rows = Object.fromEntries(
+    Object.entries(samples).map(([op, ways]) => [
+      op,
+      Object.fromEntries(Object.entries(ways).map(([w, v]) => [w, stats(v)])),
+    ]),
+  );
+  return { n, bytes: Buffer.byteLength(bytes), trials, rows };
+}
+
 // ---- 6. idle -----------------------------------------------------------------------------------
 
 async function benchIdle() {
@@ -732,7 +806,7 @@ async function main() {
       .flatMap((a) => a.split(','))
       .filter(Boolean);
     const only = named.length ? named : process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : null;
-    const known = ['check', 'change', 'propagation', 'contention', 'growth', 'idle', 'memory', 'e2e'];
+    const known = ['check', 'change', 'propagation', 'contention', 'growth', 'idle', 'memory', 'e2e', 'bulk'];
     const unknown = (only || []).filter((s) => !known.includes(s));
     if (unknown.length) throw new Error(`unknown section ${unknown.join(', ')}; sections: ${known.join(', ')}`);
     const want = (s) => {
@@ -748,6 +822,7 @@ async function main() {
     if (want('idle')) results.idle = await benchIdle();
     if (want('memory')) results.memory = await benchMemory();
     if (want('e2e')) results.e2e = await benchE2e({ quick: QUICK, log, stats });
+    if (want('bulk')) results.bulk = await benchBulk();
     if (only) {
       console.log(JSON.stringify(results, null, 1));
       return;

@@ -42,6 +42,28 @@ pub(crate) fn serialize(doc: &Document) -> Vec<u8> {
   serde_json::to_vec(doc).unwrap_or_else(|_| b"{}".to_vec())
 }
 
+/// `serialize`, refused when the bytes would be over `MAX_CACHE_BYTES`: this library never
+/// writes a file it would then refuse to read (every later call, removals included, would fail).
+/// A removal from a file this library wrote only shrinks it, so it is never refused. `path`
+/// only names the file in the error.
+pub fn serialize_within_limit(doc: &Document, path: &std::path::Path) -> Result<Vec<u8>> {
+  let bytes = serialize(doc);
+  if bytes.len() as u64 > MAX_CACHE_BYTES {
+    return Err(Error::new(
+      ErrorCode::CacheTooLarge,
+      format!(
+        "this change would make the needs-auth cache {} {} bytes, over the {} MiB ({MAX_CACHE_BYTES} bytes) \
+         this library reads; nothing was written (the file is untouched). Use a shorter id or server name, \
+         or remove entries first",
+        path.display(),
+        bytes.len(),
+        MAX_CACHE_BYTES / (1024 * 1024)
+      ),
+    ));
+  }
+  Ok(bytes)
+}
+
 /// Rejects names Claude Code could never have written and that would make bad keys.
 pub(crate) fn validate_server_name(name: &str) -> Result<()> {
   let problem = if name.is_empty() {

@@ -52,7 +52,7 @@ mod tests {
   fn write_then_read_round_trips_with_mode_0600() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("sub/dir/cache.json");
-    let _lock = FileLock::acquire(&path).expect("lock");
+    let _lock = FileLock::acquire(&path, crate::fs::DEFAULT_LOCK_WAIT).expect("lock");
     write_atomic(&path, br#"{"a":{"timestamp":1}}"#).expect("write");
     match read(&path, Patience::READER).expect("read").0 {
       Contents::Parsed(Parsed::Document(d)) => assert!(d.contains_key("a")),

@@ -159,8 +159,9 @@ mod tests {
       ),
     );
     let (memos, seen) = (Memos::new(), Observations::default());
+    let w = crate::needs_auth::Writer { memos: &memos, observer: &(), lock_wait: crate::fs::DEFAULT_LOCK_WAIT };
     let mut purged =
-      staleness::purge(&memos, &(), &seen, dir.path(), true, CredentialSource::File, &Rules::default()).expect("purge");
+      staleness::purge(w, &seen, dir.path(), true, CredentialSource::File, &Rules::default()).expect("purge");
     purged.sort_by(|x, y| x.0.cmp(&y.0));
     assert_eq!(
       purged,

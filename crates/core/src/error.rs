@@ -20,6 +20,8 @@ pub enum ErrorCode {
   CacheRead,
   /// The cache file (or its directory, temp file or lock) could not be written.
   CacheWrite,
+  /// Another process held the cache's lock for longer than a write may wait for it.
+  LockTimeout,
   /// The credentials store could not be read.
   CredentialsRead,
   /// The credentials store holds something that is not a credentials document.
@@ -39,6 +41,7 @@ impl ErrorCode {
       ErrorCode::CacheTooLarge => "ERR_CACHE_TOO_LARGE",
       ErrorCode::CacheRead => "ERR_CACHE_READ",
       ErrorCode::CacheWrite => "ERR_CACHE_WRITE",
+      ErrorCode::LockTimeout => "ERR_LOCK_TIMEOUT",
       ErrorCode::CredentialsRead => "ERR_CREDENTIALS_READ",
       ErrorCode::CredentialsCorrupt => "ERR_CREDENTIALS_CORRUPT",
       ErrorCode::Keychain => "ERR_KEYCHAIN",

@@ -2,8 +2,10 @@
 //! (a locked, atomic read-modify-write). Paths are the cache file's; callers resolve them. Reads
 //! go through the caller's `Memos`; each write is reported to the caller's `WriteObserver`.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::cache_file::{self, Document, EntryStatus, Parsed};
 use crate::cache_read::{self, Contents, CACHE_FILE};
@@ -280,29 +282,37 @@ impl WriteObserver for () {
   fn wrote(&self, _: &Path, _: Arc<Document>, _: Arc<Document>) {}
 }
 
+/// How long a write waits for another process's lock on the cache by default, before
+/// `ERR_LOCK_TIMEOUT` (a stopped process, a hung NFS client: never without a bound).
+pub use crate::fs::DEFAULT_LOCK_WAIT;
+
+/// How a change reaches the cache: the memos it keeps honest, who hears of it (a runtime's
+/// own-writes log, or `&()`), and how long it waits for another process's lock.
+#[derive(Clone, Copy)]
+pub struct Writer<'a> {
+  pub memos: &'a Memos,
+  pub observer: &'a dyn WriteObserver,
+  pub lock_wait: Duration,
+}
+
 /// Locked read-modify-write. `change` edits the document and says whether it changed it; only
 /// then is the file rewritten (a corrupt one is first moved aside, kept), durably before this
-/// returns, and the write reported to `observer`. Returns `change`'s result.
-pub(crate) fn update<R>(
-  memos: &Memos,
-  observer: &dyn WriteObserver,
-  path: &Path,
-  change: impl FnOnce(&mut Document) -> (R, bool),
-) -> Result<R> {
-  update_then(memos, observer, path, change, None::<fn()>)
+/// returns, and the write reported to `observer`. Returns `change`'s result. Waits at most
+/// `lock_wait` for another process's lock (`ERR_LOCK_TIMEOUT` after that).
+pub(crate) fn update<R>(w: Writer, path: &Path, change: impl FnOnce(&mut Document) -> (R, bool)) -> Result<R> {
+  update_then(w, path, change, None::<fn()>)
 }
 
 /// `update`; with `visible`, the rewrite is announced by calling it as soon as every reader can
 /// see it, and made durable right after, before the lock is released (`fs::write_visible`).
 /// `visible` is not called when nothing was written.
 fn update_then<R>(
-  memos: &Memos,
-  observer: &dyn WriteObserver,
+  w: Writer,
   path: &Path,
   change: impl FnOnce(&mut Document) -> (R, bool),
   visible: Option<impl FnOnce()>,
 ) -> Result<R> {
-  let _lock = FileLock::acquire(path)?;
+  let _lock = FileLock::acquire(path, w.lock_wait)?;
   let (contents, _) = cache_read::read(path, Patience::WRITER)?;
   let (mut doc, corrupt) = match contents {
     Contents::Missing => (Document::new(), false),
@@ -310,13 +320,14 @@ fn update_then<R>(
     Contents::Parsed(Parsed::Corrupt(_)) => (Document::new(), true),
   };
   // What this write started from, for the observer.
-  let before = observer.follows(path).then(|| Arc::new(doc.clone()));
+  let before = w.observer.follows(path).then(|| Arc::new(doc.clone()));
   let (result, changed) = change(&mut doc);
   if changed {
+    // Before anything is touched: a write that could not be read back is refused whole.
+    let bytes = cache_file::serialize_within_limit(&doc, path)?;
     if corrupt {
       fs::move_aside(path, now_ms() as u64)?;
     }
-    let bytes = cache_file::serialize(&doc);
     let pending = match visible {
       None => {
         fs::write_atomic(path, &bytes)?;
@@ -327,9 +338,9 @@ fn update_then<R>(
     let doc = Arc::new(doc);
     if let Some(before) = before {
       // Still under the lock: a reader under it sees the file and this report together.
-      observer.wrote(path, before, Arc::clone(&doc));
+      w.observer.wrote(path, before, Arc::clone(&doc));
     }
-    forget_memo(memos, path);
+    forget_memo(w.memos, path);
     if let Some((written, announce)) = pending {
       announce();
       written.make_durable()?;
@@ -351,17 +362,9 @@ fn forget_memo(memos: &Memos, path: &Path) {
 }
 
 /// Writes `{timestamp: now, ttlMs?, id?}` for `server`, replacing its entry, as Claude Code does.
-pub fn mark(
-  memos: &Memos,
-  observer: &dyn WriteObserver,
-  path: &Path,
-  server: &str,
-  now: f64,
-  ttl_ms: Option<f64>,
-  id: Option<&str>,
-) -> Result<()> {
+pub fn mark(w: Writer, path: &Path, server: &str, now: f64, ttl_ms: Option<f64>, id: Option<&str>) -> Result<()> {
   cache_file::validate_server_name(server)?;
-  update(memos, observer, path, |doc| {
+  update(w, path, |doc| {
     doc.insert(server.to_owned(), cache_file::new_entry(now, ttl_ms, id));
     ((), true)
   })
@@ -385,40 +388,39 @@ impl Selection {
 
 /// Removes the entries `pick` selects, in one locked, atomic rewrite, and returns what `pick`
 /// selected under the lock (`name` gives each one's server). Most calls select nothing: those
-/// are answered from a read, without the lock and without a write.
+/// are answered from a read, without the lock and without a write; the others wait at most
+/// `lock_wait` for it.
 pub(crate) fn remove_picked<T>(
-  memos: &Memos,
-  observer: &dyn WriteObserver,
+  w: Writer,
   path: &Path,
   pick: impl Fn(&Document) -> Vec<T>,
   name: impl Fn(&T) -> &str,
 ) -> Result<Vec<T>> {
-  remove_picked_then(memos, observer, path, pick, name, None::<fn()>)
+  remove_picked_then(w, path, pick, name, None::<fn()>)
 }
 
 /// `remove_picked`, announcing the removal through `visible` as soon as it can be seen, before
 /// it is made durable (see `update_then`): for a watcher, whose subscribers act on the event by
 /// starting processes that read the file. `visible` is not called when nothing was removed.
 pub(crate) fn remove_picked_then<T>(
-  memos: &Memos,
-  observer: &dyn WriteObserver,
+  w: Writer,
   path: &Path,
   pick: impl Fn(&Document) -> Vec<T>,
   name: impl Fn(&T) -> &str,
   visible: Option<impl FnOnce()>,
 ) -> Result<Vec<T>> {
-  if pick(&*load(memos, path)?).is_empty() {
+  if pick(&*load(w.memos, path)?).is_empty() {
     return Ok(Vec::new());
   }
   update_then(
-    memos,
-    observer,
+    w,
     path,
     |doc| {
       let picked = pick(doc);
-      for p in &picked {
-        doc.shift_remove(name(p));
-      }
+      // One pass over the document: `shift_remove` of each would move every later entry, each
+      // time (quadratic: seconds for a clear of 27,000 entries).
+      let gone: HashSet<&str> = picked.iter().map(&name).collect();
+      doc.retain(|server, _| !gone.contains(server.as_str()));
       let changed = !picked.is_empty();
       (picked, changed)
     },
@@ -428,20 +430,14 @@ pub(crate) fn remove_picked_then<T>(
 
 /// Removes the selected entries and returns the names actually removed (file order for `All`,
 /// the caller's order otherwise). Nothing to remove means no write at all.
-pub fn invalidate(
-  memos: &Memos,
-  observer: &dyn WriteObserver,
-  path: &Path,
-  selection: &Selection,
-) -> Result<Vec<String>> {
-  invalidate_then(memos, observer, path, selection, None::<fn()>)
+pub fn invalidate(w: Writer, path: &Path, selection: &Selection) -> Result<Vec<String>> {
+  invalidate_then(w, path, selection, None::<fn()>)
 }
 
 /// `invalidate`, announcing the removal through `visible` before it is made durable (see
 /// `remove_picked_then`).
 pub(crate) fn invalidate_then(
-  memos: &Memos,
-  observer: &dyn WriteObserver,
+  w: Writer,
   path: &Path,
   selection: &Selection,
   visible: Option<impl FnOnce()>,
@@ -450,22 +446,19 @@ pub(crate) fn invalidate_then(
   let present = |doc: &Document| match selection {
     Selection::All => doc.keys().cloned().collect::<Vec<_>>(),
     Selection::Servers(names) => {
-      let mut seen = Vec::new();
-      for n in names {
-        if doc.contains_key(n) && !seen.contains(n) {
-          seen.push(n.clone());
-        }
-      }
-      seen
+      let mut seen = HashSet::new();
+      names.iter().filter(|n| doc.contains_key(n.as_str()) && seen.insert(n.as_str())).cloned().collect()
     }
   };
-  remove_picked_then(memos, observer, path, present, |n| n.as_str(), visible)
+  remove_picked_then(w, path, present, |n| n.as_str(), visible)
 }
 
 #[cfg(test)]
 mod tests {
   use super::*;
   use std::fs;
+
+  const W: Duration = crate::fs::DEFAULT_LOCK_WAIT;
 
   fn tmp() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -476,23 +469,27 @@ mod tests {
   /// Writes no observer follows.
   const NOBODY: &() = &();
 
+  fn w(memos: &Memos) -> Writer<'_> {
+    Writer { memos, observer: NOBODY, lock_wait: W }
+  }
+
   #[test]
   fn mark_list_invalidate() {
     let (_d, path) = tmp();
     let memos = Memos::new();
     assert!(list(&memos, &path, 0.0, &Rules::default()).expect("list").is_empty());
-    mark(&memos, NOBODY, &path, "github", 1000.0, None, None).expect("mark");
-    mark(&memos, NOBODY, &path, "figma", 1000.0, Some(90_000.0), Some("mcpsrv_1")).expect("mark");
+    mark(w(&memos), &path, "github", 1000.0, None, None).expect("mark");
+    mark(w(&memos), &path, "figma", 1000.0, Some(90_000.0), Some("mcpsrv_1")).expect("mark");
     assert_eq!(
       fs::read_to_string(&path).expect("read"),
       r#"{"github":{"timestamp":1000},"figma":{"timestamp":1000,"ttlMs":90000,"id":"mcpsrv_1"}}"#
     );
     assert!(is_cached(&memos, &path, "github", 2000.0, &Rules::default()).expect("check"));
     let servers = Selection::Servers(vec!["nope".into(), "github".into(), "github".into()]);
-    let removed = invalidate(&memos, NOBODY, &path, &servers).expect("invalidate");
+    let removed = invalidate(w(&memos), &path, &servers).expect("invalidate");
     assert_eq!(removed, vec!["github".to_string()]);
     assert!(!is_cached(&memos, &path, "github", 2000.0, &Rules::default()).expect("check"));
-    assert_eq!(invalidate(&memos, NOBODY, &path, &Selection::All).expect("all"), vec!["figma".to_string()]);
+    assert_eq!(invalidate(w(&memos), &path, &Selection::All).expect("all"), vec!["figma".to_string()]);
     assert_eq!(fs::read_to_string(&path).expect("read"), "{}");
   }
 
@@ -500,12 +497,11 @@ mod tests {
   fn invalidate_then_announces_once_the_removal_is_visible() {
     let (_d, path) = tmp();
     let memos = Memos::new();
-    mark(&memos, NOBODY, &path, "a", 1.0, None, None).expect("mark");
-    mark(&memos, NOBODY, &path, "b", 1.0, None, None).expect("mark");
+    mark(w(&memos), &path, "a", 1.0, None, None).expect("mark");
+    mark(w(&memos), &path, "b", 1.0, None, None).expect("mark");
     let mut seen = Vec::new();
     let removed = invalidate_then(
-      &memos,
-      NOBODY,
+      w(&memos),
       &path,
       &Selection::Servers(vec!["a".into()]),
       Some(|| seen.push(fs::read_to_string(&path).expect("read"))),
@@ -514,8 +510,7 @@ mod tests {
     assert_eq!(removed, vec!["a".to_string()]);
     assert_eq!(seen, vec![r#"{"b":{"timestamp":1}}"#.to_string()], "announced once, after the rename");
     let mut called = false;
-    invalidate_then(&memos, NOBODY, &path, &Selection::Servers(vec!["a".into()]), Some(|| called = true))
-      .expect("again");
+    invalidate_then(w(&memos), &path, &Selection::Servers(vec!["a".into()]), Some(|| called = true)).expect("again");
     assert!(!called, "nothing removed, nothing announced");
   }
 
@@ -523,10 +518,10 @@ mod tests {
   fn invalidate_with_nothing_to_remove_does_not_write() {
     let (_d, path) = tmp();
     let memos = Memos::new();
-    assert!(invalidate(&memos, NOBODY, &path, &Selection::All).expect("all").is_empty());
+    assert!(invalidate(w(&memos), &path, &Selection::All).expect("all").is_empty());
     assert!(!path.exists(), "no file is created");
     fs::write(&path, b"{nope").expect("write");
-    assert!(invalidate(&memos, NOBODY, &path, &Selection::All).expect("all").is_empty());
+    assert!(invalidate(w(&memos), &path, &Selection::All).expect("all").is_empty());
     assert_eq!(fs::read(&path).expect("read"), b"{nope", "a corrupt file is left alone");
   }
 
@@ -534,7 +529,7 @@ mod tests {
   fn mark_moves_a_corrupt_file_aside() {
     let (dir, path) = tmp();
     fs::write(&path, b"[1,2]").expect("write");
-    mark(&Memos::new(), NOBODY, &path, "a", 5.0, None, None).expect("mark");
+    mark(w(&Memos::new()), &path, "a", 5.0, None, None).expect("mark");
     let aside: Vec<_> = fs::read_dir(dir.path())
       .expect("ls")
       .filter_map(|e| e.ok())
@@ -543,6 +538,58 @@ mod tests {
     assert_eq!(aside.len(), 1);
     assert_eq!(fs::read(aside[0].path()).expect("read"), b"[1,2]");
     assert_eq!(fs::read_to_string(&path).expect("read"), r#"{"a":{"timestamp":5}}"#);
+  }
+
+  #[test]
+  fn a_write_past_the_read_limit_is_refused_and_removals_always_work() {
+    let (_d, path) = tmp();
+    let memos = Memos::new();
+    mark(w(&memos), &path, "a", 1.0, None, None).expect("mark");
+    let before = fs::read(&path).expect("read");
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let err = mark(w(&memos), &path, "b", 1.0, None, Some(&huge)).expect_err("too large");
+    assert_eq!(err.code, crate::error::ErrorCode::CacheTooLarge);
+    assert!(err.message.contains(&path.display().to_string()), "{}", err.message);
+    assert!(err.message.contains("1048576 bytes"), "{}", err.message);
+    assert_eq!(fs::read(&path).expect("read"), before, "untouched");
+    // Names of 4 KiB until the next one no longer fits: the file stays readable throughout.
+    let mut n = 0;
+    let last = loop {
+      match mark(w(&memos), &path, &format!("{n:04}{}", "n".repeat(4092)), 1.0, None, None) {
+        Ok(()) => n += 1,
+        Err(e) => break e,
+      }
+      assert!(n < 1000, "bounded");
+    };
+    assert_eq!(last.code, crate::error::ErrorCode::CacheTooLarge);
+    let len = fs::metadata(&path).expect("stat").len();
+    assert!(len <= cache_file::MAX_CACHE_BYTES && len > cache_file::MAX_CACHE_BYTES - 8192, "{len}");
+    assert_eq!(list(&memos, &path, 0.0, &Rules::default()).expect("readable").len(), n + 1);
+    let first = format!("0000{}", "n".repeat(4092));
+    assert_eq!(invalidate(w(&memos), &path, &Selection::Servers(vec![first.clone()])).expect("one"), vec![first]);
+    assert_eq!(invalidate(w(&memos), &path, &Selection::All).expect("all").len(), n);
+  }
+
+  #[test]
+  fn bulk_removals_on_a_large_file_remove_exactly_what_was_asked_in_order() {
+    let (_d, path) = tmp();
+    let memos = Memos::new();
+    let names: Vec<String> = (0..27_000).map(|i| format!("server-{i:05}")).collect();
+    let doc: Document = names.iter().map(|n| (n.clone(), cache_file::new_entry(1.0, None, None))).collect();
+    fs::write(&path, cache_file::serialize(&doc)).expect("write");
+    // Every third name, twice, plus one that is not there, in reverse order.
+    let mut asked: Vec<String> = names.iter().step_by(3).rev().cloned().collect();
+    asked.push("absent".into());
+    asked.extend(names.iter().step_by(3).cloned());
+    let removed = invalidate(w(&memos), &path, &Selection::Servers(asked)).expect("invalidate");
+    let expected: Vec<String> = names.iter().step_by(3).rev().cloned().collect();
+    assert_eq!(removed, expected, "the caller's order, each once");
+    let kept: Vec<String> = names.iter().enumerate().filter(|(i, _)| i % 3 != 0).map(|(_, n)| n.clone()).collect();
+    let left: Vec<String> =
+      list(&memos, &path, 0.0, &Rules::default()).expect("list").into_iter().map(|e| e.server).collect();
+    assert_eq!(left, kept, "the rest kept, in file order");
+    assert_eq!(invalidate(w(&memos), &path, &Selection::All).expect("all"), kept, "file order");
+    assert_eq!(fs::read_to_string(&path).expect("read"), "{}");
   }
 
   #[test]
@@ -675,7 +722,7 @@ mod tests {
         let (memos, path) = (&memos, &path);
         s.spawn(move || {
           for i in 0..25 {
-            mark(memos, NOBODY, path, &format!("t{t}-{i}"), 1.0, None, None).expect("mark");
+            mark(w(memos), path, &format!("t{t}-{i}"), 1.0, None, None).expect("mark");
           }
         });
       }

@@ -9,10 +9,11 @@
 //! parts below. None of those is held while another is taken, nor across I/O that can wait.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::credentials::Observations;
 use crate::event_bus::Bus;
-use crate::needs_auth::{Memos, WriteObserver};
+use crate::needs_auth::{Memos, WriteObserver, Writer};
 use crate::own_writes::OwnWritesLog;
 use crate::watcher::{ClosingFsWatchers, Shared};
 
@@ -58,6 +59,12 @@ impl Runtime {
   /// runtime's watchers do not take the write for another process's.
   pub fn own_writes(&self) -> &dyn WriteObserver {
     &*self.own_writes
+  }
+
+  /// How a change through this runtime reaches the cache: its memos, its own-writes log, and
+  /// at most `lock_wait` of waiting for another process's lock.
+  pub fn writer(&self, lock_wait: Duration) -> Writer<'_> {
+    Writer { memos: &self.memos, observer: &*self.own_writes, lock_wait }
   }
 
   /// What this runtime observed of each credential store.
@@ -109,7 +116,7 @@ mod tests {
     let a = subscribe(writer.bus(), dir.path(), own.clone(), watch()).expect("sub");
     let b = subscribe(other.bus(), dir.path(), others.clone(), watch()).expect("sub");
     let cache = cache_path(dir.path());
-    needs_auth::mark(writer.memos(), writer.own_writes(), &cache, "mine", 1.0, None, None).expect("mark");
+    needs_auth::mark(writer.writer(needs_auth::DEFAULT_LOCK_WAIT), &cache, "mine", 1.0, None, None).expect("mark");
     others.wait_for(1);
     assert_eq!(others.servers(), vec![vec!["mine".to_string()]], "another runtime's write is news");
     // A write by nobody's runtime, after: the writer's watcher reports it, and it alone.

@@ -19,7 +19,7 @@ use crate::clock::now_ms;
 use crate::config_dir;
 use crate::credentials::{self, CredentialSource, Observations, ServerCredentials, Snapshot, Store};
 use crate::error::Result;
-use crate::needs_auth::{self, Memos, WriteObserver};
+use crate::needs_auth::{self, Writer};
 use crate::server_rules::Rules;
 
 /// Tolerance for clocks and for tokens that expire right around the failure.
@@ -95,8 +95,7 @@ impl CredentialView {
 /// that is not the server's) are kept as they are: Claude Code's next 401 replaces them.
 /// The cache is read through `memos` and the rewrite reported to `observer`.
 pub fn purge(
-  memos: &Memos,
-  observer: &dyn WriteObserver,
+  w: Writer,
   seen: &Observations,
   config_dir: &Path,
   explicit: bool,
@@ -113,7 +112,7 @@ pub fn purge(
       .collect()
   };
   let cache = config_dir::cache_path(config_dir);
-  needs_auth::remove_picked(memos, observer, &cache, stale_in, |(server, _)| server.as_str())
+  needs_auth::remove_picked(w, &cache, stale_in, |(server, _)| server.as_str())
 }
 
 #[cfg(test)]

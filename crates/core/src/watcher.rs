@@ -33,7 +33,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::events::{AuthEvent, Reason, Source};
 use crate::fs::{self, FileLock};
 use crate::mutex::lock;
-use crate::needs_auth::{self, Memos, Selection};
+use crate::needs_auth::{self, Memos, Selection, Writer};
 use crate::own_writes::{OwnWrites, OwnWritesLog, OwnWritesTracker};
 use crate::staleness::{self, CredentialView};
 
@@ -200,12 +200,21 @@ pub fn start(
     let mut worker = lock(&shared);
     // Armed before the baselines are taken, so that nothing falls between the two.
     worker.check_dirs(true);
-    if let Ok((doc, _)) = worker.read_cache() {
-      worker.cache_baseline = doc;
+    // A file that cannot be read (a FIFO there, say) is warned about now, once: the next
+    // warning is for a different problem, or after a read that worked. Not when its directory
+    // cannot be watched: that warning (just given) covers it.
+    match worker.read_cache() {
+      Ok((doc, _)) => worker.cache_baseline = doc,
+      Err(e) if worker.broken.is_none() => worker.warn(&e),
+      Err(_) => {}
     }
-    if let Ok(snapshot) = credentials::read(&worker.store) {
-      worker.process.observations.observe(&worker.store, &snapshot, now_ms());
-      worker.credentials = snapshot;
+    match credentials::read(&worker.store) {
+      Ok(snapshot) => {
+        worker.process.observations.observe(&worker.store, &snapshot, now_ms());
+        worker.credentials = snapshot;
+      }
+      Err(e) if worker.broken.is_none() => worker.warn(&e),
+      Err(_) => {}
     }
   }
   let thread = std::thread::Builder::new()
@@ -616,7 +625,8 @@ impl<S: Sink> Worker<S> {
       let announce = || self.emit_once(Reason::CredentialsChanged, &mut event);
       let (memos, own_writes) = (&self.process.memos, &*self.process.own_writes);
       let selection = Selection::Servers(signed_in);
-      let removed = needs_auth::invalidate_then(memos, own_writes, &self.cache_path, &selection, Some(announce));
+      let w = Writer { memos, observer: own_writes, lock_wait: fs::DEFAULT_LOCK_WAIT };
+      let removed = needs_auth::invalidate_then(w, &self.cache_path, &selection, Some(announce));
       if let Err(e) = removed {
         self.warn(&e);
       }
@@ -688,9 +698,8 @@ impl<S: Sink> Worker<S> {
     };
     let announce = || self.emit_once(Reason::CacheChanged, event);
     let (memos, own_writes) = (&self.process.memos, &*self.process.own_writes);
-    if let Err(e) =
-      needs_auth::remove_picked_then(memos, own_writes, &self.cache_path, superseded, |s| s.as_str(), Some(announce))
-    {
+    let w = Writer { memos, observer: own_writes, lock_wait: fs::DEFAULT_LOCK_WAIT };
+    if let Err(e) = needs_auth::remove_picked_then(w, &self.cache_path, superseded, |s| s.as_str(), Some(announce)) {
       self.warn(&e);
     }
   }
@@ -898,7 +907,9 @@ mod tests {
     let e = f.next_event();
     assert_eq!((e.reason, e.source, e.servers.clone()), (Reason::CacheChanged, Source::OtherProcess, vec!["x".into()]));
     assert_eq!(e.config_dir, f.dir);
-    needs_auth::mark(&f.process.memos, &*f.process.own_writes, &f.cache(), "own", 2.0, None, None).expect("mark");
+    let w =
+      Writer { memos: &f.process.memos, observer: &*f.process.own_writes, lock_wait: crate::fs::DEFAULT_LOCK_WAIT };
+    needs_auth::mark(w, &f.cache(), "own", 2.0, None, None).expect("mark");
     f.quiet(200);
   }
 

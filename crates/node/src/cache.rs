@@ -99,17 +99,8 @@ pub(super) fn is_cached(server: &str, opts: NeedsAuthOptions) -> Result<bool, Co
 pub fn mark_needs_auth(server: ServerName, options: Option<NeedsAuthOptions>) -> Result<(), Code> {
   let ServerName(server) = server;
   let opts = options.unwrap_or_default();
-  let rt = runtime();
-  needs_auth::mark(
-    rt.memos(),
-    rt.own_writes(),
-    &opts.cache_path()?,
-    &server,
-    now_ms(),
-    opts.ttl_ms,
-    opts.id.as_deref(),
-  )
-  .js()?;
+  let w = runtime().writer(opts.lock_wait());
+  needs_auth::mark(w, &opts.cache_path()?, &server, now_ms(), opts.ttl_ms, opts.id.as_deref()).js()?;
   Ok(())
 }
 
@@ -131,7 +122,7 @@ pub fn invalidate_needs_auth(
   let config_dir = opts.config_dir()?;
   let rt = runtime();
   let cache = mcp_needs_auth_core::config_dir::cache_path(&config_dir);
-  let removed = needs_auth::invalidate(rt.memos(), rt.own_writes(), &cache, &selection).js()?;
+  let removed = needs_auth::invalidate(rt.writer(opts.lock_wait()), &cache, &selection).js()?;
   event_bus::emit_invalidated(
     rt.bus(),
     config_dir,

@@ -114,6 +114,10 @@ option_fields! {
     #[doc = " `onAuthChanged`: how often to poll the keychain, in ms (default 2000). Files are watched"]
     #[doc = " with OS notifications, never polled."]
     pub poll_interval_ms: Option<f64>,
+    #[doc = " `markNeedsAuth`, `invalidateNeedsAuth`, `purgeStale`: how long to wait, in ms, while"]
+    #[doc = " another process holds the cache's lock (default 10000), before throwing"]
+    #[doc = " `ERR_LOCK_TIMEOUT`. Reads never wait for the lock."]
+    pub lock_timeout_ms: Option<f64>,
     #[doc = " `isNeedsAuthCached`, `diagnose`: the server's config (as passed to the Agent SDK in"]
     #[doc = " `options.mcpServers[server]`). With it the answer is Claude Code 2.1.332's exact rule;"]
     #[doc = " without it, the name-only rule (see the README)."]

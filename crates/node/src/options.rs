@@ -135,6 +135,13 @@ impl NeedsAuthOptions {
     last_config_dir::resolve_cache_path(self.config_dir.as_deref()).js()
   }
 
+  /// `options.lockTimeoutMs` (validated finite and >= 0), default 10 s.
+  pub fn lock_wait(&self) -> std::time::Duration {
+    self.lock_timeout_ms.map_or(mcp_needs_auth_core::needs_auth::DEFAULT_LOCK_WAIT, |ms| {
+      std::time::Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(std::time::Duration::MAX)
+    })
+  }
+
   pub fn default_ttl_ms(&self) -> f64 {
     self.default_ttl_ms.unwrap_or(mcp_needs_auth_core::cache_file::DEFAULT_TTL_MS)
   }

@@ -31,8 +31,7 @@ pub fn purge_stale(options: Option<NeedsAuthOptions>) -> Result<Vec<PurgedEntry>
   let configs = opts.server_configs(None)?;
   let rt = runtime();
   let purged = staleness::purge(
-    rt.memos(),
-    rt.own_writes(),
+    rt.writer(opts.lock_wait()),
     rt.observations(),
     &config_dir,
     opts.explicit_config_dir()?,

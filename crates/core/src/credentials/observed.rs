@@ -27,6 +27,10 @@ impl Observations {
   /// Runs `f` on the record of `store`.
   fn with<R>(&self, store: &Store, f: impl FnOnce(&mut Observed) -> R) -> R {
     let mut all = lock(&self.stores);
+    // Looked up before the store is copied for an insert: `purgeStale` asks once per entry.
+    if let Some(seen) = all.get_mut(store) {
+      return f(seen);
+    }
     f(all.entry(store.clone()).or_default())
   }
 

@@ -18,7 +18,7 @@ pub mod read;
 pub mod stamp;
 pub mod write;
 
-pub use lock::{lock_path, FileLock};
+pub use lock::{lock_path, FileLock, DEFAULT_LOCK_WAIT};
 pub use read::{open_plain, read_bounded, read_opened, read_waiting, read_with, FileKind, Opened, Patience};
 pub use stamp::Stamp;
 pub use write::{move_aside, write_atomic, write_visible};

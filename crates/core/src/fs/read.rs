@@ -1,6 +1,6 @@
 //! Bounded reads, and the read that waits out a half-done `writeFile`.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::path::Path;
 use std::time::Duration;
@@ -43,14 +43,93 @@ const READ_RETRY_MAX_PAUSE: Duration = Duration::from_millis(5);
 
 /// Reads at most `kind.max_bytes`; a larger file is an error, never truncated silently.
 pub fn read_bounded(path: &Path, kind: &FileKind) -> Result<Option<Vec<u8>>> {
-  let file = match File::open(path) {
+  let Some((file, len)) = open_regular(path, kind)? else {
+    return Ok(None);
+  };
+  read_opened(file, len, path, kind).map(Some)
+}
+
+/// Opens `path` for reading (following symlinks) without blocking, and checks with `fstat` that
+/// it is a regular file: a FIFO (some secret managers expose files as named pipes) would block
+/// the `open` until a writer appears, and its `read` until one writes. `None`: no such file.
+/// Returns the file and its size, for `read_opened`.
+pub fn open_regular(path: &Path, kind: &FileKind) -> Result<Option<(File, u64)>> {
+  let mut options = OpenOptions::new();
+  options.read(true);
+  #[cfg(unix)]
+  {
+    use std::os::unix::fs::OpenOptionsExt;
+    options.custom_flags(libc::O_NONBLOCK);
+  }
+  let file = match options.open(path) {
     Ok(f) => f,
     Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
     Err(e) => return Err(Error::io(kind.read_code, &format!("cannot open {}", kind.label), path, &e)),
   };
-  // Sized from the file, so a small file is one `read`.
-  let len = file.metadata().map_or(0, |m| m.len());
-  read_opened(file, len, path, kind).map(Some)
+  let meta =
+    file.metadata().map_err(|e| Error::io(kind.read_code, &format!("cannot stat {}", kind.label), path, &e))?;
+  if !meta.is_file() {
+    return Err(not_regular(path, kind, &meta.file_type()));
+  }
+  #[cfg(unix)]
+  clear_nonblocking(&file).map_err(|e| Error::io(kind.read_code, &format!("cannot read {}", kind.label), path, &e))?;
+  Ok(Some((file, meta.len())))
+}
+
+/// A regular file ignores `O_NONBLOCK` on Linux and macOS, but a FUSE or network file system
+/// may see the flag: reads are plain blocking reads, as for any other file.
+#[cfg(unix)]
+fn clear_nonblocking(file: &File) -> io::Result<()> {
+  use std::os::unix::io::AsRawFd;
+  let fd = file.as_raw_fd();
+  // SAFETY: `fd` is an open descriptor owned by `file`, alive for this call; F_GETFL and
+  // F_SETFL only read and set its status flags.
+  let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+  if flags < 0 {
+    return Err(io::Error::last_os_error());
+  }
+  // SAFETY: as above.
+  if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+    return Err(io::Error::last_os_error());
+  }
+  Ok(())
+}
+
+/// The error for a path that holds something other than a regular file.
+pub fn not_regular(path: &Path, kind: &FileKind, file_type: &std::fs::FileType) -> Error {
+  Error::new(
+    kind.read_code,
+    format!(
+      "{} {} is not a regular file ({}): only a regular file is read there, and nothing that could block \
+       is opened. Replace it with a regular file, or remove it",
+      kind.label,
+      path.display(),
+      describe_type(file_type)
+    ),
+  )
+}
+
+fn describe_type(t: &std::fs::FileType) -> &'static str {
+  #[cfg(unix)]
+  {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+      return "a FIFO";
+    }
+    if t.is_socket() {
+      return "a socket";
+    }
+    if t.is_char_device() || t.is_block_device() {
+      return "a device";
+    }
+  }
+  if t.is_dir() {
+    "a directory"
+  } else if t.is_symlink() {
+    "a symbolic link"
+  } else {
+    "not a file"
+  }
 }
 
 /// A file as `open_plain` found it.
@@ -193,7 +272,7 @@ pub fn read_waiting<T>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
   use super::*;
   use std::fs;
 
@@ -263,6 +342,48 @@ mod tests {
     fs::write(&path, vec![b' '; 65]).expect("too large");
     let err = read_opened(file, 2, &path, &TEST_FILE).expect_err("over the bound");
     assert_eq!(err.code, ErrorCode::CacheTooLarge);
+  }
+
+  /// A real FIFO at `path`, as `mkfifo` makes one.
+  #[cfg(unix)]
+  pub(crate) fn mkfifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("no NUL");
+    // SAFETY: `c` is a NUL-terminated path that lives across the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+  }
+
+  #[cfg(unix)]
+  #[test]
+  fn a_fifo_is_an_error_naming_it_and_never_blocks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f.json");
+    mkfifo(&path);
+    // No writer ever opens it: a blocking open or read would hang this test.
+    let err = read_with(&path, &TEST_FILE, Patience::READER, object).expect_err("a FIFO");
+    assert_eq!(err.code, ErrorCode::CacheRead);
+    assert!(err.message.contains(&path.display().to_string()), "{}", err.message);
+    assert!(err.message.contains("is not a regular file (a FIFO)"), "{}", err.message);
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&path, &link).expect("symlink");
+    let err = read_bounded(&link, &TEST_FILE).expect_err("a link to a FIFO");
+    assert!(err.message.contains("(a FIFO)"), "{}", err.message);
+    let err = read_bounded(dir.path(), &TEST_FILE).expect_err("a directory");
+    assert!(err.message.contains("(a directory)"), "{}", err.message);
+  }
+
+  #[cfg(unix)]
+  #[test]
+  fn a_regular_file_is_read_with_blocking_reads() {
+    use std::os::unix::io::AsRawFd;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f.json");
+    fs::write(&path, b"{}").expect("write");
+    let (file, len) = open_regular(&path, &TEST_FILE).expect("open").expect("exists");
+    assert_eq!(len, 2);
+    // SAFETY: a live descriptor owned by `file`; F_GETFL only reads its flags.
+    let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+    assert_eq!(flags & libc::O_NONBLOCK, 0);
   }
 
   #[test]

@@ -40,10 +40,23 @@ pub fn write_visible(path: &Path, bytes: &[u8]) -> Result<Visible> {
   // its inode is freed when `make_durable` closes it (freeing it inside the rename cost ~0.1 ms,
   // most of the rename, on ext4). Best effort; not on Windows, where an open file may refuse
   // to be replaced.
-  let replaced = if cfg!(unix) { fs::File::open(path).ok() } else { None };
+  let replaced = hold_open(path);
   let mut visible = tmp.rename()?;
   visible.replaced = replaced;
   Ok(visible)
+}
+
+/// `path` opened for reading and never read, or `None`. Non-blocking: whatever is there now may
+/// not be what was read (a FIFO put in its place would block a plain `open`).
+#[cfg(unix)]
+fn hold_open(path: &Path) -> Option<fs::File> {
+  use std::os::unix::fs::OpenOptionsExt;
+  fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW).open(path).ok()
+}
+
+#[cfg(not(unix))]
+fn hold_open(_path: &Path) -> Option<fs::File> {
+  None
 }
 
 /// A replacement renamed into place, not yet durable (see [`write_visible`]).
