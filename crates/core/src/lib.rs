@@ -3,6 +3,7 @@
 //! This crate knows nothing of Node: `crates/node` is the one thin napi layer over it, and
 //! `cargo test` exercises it alone.
 
+pub mod auto_invalidate;
 pub mod cache_file;
 pub mod cache_read;
 pub mod change_notice;

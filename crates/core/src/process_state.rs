@@ -68,6 +68,11 @@ pub(crate) fn observed() -> &'static Mutex<HashMap<Store, Observed>> {
 /// Process-wide because the limit it guards (inotify instances per user) is.
 pub(crate) static CLOSING_FS_WATCHERS: AtomicUsize = AtomicUsize::new(0);
 
+/// `watcher::threads`: watcher threads told to stop that are still running (waiting for a lock,
+/// a file or the keychain before they notice). Process-wide because the budget it bounds
+/// (threads per user, `RLIMIT_NPROC`) is.
+pub(crate) static STOPPED_WATCH_THREADS: AtomicUsize = AtomicUsize::new(0);
+
 thread_local! {
   /// `config_dir`: the last config dir resolution of this thread, with what it depended on:
   /// checks call with the same options over and over. Per thread, so it needs no lock.

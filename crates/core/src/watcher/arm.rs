@@ -1,0 +1,180 @@
+//! Arming: one notify instance on the followed directories and their parents, and closing it in
+//! bounded time. Directories are told apart by identity ([`DirId`]), so that one replaced at the
+//! same path is noticed and armed again.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher as _};
+
+use crate::process_state::CLOSING_FS_WATCHERS;
+
+/// Whether the directories' parents are watched too. Not with FSEvents (macOS), whose streams
+/// are recursive underneath: watching `~` would wake notify's thread for every change in the
+/// home directory. There a directory that goes is still seen through its own events; only a
+/// symlink retargeted elsewhere goes unnoticed.
+const WATCH_PARENTS: bool = cfg!(not(target_os = "macos"));
+
+/// Most notify watchers left closing (`process_state::CLOSING_FS_WATCHERS`). Closing an inotify
+/// instance waits for a kernel grace period (~15 ms), and notify does it on its own thread
+/// after `drop` returns. Stopping does not wait for that, unless this many are already
+/// closing: tight subscribe/close loops must not pile up instances past the per-user limit.
+const MAX_CLOSING_FS_WATCHERS: usize = 4;
+
+/// A directory's identity: it changes when the directory is replaced or a symlink to it is
+/// retargeted. `None`: no directory there.
+pub(super) type DirId = Option<(u64, u64)>;
+
+pub(super) fn dir_id(path: &Path) -> DirId {
+  let meta = std::fs::metadata(path).ok().filter(|m| m.is_dir())?;
+  #[cfg(unix)]
+  {
+    use std::os::unix::fs::MetadataExt;
+    Some((meta.dev(), meta.ino()))
+  }
+  #[cfg(not(unix))]
+  {
+    let _ = meta;
+    Some((0, 0))
+  }
+}
+
+pub(super) fn dir_ids(dirs: &[PathBuf]) -> Vec<DirId> {
+  dirs.iter().map(|d| dir_id(d)).collect()
+}
+
+/// Why the directories are not (all) watched.
+pub(super) struct Unarmed {
+  pub(super) message: String,
+}
+
+impl Unarmed {
+  fn other(message: String) -> Unarmed {
+    Unarmed { message }
+  }
+
+  fn about(self, dir: &Path) -> Unarmed {
+    Unarmed { message: format!("cannot watch {} for changes: {}", dir.display(), self.message) }
+  }
+}
+
+const OPEN: u8 = 0;
+const CLOSING: u8 = 1;
+const GONE: u8 = 2;
+
+/// Lives inside notify's event handler; dropped by notify's thread after it closed its fds.
+struct HandlerGuard {
+  state: Arc<AtomicU8>,
+  _gone: Sender<()>,
+}
+
+impl Drop for HandlerGuard {
+  fn drop(&mut self) {
+    if self.state.swap(GONE, Ordering::SeqCst) == CLOSING {
+      CLOSING_FS_WATCHERS.fetch_sub(1, Ordering::SeqCst);
+    }
+  }
+}
+
+/// One notify instance and what it takes to close it in bounded time.
+pub(super) struct Fs {
+  watcher: Option<notify::RecommendedWatcher>,
+  /// Disconnects when notify's thread has dropped our handler, after closing its OS handles.
+  gone: Receiver<()>,
+  /// `OPEN`, `CLOSING` (counted in `CLOSING_FS_WATCHERS`) or `GONE` (the handler dropped).
+  state: Arc<AtomicU8>,
+}
+
+impl Fs {
+  /// A fresh notify instance whose events go to `handler`.
+  fn new<H: notify::EventHandler>(mut handler: H) -> Result<Fs, Unarmed> {
+    let (alive, gone) = mpsc::channel::<()>();
+    let state = Arc::new(AtomicU8::new(OPEN));
+    let guard = HandlerGuard { state: Arc::clone(&state), _gone: alive };
+    let handler = move |event: notify::Result<notify::Event>| {
+      // Owned by the handler, so dropped with it (see `HandlerGuard`).
+      let _guard = &guard;
+      handler.handle_event(event);
+    };
+    let watcher = notify::recommended_watcher(handler).map_err(|e| Unarmed::other(e.to_string()))?;
+    Ok(Fs { watcher: Some(watcher), gone, state })
+  }
+
+  fn watch(&mut self, path: &Path) -> Result<(), Unarmed> {
+    let Some(w) = self.watcher.as_mut() else { return Err(Unarmed::other("not armed".to_owned())) };
+    w.watch(path, RecursiveMode::NonRecursive).map_err(|e| Unarmed::other(e.to_string()))
+  }
+}
+
+impl Drop for Fs {
+  fn drop(&mut self) {
+    let Some(w) = self.watcher.take() else { return };
+    // Counted before the handler can see `CLOSING`, so the count never goes below zero; not at
+    // all when the handler is already gone (its thread never ran, or ended).
+    CLOSING_FS_WATCHERS.fetch_add(1, Ordering::SeqCst);
+    let counted = self.state.compare_exchange(OPEN, CLOSING, Ordering::SeqCst, Ordering::SeqCst).is_ok();
+    if !counted {
+      CLOSING_FS_WATCHERS.fetch_sub(1, Ordering::SeqCst);
+    }
+    drop(w);
+    if counted && CLOSING_FS_WATCHERS.load(Ordering::SeqCst) > MAX_CLOSING_FS_WATCHERS {
+      // Bounded: a wedged OS call must not hang a close.
+      let _ = self.gone.recv_timeout(Duration::from_secs(2));
+    }
+  }
+}
+
+/// What arming left: the instance (kept even when a directory failed: its parent's events say
+/// when to try again), the directories' identities it was armed for, and whether all are watched.
+pub(super) struct Armed {
+  pub(super) fs: Option<Fs>,
+  pub(super) ids: Vec<DirId>,
+  pub(super) outcome: Result<(), Unarmed>,
+}
+
+/// A fresh notify instance on `dirs` and their parents, its events going to a `handler()`. A
+/// fresh instance rather than a re-watch: notify keys watches by path, and a late removal event
+/// for an old directory would otherwise drop the new watch. `label` names the whole (the config
+/// dir) where no one directory is to blame.
+pub(super) fn arm<H: notify::EventHandler>(dirs: &[PathBuf], label: &Path, mut handler: impl FnMut() -> H) -> Armed {
+  let mut fs = None;
+  let mut ids = Vec::new();
+  for _ in 0..3 {
+    drop(fs.take());
+    let before = dir_ids(dirs);
+    ids = before.clone();
+    let mut new = match Fs::new(handler()) {
+      Ok(new) => new,
+      Err(problem) => return Armed { fs: None, ids, outcome: Err(problem.about(label)) },
+    };
+    // Parents first and best effort: they only tell when a directory comes or goes.
+    let mut parents: Vec<&Path> = dirs.iter().filter_map(|d| d.parent()).collect();
+    parents.dedup();
+    for p in parents.into_iter().filter(|_| WATCH_PARENTS) {
+      let _ = new.watch(p);
+    }
+    let mut failed = None;
+    for (dir, id) in dirs.iter().zip(&before) {
+      let result = match id {
+        None => Err(Unarmed::other("it does not exist".to_owned())),
+        Some(_) => new.watch(dir),
+      };
+      if let Err(problem) = result {
+        failed = Some(problem.about(dir));
+        break;
+      }
+    }
+    if let Some(problem) = failed {
+      return Armed { fs: Some(new), ids, outcome: Err(problem) };
+    }
+    fs = Some(new);
+    if dir_ids(dirs) == before {
+      return Armed { fs, ids, outcome: Ok(()) };
+    }
+    // Replaced while being armed: the watch may be on the old one. Again.
+  }
+  Armed { fs, ids, outcome: Err(Unarmed::other(format!("{} keeps being replaced", label.display()))) }
+}
