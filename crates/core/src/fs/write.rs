@@ -41,8 +41,13 @@ pub fn write_visible(path: &Path, bytes: &[u8]) -> Result<Visible> {
   // most of the rename, on ext4). Best effort; not on Windows, where an open file may refuse
   // to be replaced.
   let replaced = if cfg!(unix) { fs::File::open(path).ok() } else { None };
+  // The directory the rename happens in, held open so that `make_durable` fsyncs that one even
+  // if its path is renamed away or removed meanwhile (a subscriber acting on the announcement
+  // may do just that). Best effort: else it is opened by path then.
+  let dir = if cfg!(unix) { fs::File::open(parent_dir(path)).ok() } else { None };
   let mut visible = tmp.rename()?;
   visible.replaced = replaced;
+  visible.dir_file = dir;
   Ok(visible)
 }
 
@@ -52,6 +57,8 @@ pub struct Visible {
   file: fs::File,
   /// The file it replaced, held open until then (see `write_visible`).
   replaced: Option<fs::File>,
+  /// Its directory, held open until then (see `write_visible`).
+  dir_file: Option<fs::File>,
   path: PathBuf,
   dir: PathBuf,
   tmp_prefix: String,
@@ -61,7 +68,11 @@ impl Visible {
   /// Fsyncs the file (now at its final name) and its directory. Call with the lock held.
   pub fn make_durable(self) -> Result<()> {
     self.file.sync_all().map_err(|e| write_err("cannot fsync", &self.path, &e))?;
-    sync_dir(&self.dir).map_err(|e| write_err("cannot fsync the directory", &self.dir, &e))?;
+    let synced = match &self.dir_file {
+      Some(dir) => dir.sync_all(),
+      None => sync_dir(&self.dir),
+    };
+    synced.map_err(|e| write_err("cannot fsync the directory", &self.dir, &e))?;
     // Last: freeing the replaced file's inode is CPU work the subscribers' threads, just woken
     // by the announcement, would otherwise wait behind on a busy machine.
     drop(self.replaced);
@@ -112,7 +123,7 @@ impl TempFile {
     let TempFile { file, path, tmp_prefix } = self;
     let file = file.persist(&path).map_err(|e| write_err("cannot rename the temp file over", &path, &e.error))?;
     let dir = parent_dir(&path).to_path_buf();
-    Ok(Visible { file, replaced: None, path, dir, tmp_prefix })
+    Ok(Visible { file, replaced: None, dir_file: None, path, dir, tmp_prefix })
   }
 }
 
@@ -166,6 +177,18 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
   use super::*;
+
+  #[cfg(unix)]
+  #[test]
+  fn a_visible_write_is_made_durable_even_once_its_directory_was_renamed_away() {
+    let base = tempfile::tempdir().expect("tempdir");
+    let dir = base.path().join("profile");
+    fs::create_dir(&dir).expect("mkdir");
+    let visible = write_visible(&dir.join("c.json"), b"{}").expect("visible");
+    // A subscriber acting on the announcement switches profiles before the fsyncs.
+    fs::rename(&dir, base.path().join("away")).expect("mv");
+    visible.make_durable().expect("durable: the directory the rename happened in is fsynced");
+  }
 
   #[test]
   fn a_corrupt_file_is_moved_aside_and_kept() {
