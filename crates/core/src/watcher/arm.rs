@@ -1,7 +1,15 @@
 //! Arming: one notify instance on the followed directories and their parents, and closing it in
 //! bounded time. Directories are told apart by identity ([`DirId`]), so that one replaced at the
 //! same path is noticed and armed again.
+//!
+//! notify's backends start their event-loop thread ignoring a failed spawn, then unwrap every
+//! send to that thread: with no thread to be had (`RLIMIT_NPROC`, a container's pids limit),
+//! `watch` panics, and so does the instance's own `drop`, which during that unwinding aborts the
+//! host. So a fresh instance is made only when a thread can be had, its loop is asked whether it
+//! runs before it is used, and every call into it (its drop included) runs under `catch_unwind`:
+//! a failed spawn becomes an [`Unarmed`] that says so, never a panic out of this module.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -10,6 +18,7 @@ use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher as _};
 
+use super::threads;
 use crate::process_state::CLOSING_FS_WATCHERS;
 
 /// Whether the directories' parents are watched too. Not with FSEvents (macOS), whose streams
@@ -49,15 +58,26 @@ pub(super) fn dir_ids(dirs: &[PathBuf]) -> Vec<DirId> {
 /// Why the directories are not (all) watched.
 pub(super) struct Unarmed {
   pub(super) message: String,
+  /// No thread could be started for the notifications: an error at subscribe, a warning and a
+  /// retry later.
+  pub(super) no_thread: bool,
 }
 
 impl Unarmed {
   fn other(message: String) -> Unarmed {
-    Unarmed { message }
+    Unarmed { message, no_thread: false }
+  }
+
+  fn no_thread() -> Unarmed {
+    Unarmed {
+      message: "no thread could be started for its notifications (the limit on processes or threads is reached)"
+        .to_owned(),
+      no_thread: true,
+    }
   }
 
   fn about(self, dir: &Path) -> Unarmed {
-    Unarmed { message: format!("cannot watch {} for changes: {}", dir.display(), self.message) }
+    Unarmed { message: format!("cannot watch {} for changes: {}", dir.display(), self.message), ..self }
   }
 }
 
@@ -65,7 +85,8 @@ const OPEN: u8 = 0;
 const CLOSING: u8 = 1;
 const GONE: u8 = 2;
 
-/// Lives inside notify's event handler; dropped by notify's thread after it closed its fds.
+/// Lives inside notify's event handler; dropped by notify's thread after it closed its fds
+/// (or at once, with the handler, when that thread never started).
 struct HandlerGuard {
   state: Arc<AtomicU8>,
   _gone: Sender<()>,
@@ -91,6 +112,10 @@ pub(super) struct Fs {
 impl Fs {
   /// A fresh notify instance whose events go to `handler`.
   fn new<H: notify::EventHandler>(mut handler: H) -> Result<Fs, Unarmed> {
+    // Asked first so that, in the common case, notify is not even started without a thread.
+    if !threads::room_for_one() {
+      return Err(Unarmed::no_thread());
+    }
     let (alive, gone) = mpsc::channel::<()>();
     let state = Arc::new(AtomicU8::new(OPEN));
     let guard = HandlerGuard { state: Arc::clone(&state), _gone: alive };
@@ -99,13 +124,38 @@ impl Fs {
       let _guard = &guard;
       handler.handle_event(event);
     };
-    let watcher = notify::recommended_watcher(handler).map_err(|e| Unarmed::other(e.to_string()))?;
-    Ok(Fs { watcher: Some(watcher), gone, state })
+    // Contained (see the module's doc); an instance that panicked is never used again.
+    let made = catch_unwind(AssertUnwindSafe(|| notify::recommended_watcher(handler)));
+    let watcher = match made {
+      Ok(Ok(w)) => w,
+      Ok(Err(e)) => return Err(Unarmed::other(e.to_string())),
+      Err(_) => return Err(Unarmed::no_thread()),
+    };
+    let mut fs = Fs { watcher: Some(watcher), gone, state };
+    if !fs.runs() {
+      return Err(Unarmed::no_thread());
+    }
+    Ok(fs)
+  }
+
+  /// Whether the instance's event loop runs. On Linux a round trip to it (inotify answers a
+  /// `configure` from its loop, and a send to a loop that never started fails without a panic);
+  /// elsewhere assumed, `watch` being contained anyway.
+  fn runs(&mut self) -> bool {
+    let Some(w) = self.watcher.as_mut() else { return false };
+    if cfg!(any(target_os = "linux", target_os = "android")) {
+      return matches!(catch_unwind(AssertUnwindSafe(|| w.configure(notify::Config::default()))), Ok(Ok(_)));
+    }
+    true
   }
 
   fn watch(&mut self, path: &Path) -> Result<(), Unarmed> {
-    let Some(w) = self.watcher.as_mut() else { return Err(Unarmed::other("not armed".to_owned())) };
-    w.watch(path, RecursiveMode::NonRecursive).map_err(|e| Unarmed::other(e.to_string()))
+    let Some(w) = self.watcher.as_mut() else { return Err(Unarmed::no_thread()) };
+    match catch_unwind(AssertUnwindSafe(|| w.watch(path, RecursiveMode::NonRecursive))) {
+      Ok(Ok(())) => Ok(()),
+      Ok(Err(e)) => Err(Unarmed::other(e.to_string())),
+      Err(_) => Err(Unarmed::no_thread()),
+    }
   }
 }
 
@@ -119,7 +169,8 @@ impl Drop for Fs {
     if !counted {
       CLOSING_FS_WATCHERS.fetch_sub(1, Ordering::SeqCst);
     }
-    drop(w);
+    // Contained: the drop of an instance whose loop is gone panics (see the module's doc).
+    let _ = catch_unwind(AssertUnwindSafe(|| drop(w)));
     if counted && CLOSING_FS_WATCHERS.load(Ordering::SeqCst) > MAX_CLOSING_FS_WATCHERS {
       // Bounded: a wedged OS call must not hang a close.
       let _ = self.gone.recv_timeout(Duration::from_secs(2));
@@ -168,7 +219,9 @@ pub(super) fn arm<H: notify::EventHandler>(dirs: &[PathBuf], label: &Path, mut h
       }
     }
     if let Some(problem) = failed {
-      return Armed { fs: Some(new), ids, outcome: Err(problem) };
+      // An instance whose loop is gone is of no use, even for its parents' events.
+      let fs = (!problem.no_thread).then_some(new);
+      return Armed { fs, ids, outcome: Err(problem) };
     }
     fs = Some(new);
     if dir_ids(dirs) == before {

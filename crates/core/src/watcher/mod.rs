@@ -42,14 +42,14 @@ use std::time::Duration;
 use crate::cache_file::Document;
 use crate::config_dir;
 use crate::credentials::{Snapshot, Store};
-use crate::error::Result;
+use crate::error::{Error, ErrorCode, Result};
 use crate::needs_auth::OwnWritesTracker;
 use crate::process_state;
 use inbox::Msg;
 use worker::{close_fs, FsSlot, Worker};
 
 /// While a directory cannot be watched (missing, no permission, no inotify instance or watch
-/// left), how often it is looked at again. Never more often: a missing
+/// left, no thread to be had), how often it is looked at again. Never more often: a missing
 /// dir must not cost a spinning thread.
 pub const RETRY: Duration = Duration::from_millis(500);
 /// A credentials file notify's thread caught half-written is left to the write's next
@@ -117,7 +117,7 @@ impl Drop for Watcher {
 /// Starts watching `config_dir`'s cache and `store`. Returns once the baselines are taken: a
 /// change made after that is reported. A directory that cannot be watched is not an error
 /// (it is warned about through `sink` and retried); only a thread that cannot start is
-/// (`ERR_WATCH`).
+/// (`ERR_WATCH`), notify's included.
 pub fn start(config_dir: &Path, store: Store, settings: Arc<Settings>, sink: impl Sink) -> Result<Watcher> {
   let (tx, rx) = mpsc::channel();
   let cache_path = config_dir::cache_path(config_dir);
@@ -157,8 +157,14 @@ pub fn start(config_dir: &Path, store: Store, settings: Arc<Settings>, sink: imp
   {
     let mut worker = process_state::lock(&shared);
     // Armed before the baselines are taken, so that nothing falls between the two.
-    if let Err(problem) = worker.arm() {
-      worker.unarmed(problem);
+    match worker.arm() {
+      Ok(()) => {}
+      Err(problem) if problem.no_thread => {
+        worker.stopped.store(true, Ordering::SeqCst);
+        close_fs(&fs);
+        return Err(Error::new(ErrorCode::Watch, problem.message));
+      }
+      Err(problem) => worker.unarmed(problem),
     }
     worker.take_baselines();
   }

@@ -86,6 +86,12 @@ pub fn spawn(name: &str, what: &str, body: impl FnOnce() + Send + 'static) -> Re
   Ok(Stoppable { state })
 }
 
+/// Whether one more thread can be started right now: starts one that does nothing, and joins
+/// it (it cannot block). Asked before a backend that does not report a failed spawn is started.
+pub fn room_for_one() -> bool {
+  std::thread::Builder::new().name("mna-probe".to_owned()).spawn(|| {}).is_ok_and(|t| t.join().is_ok())
+}
+
 #[cfg(test)]
 mod tests {
   use super::*;
@@ -131,5 +137,10 @@ mod tests {
     wait_exit(&thread);
     thread.stopped();
     assert_eq!(state(&thread), EXITED, "not counted: nothing is left behind");
+  }
+
+  #[test]
+  fn there_is_room_for_a_thread_here() {
+    assert!(room_for_one());
   }
 }
