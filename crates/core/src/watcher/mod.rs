@@ -21,23 +21,30 @@
 //! for another process's cache lock or for the store: notify's instance is closed at once, and
 //! the thread exits by itself when it next wakes (see `threads`).
 //!
-//! Inside: `arm` (notify instances, directory identities), `handler` (notify's thread),
-//! `inbox` (the thread's queue), `worker` (the state and one turn's work), `diff` (whose change
-//! it was), `run` (the loop), `threads` (spawning and stopping without a join).
+//! Inside, each importing only the ones after it: `run` (the loop), `worker` (the state and one
+//! turn's work), `arm` (notify instances, directory identities), `handler` (notify's thread),
+//! `inbox` (the thread's queue), `diff` (whose change it was), `sink` (what is reported),
+//! `settings` (how often it looks), `threads` (spawning and stopping without a join).
 
 mod arm;
 mod diff;
 mod handler;
 mod inbox;
 mod run;
+mod settings;
+mod sink;
 pub mod threads;
 mod worker;
 
+#[cfg(test)]
+pub(crate) use settings::TORN_FALLBACK;
+pub use settings::{Settings, RETRY};
+pub use sink::{Change, Sink};
+
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crate::cache_file::Document;
 use crate::config_dir;
@@ -47,54 +54,6 @@ use crate::needs_auth::OwnWritesTracker;
 use crate::process_state;
 use inbox::Msg;
 use worker::{close_fs, FsSlot, Worker};
-
-/// While a directory cannot be watched (missing, no permission, no inotify instance or watch
-/// left, no thread to be had), how often it is looked at again. Never more often: a missing
-/// dir must not cost a spinning thread.
-pub const RETRY: Duration = Duration::from_millis(500);
-/// A credentials file notify's thread caught half-written is left to the write's next
-/// notification, which notify's thread acts on at once; the watcher thread reads it this long
-/// after, in case none comes (a writer that died mid-write).
-pub(crate) const TORN_FALLBACK: Duration = Duration::from_millis(50);
-
-/// What a watcher found changed since its last look.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Change {
-  /// Another process added, changed or removed the entries of `servers`.
-  Cache { servers: Vec<String> },
-  /// The store as now read. `servers`, whose tokens changed, may be empty: the snapshot is still
-  /// news (the newest evidence for the superseded rule), as is the first, taken at start.
-  Credentials { servers: Vec<String>, snapshot: Snapshot },
-}
-
-/// Where a watcher's output goes. Called on the watcher's thread, or on notify's (a credentials
-/// save read at once): must not block (queue, do not act).
-pub trait Sink: Send + 'static {
-  fn changed(&self, change: Change);
-  /// A problem the watcher met (an unreadable store, a directory it cannot watch).
-  fn warn(&self, message: String);
-}
-
-/// Settings the owner may change while the watcher runs (as subscriptions come and go).
-#[derive(Debug)]
-pub struct Settings {
-  poll_interval_ms: AtomicU64,
-}
-
-impl Settings {
-  pub fn new(poll_interval: Duration) -> Settings {
-    Settings { poll_interval_ms: AtomicU64::new(poll_interval.as_millis() as u64) }
-  }
-
-  /// How often a keychain store is polled; takes effect from the next poll.
-  pub fn set_poll_interval(&self, interval: Duration) {
-    self.poll_interval_ms.store(interval.as_millis() as u64, Ordering::SeqCst);
-  }
-
-  fn poll_interval(&self) -> Duration {
-    Duration::from_millis(self.poll_interval_ms.load(Ordering::SeqCst))
-  }
-}
 
 /// A running watcher. Dropping it stops it without waiting: nothing more is acted on, notify's
 /// instance is closed now, and the thread exits when it next wakes.
@@ -185,6 +144,7 @@ mod tests {
   use super::*;
   use crate::credentials::CredentialSource;
   use std::sync::mpsc::Receiver;
+  use std::time::Duration;
 
   impl Sink for Sender<Change> {
     fn changed(&self, change: Change) {

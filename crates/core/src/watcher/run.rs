@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::inbox::{Inbox, Msg};
+use super::settings::TORN_FALLBACK;
+use super::sink::Sink;
 use super::worker::{close_fs, Worker};
-use super::{Sink, TORN_FALLBACK};
 use crate::process_state;
 
 /// The watcher thread. On `Msg::Stop` it closes the notify instance (if arming put one back
