@@ -7,20 +7,23 @@
 //! and closing. A watcher's events go to the subscribers of that watcher only; this process's
 //! own signals (`emit_invalidated`) go to every subscriber of the dir.
 //!
-//! The registry lock is only ever held to look up or change the maps: starting a watcher (which
-//! reads the cache under its file lock and may ask the keychain) and stopping one (a join)
-//! happen outside it.
+//! A watcher is two parts the bus puts together: the `watcher` (OS watches, the loop, the diff)
+//! reports to an `auto_invalidate::AutoInvalidator`, which acts on the changes and emits the
+//! events to the bus. The registry lock is only ever held to look up or change the maps:
+//! starting a watcher (which reads the cache under its file lock and may ask the keychain)
+//! happens outside it; stopping one never waits for its threads.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use crate::auto_invalidate::{self, AutoInvalidator};
 use crate::clock::now_ms;
 use crate::credentials::{CredentialSource, Store};
 use crate::error::Result;
-use crate::events::{AuthEvent, Reason, Source};
+use crate::events::{AuthEvent, EventSink, Reason, Source};
 use crate::mutex::lock;
 use crate::watcher::{self, Settings, Shared, Watcher};
 
@@ -28,7 +31,7 @@ use crate::watcher::{self, Settings, Shared, Watcher};
 pub trait Listener: Send + Sync {
   /// Returns false when the listener can never receive again (its runtime is shutting down).
   /// `emit_invalidated` then unsubscribes it; a watcher's thread ignores it and leaves the
-  /// listener to its own teardown (unsubscribing there could mean joining that very thread).
+  /// listener to its own teardown (unsubscribing there would stop that very thread).
   fn deliver(&self, event: &AuthEvent) -> bool;
   /// A problem the subscriber should hear about (a watcher that failed to read a store).
   fn warn(&self, message: &str);
@@ -60,7 +63,31 @@ struct Subscriber {
 struct Slot {
   subscribers: usize,
   settings: Arc<Settings>,
-  watcher: Arc<Mutex<Option<Watcher>>>,
+  auto_invalidate: Arc<AtomicBool>,
+  watcher: Arc<Mutex<Option<Running>>>,
+}
+
+/// A running watcher: its auto-invalidator first, so that dropping the pair closes delivery
+/// before anything else.
+struct Running {
+  _auto_invalidator: AutoInvalidator,
+  _watcher: Watcher,
+}
+
+/// Starts the pair for `key`, the watcher reporting to the auto-invalidator, which emits to the
+/// bus.
+fn start(
+  config_dir: &Path,
+  store: Store,
+  auto_invalidate: Arc<AtomicBool>,
+  settings: Arc<Settings>,
+  sink: BusSink,
+  process: Shared,
+) -> Result<Running> {
+  let (auto_invalidator, inbox) =
+    auto_invalidate::start(config_dir, store.clone(), auto_invalidate, sink, process.clone())?;
+  let watcher = watcher::start(config_dir, store, settings, inbox, process)?;
+  Ok(Running { _auto_invalidator: auto_invalidator, _watcher: watcher })
 }
 
 #[derive(Default)]
@@ -135,7 +162,7 @@ pub fn subscribe_as(
   };
   let store = Store::locate(config_dir, spec.explicit_config_dir, spec.credentials);
   let key: Key = (config_dir.to_path_buf(), store.clone());
-  let (watcher, settings) = {
+  let (watcher, settings, auto_invalidate) = {
     let mut reg = bus.locked();
     // Registered first, so that a warning the watcher gives while starting reaches it.
     reg.subscribers.insert(
@@ -144,17 +171,18 @@ pub fn subscribe_as(
     );
     let slot = reg.watchers.entry(key.clone()).or_insert_with(|| Slot {
       subscribers: 0,
-      settings: Arc::new(Settings::new(spec.auto_invalidate, Duration::from_millis(spec.poll_interval_ms))),
+      settings: Arc::new(Settings::new(Duration::from_millis(spec.poll_interval_ms))),
+      auto_invalidate: Arc::new(AtomicBool::new(spec.auto_invalidate)),
       watcher: Arc::default(),
     });
     slot.subscribers += 1;
-    (Arc::clone(&slot.watcher), Arc::clone(&slot.settings))
+    (Arc::clone(&slot.watcher), Arc::clone(&slot.settings), Arc::clone(&slot.auto_invalidate))
   };
   apply_settings(bus, &key);
   let mut running = lock(&watcher);
   if running.is_none() {
-    let sink = BusSink { key, registry: Arc::downgrade(&bus.registry) };
-    match watcher::start(config_dir, store, settings, sink, bus.process.clone()) {
+    let sink = BusSink { key: key.clone(), registry: Arc::downgrade(&bus.registry) };
+    match start(config_dir, store, auto_invalidate, settings, sink, bus.process.clone()) {
       Ok(w) => *running = Some(w),
       Err(e) => {
         drop(running);
@@ -184,7 +212,8 @@ pub fn unsubscribe(bus: &Bus, id: u64) -> bool {
     (stopped, key)
   };
   match stopped {
-    // Joined outside the registry lock: the watcher thread may be emitting right now.
+    // Outside the registry lock: the auto-invalidator may be emitting right now, and closing
+    // its delivery waits for that emit (never for the threads).
     Some(watcher) => drop(lock(&watcher).take()),
     None => apply_settings(bus, &key),
   }
@@ -198,13 +227,13 @@ fn apply_settings(bus: &Bus, key: &Key) {
   let reg = bus.locked();
   let Some(slot) = reg.watchers.get(key) else { return };
   let specs = || reg.subscribers.values().filter_map(|s| s.watch.as_ref()).filter(|(k, _)| k == key).map(|(_, s)| s);
-  slot.settings.set_auto_invalidate(specs().any(|s| s.auto_invalidate));
+  slot.auto_invalidate.store(specs().any(|s| s.auto_invalidate), Ordering::SeqCst);
   if let Some(ms) = specs().map(|s| s.poll_interval_ms).min() {
     slot.settings.set_poll_interval(Duration::from_millis(ms));
   }
 }
 
-/// Where a watcher's output goes: the subscribers of that watcher.
+/// Where a watcher's events go: the subscribers of that watcher.
 struct BusSink {
   key: Key,
   registry: Weak<Mutex<Registry>>,
@@ -217,10 +246,10 @@ impl BusSink {
   }
 }
 
-impl watcher::Sink for BusSink {
+impl EventSink for BusSink {
   fn event(&self, event: AuthEvent) {
     // A listener that can no longer receive is left to its own teardown: unsubscribing here
-    // could mean joining this very thread.
+    // would close the very delivery this emit holds open.
     for (_, listener) in self.listeners() {
       listener.deliver(&event);
     }

@@ -29,3 +29,27 @@ pub struct AuthEvent {
   pub at: f64,
   pub config_dir: PathBuf,
 }
+
+/// Where a watcher's events and warnings end up (the event bus). Called on a thread of the
+/// watcher's own: must not block (queue, do not wait).
+pub trait EventSink: Send + 'static {
+  fn event(&self, event: AuthEvent);
+  /// A problem the watcher met (an unreadable store, a directory it cannot watch).
+  fn warn(&self, message: String);
+}
+
+/// What a channel sink receives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+  Event(AuthEvent),
+  Warning(String),
+}
+
+impl EventSink for std::sync::mpsc::Sender<Output> {
+  fn event(&self, event: AuthEvent) {
+    let _ = self.send(Output::Event(event));
+  }
+  fn warn(&self, message: String) {
+    let _ = self.send(Output::Warning(message));
+  }
+}

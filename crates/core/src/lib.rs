@@ -3,6 +3,7 @@
 //! This crate knows nothing of Node: `crates/node` is the one thin napi layer over it, and
 //! `cargo test` exercises it alone.
 
+mod auto_invalidate;
 pub mod cache_file;
 mod cache_read;
 mod change_notice;

@@ -15,7 +15,7 @@ use crate::credentials::Observations;
 use crate::event_bus::Bus;
 use crate::needs_auth::{Memos, WriteObserver, Writer};
 use crate::own_writes::OwnWritesLog;
-use crate::watcher::{ClosingFsWatchers, Shared};
+use crate::watcher::{ClosingFsWatchers, Shared, StoppedThreads};
 
 /// The state of one user of this library (in the addon, the process):
 /// - the event bus: the subscribers, the next subscriber id, and the watchers they share;
@@ -23,7 +23,8 @@ use crate::watcher::{ClosingFsWatchers, Shared};
 /// - the own-writes log (per watcher, the writes of this process it has not looked at yet),
 ///   which every write through the runtime is reported to;
 /// - what it observed of each credential store;
-/// - the count of notify watchers still closing (the inotify budget the watchers share).
+/// - the count of notify watchers still closing (the inotify budget the watchers share), and of
+///   watcher threads stopped but still running (the thread budget they share).
 ///
 /// The parts the watchers' threads also use are shared with them (`Arc`); the hot path
 /// (`Memos` on every check) reaches its part by reference, without a count.
@@ -41,6 +42,7 @@ impl Runtime {
       own_writes: Arc::new(OwnWritesLog::default()),
       observations: Arc::new(Observations::default()),
       closing: Arc::new(ClosingFsWatchers::default()),
+      stopped_threads: Arc::new(StoppedThreads::default()),
     };
     Runtime {
       memos: Arc::clone(&process.memos),

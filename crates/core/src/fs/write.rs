@@ -41,8 +41,13 @@ pub fn write_visible(path: &Path, bytes: &[u8]) -> Result<Visible> {
   // most of the rename, on ext4). Best effort; not on Windows, where an open file may refuse
   // to be replaced.
   let replaced = hold_open(path);
+  // The directory the rename happens in, held open so that `make_durable` fsyncs that one even
+  // if its path is renamed away or removed meanwhile (a subscriber acting on the announcement
+  // may do just that). Best effort: else it is opened by path then.
+  let dir = hold_open_dir(parent_dir(path));
   let mut visible = tmp.rename()?;
   visible.replaced = replaced;
+  visible.dir_file = dir;
   Ok(visible)
 }
 
@@ -59,12 +64,27 @@ fn hold_open(_path: &Path) -> Option<fs::File> {
   None
 }
 
+/// The directory `dir`, opened to be fsynced later, or `None`. Non-blocking and a directory
+/// only, for the same reason as `hold_open`.
+#[cfg(unix)]
+fn hold_open_dir(dir: &Path) -> Option<fs::File> {
+  use std::os::unix::fs::OpenOptionsExt;
+  fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_DIRECTORY).open(dir).ok()
+}
+
+#[cfg(not(unix))]
+fn hold_open_dir(_dir: &Path) -> Option<fs::File> {
+  None
+}
+
 /// A replacement renamed into place, not yet durable (see [`write_visible`]).
 #[must_use = "the write is not durable until make_durable is called"]
 pub struct Visible {
   file: fs::File,
   /// The file it replaced, held open until then (see `write_visible`).
   replaced: Option<fs::File>,
+  /// Its directory, held open until then (see `write_visible`).
+  dir_file: Option<fs::File>,
   path: PathBuf,
   dir: PathBuf,
   tmp_prefix: String,
@@ -74,7 +94,11 @@ impl Visible {
   /// Fsyncs the file (now at its final name) and its directory. Call with the lock held.
   pub fn make_durable(self) -> Result<()> {
     self.file.sync_all().map_err(|e| write_err("cannot fsync", &self.path, &e))?;
-    sync_dir(&self.dir).map_err(|e| write_err("cannot fsync the directory", &self.dir, &e))?;
+    let synced = match &self.dir_file {
+      Some(dir) => dir.sync_all(),
+      None => sync_dir(&self.dir),
+    };
+    synced.map_err(|e| write_err("cannot fsync the directory", &self.dir, &e))?;
     // Last: freeing the replaced file's inode is CPU work the subscribers' threads, just woken
     // by the announcement, would otherwise wait behind on a busy machine.
     drop(self.replaced);
@@ -125,7 +149,7 @@ impl TempFile {
     let TempFile { file, path, tmp_prefix } = self;
     let file = file.persist(&path).map_err(|e| write_err("cannot rename the temp file over", &path, &e.error))?;
     let dir = parent_dir(&path).to_path_buf();
-    Ok(Visible { file, replaced: None, path, dir, tmp_prefix })
+    Ok(Visible { file, replaced: None, dir_file: None, path, dir, tmp_prefix })
   }
 }
 
@@ -179,6 +203,18 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
   use super::*;
+
+  #[cfg(unix)]
+  #[test]
+  fn a_visible_write_is_made_durable_even_once_its_directory_was_renamed_away() {
+    let base = tempfile::tempdir().expect("tempdir");
+    let dir = base.path().join("profile");
+    fs::create_dir(&dir).expect("mkdir");
+    let visible = write_visible(&dir.join("c.json"), b"{}").expect("visible");
+    // A subscriber acting on the announcement switches profiles before the fsyncs.
+    fs::rename(&dir, base.path().join("away")).expect("mv");
+    visible.make_durable().expect("durable: the directory the rename happened in is fsynced");
+  }
 
   #[test]
   fn a_corrupt_file_is_moved_aside_and_kept() {
