@@ -15,6 +15,7 @@ pub mod error;
 pub mod event_bus;
 pub mod events;
 pub mod fs;
+pub mod js_json;
 pub mod needs_auth;
 pub mod process_state;
 pub mod server_config;
