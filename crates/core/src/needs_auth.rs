@@ -379,7 +379,7 @@ pub fn invalidate(path: &Path, selection: &Selection) -> Result<Vec<String>> {
 pub fn invalidate_then(path: &Path, selection: &Selection, visible: Option<impl FnOnce()>) -> Result<Vec<String>> {
   selection.validate()?;
   let present = |doc: &Document| match selection {
-    Selection::All => doc.keys().cloned().collect::<Vec<_>>(),
+    Selection::All => doc.keys().map(ToString::to_string).collect::<Vec<_>>(),
     Selection::Servers(names) => {
       let mut seen = Vec::new();
       for n in names {
