@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::change_notice::Notices;
 use crate::config_dir::Source as ConfigDirSource;
-use crate::credentials::{Observed, Store};
+use crate::credentials::{KeychainFlights, Observed, Store};
 use crate::event_bus::Registry;
 use crate::needs_auth::{Memos, OwnLogs};
 
@@ -62,6 +62,14 @@ pub(crate) static NEXT_TRACKER_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) fn observed() -> &'static Mutex<HashMap<Store, Observed>> {
   static OBSERVED: OnceLock<Mutex<HashMap<Store, Observed>>> = OnceLock::new();
   OBSERVED.get_or_init(Default::default)
+}
+
+/// `credentials::keychain`: per keychain item, the read in flight on its helper thread.
+/// Process-wide because the bound it keeps (one thread parked per item in a keychain call that
+/// never returns) is.
+pub(crate) fn keychain_flights() -> &'static Mutex<KeychainFlights> {
+  static FLIGHTS: OnceLock<Mutex<KeychainFlights>> = OnceLock::new();
+  FLIGHTS.get_or_init(Default::default)
 }
 
 /// `watcher`: notify watchers whose event-loop thread is still closing its OS handles.

@@ -11,6 +11,8 @@ mod observed;
 mod store;
 mod summary;
 
+pub(crate) use keychain::Flights as KeychainFlights;
+pub use keychain::KEYCHAIN_TIMEOUT;
 pub(crate) use observed::Observed;
 pub use observed::{changed_at, first_seen, note_seen, observe, observed_change};
 pub use store::{keychain_account, keychain_service, Store};
