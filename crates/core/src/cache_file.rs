@@ -9,6 +9,7 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
@@ -117,30 +118,34 @@ impl EntryName for Key {
   }
 }
 
-/// One entry: a view to judge it by, and its JSON text as `JSON.stringify` writes the value
-/// `JSON.parse` made of it, which is what a rewrite puts back (exactly what Claude Code reads).
-/// Two entries are equal when their texts are.
-#[derive(Debug, Clone)]
+/// One entry: its JSON text as `JSON.stringify` writes the value `JSON.parse` made of it, which
+/// is what a rewrite puts back (exactly what Claude Code reads), and a view to judge it by, made
+/// when first asked for (a check judges one entry of the file it re-read). Two entries are equal
+/// when their texts are.
+#[derive(Clone)]
 pub struct Entry {
+  /// Kept as built: shrinking it to a `Box<str>` would cost a reallocation per entry.
+  json: String,
+  /// The parsed value, for the view; `None` for an entry made here, whose view is set.
+  tree: Option<Arc<Json>>,
   /// The value, for the rules: strings with U+FFFD for lone surrogates, ±Infinity as the
   /// strings "Infinity"/"-Infinity" (which JavaScript's `Number` reads alike, and which are no
   /// number to the name-only rule, as a non-finite number is not), cut at `VIEW_DEPTH`.
-  view: Value,
-  json: Box<str>,
+  view: OnceLock<Value>,
 }
 
 impl Entry {
-  fn from_json(v: &Json) -> Entry {
-    let mut json = String::new();
-    js_json::stringify(v, &mut json);
-    Entry { view: view_of(v, VIEW_DEPTH), json: json.into_boxed_str() }
+  fn from_json(v: Json) -> Entry {
+    let mut json = String::with_capacity(64);
+    js_json::stringify(&v, &mut json);
+    Entry { json, tree: Some(Arc::new(v)), view: OnceLock::new() }
   }
 
   /// An entry made here (not read): its JSON is that of the value.
   pub fn from_value(v: Value) -> Entry {
     let mut json = String::new();
     js_json::stringify(&json_of(&v), &mut json);
-    Entry { view: v, json: json.into_boxed_str() }
+    Entry { json, tree: None, view: OnceLock::from(v) }
   }
 
   /// The entry's JSON text, as a rewrite writes it.
@@ -152,13 +157,20 @@ impl Entry {
 impl Deref for Entry {
   type Target = Value;
   fn deref(&self) -> &Value {
-    &self.view
+    self.view.get_or_init(|| self.tree.as_deref().map_or(Value::Null, |t| view_of(t, VIEW_DEPTH)))
   }
 }
 
 impl PartialEq for Entry {
   fn eq(&self, other: &Entry) -> bool {
     self.json == other.json
+  }
+}
+
+/// Its text: a value nested 100,000 deep is printed without recursion.
+impl fmt::Debug for Entry {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    write!(f, "Entry({})", self.json)
   }
 }
 
@@ -283,15 +295,24 @@ pub enum Parsed {
 
 /// The bytes as Claude Code's `JSON.parse(readFile(…, 'utf8'))` reads them (see `js_json`).
 pub fn parse(bytes: &[u8]) -> Parsed {
-  let mut root = match js_json::parse(bytes) {
+  let mut root = match js_json::parse_root_members(bytes) {
     Ok(root) => root,
     Err(err) => return Parsed::Corrupt(format!("not valid JSON ({err})")),
   };
   let Json::Object(members) = &mut root else {
     return Parsed::Corrupt(format!("the root is {}, not an object", json_kind(&root)));
   };
-  // Already each key once, in JavaScript's order.
-  let entries = std::mem::take(members).into_iter().map(|(k, v)| (Key::from_wtf8(k), Entry::from_json(&v))).collect();
+  // The root's members as written: made into properties here, as `JSON.parse` makes them (a
+  // repeated name keeps its first place and takes its last value; array indices first).
+  let mut entries = IndexMap::with_capacity(members.len());
+  let mut indices = false;
+  for (k, v) in std::mem::take(members) {
+    indices |= js_json::array_index(&k).is_some();
+    entries.insert(Key::from_wtf8(k), Entry::from_json(v));
+  }
+  if indices {
+    entries.sort_by_cached_key(|k, _| js_json::array_index(k.wtf8()).map_or((1, 0), |n| (0, n)));
+  }
   Parsed::Document(Document { entries })
 }
 
@@ -559,7 +580,14 @@ mod tests {
       (r#" {"z":1, "2":{"b":1,"a":2,"b":3}, "1":0, "z":4 } "#.into(), r#"{"1":0,"2":{"b":3,"a":2},"z":4}"#.into()),
     ];
     for (src, want) in cases {
-      assert_eq!(String::from_utf8(serialize(&doc(&src))).expect("utf8"), want);
+      let d = doc(&src);
+      assert_eq!(String::from_utf8(serialize(&d)).expect("utf8"), want);
+      // What the watchers and writers do with documents, at any depth without recursion.
+      let copy = d.clone();
+      assert_eq!(copy, d);
+      assert!(!format!("{copy:?}").is_empty());
+      // Every view made (the deep one cut at its depth).
+      assert_eq!(d.iter().filter(|(_, e)| !e.is_string()).count(), d.len());
     }
     let latin1 = parse(b"{\"caf\xe9\":{\"timestamp\":1}}");
     assert!(matches!(&latin1, Parsed::Document(d) if d.contains_key("caf\u{fffd}")), "{latin1:?}");

@@ -19,8 +19,9 @@ use std::fmt::Write as _;
 /// A JavaScript string, as WTF-8 bytes: valid UTF-8 unless it holds a lone surrogate.
 pub type JsStr = Vec<u8>;
 
-/// A value as `JSON.parse` makes it.
-#[derive(Debug, Clone, PartialEq)]
+/// A value as `JSON.parse` makes it. (`Debug` and `PartialEq` recurse: for tests of small
+/// values; nothing else uses them.)
+#[derive(Debug, PartialEq)]
 pub enum Json {
   Null,
   Bool(bool),
@@ -34,6 +35,17 @@ pub enum Json {
 /// Dropped without recursion: a value nested 100,000 deep must not overflow the stack.
 impl Drop for Json {
   fn drop(&mut self) {
+    let nested =
+      |v: &Json| matches!(v, Json::Array(a) if !a.is_empty()) || matches!(v, Json::Object(o) if !o.is_empty());
+    let deep = match self {
+      Json::Array(items) => items.iter().any(nested),
+      Json::Object(entries) => entries.iter().any(|(_, v)| nested(v)),
+      _ => false,
+    };
+    if !deep {
+      // Leaves only: the fields' own drop does not recurse (the usual entry, no allocation here).
+      return;
+    }
     let mut stack = Vec::new();
     take_children(self, &mut stack);
     while let Some(mut v) = stack.pop() {
@@ -71,7 +83,13 @@ impl std::fmt::Display for SyntaxError {
 
 /// `JSON.parse` of the bytes decoded as UTF-8.
 pub fn parse(bytes: &[u8]) -> Result<Json, SyntaxError> {
-  Parser { src: bytes, pos: 0 }.document()
+  Parser { src: bytes, pos: 0, raw_root: false }.document()
+}
+
+/// `parse`, but a root object's members are left as written (duplicates included, in file
+/// order), for a caller that builds its own map of them (`js_object` says how JavaScript would).
+pub fn parse_root_members(bytes: &[u8]) -> Result<Json, SyntaxError> {
+  Parser { src: bytes, pos: 0, raw_root: true }.document()
 }
 
 /// Whether `bytes` are a cut-off prefix of some JSON text (empty, or ending mid-value): what a
@@ -89,6 +107,8 @@ enum Frame {
 struct Parser<'a> {
   src: &'a [u8],
   pos: usize,
+  /// Leave the root object's members as parsed.
+  raw_root: bool,
 }
 
 impl Parser<'_> {
@@ -197,6 +217,7 @@ impl Parser<'_> {
               Some(b'}') => {
                 self.pos += 1;
                 match stack.pop() {
+                  Some(Frame::Object(entries, _)) if stack.is_empty() && self.raw_root => v = Json::Object(entries),
                   Some(Frame::Object(entries, _)) => v = Json::Object(js_object(entries)),
                   _ => return Err(self.fail("internal: parser frame lost")),
                 }
@@ -273,9 +294,13 @@ impl Parser<'_> {
         self.pos += 1;
       }
       let run = &self.src[start..self.pos];
-      match String::from_utf8_lossy(run) {
-        Cow::Borrowed(s) => out.extend_from_slice(s.as_bytes()),
-        Cow::Owned(s) => out.extend_from_slice(s.as_bytes()),
+      if run.is_ascii() {
+        out.extend_from_slice(run);
+      } else {
+        match String::from_utf8_lossy(run) {
+          Cow::Borrowed(s) => out.extend_from_slice(s.as_bytes()),
+          Cow::Owned(s) => out.extend_from_slice(s.as_bytes()),
+        }
       }
       match self.src.get(self.pos) {
         None => return Err(self.fail("unterminated string")),
@@ -478,30 +503,51 @@ pub fn stringify(value: &Json, out: &mut String) {
 pub fn write_string(s: &[u8], out: &mut String) {
   out.push('"');
   let mut rest = s;
-  while !rest.is_empty() {
+  loop {
     let (text, tail) = split_well_formed(rest);
-    for c in text.chars() {
-      match c {
-        '"' => out.push_str("\\\""),
-        '\\' => out.push_str("\\\\"),
-        '\u{8}' => out.push_str("\\b"),
-        '\u{c}' => out.push_str("\\f"),
-        '\n' => out.push_str("\\n"),
-        '\r' => out.push_str("\\r"),
-        '\t' => out.push_str("\\t"),
-        c if c < ' ' => {
-          let _ = write!(out, "\\u{:04x}", c as u32);
-        }
-        c => out.push(c),
-      }
-    }
+    escape_into(text, out);
     rest = tail;
-    if let Some(unit) = surrogate_at(rest) {
-      let _ = write!(out, "\\u{unit:04x}");
-      rest = &rest[3..];
+    match surrogate_at(rest) {
+      Some(unit) => {
+        let _ = write!(out, "\\u{unit:04x}");
+        rest = &rest[3..];
+      }
+      // Not WTF-8 this module made; never dropped silently, never looped on.
+      None if !rest.is_empty() => {
+        out.push('\u{fffd}');
+        rest = &rest[1..];
+      }
+      None => break,
     }
   }
   out.push('"');
+}
+
+/// Well-formed text with `JSON.stringify`'s escapes, copied in runs between them.
+fn escape_into(text: &str, out: &mut String) {
+  let mut start = 0;
+  for (i, &b) in text.as_bytes().iter().enumerate() {
+    let escape = match b {
+      b'"' => "\\\"",
+      b'\\' => "\\\\",
+      0x08 => "\\b",
+      0x0c => "\\f",
+      b'\n' => "\\n",
+      b'\r' => "\\r",
+      b'\t' => "\\t",
+      0..=0x1f => "",
+      _ => continue,
+    };
+    // `i` is an ASCII byte, so a character boundary.
+    out.push_str(&text[start..i]);
+    if escape.is_empty() {
+      let _ = write!(out, "\\u{b:04x}");
+    } else {
+      out.push_str(escape);
+    }
+    start = i + 1;
+  }
+  out.push_str(&text[start..]);
 }
 
 /// The longest well-formed (UTF-8) prefix of WTF-8 bytes, and the rest.
@@ -558,6 +604,11 @@ pub fn write_number(n: f64, out: &mut String) {
   if n == 0.0 {
     // -0 included.
     out.push('0');
+    return;
+  }
+  if n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 {
+    // A safe integer (a timestamp, a TTL): all its digits are the shortest ones.
+    let _ = write!(out, "{}", n as i64);
     return;
   }
   if n < 0.0 {
