@@ -192,7 +192,10 @@ export interface McpServerConfig {
 
 /** One entry of the needs-auth cache, judged as Claude Code would judge it now. */
 export interface NeedsAuthEntry {
-  /** The MCP server's name (the cache key), exactly as written. */
+  /**
+   * The MCP server's name (the cache key), exactly as written; a lone surrogate in it (a name no
+   * call accepts) shows as U+FFFD.
+   */
   server: string
   /**
    * When the connect failed with 401 (ms since the epoch); `null` when the entry has no numeric

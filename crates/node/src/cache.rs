@@ -16,7 +16,8 @@ use mcp_needs_auth_core::needs_auth::{self, Selection};
 /// One entry of the needs-auth cache, judged as Claude Code would judge it now.
 #[napi(object)]
 pub struct NeedsAuthEntry {
-  /// The MCP server's name (the cache key), exactly as written.
+  /// The MCP server's name (the cache key), exactly as written; a lone surrogate in it (a name no
+  /// call accepts) shows as U+FFFD.
   pub server: String,
   /// When the connect failed with 401 (ms since the epoch); `null` when the entry has no numeric
   /// timestamp (Claude Code then ignores it).
