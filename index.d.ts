@@ -151,9 +151,10 @@ export declare function isNeedsAuthCached(server: ServerName, options?: NeedsAut
 export type JudgedBy = 'config' | 'name'
 
 /**
- * Every entry of the needs-auth cache, in file order. A missing or corrupt file has none (as
- * Claude Code reads it); a file over 1 MiB throws `ERR_CACHE_TOO_LARGE`. Entries of servers in
- * `options.serverConfigs` are judged by Claude Code 2.1.332's rules, the others by name only.
+ * Every entry of the needs-auth cache, in file order as JavaScript has it (integer-like names
+ * first). A missing or corrupt file has none (as Claude Code reads it); a file over 1 MiB throws
+ * `ERR_CACHE_TOO_LARGE`. Entries of servers in `options.serverConfigs` are judged by Claude Code
+ * 2.1.332's rules, the others by name only.
  */
 export declare function listNeedsAuth(options?: NeedsAuthOptions | undefined | null): Array<NeedsAuthEntry>
 
