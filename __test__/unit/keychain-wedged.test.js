@@ -23,6 +23,8 @@ const PEER = path.join(__dirname, '..', 'fixtures', 'secret-service-wedged.py');
 const PYTHON = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 // Far beyond the addon's bound, so that only a read without one hits it.
 const CHILD_TIMEOUT_MS = 120000;
+// The session kills itself a little later, should this test's process be gone by then.
+const WATCHDOG_S = CHILD_TIMEOUT_MS / 1000 + 30;
 
 function skipReason() {
   if (process.platform !== 'linux') return 'Secret Service tests run on Linux only';
@@ -44,7 +46,8 @@ const [addonPath, peerPath, python, configDir] = process.argv.slice(1);
 const threads = () => fs.readdirSync('/proc/self/task').filter((t) => {
   try { return fs.readFileSync('/proc/self/task/' + t + '/comm', 'utf8').trim() === 'mna-keychain'; } catch { return false; }
 }).length;
-const peer = spawn(python, [peerPath], { stdio: ['pipe', 'pipe', 'inherit'] });
+// The peer is also the watchdog: it kills this whole session (process group) past the bound.
+const peer = spawn(python, [peerPath, String(${WATCHDOG_S})], { stdio: ['pipe', 'pipe', 'inherit'] });
 const lines = readline.createInterface({ input: peer.stdout });
 const seen = [];
 lines.on('line', async (line) => {
