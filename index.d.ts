@@ -151,9 +151,10 @@ export declare function isNeedsAuthCached(server: ServerName, options?: NeedsAut
 export type JudgedBy = 'config' | 'name'
 
 /**
- * Every entry of the needs-auth cache, in file order. A missing or corrupt file has none (as
- * Claude Code reads it); a file over 1 MiB throws `ERR_CACHE_TOO_LARGE`. Entries of servers in
- * `options.serverConfigs` are judged by Claude Code 2.1.332's rules, the others by name only.
+ * Every entry of the needs-auth cache, in file order as JavaScript has it (integer-like names
+ * first). A missing or corrupt file has none (as Claude Code reads it); a file over 1 MiB throws
+ * `ERR_CACHE_TOO_LARGE`. Entries of servers in `options.serverConfigs` are judged by Claude Code
+ * 2.1.332's rules, the others by name only.
  */
 export declare function listNeedsAuth(options?: NeedsAuthOptions | undefined | null): Array<NeedsAuthEntry>
 
@@ -192,7 +193,10 @@ export interface McpServerConfig {
 
 /** One entry of the needs-auth cache, judged as Claude Code would judge it now. */
 export interface NeedsAuthEntry {
-  /** The MCP server's name (the cache key), exactly as written. */
+  /**
+   * The MCP server's name (the cache key), exactly as written; a lone surrogate in it (a name no
+   * call accepts) shows as U+FFFD.
+   */
   server: string
   /**
    * When the connect failed with 401 (ms since the epoch); `null` when the entry has no numeric

@@ -183,11 +183,52 @@ const STRING_GUESS: usize = 256;
 /// A server-name argument: must be a string (its content is checked by the core).
 pub fn server_name(env: &Env, arg: Unknown) -> JsResult<String> {
   match arg.get_type().js()? {
-    ValueType::String => js_string(env, arg),
+    ValueType::String => {
+      let name = js_string(env, arg)?;
+      refuse_lone_surrogates(env, arg, &name)?;
+      Ok(name)
+    }
     other => {
       Err(core_error(CoreError::new(ErrorCode::InvalidServerName, format!("server must be a string, not {other:?}"))))
     }
   }
+}
+
+/// Refuses a server name that holds a lone surrogate (half of a UTF-16 pair): napi's UTF-8
+/// makes every one U+FFFD, so `'a\uD800'` and `'a\uDBFF'` (and `'a\uFFFD'`) would be one key.
+/// `name` is `v` as napi converted it: only a name with U+FFFD in it is read again as UTF-16 to
+/// tell a real U+FFFD from a lone surrogate, so ordinary names cost one scan of a few bytes.
+pub(crate) fn refuse_lone_surrogates(env: &Env, v: Unknown, name: &str) -> JsResult<()> {
+  if !name.contains('\u{fffd}') || !has_lone_surrogate(env, v)? {
+    return Ok(());
+  }
+  let shown: String = name.chars().take(64).filter(|c| *c != '\0').collect();
+  Err(core_error(CoreError::new(
+    ErrorCode::InvalidServerName,
+    format!(
+      "invalid MCP server name {shown:?} (lone surrogates shown as U+FFFD): it contains a lone surrogate, half of a \
+       UTF-16 pair, which no UTF-8 key can hold apart from another name. Use the name the server has in Claude \
+       Code's MCP config"
+    ),
+  )))
+}
+
+/// Whether the JS string `v` holds a UTF-16 code unit of a surrogate pair without its partner.
+fn has_lone_surrogate(env: &Env, v: Unknown) -> JsResult<bool> {
+  let mut len = 0usize;
+  // SAFETY: `v` is a live string of this call's scope; a null buffer asks for the length only.
+  let status = unsafe { sys::napi_get_value_string_utf16(env.raw(), v.raw(), std::ptr::null_mut(), 0, &mut len) };
+  if status != sys::Status::napi_ok {
+    return Err(napi::Error::new(Code::Napi(Status::from(status)), "cannot read a string argument"));
+  }
+  let mut units = vec![0u16; len + 1];
+  // SAFETY: as above; napi writes at most `units.len()` units (the last one a NUL).
+  let status =
+    unsafe { sys::napi_get_value_string_utf16(env.raw(), v.raw(), units.as_mut_ptr(), units.len(), &mut len) };
+  if status != sys::Status::napi_ok {
+    return Err(napi::Error::new(Code::Napi(Status::from(status)), "cannot read a string argument"));
+  }
+  Ok(char::decode_utf16(units[..len.min(units.len())].iter().copied()).any(|c| c.is_err()))
 }
 
 /// `process.emitWarning(message, 'McpNeedsAuthWarning', code)`: how problems that have no

@@ -218,8 +218,9 @@ pub type ReadOutcome<T> = Option<std::result::Result<T, String>>;
 
 /// A half-done `writeFile` (truncate, then write) leaves a prefix of the JSON: empty, or cut
 /// off. Garbage in the middle, or a whole document of the wrong shape, never comes from one.
+/// Judged by `JSON.parse`'s grammar (`js_json`), at any depth.
 fn looks_truncated(bytes: &[u8]) -> bool {
-  matches!(serde_json::from_slice::<serde::de::IgnoredAny>(bytes), Err(e) if e.is_eof())
+  crate::js_json::looks_truncated(bytes)
 }
 
 /// Reads and parses a file Claude Code may be writing with a plain `writeFile`. A read that
