@@ -1,14 +1,15 @@
 'use strict';
 // End to end, against the REAL Claude Code of both stacks (support/stacks.js), fully offline on
 // 127.0.0.1: the seed's (Claude Code 2.1.108 cli.js, Agent SDK 0.2.104, claude-agent-acp 0.29.2)
-// and today's (Claude Code 2.1.332 native binary, Agent SDK 0.3.332, claude-agent-acp 0.101.0).
+// and today's (the npm CLI Claude Code 2.1.332; Agent SDK 0.3.334, whose sessions run its own
+// Claude Code 2.1.334; claude-agent-acp 0.101.0). The stacks are fetched on first use.
 // The bug (a sign-in does not un-skip a server with a needs-auth entry), Claude Code's second skip
 // rule (the token-less stub), and each way this package fixes it, on each stack. Every test has
 // its own temp HOME and its own protected MCP server, and stops everything it started. The
 // fixture server's request log is the ground truth.
 //
 //   node --test __test__/e2e/e2e.test.js
-//   node --test --test-name-pattern=2.1.332 __test__/e2e/e2e.test.js     (one stack)
+//   node --test --test-name-pattern=0.3.334 __test__/e2e/e2e.test.js     (one stack)
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -22,7 +23,7 @@ const sdk = require(path.join(ROOT, 'sdk.js'));
 const { startMcpServer } = require('../../support/mcp-server.js');
 const { makeHome, leftoverHomes, mcpAdd, mcpList, mcpStartup, runPrint, killAll } = require('../../support/claude.js');
 const { openSession } = require('../../support/session.js');
-const { STACKS, stackProblems } = require('../../support/stacks.js');
+const { STACKS, stackProblems, ensureStacks, STACK_HOOK_TIMEOUT_MS } = require('../../support/stacks.js');
 const { startAcp } = require('../helpers/acp.js');
 const { credentialKey, credentialsPath, readCredentials, writeFreshToken } = require('../../support/credentials.js');
 
@@ -189,6 +190,8 @@ function startHost(stops, nodeArgs, env) {
   return host;
 }
 
+// Both stacks, fetched on first use (exact pins, into the cache outside the repo).
+before(() => ensureStacks(), { timeout: STACK_HOOK_TIMEOUT_MS });
 // Every HOME is removed once its test ran, and stays removed: no Claude Code outlived its test.
 after(() => assert.deepEqual(leftoverHomes(), [], 'temp HOMEs left behind'));
 

@@ -8,7 +8,7 @@
 //
 //   node --test __test__/e2e/rules-2.1.332.test.js
 
-const { describe, it } = require('node:test');
+const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -16,7 +16,7 @@ const path = require('node:path');
 const addon = require('../../index.js');
 const { startMcpServer } = require('../../support/mcp-server.js');
 const { offlineEnv, runClaude } = require('../../support/claude.js');
-const { stackByName } = require('../../support/stacks.js');
+const { stackByName, ensureStack, STACK_HOOK_TIMEOUT_MS } = require('../../support/stacks.js');
 const { tmp } = require('../helpers/tmp.js');
 
 const MIN = 60_000;
@@ -27,6 +27,8 @@ function writeCache(dir, doc) {
 }
 
 const CURRENT = stackByName('current');
+// Fetched on first use (exact pins, into the cache outside the repo).
+before(() => ensureStack(CURRENT), { timeout: STACK_HOOK_TIMEOUT_MS });
 
 /** `claude -p hi` of 2.1.332's native binary, offline (facts §6), in a throw-away HOME; with its debug log. */
 async function runClaudePrint(home, mcpConfigFile, timeoutMs = 90_000) {

@@ -7,7 +7,7 @@
 //
 //   node --test __test__/e2e/watcher-e2e.test.js
 
-const { describe, it } = require('node:test');
+const { describe, it, before } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 
@@ -16,6 +16,10 @@ const { startMcpServer } = require('../../support/mcp-server.js');
 const { makeHome, mcpAdd, mcpList, runPrint, killAll } = require('../../support/claude.js');
 const { writeFreshToken } = require('../../support/credentials.js');
 const { changeCacheLikeClaudeCode } = require('../../support/claude-code-cache.js');
+const { SEED, ensureStack, STACK_HOOK_TIMEOUT_MS } = require('../../support/stacks.js');
+
+// The seed's stack (support/claude.js's default), fetched on first use.
+before(() => ensureStack(SEED), { timeout: STACK_HOOK_TIMEOUT_MS });
 
 const SIGNED_IN = 'protected';
 const OTHER = 'other';
