@@ -306,6 +306,64 @@ for (const stack of STACKS) {
       assert.equal(sub.closed, true, 'closed once the query ended');
     });
 
+    it('4c. prepareQuery on a live session: a sign-in saved after it started reconnects the server at the next prompt', async (t) => {
+      // No reconnectOnAuthChange: prepareQuery's own hooks are what reconnects. The host passes
+      // the server in options.mcpServers (0.3.334 delivers it over stdin, 0.2.104 on argv).
+      const { srv, h, stops } = await prepare(t, stack, { configDir: true }, { add: false });
+      const outcomes = [];
+      const prompts = [];
+      let session;
+      const options = sdk.prepareQuery(
+        {
+          env: h.env,
+          mcpServers: { [NAME]: { type: 'http', url: srv.url } },
+          // The host's own hook, kept: it shows the prompt reached Claude Code's hooks.
+          hooks: {
+            UserPromptSubmit: [
+              {
+                hooks: [
+                  async () => {
+                    prompts.push(Date.now());
+                    return { continue: true };
+                  },
+                ],
+              },
+            ],
+          },
+        },
+        { query: () => session?.q, onReconnect: (o) => outcomes.push(o) },
+      );
+      session = await openSession(stack, h.env, options);
+      stops.push(() => session.close());
+      const s0 = await session.settled(NAME);
+      assert.equal(s0?.status, 'needs-auth', 'the session met the 401');
+      assert.equal(outcomes.length, 0, 'nothing reconnected before a sign-in');
+
+      await signIn(srv, h); // saved elsewhere; nothing in this process listens for it
+      const before = srv.count(isMcp);
+      session.prompt('hi');
+      await waitUntil(() => prompts.length === 1, 'the UserPromptSubmit hooks ran');
+      await waitUntil(() => outcomes.length > 0, "prepareQuery's hook reconnected the server");
+      assert.equal(outcomes.length, 1, 'one reconnect');
+      assert.equal(outcomes[0].server, NAME);
+      assert.equal(outcomes[0].ok, true, String(outcomes[0].error));
+      const s1 = await session.status(NAME);
+      assert.equal(s1.status, 'connected', 'same session, now connected');
+      const seen = srv.requests.filter(isMcp).slice(before);
+      assert.ok(
+        seen.some((x) => x.auth && x.rpc === 'tools/list'),
+        'the session dialled with the bearer',
+      );
+      assert.equal(addon.isNeedsAuthCached(NAME, { configDir: h.configDir }), false, 'no entry left');
+
+      // A later prompt: the hook runs again and, the server connected, reconnects nothing.
+      session.prompt('again');
+      await waitUntil(() => prompts.length === 2, 'the second prompt ran the hooks');
+      assert.equal((await session.status(NAME)).status, 'connected');
+      assert.equal(outcomes.length, 1, 'still one reconnect');
+      t.diagnostic(`reconnected at the prompt; /mcp requests after the sign-in: ${seen.length}`);
+    });
+
     it('4b. live session, a sign-in while the server is still connecting: reconnectOnAuthChange waits, then reconnects it', async (t) => {
       // The session's first connect is held at the server until the sign-in was heard, so the
       // event finds the server `pending`; released, that connect (started with no token) meets
