@@ -3,7 +3,7 @@
 // the bounded retries, and what follows a connect (its needs-auth entry dropped, the outcome
 // reported). Used by the reconnect subscription and by needsAuthHooks.
 
-const addon = require('../../index.js');
+const addon = require('../../native.js');
 const { debug, warn, errMessage } = require('../log.js');
 const { sleep } = require('../timers.js');
 const { sessionStatuses } = require('./session.js');
