@@ -37,11 +37,11 @@ function manifestDir(name) {
   return path.join(MANIFESTS, name);
 }
 
-/** Where stack `name` is (or will be) installed: keyed by its lockfile's content. */
-function stackDir(name) {
+/** Where stack `name` is (or will be) installed under `root`: keyed by its lockfile's content. */
+function stackDir(name, root = cacheRoot()) {
   const lock = fs.readFileSync(path.join(manifestDir(name), 'package-lock.json'));
   const hash = crypto.createHash('sha256').update(lock).digest('hex').slice(0, 16);
-  return path.join(cacheRoot(), name, hash);
+  return path.join(root, name, hash);
 }
 
 const isComplete = (dir) => fs.existsSync(path.join(dir, COMPLETE));
@@ -69,16 +69,19 @@ function installsUnderWay(dir) {
 }
 
 /** Runs npm with `args`; resolves { code, signal, output, timedOut }, killing it after `timeoutMs`. */
-function runNpm(args, { cwd, timeoutMs }) {
+function runNpm(args, { cwd, timeoutMs, env: extraEnv }) {
   return new Promise((resolve) => {
     const child = spawn('npm', args, {
       cwd,
       // Not the npm script context of a surrounding `npm test` (it would point npm back at the repo).
-      env: Object.fromEntries(
-        Object.entries(process.env).filter(
-          ([k]) => !/^npm_(lifecycle_|package_|command$|config_(local_)?prefix$)/i.test(k),
+      env: {
+        ...Object.fromEntries(
+          Object.entries(process.env).filter(
+            ([k]) => !/^npm_(lifecycle_|package_|command$|config_(local_)?prefix$)/i.test(k),
+          ),
         ),
-      ),
+        ...extraEnv,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
       shell: process.platform === 'win32', // npm is a .cmd script there
       detached: process.platform !== 'win32',
@@ -113,16 +116,16 @@ function runNpm(args, { cwd, timeoutMs }) {
 const UNREACHABLE =
   /\b(ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|ERR_SOCKET_TIMEOUT)\b|network request|request to \S+ failed/i;
 
-function registry() {
-  return process.env.npm_config_registry || process.env.NPM_CONFIG_REGISTRY || 'the npm registry';
+function registry(env) {
+  return env.npm_config_registry || env.NPM_CONFIG_REGISTRY || 'the npm registry';
 }
 
-function installError(name, dir, r, timeoutMs) {
+function installError(name, dir, r, timeoutMs, env) {
   const tail = r.output.trim().split('\n').slice(-15).join('\n');
   const why = r.timedOut
     ? `npm ci did not finish within ${Math.round(timeoutMs / 1000)} s`
     : UNREACHABLE.test(r.output)
-      ? `the registry is unreachable (${registry()}): the end-to-end tests fetch their Claude Code stacks from it on first use`
+      ? `the registry is unreachable (${registry(env)}): the end-to-end tests fetch their Claude Code stacks from it on first use`
       : `npm ci exited ${r.code ?? r.signal}`;
   const err = new Error(
     `could not install the "${name}" Claude Code stack (support/stacks/${name}/) into ${dir}: ${why}.\n` +
@@ -137,9 +140,14 @@ function installError(name, dir, r, timeoutMs) {
  * Installs stack `name` if it is not in the cache yet; resolves its directory (holding
  * `node_modules/`). Safe when several processes ask at once. Rejects with ERR_STACK_INSTALL
  * (saying why: registry unreachable, timeout, npm's exit) when the install fails.
+ * Options: `root` (the cache root), `timeoutMs` (the whole wait and install), `fetchRetries`
+ * (npm's, 2), `env` (added to npm's environment), `log` (progress lines).
  */
-async function ensureStackInstalled(name, { timeoutMs = INSTALL_TIMEOUT_MS, log = () => {} } = {}) {
-  const dir = stackDir(name);
+async function ensureStackInstalled(
+  name,
+  { root = cacheRoot(), timeoutMs = INSTALL_TIMEOUT_MS, fetchRetries = 2, env = {}, log = () => {} } = {},
+) {
+  const dir = stackDir(name, root);
   if (isComplete(dir)) return dir;
   const deadline = Date.now() + timeoutMs;
   fs.mkdirSync(path.dirname(dir), { recursive: true });
@@ -162,14 +170,14 @@ async function ensureStackInstalled(name, { timeoutMs = INSTALL_TIMEOUT_MS, log 
         '--no-fund',
         '--prefer-offline',
         '--loglevel=warn',
-        '--fetch-retries=2',
+        `--fetch-retries=${fetchRetries}`,
         '--fetch-timeout=60000',
         '--prefix',
         tmp,
       ],
-      { cwd: tmp, timeoutMs: left },
+      { cwd: tmp, timeoutMs: left, env },
     );
-    if (r.code !== 0) throw installError(name, dir, r, left);
+    if (r.code !== 0) throw installError(name, dir, r, left, { ...process.env, ...env });
     fs.writeFileSync(
       path.join(tmp, COMPLETE),
       `${JSON.stringify({ installedAt: new Date().toISOString(), ms: Date.now() - started })}\n`,
