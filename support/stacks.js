@@ -89,6 +89,9 @@ function seedStack() {
     tokenlessStubWindowMs: Infinity,
     // `mcp_authenticate` leaves the stored tokens alone until the flow completes.
     authenticateEmptiesTokens: false,
+    // The SDK session's callback hooks that fire with no tool use: UserPromptSubmit before each
+    // turn (and StopFailure after the offline one); never SessionStart nor Setup.
+    sessionHooksFired: Object.freeze(['UserPromptSubmit']),
   });
 }
 
@@ -144,6 +147,8 @@ function currentStack() {
     tokenlessStubWindowMs: 7 * DAY_MS,
     // 2.1.334 empties the server's stored tokens as soon as `mcp_authenticate` starts (§8).
     authenticateEmptiesTokens: true,
+    // As the seed's: UserPromptSubmit before each turn; SessionStart never fires (§8).
+    sessionHooksFired: Object.freeze(['UserPromptSubmit']),
   });
 }
 
