@@ -17,7 +17,7 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { ensureStackInstalled, stackDir, INSTALL_TIMEOUT_MS } = require('./stack-install.js');
+const { ensureStackInstalled, stackDir, cacheRoot, INSTALL_TIMEOUT_MS } = require('./stack-install.js');
 
 /** The suffix of Claude Code's platform packages for this machine (`linux-x64`, `darwin-arm64`, ...). */
 function platformSuffix() {
@@ -247,6 +247,14 @@ async function ensureStack(stack, options) {
 /** How long a test hook that awaits ensureStacks() may take: a first fetch on a cold npm cache. */
 const STACK_HOOK_TIMEOUT_MS = INSTALL_TIMEOUT_MS + 60_000;
 
+/**
+ * What a child process that loads this module needs in its env to find the same installs: its
+ * HOME is usually a temp one, and support/claude.js's offlineEnv drops MCP_* and XDG_* variables.
+ */
+function stacksEnv() {
+  return { MCP_NEEDS_AUTH_STACKS_DIR: cacheRoot() };
+}
+
 /** ensureStack() for every stack, at once (for a suite's root `before`). */
 function ensureStacks(stacks = STACKS, options) {
   return Promise.all(stacks.map((s) => ensureStack(s, options)));
@@ -260,6 +268,7 @@ module.exports = {
   stackProblems,
   ensureStack,
   ensureStacks,
+  stacksEnv,
   STACK_HOOK_TIMEOUT_MS,
   platformSuffix,
 };

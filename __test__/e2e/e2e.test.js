@@ -23,7 +23,7 @@ const sdk = require(path.join(ROOT, 'sdk.js'));
 const { startMcpServer } = require('../../support/mcp-server.js');
 const { makeHome, leftoverHomes, mcpAdd, mcpList, mcpStartup, runPrint, killAll } = require('../../support/claude.js');
 const { openSession } = require('../../support/session.js');
-const { STACKS, stackProblems, ensureStacks, STACK_HOOK_TIMEOUT_MS } = require('../../support/stacks.js');
+const { STACKS, stackProblems, ensureStacks, stacksEnv, STACK_HOOK_TIMEOUT_MS } = require('../../support/stacks.js');
 const { startAcp } = require('../helpers/acp.js');
 const { credentialKey, credentialsPath, readCredentials, writeFreshToken } = require('../../support/credentials.js');
 
@@ -443,7 +443,8 @@ for (const stack of STACKS) {
 
     it('6. the preload: a host started with node -r register.js; the Claude Code process it starts connects', async (t) => {
       const { srv, h, stops } = await setup(t, stack);
-      const env = { ...h.env, MCP_NEEDS_AUTH_DEBUG: '1' };
+      // The host finds the stack's Claude Code as this process does (its HOME is the temp one).
+      const env = { ...h.env, MCP_NEEDS_AUTH_DEBUG: '1', ...stacksEnv() };
       const host = startHost(
         stops,
         [
