@@ -36,7 +36,7 @@
 //           poll); ours: nothing to start (it listens for the session's life).
 //   save    after a uniform random 0–1 s (so the save's phase against the 1 s poll is uniform),
 //           a separate child process (this file, forked as `writer`) saves the new token into
-//           .credentials.json as that stack's Claude Code does (2.1.108 in place, 2.1.332 temp +
+//           .credentials.json as that stack's Claude Code does (2.1.108 in place, 2.1.334 temp +
 //           rename; support/credentials.js), no needs-auth change.
 //   end     `connected` observed, or TIMEOUT_MS after the save (a miss).
 // Also recorded: when the server first saw the new bearer (the session dialled with it).
@@ -359,7 +359,7 @@ async function runWay(stack, way, writer, trials, log) {
   out.seconds = (Date.now() - started) / 1000;
   const ok = out.trials.filter((t) => t.ms != null);
   log(
-    `   ${stack.agentSdk.version}/${stack.claudeCode.version} ${way}: ${ok.length}/${out.trials.length} connected` +
+    `   ${stack.agentSdk.version}/${stack.agentSdk.claudeCode.version} ${way}: ${ok.length}/${out.trials.length} connected` +
       (ok.length ? `, median ${median(ok.map((t) => t.ms)).toFixed(0)} ms` : '') +
       ` (${out.seconds.toFixed(0)} s)`,
   );
