@@ -170,8 +170,9 @@ async function ensureStackInstalled(
         '--no-fund',
         '--prefer-offline',
         '--loglevel=warn',
+        // npm's own per-request timeout stays (5 min: a native binary is 400 MB); the whole
+        // install is bounded by `left`.
         `--fetch-retries=${fetchRetries}`,
-        '--fetch-timeout=60000',
         '--prefix',
         tmp,
       ],
