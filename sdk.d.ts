@@ -155,8 +155,9 @@ export declare function configDirFor(queryOptions?: QueryOptionsLike | null): st
 
 /**
  * Before a session starts: purges stale needs-auth entries of the session's config dir and
- * appends `needsAuthHooks(helperOptions)` to `queryOptions.hooks.SessionStart` (the caller's
- * hooks are kept; a second call adds nothing). Returns the same object.
+ * appends `needsAuthHooks(helperOptions)` to `queryOptions.hooks.SessionStart` and
+ * `.UserPromptSubmit` (the caller's hooks are kept; a second call adds nothing). Returns the
+ * same object.
  */
 export declare function prepareQuery<T extends QueryOptionsLike>(
   queryOptions: T,
@@ -164,11 +165,16 @@ export declare function prepareQuery<T extends QueryOptionsLike>(
 ): T;
 
 /**
- * `{ SessionStart: [matcher] }` for `options.hooks`. The hook purges stale entries and schedules
- * (never awaits) reconnects of servers the session reports `needs-auth` that a new process
- * would now dial; that part needs `options.query` (a getter works). Returns `{ continue: true }`.
+ * `{ SessionStart: [matcher], UserPromptSubmit: [matcher] }` for `options.hooks`: one hook on both
+ * (no pinned SDK fires SessionStart for a session; UserPromptSubmit fires before each turn). It
+ * purges stale entries and schedules (never awaits) reconnects of servers the session reports
+ * `needs-auth` that a new process would now dial; that part needs `options.query` (a getter
+ * works). Idempotent per prompt. Returns `{ continue: true }`.
  */
-export declare function needsAuthHooks(options?: NeedsAuthHooksOptions): { SessionStart: HookCallbackMatcherLike[] };
+export declare function needsAuthHooks(options?: NeedsAuthHooksOptions): {
+  SessionStart: HookCallbackMatcherLike[];
+  UserPromptSubmit: HookCallbackMatcherLike[];
+};
 
 /**
  * Reconnects a live session's servers after sign-ins: subscribes to `onAuthChanged`

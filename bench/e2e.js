@@ -1,7 +1,7 @@
 'use strict';
 // Bench section `e2e` (`node bench/run.js e2e`): end to end, a sign-in saved by ANOTHER process →
 // a live Agent SDK session reports the server `connected`, on both stacks of support/stacks.js
-// (Agent SDK 0.2.104 + Claude Code 2.1.108, Agent SDK 0.3.332 + Claude Code 2.1.332), offline on
+// (Agent SDK 0.2.104 + Claude Code 2.1.108, Agent SDK 0.3.334 + its Claude Code 2.1.334), offline on
 // 127.0.0.1, two ways measured in the same run:
 //
 //   ours  reconnectOnAuthChange(q, { env, onReconnect }) from sdk.js, subscribed for the session's life.
@@ -36,7 +36,7 @@
 //           poll); ours: nothing to start (it listens for the session's life).
 //   save    after a uniform random 0–1 s (so the save's phase against the 1 s poll is uniform),
 //           a separate child process (this file, forked as `writer`) saves the new token into
-//           .credentials.json as that stack's Claude Code does (2.1.108 in place, 2.1.332 temp +
+//           .credentials.json as that stack's Claude Code does (2.1.108 in place, 2.1.334 temp +
 //           rename; support/credentials.js), no needs-auth change.
 //   end     `connected` observed, or TIMEOUT_MS after the save (a miss).
 // Also recorded: when the server first saw the new bearer (the session dialled with it).
@@ -226,7 +226,7 @@ async function runWay(stack, way, writer, trials, log) {
     },
   });
   const h = makeHome({ configDir: true });
-  const style = stack.claudeCode.version === '2.1.108' ? 'in-place' : 'rename';
+  const style = stack.agentSdk.claudeCode.version === '2.1.108' ? 'in-place' : 'rename';
   const out = { way, style, trials: [], spurious: [] };
   let session = null;
   let sub = null;
@@ -359,7 +359,7 @@ async function runWay(stack, way, writer, trials, log) {
   out.seconds = (Date.now() - started) / 1000;
   const ok = out.trials.filter((t) => t.ms != null);
   log(
-    `   ${stack.agentSdk.version}/${stack.claudeCode.version} ${way}: ${ok.length}/${out.trials.length} connected` +
+    `   ${stack.agentSdk.version}/${stack.agentSdk.claudeCode.version} ${way}: ${ok.length}/${out.trials.length} connected` +
       (ok.length ? `, median ${median(ok.map((t) => t.ms)).toFixed(0)} ms` : '') +
       ` (${out.seconds.toFixed(0)} s)`,
   );
@@ -377,17 +377,21 @@ function median(xs) {
  * over all trials with a miss counted as never (null when that quantile is a miss).
  */
 async function benchE2e({ quick = false, log = console.error, stats } = {}) {
-  const { STACKS, stackProblems } = require(path.join(ROOT, 'support', 'stacks.js'));
+  const { STACKS, ensureStack } = require(path.join(ROOT, 'support', 'stacks.js'));
   const trials = quick ? 5 : 20;
-  const res = { trials, timeoutMs: TIMEOUT_MS, pollMs: POLL_MS, acpVersion: acpVersion(), stacks: [] };
+  // Fetched on first use (support/stack-install.js), checked against the pins.
+  for (const stack of STACKS) await ensureStack(stack, { log });
+  const res = { trials, timeoutMs: TIMEOUT_MS, pollMs: POLL_MS, acpVersion: acpVersion(STACKS), stacks: [] };
   const writer = startWriter();
   try {
     if ((await within(writer.ready, 15_000, null)) !== 'ready') throw new Error('the e2e writer did not start');
     for (const stack of STACKS) {
-      const problems = stackProblems(stack);
-      if (problems.length)
-        throw new Error(`the ${stack.name} stack is not installed as pinned: ${problems.join('; ')}`);
-      const row = { stack: stack.name, agentSdk: stack.agentSdk.version, claudeCode: stack.claudeCode.version };
+      // The Claude Code the stack's SDK sessions run (0.3.334: its own 2.1.334).
+      const row = {
+        stack: stack.name,
+        agentSdk: stack.agentSdk.version,
+        claudeCode: stack.agentSdk.claudeCode.version,
+      };
       for (const way of WAYS) {
         const r = await runWay(stack, way, writer, trials, log);
         const lat = r.trials.filter((t) => t.ms != null).map((t) => t.ms);
@@ -413,9 +417,11 @@ async function benchE2e({ quick = false, log = console.error, stats } = {}) {
   return res;
 }
 
-function acpVersion() {
+/** The version of the current stack's claude-agent-acp, whose way the baseline follows. */
+function acpVersion(stacks) {
   try {
-    return require(path.join(ROOT, 'node_modules', 'claude-agent-acp-0.101.0', 'package.json')).version;
+    const acp = stacks.find((s) => s.name === 'current').acp;
+    return JSON.parse(fs.readFileSync(path.join(acp.packageDir, 'package.json'), 'utf8')).version;
   } catch {
     return null;
   }

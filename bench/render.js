@@ -411,7 +411,7 @@ function renderE2e(e, p) {
   p(
     'rejected, refresh refused); then a separate process saves a fresh valid token into `.credentials.json` the way that',
   );
-  p("stack's Claude Code saves (2.1.108 in place, 2.1.332 temp + rename). Latency runs from the writer's clock just");
+  p("stack's Claude Code saves (2.1.108 in place, 2.1.334 temp + rename). Latency runs from the writer's clock just");
   p('before the save to the moment the way itself learns the server is `connected` (ours: the `onReconnect` outcome;');
   p("ACP's: its poll; 1 s poll: its `reconnectMcpServer` resolving), confirmed by one `mcpServerStatus()` read (which");
   p(`never reconnects). ${e.trials} trials per stack and way, the save at a uniform random phase of the 1 s poll; no`);

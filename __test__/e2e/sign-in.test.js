@@ -1,6 +1,6 @@
 'use strict';
 // signIn() from mcp-needs-auth/sdk, end to end against the REAL Agent SDK + Claude Code stacks
-// (0.2.104 + 2.1.108, and 0.3.332 + its native 2.1.332), offline on loopback. The fixture MCP
+// (0.2.104 + 2.1.108, and 0.3.334 + its native 2.1.334; their `claude` CLIs 2.1.108 and 2.1.332), offline on loopback. The fixture MCP
 // server is also the OAuth authorization server; a test "user" follows authUrl with plain HTTP to
 // Claude Code's own localhost callback (or stops at the host's redirect URI). Failure paths that
 // need exact timing (time-out, abort during the request) run against a scripted query in
@@ -8,7 +8,7 @@
 //
 //   node --test __test__/e2e/sign-in.test.js
 
-const { describe, it, after } = require('node:test');
+const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -19,7 +19,7 @@ const sdk = require(path.join(ROOT, 'sdk.js'));
 const { signIn } = sdk;
 const { startMcpServer } = require('../../support/mcp-server.js');
 const { makeHome, leftoverHomes } = require('../../support/claude.js');
-const { STACKS } = require('../../support/stacks.js');
+const { STACKS, ensureStacks, STACK_HOOK_TIMEOUT_MS } = require('../../support/stacks.js');
 const { runClaude, runPrint } = require('../../support/claude.js');
 const { openSession } = require('../../support/session.js');
 const { followAuthUrl } = require('../helpers/sign-in-stacks.js');
@@ -59,6 +59,9 @@ function assertNoSecrets(value, callbackUrl, what, keys = ['code', 'state']) {
 
 // Every HOME is removed once its test ran, and stays removed: no Claude Code outlived its test.
 after(() => assert.deepEqual(leftoverHomes(), [], 'temp HOMEs left behind'));
+
+// Both stacks, fetched on first use (exact pins, into the cache outside the repo).
+before(() => ensureStacks(), { timeout: STACK_HOOK_TIMEOUT_MS });
 
 for (const stack of STACKS) {
   const native = stack.name === 'current';

@@ -3,7 +3,7 @@
 // config dir, which credentials, which server configs) and the reconnect settings, with their
 // defaults. Bad values fall back to the defaults (the helpers never throw into the host).
 
-const addon = require('../../index.js');
+const addon = require('../../native.js');
 const { warn, errMessage } = require('../log.js');
 const { configDirFor } = require('./config-dir.js');
 

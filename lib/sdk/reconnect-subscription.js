@@ -3,7 +3,7 @@
 // subscription of the session's config dir queues the servers its events name; a drain loop
 // reconnects them one at a time (lib/sdk/reconnect.js), waiting for servers still `pending`.
 
-const addon = require('../../index.js');
+const addon = require('../../native.js');
 const { debug, warn, errMessage } = require('../log.js');
 const { unrefTimeout } = require('../timers.js');
 const upkeep = require('../upkeep.js');

@@ -1,9 +1,9 @@
 'use strict';
 // Reconnecting one server in a live session: whether a new Claude Code process would dial it,
 // the bounded retries, and what follows a connect (its needs-auth entry dropped, the outcome
-// reported). Used by the reconnect subscription and by the SessionStart hook.
+// reported). Used by the reconnect subscription and by needsAuthHooks.
 
-const addon = require('../../index.js');
+const addon = require('../../native.js');
 const { debug, warn, errMessage } = require('../log.js');
 const { sleep } = require('../timers.js');
 const { sessionStatuses } = require('./session.js');

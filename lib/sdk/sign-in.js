@@ -11,7 +11,7 @@
 // Structural: a "query" is the Agent SDK's Query (0.2.104+ for the Claude Code callback
 // listener; 0.3.x for a host-owned redirect URI); the SDK is never imported here.
 
-const addon = require('../../index.js');
+const addon = require('../../native.js');
 const { errMessage } = require('../log.js');
 const { sleep, unrefTimeout } = require('../timers.js');
 const { configDirFor } = require('./config-dir.js');
