@@ -10,6 +10,7 @@ const { configDirFor } = require('./config-dir.js');
 const { addonOptions, usableDir, reconnectPolicy } = require('./options.js');
 const { isQuery, resolveQuery, sessionStatuses } = require('./session.js');
 const { PENDING_POLL_MS, wouldDial, reconnectServer } = require('./reconnect.js');
+const { validateOptions } = require('./validate-options.js');
 
 // Marks our SessionStart matcher, so that prepareQuery never adds a second one.
 const HOOK_MARK = Symbol.for('mcp-needs-auth.sdk.hook');
@@ -58,7 +59,7 @@ async function reconcileSession(getQuery, opts, helperOptions) {
  * query, which does not exist yet when the options are built: pass `query` as a getter.
  */
 function needsAuthHooks(options) {
-  const o = options || {};
+  const o = validateOptions('needsAuthHooks', options);
   const hook = async (_input, _toolUseId, ctx) => {
     try {
       const opts = addonOptions(o);
@@ -89,6 +90,7 @@ function needsAuthHooks(options) {
  */
 function prepareQuery(queryOptions, helperOptions) {
   const qo = queryOptions == null ? {} : queryOptions;
+  validateOptions('prepareQuery', helperOptions, 'helperOptions');
   try {
     const h = { ...helperOptions };
     // The session's own server configs: the addon judges their entries exactly as 2.1.332 does.
