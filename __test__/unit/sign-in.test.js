@@ -103,7 +103,7 @@ const STATE_MISMATCH =
  * URL with `state=good` is accepted (tokens saved, no connect: 2.1.334); any other state is refused
  * as 2.1.332+ refuses it (the flow keeps waiting), or, with `endsFlowOnRefusal`, as 2.1.108 does.
  */
-function scriptedClaudeCode(dir, { status = 'needs-auth', endsFlowOnRefusal = false } = {}) {
+function scriptedClaudeCode(dir, { status = 'needs-auth', endsFlowOnRefusal = false, answerSubmitAfter = null } = {}) {
   const s = { status, connects: 0, log: [] };
   const saveTokens = () => {
     writeFreshToken(dir, NAME, URL_OF, { token: `at-${s.log.length}`, refreshToken: 'rt' });
@@ -125,6 +125,14 @@ function scriptedClaudeCode(dir, { status = 'needs-auth', endsFlowOnRefusal = fa
         throw new Error(endsFlowOnRefusal ? 'state mismatch - possible CSRF attack' : STATE_MISMATCH);
       }
       saveTokens();
+      // 'status-polls': the answer comes late, after the session was asked for its status again
+      // (or was connected) since the save, so signIn sees the save before the answer.
+      if (answerSubmitAfter === 'status-polls') {
+        const at = s.log.length;
+        for (let i = 0; i < 500 && s.status !== 'connected' && !s.log.slice(at).includes('status'); i++) {
+          await delay(10);
+        }
+      }
     },
     async reconnectMcpServer() {
       s.log.push('reconnect');
@@ -235,6 +243,19 @@ describe('signIn, issue 21 (scripted Claude Code)', () => {
     // The old code polled the status every 100 ms for 3 s (about 30 times) before connecting.
     assert.ok(polls <= 1, `the session was asked for its status ${polls} times before the connect`);
     assert.equal(cc.connects, 1);
+  });
+
+  it("the same without redirectUri, when the tokens' save is seen before Claude Code answers the submit", async (t) => {
+    const dir = tmp(t, 'mna-signin-');
+    const cc = scriptedClaudeCode(dir, { answerSubmitAfter: 'status-polls' });
+    const pending = await signIn(cc.q, NAME, { configDir: dir, timeoutMs: 60_000 });
+    const submitted = pending.submitCallbackUrl('http://localhost:1/callback?code=c&state=good');
+    assert.deepEqual(await pending.completed, { server: NAME, status: 'connected' });
+    await submitted;
+    const after = cc.log.slice(cc.log.indexOf('tokens-saved'));
+    const polls = after.slice(0, after.indexOf('reconnect')).filter((x) => x === 'status').length;
+    assert.ok(after.includes('reconnect'), 'signIn connected the server');
+    assert.ok(polls <= 1, `the session was asked for its status ${polls} times before the connect`);
   });
 
   it('with reconnectOnAuthChange running, a sign-in connects the server once', async (t) => {

@@ -92,6 +92,7 @@ class SignIn {
   #signal;
   #reauthenticate;
   #submitted = false; // a callback URL was handed over: Claude Code will not connect by itself
+  #submitting = 0; // submits not answered yet (the tokens' save may be seen before the answer)
   #secrets = []; // callback URLs and their parts, cut out of Claude Code's messages
   #done = false;
   #sub = null;
@@ -300,7 +301,8 @@ class SignIn {
    * a submitted callback URL it does not, so we connect at once; and when it did not, we do.
    */
   async #connect() {
-    const end = Date.now() + (this.#submitted || this.#redirectUri !== undefined ? 0 : CONNECT_GRACE_MS);
+    const byHost = this.#submitted || this.#submitting > 0 || this.#redirectUri !== undefined;
+    const end = Date.now() + (byHost ? 0 : CONNECT_GRACE_MS);
     let status = await this.#status();
     while (status !== 'connected' && Date.now() < end) {
       await this.#guard(sleep(STATUS_POLL_MS));
@@ -334,9 +336,11 @@ class SignIn {
       );
     }
     this.#secrets.push(callbackUrl, u.search, ...u.searchParams.values());
+    this.#submitting++;
     try {
       await this.#guard(this.#query.mcpSubmitOAuthCallbackUrl(this.#server, callbackUrl));
     } catch (err) {
+      this.#submitting--;
       if (errors.isAbortOrTimeout(err)) throw err;
       const why = errors.redact(errMessage(err), this.#secrets);
       if (errors.flowStillWaiting(why)) {
@@ -356,6 +360,7 @@ class SignIn {
     }
     // Claude Code answers once it has exchanged the code and stored the tokens, and does not
     // connect the server by itself after a submitted URL: #connect() does, at once.
+    this.#submitting--;
     this.#submitted = true;
     this.#landed.resolve('callback-submitted');
   }
