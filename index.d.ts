@@ -12,6 +12,14 @@ export declare const JudgedBy: StringEnumObject<JudgedBy>;
 export declare const PurgeReason: StringEnumObject<PurgeReason>;
 export declare const SkipReasonKind: StringEnumObject<SkipReasonKind>;
 
+// The runtime adds `Subscription.prototype[Symbol.dispose]` (an alias of `close`,
+// crates/node/src/subscription.rs add_dispose), which napi cannot declare on the class: merged
+// in here, so that `using sub = onAuthChanged(...)` type-checks.
+export declare interface Subscription {
+  /** `close()`, for `using`. */
+  [Symbol.dispose](): void;
+}
+
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
  * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every

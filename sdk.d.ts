@@ -195,8 +195,11 @@ export declare function needsAuthHooks(options?: NeedsAuthHooksOptions): {
  *   text is read. Until an event comes, an ended session's subscription stays open: close it
  *   when your loop over the query ends.
  *
- * Never throws into the host after creation (throws `TypeError` at once when `query` lacks the
- * two methods).
+ * Never throws into the host after creation. Throws at once: `TypeError` when `query` lacks the
+ * two methods; `ERR_INVALID_ARGUMENT` naming the option for a known option of the wrong type or
+ * range (`options.signal` not an AbortSignal, `options.configDir` not a string, `options.retries`
+ * not an integer >= 1, ...), as the addon does; `prepareQuery`, `needsAuthHooks` and `signIn`
+ * check their options the same way.
  */
 export declare function reconnectOnAuthChange(query: QueryLike, options?: ReconnectOptions): ReconnectSubscription;
 
@@ -228,6 +231,14 @@ export interface SignInOptions {
    * on an SDK whose `mcpAuthenticate` takes no redirect URI.
    */
   redirectUri?: string;
+  /**
+   * Sign in again even when the session reports the server `connected` (default false). Without
+   * it, `signIn` starts no flow for a connected server and resolves a `PendingSignIn` whose
+   * `authUrl` is `null` and whose `completed` resolves at once: starting Claude Code's flow drops
+   * the working tokens (2.1.334 empties them as soon as it starts), so a user who then abandons
+   * the sign-in would be worse off. Pass it for an explicit "sign in again" (another account).
+   */
+  reauthenticate?: boolean;
 }
 
 /** What `pending.completed` resolves with. */
@@ -242,7 +253,8 @@ export interface PendingSignIn {
   readonly server: string;
   /**
    * Where the user signs in: show it, or open a browser yourself (this library never does).
-   * `null` when Claude Code needed no user action (it already held usable tokens).
+   * `null` when there is nothing for the user to do: the session reports the server connected
+   * (no flow was started; see `reauthenticate`), or Claude Code already held usable tokens.
    */
   readonly authUrl: string | null;
   /**
@@ -255,6 +267,9 @@ export interface PendingSignIn {
   /**
    * Hands the callback URL (with its `code`) to Claude Code: for `redirectUri`, or when the
    * browser could not reach Claude Code's own localhost callback. The URL is never echoed.
+   * A URL Claude Code refuses while its flow keeps waiting (2.1.332+: another attempt's `state`)
+   * rejects this call with `ERR_SIGN_IN_CALLBACK_REJECTED` and the sign-in stays pending; a refusal
+   * that ends Claude Code's flow (2.1.108) rejects it and `completed` with `ERR_SIGN_IN_FAILED`.
    */
   submitCallbackUrl(callbackUrl: string): Promise<void>;
 }
@@ -270,6 +285,8 @@ export interface PendingSignIn {
  * Error codes: `ERR_INVALID_ARGUMENT`, `ERR_SIGN_IN_UNSUPPORTED`, `ERR_UNKNOWN_SERVER`,
  * `ERR_SIGN_IN_NOT_SUPPORTED_FOR_TRANSPORT` (`err.transport`), `ERR_SIGN_IN_TIMEOUT`,
  * `ERR_SIGN_IN_FAILED`, `ERR_SIGN_IN_IN_PROGRESS`, `ERR_SIGN_IN_NOT_PENDING` (submitCallbackUrl
- * after the end), and `AbortError` (`code: 'ABORT_ERR'`).
+ * after the end), `ERR_SIGN_IN_CALLBACK_REJECTED` (submitCallbackUrl: that URL was refused, the
+ * sign-in is still pending), and `AbortError` (`code: 'ABORT_ERR'`). A server the session reports
+ * connected is not signed in again without `reauthenticate: true`.
  */
 export declare function signIn(query: SignInQueryLike, server: string, options?: SignInOptions): Promise<PendingSignIn>;

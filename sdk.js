@@ -5,17 +5,19 @@
 // Structural only: this module never imports the SDK. A "query" is any object with
 // `mcpServerStatus(): Promise<{name, status}[]>` and `reconnectMcpServer(name): Promise<void>`.
 //
-//   const { query } = require('@anthropic-ai/claude-agent-sdk');
-//   const { prepareQuery, reconnectOnAuthChange } = require('mcp-needs-auth/sdk');
+//   import { query } from '@anthropic-ai/claude-agent-sdk'; // an ES module
+//   import { prepareQuery, reconnectOnAuthChange } from 'mcp-needs-auth/sdk';
 //
 //   const ac = new AbortController();
 //   let q;
 //   q = query({ prompt, options: prepareQuery({ env, mcpServers, abortController: ac }, { query: () => q }) });
+//   // (prepareQuery takes the query's options, not the whole query() argument)
 //   const sub = reconnectOnAuthChange(q, { env, signal: ac.signal }); // live session: reconnect after sign-in
 //   try { for await (const m of q) { ... } } finally { sub.close(); }
 //
-// Nothing here throws into the host once set up: failures are reported with
-// process.emitWarning (and, with MCP_NEEDS_AUTH_DEBUG=1, one stderr line per action).
+// Bad options throw ERR_INVALID_ARGUMENT when a helper is called; nothing here throws into the
+// host once set up: failures are reported with process.emitWarning (and, with
+// MCP_NEEDS_AUTH_DEBUG=1, one stderr line per action).
 //
 // The modules, each importing only those below it:
 //   lib/sdk/hooks.js                   prepareQuery, needsAuthHooks (a new session)
@@ -25,7 +27,10 @@
 //   lib/sdk/session.js                 a session as its control requests show it
 //   lib/sdk/options.js                 a helper's options as addon options and reconnect settings
 //   lib/sdk/config-dir.js              configDirFor
-//   lib/log.js, lib/timers.js, lib/upkeep.js (shared with mcp-needs-auth/register)
+//   lib/sdk/validate-options.js        every helper's option check (leaf)
+//   lib/sdk/sign-ins.js                the sign-ins in flight, by query and server (leaf)
+//   lib/log.js, lib/timers.js, lib/upkeep.js (shared with mcp-needs-auth/register),
+//   lib/claude-code-versions.js (the newest Claude Code checked)
 
 const { configDirFor } = require('./lib/sdk/config-dir.js');
 const { prepareQuery, needsAuthHooks } = require('./lib/sdk/hooks.js');

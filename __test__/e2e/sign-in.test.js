@@ -135,6 +135,21 @@ for (const stack of STACKS) {
           : 'entry removed by signIn',
       );
 
+      // signIn again on the now connected server: no flow is started, the working sign-in stays
+      // (Claude Code 2.1.334 empties the stored tokens as soon as mcp_authenticate starts).
+      const authorizeBefore = srv.count((x) => x.path === '/authorize');
+      const again = await signIn(s.q, NAME, { env: h.env });
+      assert.equal(again.authUrl, null, 'nothing for the user to do');
+      assert.deepEqual(await again.completed, { server: NAME, status: 'connected' });
+      assert.equal(
+        srv.count((x) => x.path === '/authorize'),
+        authorizeBefore,
+        'no new authorization',
+      );
+      const creds = addon.diagnose(NAME, { configDir: h.configDir }).credentials;
+      assert.equal(creds.hasAccessToken, true, 'the stored token is still there');
+      assert.equal((await s.status(NAME)).status, 'connected');
+
       const start = srv.requests.length;
       const r = await runPrint(h.env, NAME, { stack });
       assert.equal(
@@ -234,6 +249,24 @@ for (const stack of STACKS) {
       assert.deepEqual(await again.completed, { server: NAME, status: 'connected' });
     });
 
+    it('with reconnectOnAuthChange running on the session, a sign-in connects the server once', async (t) => {
+      const s = await session(t);
+      const sub = sdk.reconnectOnAuthChange(s.q, { env: h.env });
+      t.after(() => sub.close());
+      const initializes = () => srv.count((x) => x.path === '/mcp' && x.auth && x.rpc === 'initialize');
+      const before = initializes();
+      const pending = await signIn(s.q, NAME, { env: h.env });
+      await followAuthUrl(pending.authUrl);
+      assert.deepEqual(await pending.completed, { server: NAME, status: 'connected' });
+      // whatever reconnectOnAuthChange heard meanwhile has been dealt with
+      for (let i = 0; i < 10; i++) {
+        await delay(100);
+        await sub.settled();
+      }
+      assert.equal(initializes() - before, 1, 'one authorized connect (initialize) of the server');
+      assert.equal((await s.status(NAME)).status, 'connected');
+    });
+
     it(
       native
         ? 'redirectUri + submitCallbackUrl: the host receives the callback and hands it to Claude Code'
@@ -247,6 +280,13 @@ for (const stack of STACKS) {
         const user = await followAuthUrl(pending.authUrl, { stopAt: redirect });
         assert.ok(user.callbackUrl, 'the authorization server redirected to the callback');
         await rejectsWith(pending.submitCallbackUrl(`${redirect}?nothing=here`), 'ERR_INVALID_ARGUMENT', 'no code');
+        if (native) {
+          // A URL of another attempt (wrong state): Claude Code refuses it and keeps waiting, so
+          // that submit fails and the sign-in stays pending for the right one.
+          const stale = new URL(user.callbackUrl);
+          stale.searchParams.set('state', 'not-this-attempt');
+          await rejectsWith(pending.submitCallbackUrl(stale.href), 'ERR_SIGN_IN_CALLBACK_REJECTED', 'stale state');
+        }
         let logged = '';
         const warn = (w) => {
           logged += `${w.message}\n`;

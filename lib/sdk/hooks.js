@@ -18,6 +18,7 @@ const { configDirFor } = require('./config-dir.js');
 const { addonOptions, usableDir, reconnectPolicy } = require('./options.js');
 const { isQuery, resolveQuery, sessionStatuses } = require('./session.js');
 const { PENDING_POLL_MS, wouldDial, reconnectServer } = require('./reconnect.js');
+const { validateOptions } = require('./validate-options.js');
 
 // Marks our matchers, so that prepareQuery never adds a second one.
 const HOOK_MARK = Symbol.for('mcp-needs-auth.sdk.hook');
@@ -94,7 +95,7 @@ function reconciler(getQuery, opts, helperOptions) {
  * pass `query` as a getter.
  */
 function needsAuthHooks(options) {
-  const o = options || {};
+  const o = validateOptions('needsAuthHooks', options);
   let reconcile;
   const hook = async (input, _toolUseId, ctx) => {
     const event = typeof input?.hook_event_name === 'string' ? input.hook_event_name : 'hook';
@@ -132,6 +133,7 @@ function needsAuthHooks(options) {
  */
 function prepareQuery(queryOptions, helperOptions) {
   const qo = queryOptions == null ? {} : queryOptions;
+  validateOptions('prepareQuery', helperOptions, 'helperOptions');
   try {
     const h = { ...helperOptions };
     // The session's own server configs: the addon judges their entries exactly as 2.1.332 does.

@@ -8,6 +8,7 @@
 // by `break` in `for await`, its abortController aborted, the child exiting), and a session that
 // cannot report its servers cannot reconnect them either. No error text is inspected.
 
+const versions = require('../claude-code-versions.js');
 const { debug, warn, errMessage } = require('../log.js');
 const { unrefTimeout } = require('../timers.js');
 
@@ -52,4 +53,26 @@ async function sessionStatuses(query, timeoutMs, where) {
   }
 }
 
-module.exports = { isQuery, resolveQuery, sessionStatuses };
+const versionAsked = new WeakSet();
+
+/**
+ * Notes the Claude Code version the session runs (lib/claude-code-versions.js), once per query:
+ * the SDK's `initializationResult()` carries what system/init does (`claude_code_version`, Agent
+ * SDK 0.3.x). Never awaited by the caller, never throws, never sends a request of its own.
+ */
+function noteClaudeCodeVersion(query, where) {
+  try {
+    if (query == null || typeof query.initializationResult !== 'function' || versionAsked.has(query)) return;
+    versionAsked.add(query);
+    Promise.resolve()
+      .then(() => query.initializationResult())
+      .then(
+        (init) => versions.noteClaudeCodeVersion(init?.claude_code_version, where),
+        () => {},
+      );
+  } catch {
+    // a query that cannot say: nothing to note
+  }
+}
+
+module.exports = { isQuery, resolveQuery, sessionStatuses, noteClaudeCodeVersion };
