@@ -270,9 +270,10 @@ export declare function signIn(query: SignInQueryLike, server: string, options?:
 
 /**
  * Why a status was pushed (see the README's "Per-server status, pushed"):
- * - `'init'`: the session's first answer (`'cached-needs-auth'`: needs-auth, and the config dir
- *   holds a needs-auth entry Claude Code honours for it; `'tokenless-credentials'`: needs-auth,
- *   and its credentials are a token-less stub). `'added'`: first reported later.
+ * - `'init'`: the session's first answer. `'cached-needs-auth'`: needs-auth at first sight or on
+ *   leaving `pending`, and the config dir holds a needs-auth entry Claude Code honours for it;
+ *   `'tokenless-credentials'`: the same, its credentials a token-less stub. `'added'`: first
+ *   reported later.
  * - `'signed-in'`: connected after its credentials changed, the session connecting it itself
  *   (a sign-in in this session: `signIn`, `/mcp`). `'signed-in-elsewhere'`: connected after its
  *   credentials changed, by a reconnect of this package (`reconnectOnAuthChange`, the

@@ -292,19 +292,23 @@ class ServerStatusSubscription {
     return false;
   }
 
+  /** Why a new Claude Code process skips `name` (the config dir's view), or null. */
+  #skipWhy(name) {
+    try {
+      const kinds = addon.diagnose(name, this.#args.addonOpts).reasons.map((r) => r.kind);
+      if (kinds.includes('needs-auth-cache')) return 'cached-needs-auth';
+      if (kinds.includes('tokenless-stub')) return 'tokenless-credentials';
+    } catch {
+      /* judged by the session alone */
+    }
+    return null;
+  }
+
   /** Why `name` went from `prev` to `status` (see the README's table of reasons). */
   #reason(name, prev, status, now) {
     if (prev === undefined) {
       if (!this.#initial) return 'added';
-      if (status !== 'needs-auth') return 'init';
-      try {
-        const kinds = addon.diagnose(name, this.#args.addonOpts).reasons.map((r) => r.kind);
-        if (kinds.includes('needs-auth-cache')) return 'cached-needs-auth';
-        if (kinds.includes('tokenless-stub')) return 'tokenless-credentials';
-      } catch {
-        /* judged by the session alone */
-      }
-      return 'init';
+      return (status === 'needs-auth' && this.#skipWhy(name)) || 'init';
     }
     if (status === 'removed') return 'removed';
     const c = this.#freshCause(name, now);
@@ -316,7 +320,7 @@ class ServerStatusSubscription {
     if (c.reconnectAt !== undefined) return 'reconnected';
     if (c.invalidatedAt !== undefined) return 'invalidated';
     if (c.cacheAt !== undefined) return 'write-back';
-    if (prev === 'pending') return 'settled';
+    if (prev === 'pending') return (status === 'needs-auth' && this.#skipWhy(name)) || 'settled';
     return 'changed';
   }
 
