@@ -15,12 +15,13 @@ const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const addon = require(ROOT);
-const { onServerStatus, reconnectOnAuthChange } = require(path.join(ROOT, 'sdk.js'));
+const { onServerStatus, reconnectOnAuthChange, signIn } = require(path.join(ROOT, 'sdk.js'));
 const { startMcpServer } = require('../../support/mcp-server.js');
 const { makeHome, mcpAdd, runPrint } = require('../../support/claude.js');
 const { openSession } = require('../../support/session.js');
 const { STACKS, stackProblems } = require('../../support/stacks.js');
 const { writeFreshToken } = require('../../support/credentials.js');
+const { followAuthUrl } = require('../helpers/sign-in-stacks.js');
 
 const NAME = 'protected';
 const TOKEN = 'server-status-token';
@@ -43,7 +44,12 @@ for (const stack of STACKS) {
       assert.deepEqual(stackProblems(stack), [], `the ${stack.name} stack is installed as pinned`);
     });
 
-    it('a settings server: needs-auth pushed from the cache, then a sign-in saved elsewhere pushes connected', async (t) => {
+    /**
+     * A protected settings server (`claude mcp add -s user`) skipped for its needs-auth entry, a
+     * live session, and onServerStatus + reconnectOnAuthChange on it, as the README wires them.
+     * Each push is kept with the length of the server's request log at that moment.
+     */
+    async function watchedSession(t) {
       const srv = await startMcpServer();
       const h = makeHome();
       const stops = [];
@@ -67,7 +73,6 @@ for (const stack of STACKS) {
       stops.push(() => session.close());
       const q = session.q;
       const pushed = [];
-      // Each push with the server's request log as it stood at that moment.
       const statuses = onServerStatus(q, (e) => pushed.push({ ...e, requestsSeen: srv.requests.length }), {
         env: h.env,
       });
@@ -84,6 +89,19 @@ for (const stack of STACKS) {
       assert.equal(atNeedsAuth, beforeSession, 'the session had not dialled it');
       if (needsAuth.scope !== undefined) assert.equal(needsAuth.scope, 'user', 'a settings server');
       await statuses.settled();
+      return { srv, h, q, pushed, statuses, reconnects };
+    }
+
+    /** Each change of NAME pushed once, in order, ending with one `connected`. */
+    function assertOncePerChange(pushed) {
+      const mine = pushed.filter((e) => e.server === NAME).map((e) => e.status);
+      for (let i = 1; i < mine.length; i++) assert.notEqual(mine[i], mine[i - 1], `no duplicate push: ${mine}`);
+      assert.equal(mine.at(-1), 'connected', `${mine}`);
+      assert.equal(mine.filter((x) => x === 'connected').length, 1, `${mine}`);
+    }
+
+    it('a settings server: needs-auth pushed from the cache, then a sign-in saved elsewhere pushes connected', async (t) => {
+      const { srv, h, q, pushed, statuses, reconnects } = await watchedSession(t);
 
       // The sign-in, saved by someone else: the server accepts the token, the store holds it.
       await delay(20); // saved after the entry (ms timestamps)
@@ -110,10 +128,7 @@ for (const stack of STACKS) {
       // Each change once, in order, no status pushed twice in a row.
       await reconnects.settled();
       await statuses.settled();
-      const mine = pushed.filter((e) => e.server === NAME).map((e) => e.status);
-      for (let i = 1; i < mine.length; i++) assert.notEqual(mine[i], mine[i - 1], `no duplicate push: ${mine}`);
-      assert.equal(mine.at(-1), 'connected', `${mine}`);
-      assert.equal(mine.filter((s) => s === 'connected').length, 1, `${mine}`);
+      assertOncePerChange(pushed);
       t.diagnostic(`pushed: ${pushed.map((e) => `${e.server}:${e.status}:${e.reason}`).join(', ')}`);
 
       // Closed: no push after, whatever the session does.
@@ -123,6 +138,33 @@ for (const stack of STACKS) {
       await q.reconnectMcpServer(NAME).catch(() => {});
       await delay(200);
       assert.equal(pushed.length, count, 'nothing pushed after close()');
+    });
+
+    it("the README's Sign in button: needs-auth pushed, signIn, the user signs in, connected pushed", async (t) => {
+      const { srv, h, q, pushed, statuses, reconnects } = await watchedSession(t);
+      const clickedAt = srv.requests.length;
+      // The host's button: signIn, then the user's browser (plain HTTP, loopback only).
+      const pending = await signIn(q, NAME, { env: h.env });
+      assert.equal(typeof pending.authUrl, 'string', 'Claude Code asks for the user');
+      const landed = await followAuthUrl(pending.authUrl);
+      assert.equal(landed.leftFor, undefined, 'the sign-in stayed on loopback');
+      const done = await pending.completed;
+      assert.equal(done.status, 'connected');
+      const connected = await waitUntil(
+        () => pushed.find((e) => e.server === NAME && e.status === 'connected'),
+        'the connected push',
+      );
+      // Claude Code connects the server itself after its own callback ('signed-in'), unless
+      // reconnectOnAuthChange's reconnect, started by the same save, got there first.
+      assert.ok(['signed-in', 'signed-in-elsewhere'].includes(connected.reason), connected.reason);
+      assert.ok(
+        srv.requests.slice(clickedAt, connected.requestsSeen).some((x) => isMcp(x) && x.auth && x.rpc === 'initialize'),
+        'the session dialled with the bearer before the push',
+      );
+      await reconnects.settled();
+      await statuses.settled();
+      assertOncePerChange(pushed);
+      t.diagnostic(`pushed: ${pushed.map((e) => `${e.server}:${e.status}:${e.reason}`).join(', ')}`);
     });
   });
 }
