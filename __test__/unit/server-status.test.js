@@ -33,11 +33,13 @@ function fakeQuery(statuses) {
     statuses: { ...statuses },
     statusCalls: 0,
     ended: false,
+    afterCall: null, // (n) => called after the n-th request took its snapshot
     async mcpServerStatus() {
       q.statusCalls++;
       const snapshot = Object.entries(q.statuses).map(([name, s]) =>
         typeof s === 'string' ? { name, status: s } : { name, ...s },
       );
+      if (q.afterCall) q.afterCall(q.statusCalls);
       const held = gate;
       if (held) await held;
       if (q.ended) throw new Error('Query closed before response received');
@@ -188,6 +190,42 @@ describe('onServerStatus', () => {
     await rec.settled();
     await sub.settled();
     assert.deepEqual(byServer(pushed, 'a'), ['needs-auth:cached-needs-auth', 'connected:signed-in-elsewhere']);
+  });
+
+  it('the session connects the server itself a moment after the save (its own sign-in): looked at again, pushed', async (t) => {
+    keepAlive(t);
+    const dir = tmp(t);
+    const q = fakeQuery({ a: 'needs-auth' });
+    const { sub, pushed } = watch(t, q, { configDir: dir, watch: true, settleIntervalMs: 20 });
+    await sub.settled();
+    const calls = q.statusCalls;
+    // The first question after the save still finds needs-auth; Claude Code connects right after.
+    q.afterCall = (n) => {
+      if (n === calls + 1) q.statuses.a = 'connected';
+    };
+    await saveSignInElsewhere(dir, 'a', URL_A);
+    await until(() => pushed.length === 2, { timeoutMs: 20_000, what: 'the connected push' });
+    await sub.settled();
+    assert.deepEqual(byServer(pushed, 'a'), ['needs-auth:init', 'connected:signed-in']);
+    assert.ok(q.statusCalls >= calls + 2, 'asked again without another event');
+  });
+
+  it('a reconnect by this package with no credentials change: reason reconnected', async (t) => {
+    keepAlive(t);
+    const dir = tmp(t);
+    const q = fakeQuery({ a: 'needs-auth' });
+    const { sub, pushed } = watch(t, q, { configDir: dir, watch: false });
+    const rec = reconnectOnAuthChange(q, { configDir: dir, watch: false, backoffMs: 10 });
+    t.after(() => rec.close());
+    await sub.settled();
+    addon.invalidateNeedsAuth('a', { configDir: dir });
+    await until(() => pushed.length === 2, { what: 'the connected push' });
+    await rec.settled();
+    await sub.settled();
+    assert.deepEqual(
+      byServer(pushed, 'a'),
+      ['init', 'reconnected'].map((r, i) => `${i ? 'connected' : 'needs-auth'}:${r}`),
+    );
   });
 
   it('a needs-auth entry written by another process (a write-back): the needs-auth status pushed, once', async (t) => {
