@@ -205,7 +205,7 @@ export declare function reconnectOnAuthChange(query: QueryLike, options?: Reconn
 
 /**
  * The part of the SDK's `Query` that `signIn` uses (Agent SDK 0.2.104 and later). The SDK's own
- * `Query` type declares neither method below (0.2.104, 0.3.332), though its queries have them:
+ * `Query` type declares neither method below (0.2.104, 0.3.334), though its queries have them:
  * both are optional here, and `signIn` rejects with `ERR_SIGN_IN_UNSUPPORTED` when one it needs
  * is missing at run time.
  */
@@ -290,3 +290,113 @@ export interface PendingSignIn {
  * connected is not signed in again without `reauthenticate: true`.
  */
 export declare function signIn(query: SignInQueryLike, server: string, options?: SignInOptions): Promise<PendingSignIn>;
+
+/**
+ * Why a status was pushed (see the README's "Per-server status, pushed"):
+ * - `'init'`: the session's first answer. `'cached-needs-auth'`: needs-auth at first sight or on
+ *   leaving `pending`, and the config dir holds a needs-auth entry Claude Code honours for it;
+ *   `'tokenless-credentials'`: the same, its credentials a token-less stub. `'added'`: first
+ *   reported later.
+ * - `'signed-in'`: connected after its credentials changed, the session connecting it itself
+ *   (a sign-in in this session: `signIn`, `/mcp`). `'signed-in-elsewhere'`: connected after its
+ *   credentials changed, by a reconnect of this package (`reconnectOnAuthChange`, the
+ *   `prepareQuery` hook): a sign-in saved by another process. `'credentials-changed'`: any other
+ *   status after its credentials changed.
+ * - `'write-back'`: after a process wrote its needs-auth entry (a 401, or a Claude Code writing
+ *   back its start-up copy). `'invalidated'`: after this process removed its entry.
+ *   `'reconnected'`: after a reconnect by this package. `'settled'`: it left `pending`.
+ * - `'changed'`: seen on a check made for another reason. `'removed'`: no longer reported.
+ */
+export type ServerStatusReason =
+  | 'init'
+  | 'cached-needs-auth'
+  | 'tokenless-credentials'
+  | 'added'
+  | 'signed-in'
+  | 'signed-in-elsewhere'
+  | 'credentials-changed'
+  | 'write-back'
+  | 'invalidated'
+  | 'reconnected'
+  | 'settled'
+  | 'changed'
+  | 'removed';
+
+/** What the `onServerStatus` callback receives: one server's new status. Frozen. */
+export interface ServerStatusEvent {
+  readonly server: string;
+  /** The session's status, or `'removed'` once the session no longer reports the server. */
+  readonly status: McpServerStatusLike['status'] | 'removed';
+  /** The status pushed before for this server; `null` on its first push. */
+  readonly previous: McpServerStatusLike['status'] | null;
+  readonly reason: ServerStatusReason;
+  /** When the session's answer showing it came (ms since the epoch). */
+  readonly at: number;
+  /** The session's `scope` of the server (`user`, `project`, `local`, `claudeai`, `dynamic`...), when it gives one. */
+  readonly scope?: string;
+  /** The session's `source` of the server (Agent SDK 0.3.x), when it gives one. */
+  readonly source?: string;
+  /** The server's transport (`http`, `sse`, `stdio`, `claudeai-proxy`...), when the session gives its config. */
+  readonly transport?: string;
+}
+
+export interface ServerStatusOptions extends ConfigDirOptions {
+  /** Closes the subscription when aborted (pass the query's `abortController.signal`). */
+  signal?: AbortSignal;
+  /** Passed to `onAuthChanged`: also hear other processes' changes (default true). */
+  watch?: boolean;
+  /** Passed to `onAuthChanged` (the keychain poll, default 2000 ms). */
+  pollIntervalMs?: number;
+  /** A `mcpServerStatus()` slower than this ends the subscription, with a warning (default 30000 ms). */
+  statusTimeoutMs?: number;
+  /** While a server is unsettled (see `onServerStatus`), the time between checks (default 250 ms). */
+  settleIntervalMs?: number;
+  /** At most this many such checks after each event (default 120; 0: none). */
+  settleChecks?: number;
+  /** And none later than this after the event (default 30000 ms). */
+  settleTimeoutMs?: number;
+}
+
+/** The subscription `onServerStatus` returns (same surface as the addon's `Subscription`, and more). */
+export declare class ServerStatusSubscription {
+  private constructor();
+  /** The last status pushed for each server the session reports (first seen first). */
+  get statuses(): ServerStatusEvent[];
+  /**
+   * Asks the session now, for a change this package cannot see (the host's own
+   * `reconnectMcpServer` or `setMcpServers`), and resolves once that check (and its settle
+   * checks) are done.
+   */
+  refresh(): Promise<void>;
+  /** Resolves once no check is running or due; at once after `close()`. */
+  settled(): Promise<void>;
+  /** Stops at once: no further check, no further push. Idempotent. */
+  close(): void;
+  /** True once closed: by `close()`, `using`, the signal, or the session's end. */
+  get closed(): boolean;
+  [Symbol.dispose](): void;
+}
+
+/**
+ * Pushes each MCP server's status in a live session to `callback`: every server the session
+ * reports (servers the host passed, settings servers, plugin servers, claude.ai connectors) once
+ * from its first answer, then each change, once. No fixed poll: it asks the session
+ * (`mcpServerStatus()`) once per event of this package (an `onAuthChanged` event of the config
+ * dir: a sign-in saved anywhere, a needs-auth entry written or written back, entries removed in
+ * this process; a reconnect by `reconnectOnAuthChange`, `prepareQuery`'s hook) and applies every
+ * `mcpServerStatus()` answer those helpers get for the same query. While a server is `pending`,
+ * or its credentials changed and it is neither connected nor being reconnected by this package,
+ * it asks again every `settleIntervalMs`, at most `settleChecks` times and `settleTimeoutMs` after
+ * the event; then it waits for the next event (or `refresh()`).
+ *
+ * It observes only: pair it with `reconnectOnAuthChange` to have sign-ins saved elsewhere
+ * connect the live session. Stops on `close()`/`using`, when `options.signal` aborts, or when the
+ * session ends (its `mcpServerStatus()` rejects). Throws `ERR_INVALID_ARGUMENT` (naming the
+ * argument or option) at once; never throws into the host afterwards (a callback that throws
+ * becomes a warning).
+ */
+export declare function onServerStatus(
+  query: Pick<QueryLike, 'mcpServerStatus'>,
+  callback: (event: ServerStatusEvent) => void | Promise<void>,
+  options?: ServerStatusOptions,
+): ServerStatusSubscription;

@@ -23,8 +23,10 @@
 //   lib/sdk/hooks.js                   prepareQuery, needsAuthHooks (a new session)
 //   lib/sdk/reconnect-subscription.js  reconnectOnAuthChange (a live session)
 //   lib/sdk/sign-in.js                 signIn (lib/sdk/sign-in-errors.js: its error codes)
+//   lib/sdk/server-status.js           onServerStatus (each server's status, pushed)
 //   lib/sdk/reconnect.js               reconnecting one server, with bounded retries
 //   lib/sdk/session.js                 a session as its control requests show it
+//   lib/sdk/session-signals.js         what the modules above tell each other about a session
 //   lib/sdk/options.js                 a helper's options as addon options and reconnect settings
 //   lib/sdk/config-dir.js              configDirFor
 //   lib/sdk/validate-options.js        every helper's option check (leaf)
@@ -36,6 +38,7 @@ const { configDirFor } = require('./lib/sdk/config-dir.js');
 const { prepareQuery, needsAuthHooks } = require('./lib/sdk/hooks.js');
 const { reconnectOnAuthChange, ReconnectSubscription } = require('./lib/sdk/reconnect-subscription.js');
 const { signIn } = require('./lib/sdk/sign-in.js');
+const { onServerStatus, ServerStatusSubscription } = require('./lib/sdk/server-status.js');
 
 module.exports = {
   configDirFor,
@@ -44,4 +47,6 @@ module.exports = {
   reconnectOnAuthChange,
   ReconnectSubscription,
   signIn,
+  onServerStatus,
+  ServerStatusSubscription,
 };

@@ -4,5 +4,14 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const sdk = require('./sdk.js');
 
-export const { configDirFor, prepareQuery, needsAuthHooks, reconnectOnAuthChange, ReconnectSubscription, signIn } = sdk;
+export const {
+  configDirFor,
+  prepareQuery,
+  needsAuthHooks,
+  reconnectOnAuthChange,
+  ReconnectSubscription,
+  signIn,
+  onServerStatus,
+  ServerStatusSubscription,
+} = sdk;
 export default sdk;

@@ -53,7 +53,6 @@ function probeTsconfig(dir) {
     }),
   );
   return file;
-
 }
 
 const README_DIR = path.join(PROBE, 'readme'); // generated, git-ignored
@@ -74,7 +73,8 @@ function writeReadmeModules() {
       files.push(file);
     }
   }
-  return files;}
+  return files;
+}
 
 /** The names of the values (functions, classes, constants) a declaration file exports. */
 function declaredValues(file) {
