@@ -8,11 +8,13 @@
 
 mod keychain;
 mod observed;
+mod source;
 mod store;
 mod summary;
 
 pub use keychain::KEYCHAIN_TIMEOUT;
 pub use observed::Observations;
+pub use source::CredentialSource;
 pub(crate) use store::Store;
 pub use summary::ServerCredentials;
 pub(crate) use summary::Snapshot;
@@ -20,31 +22,6 @@ pub(crate) use summary::Snapshot;
 use crate::error::{Error, ErrorCode, Result};
 use crate::fs::{self, FileKind, Patience, Stamp};
 use summary::{parse_document, summarise};
-
-/// Where credentials are read from (`options.credentials`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CredentialSource {
-  /// As Claude Code: on macOS the Keychain item first, then the file; elsewhere the file.
-  Auto,
-  File,
-  Keychain,
-  None,
-}
-
-impl CredentialSource {
-  fn uses_keychain(self) -> bool {
-    matches!(self, CredentialSource::Keychain) || (cfg!(target_os = "macos") && self == CredentialSource::Auto)
-  }
-
-  fn uses_file(self) -> bool {
-    matches!(self, CredentialSource::Auto | CredentialSource::File)
-  }
-
-  /// Whether reading needs polling (a keychain has no change notification to watch).
-  pub(crate) fn needs_polling(self) -> bool {
-    self.uses_keychain()
-  }
-}
 
 const CREDENTIALS_FILE: FileKind = FileKind {
   label: "the credentials file",

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::keychain::Flights;
-use super::{Snapshot, Store};
+use super::store::Store;
+use super::summary::Snapshot;
 use crate::mutex::lock;
 
 /// What one process observed of every store it read, and its keychain reads still in flight.
@@ -99,8 +100,8 @@ impl Observations {
 mod tests {
   use std::path::Path;
 
+  use super::super::source::CredentialSource;
   use super::super::summary::tests::{snapshot, DOC};
-  use super::super::CredentialSource;
   use super::*;
 
   fn store(source: CredentialSource) -> Store {

@@ -5,16 +5,9 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::time::Duration;
 
-use super::Stamp;
-use crate::error::{Error, ErrorCode, Result};
-
-/// What kind of file is read: its size limit and how its errors are named.
-pub struct FileKind {
-  pub label: &'static str,
-  pub max_bytes: u64,
-  pub read_code: ErrorCode,
-  pub too_large_code: ErrorCode,
-}
+use super::file_kind::FileKind;
+use super::stamp::Stamp;
+use crate::error::{Error, Result};
 
 /// How long to wait for a file that does not parse, in case a plain `writeFile` (Claude
 /// Code's: truncate, then write) is half done.
@@ -275,6 +268,7 @@ pub fn read_waiting<T>(
 #[cfg(test)]
 pub(crate) mod tests {
   use super::*;
+  use crate::error::ErrorCode;
   use std::fs;
 
   const TEST_FILE: FileKind = FileKind {
