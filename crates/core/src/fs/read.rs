@@ -125,7 +125,9 @@ fn describe_type(t: &std::fs::FileType) -> &'static str {
   }
 }
 
-/// A file as `open_plain` found it.
+/// A file as `open_plain` found it. Not on Unix, `open_plain` answers `Other` only (no
+/// `O_NOFOLLOW` to open with), and callers take the general path.
+#[cfg_attr(not(unix), allow(dead_code))]
 pub enum Opened {
   Missing,
   /// A symlink, not a regular file, or not openable here: the caller takes its general path
