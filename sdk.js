@@ -20,7 +20,10 @@
 // The modules, each importing only those below it:
 //   lib/sdk/hooks.js                   prepareQuery, needsAuthHooks (a new session)
 //   lib/sdk/reconnect-subscription.js  reconnectOnAuthChange (a live session)
-//   lib/sdk/sign-in.js                 signIn (lib/sdk/sign-in-errors.js: its error codes)
+//   lib/sdk/sign-in.js                 signIn (lib/sdk/sign-in-errors.js: its error codes;
+//                                      lib/sdk/sign-in-connector.js: a claude.ai connector's)
+//   lib/sdk/connectors.js              redialConnectors, redialConnectorsWhileLive (claude.ai
+//                                      connectors; lib/sdk/global-config.js: the account ids)
 //   lib/sdk/reconnect.js               reconnecting one server, with bounded retries
 //   lib/sdk/session.js                 a session as its control requests show it
 //   lib/sdk/options.js                 a helper's options as addon options and reconnect settings
@@ -31,6 +34,7 @@ const { configDirFor } = require('./lib/sdk/config-dir.js');
 const { prepareQuery, needsAuthHooks } = require('./lib/sdk/hooks.js');
 const { reconnectOnAuthChange, ReconnectSubscription } = require('./lib/sdk/reconnect-subscription.js');
 const { signIn } = require('./lib/sdk/sign-in.js');
+const { redialConnectors, redialConnectorsWhileLive, ConnectorRedial } = require('./lib/sdk/connectors.js');
 
 module.exports = {
   configDirFor,
@@ -39,4 +43,7 @@ module.exports = {
   reconnectOnAuthChange,
   ReconnectSubscription,
   signIn,
+  redialConnectors,
+  redialConnectorsWhileLive,
+  ConnectorRedial,
 };

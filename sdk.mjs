@@ -4,5 +4,15 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const sdk = require('./sdk.js');
 
-export const { configDirFor, prepareQuery, needsAuthHooks, reconnectOnAuthChange, ReconnectSubscription, signIn } = sdk;
+export const {
+  configDirFor,
+  prepareQuery,
+  needsAuthHooks,
+  reconnectOnAuthChange,
+  ReconnectSubscription,
+  signIn,
+  redialConnectors,
+  redialConnectorsWhileLive,
+  ConnectorRedial,
+} = sdk;
 export default sdk;

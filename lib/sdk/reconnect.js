@@ -97,4 +97,4 @@ async function reconnectServer(query, server, policy, stopped, where, opts) {
   return true;
 }
 
-module.exports = { PENDING_POLL_MS, wouldDial, reconnectServer };
+module.exports = { PENDING_POLL_MS, wouldDial, reconnectServer, dropEntryOfConnected };

@@ -16,6 +16,7 @@ const { errMessage } = require('../log.js');
 const { sleep, unrefTimeout } = require('../timers.js');
 const { configDirFor } = require('./config-dir.js');
 const errors = require('./sign-in-errors.js');
+const { connectorStatus, signInConnector } = require('./sign-in-connector.js');
 
 const DEFAULT_TIMEOUT_MS = 300_000;
 /** How long Claude Code gets to connect the server itself once the tokens are stored. */
@@ -352,6 +353,8 @@ class SignIn {
  */
 async function signIn(query, server, options) {
   const args = checkArgs(query, server, options);
+  // A claude.ai connector is authorized on claude.ai: its own flow (lib/sdk/sign-in-connector.js).
+  if (await connectorStatus(query, server)) return signInConnector(query, server, args);
   let map = inFlight.get(query);
   if (!map) {
     map = new Map();
