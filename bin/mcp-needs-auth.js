@@ -288,7 +288,9 @@ function cmdWhy(addon, options, values, args) {
     out('Cache entry: none');
   }
   const c = d.credentials;
-  const whose = d.connectorNote ? 'Account credentials (claudeAiOauth, what connectors are dialed with)' : 'Credentials';
+  const whose = d.connectorNote
+    ? 'Account credentials (claudeAiOauth, what connectors are dialed with)'
+    : 'Credentials';
   if (!c.present) {
     out(d.connectorNote ? `${whose}: none stored` : 'Credentials: none stored for this server');
   } else {
