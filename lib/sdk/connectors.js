@@ -16,7 +16,7 @@ const { unrefTimeout } = require('../timers.js');
 const { addonOptions, usableDir } = require('./options.js');
 const { isQuery, sessionStatuses } = require('./session.js');
 const { dropEntryOfConnected } = require('./reconnect.js');
-const { globalConfigPath, accountIdentity } = require('./global-config.js');
+const { globalConfigPath, accountIdentity, fileStamp } = require('./global-config.js');
 
 const CONNECTOR_PREFIX = 'claude.ai ';
 const REDIAL = 'redialConnectors';
@@ -123,6 +123,7 @@ class ConnectorRedial {
   #running = null;
   #configFile = null;
   #identity = null;
+  #stamp = null;
   #rounds = 0;
 
   constructor(query, options) {
@@ -155,6 +156,7 @@ class ConnectorRedial {
       const explicit = typeof o.configDir === 'string' || Boolean(env.CLAUDE_CONFIG_DIR);
       this.#configFile =
         typeof o.globalConfigPath === 'string' ? o.globalConfigPath : globalConfigPath(this.#opts.configDir, explicit);
+      this.#stamp = fileStamp(this.#configFile);
       this.#identity = accountIdentity(this.#configFile);
       const every =
         typeof o.accountPollMs === 'number' && o.accountPollMs >= 50 ? o.accountPollMs : DEFAULT_ACCOUNT_POLL_MS;
@@ -166,6 +168,10 @@ class ConnectorRedial {
   #watchAccount(every) {
     this.#accountTimer = unrefTimeout(() => {
       if (this.#closed) return;
+      // Read only when the file changed (it can be megabytes of project history).
+      const stamp = fileStamp(this.#configFile);
+      if (stamp === this.#stamp) return this.#watchAccount(every);
+      this.#stamp = stamp;
       const now = accountIdentity(this.#configFile);
       if (now !== null && now !== this.#identity) {
         const changedAt = Date.now();

@@ -13,6 +13,8 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
+const MAX_BYTES = 64 * 1024 * 1024;
+
 /**
  * The global config file Claude Code uses with the config dir `configDir`. `explicit`: the config
  * dir is set for Claude Code through CLAUDE_CONFIG_DIR (an `options.configDir`, or that env var);
@@ -31,6 +33,9 @@ function globalConfigPath(configDir, explicit) {
 function accountIdentity(file) {
   let doc;
   try {
+    // Only a regular file of a sane size is read: a FIFO there would block the host's thread.
+    const st = fs.statSync(file);
+    if (!st.isFile() || st.size > MAX_BYTES) return null;
     doc = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch {
     return null;
@@ -43,4 +48,14 @@ function accountIdentity(file) {
   return `acct:${acct}|org:${org}`;
 }
 
-module.exports = { globalConfigPath, accountIdentity };
+/** What changes when the file does (null: none there), to skip reading an unchanged file. */
+function fileStamp(file) {
+  try {
+    const st = fs.statSync(file);
+    return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch {
+    return null;
+  }
+}
+
+module.exports = { globalConfigPath, accountIdentity, fileStamp };
