@@ -59,7 +59,7 @@ function register() {
   let addon;
   let upkeep;
   try {
-    addon = require('./index.js');
+    addon = require('./native.js');
     upkeep = require('./lib/upkeep.js');
   } catch (err) {
     warn(`cannot load the addon: ${errMessage(err)}`);

@@ -155,8 +155,9 @@ export declare function configDirFor(queryOptions?: QueryOptionsLike | null): st
 
 /**
  * Before a session starts: purges stale needs-auth entries of the session's config dir and
- * appends `needsAuthHooks(helperOptions)` to `queryOptions.hooks.SessionStart` (the caller's
- * hooks are kept; a second call adds nothing). Returns the same object.
+ * appends `needsAuthHooks(helperOptions)` to `queryOptions.hooks.SessionStart` and
+ * `.UserPromptSubmit` (the caller's hooks are kept; a second call adds nothing). Returns the
+ * same object.
  */
 export declare function prepareQuery<T extends QueryOptionsLike>(
   queryOptions: T,
@@ -164,11 +165,16 @@ export declare function prepareQuery<T extends QueryOptionsLike>(
 ): T;
 
 /**
- * `{ SessionStart: [matcher] }` for `options.hooks`. The hook purges stale entries and schedules
- * (never awaits) reconnects of servers the session reports `needs-auth` that a new process
- * would now dial; that part needs `options.query` (a getter works). Returns `{ continue: true }`.
+ * `{ SessionStart: [matcher], UserPromptSubmit: [matcher] }` for `options.hooks`: one hook on both
+ * (no pinned SDK fires SessionStart for a session; UserPromptSubmit fires before each turn). It
+ * purges stale entries and schedules (never awaits) reconnects of servers the session reports
+ * `needs-auth` that a new process would now dial; that part needs `options.query` (a getter
+ * works). Idempotent per prompt. Returns `{ continue: true }`.
  */
-export declare function needsAuthHooks(options?: NeedsAuthHooksOptions): { SessionStart: HookCallbackMatcherLike[] };
+export declare function needsAuthHooks(options?: NeedsAuthHooksOptions): {
+  SessionStart: HookCallbackMatcherLike[];
+  UserPromptSubmit: HookCallbackMatcherLike[];
+};
 
 /**
  * Reconnects a live session's servers after sign-ins: subscribes to `onAuthChanged`
@@ -189,14 +195,17 @@ export declare function needsAuthHooks(options?: NeedsAuthHooksOptions): { Sessi
  *   text is read. Until an event comes, an ended session's subscription stays open: close it
  *   when your loop over the query ends.
  *
- * Never throws into the host after creation (throws `TypeError` at once when `query` lacks the
- * two methods).
+ * Never throws into the host after creation. Throws at once: `TypeError` when `query` lacks the
+ * two methods; `ERR_INVALID_ARGUMENT` naming the option for a known option of the wrong type or
+ * range (`options.signal` not an AbortSignal, `options.configDir` not a string, `options.retries`
+ * not an integer >= 1, ...), as the addon does; `prepareQuery`, `needsAuthHooks` and `signIn`
+ * check their options the same way.
  */
 export declare function reconnectOnAuthChange(query: QueryLike, options?: ReconnectOptions): ReconnectSubscription;
 
 /**
  * The part of the SDK's `Query` that `signIn` uses (Agent SDK 0.2.104 and later). The SDK's own
- * `Query` type declares neither method below (0.2.104, 0.3.332), though its queries have them:
+ * `Query` type declares neither method below (0.2.104, 0.3.334), though its queries have them:
  * both are optional here, and `signIn` rejects with `ERR_SIGN_IN_UNSUPPORTED` when one it needs
  * is missing at run time.
  */
@@ -222,6 +231,14 @@ export interface SignInOptions {
    * on an SDK whose `mcpAuthenticate` takes no redirect URI.
    */
   redirectUri?: string;
+  /**
+   * Sign in again even when the session reports the server `connected` (default false). Without
+   * it, `signIn` starts no flow for a connected server and resolves a `PendingSignIn` whose
+   * `authUrl` is `null` and whose `completed` resolves at once: starting Claude Code's flow drops
+   * the working tokens (2.1.334 empties them as soon as it starts), so a user who then abandons
+   * the sign-in would be worse off. Pass it for an explicit "sign in again" (another account).
+   */
+  reauthenticate?: boolean;
 }
 
 /** What `pending.completed` resolves with. */
@@ -236,7 +253,8 @@ export interface PendingSignIn {
   readonly server: string;
   /**
    * Where the user signs in: show it, or open a browser yourself (this library never does).
-   * `null` when Claude Code needed no user action (it already held usable tokens).
+   * `null` when there is nothing for the user to do: the session reports the server connected
+   * (no flow was started; see `reauthenticate`), or Claude Code already held usable tokens.
    */
   readonly authUrl: string | null;
   /**
@@ -249,6 +267,9 @@ export interface PendingSignIn {
   /**
    * Hands the callback URL (with its `code`) to Claude Code: for `redirectUri`, or when the
    * browser could not reach Claude Code's own localhost callback. The URL is never echoed.
+   * A URL Claude Code refuses while its flow keeps waiting (2.1.332+: another attempt's `state`)
+   * rejects this call with `ERR_SIGN_IN_CALLBACK_REJECTED` and the sign-in stays pending; a refusal
+   * that ends Claude Code's flow (2.1.108) rejects it and `completed` with `ERR_SIGN_IN_FAILED`.
    */
   submitCallbackUrl(callbackUrl: string): Promise<void>;
 }
@@ -264,9 +285,97 @@ export interface PendingSignIn {
  * Error codes: `ERR_INVALID_ARGUMENT`, `ERR_SIGN_IN_UNSUPPORTED`, `ERR_UNKNOWN_SERVER`,
  * `ERR_SIGN_IN_NOT_SUPPORTED_FOR_TRANSPORT` (`err.transport`), `ERR_SIGN_IN_TIMEOUT`,
  * `ERR_SIGN_IN_FAILED`, `ERR_SIGN_IN_IN_PROGRESS`, `ERR_SIGN_IN_NOT_PENDING` (submitCallbackUrl
- * after the end), and `AbortError` (`code: 'ABORT_ERR'`).
+ * after the end), `ERR_SIGN_IN_CALLBACK_REJECTED` (submitCallbackUrl: that URL was refused, the
+ * sign-in is still pending), and `AbortError` (`code: 'ABORT_ERR'`). A server the session reports
+ * connected is not signed in again without `reauthenticate: true`.
  */
 export declare function signIn(query: SignInQueryLike, server: string, options?: SignInOptions): Promise<PendingSignIn>;
+
+/**
+ * Why a status was pushed (see the README's "Per-server status, pushed"):
+ * - `'init'`: the session's first answer. `'cached-needs-auth'`: needs-auth at first sight or on
+ *   leaving `pending`, and the config dir holds a needs-auth entry Claude Code honours for it;
+ *   `'tokenless-credentials'`: the same, its credentials a token-less stub. `'added'`: first
+ *   reported later.
+ * - `'signed-in'`: connected after its credentials changed, the session connecting it itself
+ *   (a sign-in in this session: `signIn`, `/mcp`). `'signed-in-elsewhere'`: connected after its
+ *   credentials changed, by a reconnect of this package (`reconnectOnAuthChange`, the
+ *   `prepareQuery` hook): a sign-in saved by another process. `'credentials-changed'`: any other
+ *   status after its credentials changed.
+ * - `'write-back'`: after a process wrote its needs-auth entry (a 401, or a Claude Code writing
+ *   back its start-up copy). `'invalidated'`: after this process removed its entry.
+ *   `'reconnected'`: after a reconnect by this package. `'settled'`: it left `pending`.
+ * - `'changed'`: seen on a check made for another reason. `'removed'`: no longer reported.
+ */
+export type ServerStatusReason =
+  | 'init'
+  | 'cached-needs-auth'
+  | 'tokenless-credentials'
+  | 'added'
+  | 'signed-in'
+  | 'signed-in-elsewhere'
+  | 'credentials-changed'
+  | 'write-back'
+  | 'invalidated'
+  | 'reconnected'
+  | 'settled'
+  | 'changed'
+  | 'removed';
+
+/** What the `onServerStatus` callback receives: one server's new status. Frozen. */
+export interface ServerStatusEvent {
+  readonly server: string;
+  /** The session's status, or `'removed'` once the session no longer reports the server. */
+  readonly status: McpServerStatusLike['status'] | 'removed';
+  /** The status pushed before for this server; `null` on its first push. */
+  readonly previous: McpServerStatusLike['status'] | null;
+  readonly reason: ServerStatusReason;
+  /** When the session's answer showing it came (ms since the epoch). */
+  readonly at: number;
+  /** The session's `scope` of the server (`user`, `project`, `local`, `claudeai`, `dynamic`...), when it gives one. */
+  readonly scope?: string;
+  /** The session's `source` of the server (Agent SDK 0.3.x), when it gives one. */
+  readonly source?: string;
+  /** The server's transport (`http`, `sse`, `stdio`, `claudeai-proxy`...), when the session gives its config. */
+  readonly transport?: string;
+}
+
+export interface ServerStatusOptions extends ConfigDirOptions {
+  /** Closes the subscription when aborted (pass the query's `abortController.signal`). */
+  signal?: AbortSignal;
+  /** Passed to `onAuthChanged`: also hear other processes' changes (default true). */
+  watch?: boolean;
+  /** Passed to `onAuthChanged` (the keychain poll, default 2000 ms). */
+  pollIntervalMs?: number;
+  /** A `mcpServerStatus()` slower than this ends the subscription, with a warning (default 30000 ms). */
+  statusTimeoutMs?: number;
+  /** While a server is unsettled (see `onServerStatus`), the time between checks (default 250 ms). */
+  settleIntervalMs?: number;
+  /** At most this many such checks after each event (default 120; 0: none). */
+  settleChecks?: number;
+  /** And none later than this after the event (default 30000 ms). */
+  settleTimeoutMs?: number;
+}
+
+/** The subscription `onServerStatus` returns (same surface as the addon's `Subscription`, and more). */
+export declare class ServerStatusSubscription {
+  private constructor();
+  /** The last status pushed for each server the session reports (first seen first). */
+  get statuses(): ServerStatusEvent[];
+  /**
+   * Asks the session now, for a change this package cannot see (the host's own
+   * `reconnectMcpServer` or `setMcpServers`), and resolves once that check (and its settle
+   * checks) are done.
+   */
+  refresh(): Promise<void>;
+  /** Resolves once no check is running or due; at once after `close()`. */
+  settled(): Promise<void>;
+  /** Stops at once: no further check, no further push. Idempotent. */
+  close(): void;
+  /** True once closed: by `close()`, `using`, the signal, or the session's end. */
+  get closed(): boolean;
+  [Symbol.dispose](): void;
+}
 
 // ---------------------------------------------------------------------------------------------
 // claude.ai connectors (lib/sdk/connectors.js, lib/sdk/sign-in-connector.js)
@@ -341,6 +450,30 @@ export declare class ConnectorRedial {
   readonly closed: boolean;
   [Symbol.dispose](): void;
 }
+
+/**
+ * Pushes each MCP server's status in a live session to `callback`: every server the session
+ * reports (servers the host passed, settings servers, plugin servers, claude.ai connectors) once
+ * from its first answer, then each change, once. No fixed poll: it asks the session
+ * (`mcpServerStatus()`) once per event of this package (an `onAuthChanged` event of the config
+ * dir: a sign-in saved anywhere, a needs-auth entry written or written back, entries removed in
+ * this process; a reconnect by `reconnectOnAuthChange`, `prepareQuery`'s hook) and applies every
+ * `mcpServerStatus()` answer those helpers get for the same query. While a server is `pending`,
+ * or its credentials changed and it is neither connected nor being reconnected by this package,
+ * it asks again every `settleIntervalMs`, at most `settleChecks` times and `settleTimeoutMs` after
+ * the event; then it waits for the next event (or `refresh()`).
+ *
+ * It observes only: pair it with `reconnectOnAuthChange` to have sign-ins saved elsewhere
+ * connect the live session. Stops on `close()`/`using`, when `options.signal` aborts, or when the
+ * session ends (its `mcpServerStatus()` rejects). Throws `ERR_INVALID_ARGUMENT` (naming the
+ * argument or option) at once; never throws into the host afterwards (a callback that throws
+ * becomes a warning).
+ */
+export declare function onServerStatus(
+  query: Pick<QueryLike, 'mcpServerStatus'>,
+  callback: (event: ServerStatusEvent) => void | Promise<void>,
+  options?: ServerStatusOptions,
+): ServerStatusSubscription;
 
 /**
  * Re-dials the session's needs-auth claude.ai connectors on a bounded backoff schedule while the

@@ -11,6 +11,8 @@ export const {
   reconnectOnAuthChange,
   ReconnectSubscription,
   signIn,
+  onServerStatus,
+  ServerStatusSubscription,
   redialConnectors,
   redialConnectorsWhileLive,
   ConnectorRedial,

@@ -1,10 +1,15 @@
 'use strict';
 // Bench section `e2e` (`node bench/run.js e2e`): end to end, a sign-in saved by ANOTHER process →
 // a live Agent SDK session reports the server `connected`, on both stacks of support/stacks.js
-// (Agent SDK 0.2.104 + Claude Code 2.1.108, Agent SDK 0.3.332 + Claude Code 2.1.332), offline on
+// (Agent SDK 0.2.104 + Claude Code 2.1.108, Agent SDK 0.3.334 + its Claude Code 2.1.334), offline on
 // 127.0.0.1, two ways measured in the same run:
 //
 //   ours  reconnectOnAuthChange(q, { env, onReconnect }) from sdk.js, subscribed for the session's life.
+//         In the same session, the pushed status: onServerStatus(q, onStatus, { env }), the
+//         moment it pushes the server `connected` after the save; beside it, measured in the same
+//         trials, a host's 1 s status poll (what claude-agent-acp does while a sign-in runs: a
+//         loop calling mcpServerStatus() every POLL_MS, first call at the trial's start), the
+//         moment one of its answers first says `connected`. Both only observe what the reconnect did.
 //   acp   what claude-agent-acp 0.101.0 does about a needs-auth server (dist/acp-agent.js,
 //         authenticateMcpServers → authenticateMcpServer → waitForMcpAuthentication), reproduced
 //         here call for call: mcpServerStatus(); for a `needs-auth` server mcpAuthenticate(name);
@@ -36,7 +41,7 @@
 //           poll); ours: nothing to start (it listens for the session's life).
 //   save    after a uniform random 0–1 s (so the save's phase against the 1 s poll is uniform),
 //           a separate child process (this file, forked as `writer`) saves the new token into
-//           .credentials.json as that stack's Claude Code does (2.1.108 in place, 2.1.332 temp +
+//           .credentials.json as that stack's Claude Code does (2.1.108 in place, 2.1.334 temp +
 //           rename; support/credentials.js), no needs-auth change.
 //   end     `connected` observed, or TIMEOUT_MS after the save (a miss).
 // Also recorded: when the server first saw the new bearer (the session dialled with it).
@@ -208,6 +213,17 @@ async function pollWay(query, server, credPath, signal, hooks = {}) {
   return 'aborted';
 }
 
+/** A host's 1 s status poll: mcpServerStatus() every POLL_MS until `server` is connected (or the abort). */
+async function statusPollWay(query, server, signal, hooks = {}) {
+  while (!signal.aborted) {
+    const status = (await query.mcpServerStatus()).find((s) => s.name === server);
+    if (hooks.onPoll) hooks.onPoll(status);
+    if (status?.status === 'connected') return 'connected';
+    if (!(await waitUnlessAborted(POLL_MS, signal))) return 'aborted';
+  }
+  return 'aborted';
+}
+
 // ---- one session, one way ----------------------------------------------------------------------
 
 async function runWay(stack, way, writer, trials, log) {
@@ -226,10 +242,11 @@ async function runWay(stack, way, writer, trials, log) {
     },
   });
   const h = makeHome({ configDir: true });
-  const style = stack.claudeCode.version === '2.1.108' ? 'in-place' : 'rename';
+  const style = stack.agentSdk.claudeCode.version === '2.1.108' ? 'in-place' : 'rename';
   const out = { way, style, trials: [], spurious: [] };
   let session = null;
   let sub = null;
+  let statusSub = null;
   const flows = new Set(); // acp flows still running: {abort, done}
   const started = Date.now();
   try {
@@ -254,6 +271,16 @@ async function runWay(stack, way, writer, trials, log) {
           else out.spurious.push({ ok: o.ok, attempts: o.attempts, during: trial ? 'after' : 'reset' });
         },
       });
+      statusSub = sdk.onServerStatus(
+        q,
+        (e) => {
+          const t = nowHr();
+          if (e.server === NAME && e.status === 'connected' && trial && !trial.pushed) {
+            trial.pushed = { t, reason: e.reason };
+          }
+        },
+        { env: h.env },
+      );
     }
 
     for (let i = 0; i < trials; i++) {
@@ -267,12 +294,14 @@ async function runWay(stack, way, writer, trials, log) {
       }
       await sleep(150); // the reset's own writes reach the watcher
       if (sub) await within(sub.settled(), 10_000, null);
+      // The bench's own reconnect is one this package cannot see: a host says so with refresh().
+      if (statusSub) await within(statusSub.refresh(), 10_000, null);
       const before = await statusOf();
       if (before !== 'needs-auth') {
         out.trials.push({ i, miss: `reset left ${before}` });
         continue;
       }
-      const cur = { token, firstAuth: null, seen: null, polls: 0 };
+      const cur = { token, firstAuth: null, seen: null, polls: 0, pushed: null, polled: null, statusPolls: 0 };
       trial = cur;
 
       // start: acp's flow (its first poll is its phase reference); ours is already listening.
@@ -314,6 +343,28 @@ async function runWay(stack, way, writer, trials, log) {
           continue;
         }
         phaseRef = ref;
+      } else {
+        // A host's 1 s status poll beside the pushed status: its first call is the phase reference.
+        const ac = new AbortController();
+        let firstPoll;
+        const polled = new Promise((r) => {
+          firstPoll = r;
+        });
+        const done = statusPollWay(q, NAME, ac.signal, {
+          onPoll: (st) => {
+            const t = nowHr();
+            cur.statusPolls++;
+            firstPoll(t);
+            if (st?.status === 'connected' && !cur.polled) cur.polled = { t };
+          },
+        }).then(
+          (r) => r,
+          (err) => `error: ${err?.message ?? err}`,
+        );
+        flow = { abort: () => ac.abort(), done };
+        flows.add(flow);
+        const ref = await within(Promise.race([polled, done.then(() => null)]), 15_000, null);
+        if (ref != null) phaseRef = ref;
       }
 
       // save, at a uniform random phase of the 1 s poll
@@ -322,10 +373,18 @@ async function runWay(stack, way, writer, trials, log) {
       const sent = await writer.save({ i, configDir: h.configDir, server: NAME, url: srv.url, token, style });
       if (!sent) throw new Error(`${stack.name}/${way}: the writer did not answer`);
       const deadline = nowHr() + TIMEOUT_MS;
-      while (!cur.seen && nowHr() < deadline) await sleep(5);
+      const ended = () => cur.seen && (way !== 'ours' || (cur.pushed && cur.polled));
+      while (!ended() && nowHr() < deadline) await sleep(5);
       trial = null;
       const row = { i, phaseMs: phase, firstAuthMs: cur.firstAuth == null ? null : cur.firstAuth - sent.t0 };
       if (way !== 'ours') row.polls = cur.polls;
+      if (way === 'ours') {
+        // Latencies of the pushed status and of the 1 s status poll, from the same save.
+        row.pushedMs = cur.pushed && cur.pushed.t >= sent.t0 ? cur.pushed.t - sent.t0 : null;
+        if (cur.pushed) row.pushedReason = cur.pushed.reason;
+        row.statusPollMs = cur.polled && cur.polled.t >= sent.t0 ? cur.polled.t - sent.t0 : null;
+        row.statusPolls = cur.statusPolls;
+      }
       if (cur.seen?.attempts) row.attempts = cur.seen.attempts;
       if (!cur.seen) {
         row.miss = 'timeout';
@@ -351,6 +410,7 @@ async function runWay(stack, way, writer, trials, log) {
     trial = null;
     for (const f of flows) f.abort();
     await within(Promise.all([...flows].map((f) => f.done)), 5_000, null);
+    if (statusSub) statusSub.close();
     if (sub) sub.close();
     if (session) await session.close();
     await srv.close();
@@ -359,7 +419,7 @@ async function runWay(stack, way, writer, trials, log) {
   out.seconds = (Date.now() - started) / 1000;
   const ok = out.trials.filter((t) => t.ms != null);
   log(
-    `   ${stack.agentSdk.version}/${stack.claudeCode.version} ${way}: ${ok.length}/${out.trials.length} connected` +
+    `   ${stack.agentSdk.version}/${stack.agentSdk.claudeCode.version} ${way}: ${ok.length}/${out.trials.length} connected` +
       (ok.length ? `, median ${median(ok.map((t) => t.ms)).toFixed(0)} ms` : '') +
       ` (${out.seconds.toFixed(0)} s)`,
   );
@@ -377,17 +437,21 @@ function median(xs) {
  * over all trials with a miss counted as never (null when that quantile is a miss).
  */
 async function benchE2e({ quick = false, log = console.error, stats } = {}) {
-  const { STACKS, stackProblems } = require(path.join(ROOT, 'support', 'stacks.js'));
+  const { STACKS, ensureStack } = require(path.join(ROOT, 'support', 'stacks.js'));
   const trials = quick ? 5 : 20;
-  const res = { trials, timeoutMs: TIMEOUT_MS, pollMs: POLL_MS, acpVersion: acpVersion(), stacks: [] };
+  // Fetched on first use (support/stack-install.js), checked against the pins.
+  for (const stack of STACKS) await ensureStack(stack, { log });
+  const res = { trials, timeoutMs: TIMEOUT_MS, pollMs: POLL_MS, acpVersion: acpVersion(STACKS), stacks: [] };
   const writer = startWriter();
   try {
     if ((await within(writer.ready, 15_000, null)) !== 'ready') throw new Error('the e2e writer did not start');
     for (const stack of STACKS) {
-      const problems = stackProblems(stack);
-      if (problems.length)
-        throw new Error(`the ${stack.name} stack is not installed as pinned: ${problems.join('; ')}`);
-      const row = { stack: stack.name, agentSdk: stack.agentSdk.version, claudeCode: stack.claudeCode.version };
+      // The Claude Code the stack's SDK sessions run (0.3.334: its own 2.1.334).
+      const row = {
+        stack: stack.name,
+        agentSdk: stack.agentSdk.version,
+        claudeCode: stack.agentSdk.claudeCode.version,
+      };
       for (const way of WAYS) {
         const r = await runWay(stack, way, writer, trials, log);
         const lat = r.trials.filter((t) => t.ms != null).map((t) => t.ms);
@@ -404,6 +468,22 @@ async function benchE2e({ quick = false, log = console.error, stats } = {}) {
           p99All: fin(allStats.p99),
           firstAuth: dial.length ? stats(dial) : null,
         };
+        if (way === 'ours') {
+          // The pushed status and the 1 s status poll over the same trials (a miss counted as never).
+          const over = (key) => {
+            const xs = r.trials.map((t) => (t[key] != null ? t[key] : Number.POSITIVE_INFINITY));
+            const st = stats(xs);
+            const seen = xs.filter(Number.isFinite);
+            return {
+              seen: seen.length,
+              medianAll: fin(st.median),
+              p99All: fin(st.p99),
+              latency: seen.length ? stats(seen) : null,
+            };
+          };
+          row.ours.pushed = over('pushedMs');
+          row.ours.statusPoll = over('statusPollMs');
+        }
       }
       res.stacks.push(row);
     }
@@ -413,9 +493,11 @@ async function benchE2e({ quick = false, log = console.error, stats } = {}) {
   return res;
 }
 
-function acpVersion() {
+/** The version of the current stack's claude-agent-acp, whose way the baseline follows. */
+function acpVersion(stacks) {
   try {
-    return require(path.join(ROOT, 'node_modules', 'claude-agent-acp-0.101.0', 'package.json')).version;
+    const acp = stacks.find((s) => s.name === 'current').acp;
+    return JSON.parse(fs.readFileSync(path.join(acp.packageDir, 'package.json'), 'utf8')).version;
   } catch {
     return null;
   }
@@ -423,4 +505,4 @@ function acpVersion() {
 
 if (require.main === module && process.argv[2] === 'writer') writerMain();
 
-module.exports = { benchE2e, acpWay, pollWay, TIMEOUT_MS, POLL_MS };
+module.exports = { benchE2e, acpWay, pollWay, statusPollWay, TIMEOUT_MS, POLL_MS };

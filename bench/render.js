@@ -411,7 +411,7 @@ function renderE2e(e, p) {
   p(
     'rejected, refresh refused); then a separate process saves a fresh valid token into `.credentials.json` the way that',
   );
-  p("stack's Claude Code saves (2.1.108 in place, 2.1.332 temp + rename). Latency runs from the writer's clock just");
+  p("stack's Claude Code saves (2.1.108 in place, 2.1.334 temp + rename). Latency runs from the writer's clock just");
   p('before the save to the moment the way itself learns the server is `connected` (ours: the `onReconnect` outcome;');
   p("ACP's: its poll; 1 s poll: its `reconnectMcpServer` resolving), confirmed by one `mcpServerStatus()` read (which");
   p(`never reconnects). ${e.trials} trials per stack and way, the save at a uniform random phase of the 1 s poll; no`);
@@ -478,6 +478,49 @@ function renderE2e(e, p) {
   ];
   for (const line of notes) p(line);
   p();
+  renderPushedStatus(e, p, q, lt);
+}
+
+/**
+ * Section 8, the pushed status (bench/e2e.js, way `ours`): the same save → `onServerStatus` pushes
+ * `connected`, beside a host's 1 s `mcpServerStatus()` poll in the same trials.
+ */
+function renderPushedStatus(e, p, q, lt) {
+  const rows = e.stacks.filter((s) => s.ours?.pushed && s.ours?.statusPoll);
+  if (rows.length === 0) return;
+  p('### The pushed status: sign-in saved elsewhere → the host hears `connected`');
+  p();
+  p('In the `reconnectOnAuthChange` sessions above, the same trials: when `onServerStatus` pushed the server');
+  p(
+    "`connected`, and when a host's 1 s status poll (claude-agent-acp's loop while a sign-in runs: `mcpServerStatus()`",
+  );
+  p("every 1000 ms, its first call at the trial's start, so the save falls at a uniform random phase of it) first saw");
+  p('`connected`. Both only observe: the reconnect that connected the server is the same. From the save, all trials');
+  p('(a miss counts as never).');
+  p();
+  p('| stack | way | heard | median | p99 | max |');
+  p('|---|---|---|---|---|---|');
+  for (const s of rows) {
+    const n = s.ours.trials.length;
+    for (const [label, x] of [
+      ['ours: `onServerStatus` push', s.ours.pushed],
+      ['**baseline** 1 s `mcpServerStatus()` poll', s.ours.statusPoll],
+    ]) {
+      p(
+        `| Agent SDK ${s.agentSdk} + Claude Code ${s.claudeCode} | ${label} | ${x.seen} / ${n} | ${q(x.medianAll)} | ${q(x.p99All)} | ${x.latency ? fmtMs(x.latency.max) : '–'} |`,
+      );
+    }
+  }
+  p();
+  for (const s of rows) {
+    const a = s.ours.pushed;
+    const b = s.ours.statusPoll;
+    const ok = lt(a.medianAll, b.medianAll) && lt(a.p99All, b.p99All);
+    p(
+      `Goal (Agent SDK ${s.agentSdk} + Claude Code ${s.claudeCode}): the push beats the 1 s poll on median and p99 → ${met(ok)} (push ${q(a.medianAll)} / ${q(a.p99All)}; poll ${q(b.medianAll)} / ${q(b.p99All)}).`,
+    );
+    p();
+  }
 }
 
 function main() {

@@ -3,7 +3,7 @@
 // debug lines: purge stale needs-auth entries, and subscribe to auth changes with autoInvalidate.
 // Both throw what the addon throws: each caller decides how to warn.
 
-const addon = require('../index.js');
+const addon = require('../native.js');
 const { debug } = require('./log.js');
 
 /** The config dir `options` name, for debug lines: options.configDir, else this process's. */

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 'use strict';
 // `npm run demo`: the bug report's story, end to end, on this machine, offline (127.0.0.1 only),
-// with the real Claude Code CLI from node_modules and a throw-away HOME. Never touches ~/.claude.
+// with the real Claude Code CLI from node_modules (the devDependency @anthropic-ai/claude-code
+// 2.1.108: support/stacks.js DEMO) and a throw-away HOME. Never touches ~/.claude.
 //
 //   1. a protected MCP server starts            4. `claude -p` skips the server: THE BUG
 //   2. `claude mcp add` + `claude mcp list`     5. an onAuthChanged subscription starts
@@ -18,6 +19,7 @@ const addon = require(ROOT);
 const { startMcpServer } = require(path.join(ROOT, 'support', 'mcp-server.js'));
 const { makeHome, mcpAdd, mcpList, runPrint, killAll } = require(path.join(ROOT, 'support', 'claude.js'));
 const { writeFreshToken } = require(path.join(ROOT, 'support', 'credentials.js'));
+const { DEMO } = require(path.join(ROOT, 'support', 'stacks.js'));
 
 const NAME = 'protected';
 const t0 = Date.now();
@@ -53,9 +55,9 @@ async function main() {
     say(`HOME:   ${h.home}`);
 
     step('claude mcp add, then claude mcp list (Claude Code dials the server and gets a 401)');
-    const add = await mcpAdd(h.env, NAME, srv.url);
+    const add = await mcpAdd(h.env, NAME, srv.url, { stack: DEMO });
     if (add.code !== 0) throw new Error(`claude mcp add failed: ${add.stderr}`);
-    const list = await mcpList(h.env);
+    const list = await mcpList(h.env, { stack: DEMO });
     const line = (list.stdout.split('\n').find((l) => l.startsWith(`${NAME}:`)) || '').trim();
     say(`claude mcp list: "${line}"`);
     const entries = addon.listNeedsAuth(opts);
@@ -71,7 +73,7 @@ async function main() {
 
     step('claude -p: does Claude Code use the server now?');
     let before = srv.count(isMcp);
-    let r = await runPrint(h.env, NAME);
+    let r = await runPrint(h.env, NAME, { stack: DEMO });
     const bugRequests = srv.count(isMcp) - before;
     say(
       `Claude Code: ${r.skipped ? 'MCP server "protected": Skipping connection (cached needs-auth)' : r.connected ? 'connected' : 'did not connect'}`,
@@ -103,7 +105,7 @@ async function main() {
     step('claude -p again, a new process, nothing else done');
     before = srv.count(isMcp);
     const start = srv.requests.length;
-    r = await runPrint(h.env, NAME);
+    r = await runPrint(h.env, NAME, { stack: DEMO });
     const fixRequests = srv.count(isMcp) - before;
     const seen = srv.requests.slice(start).filter(isMcp);
     const rpcs = seen.map((x) => x.rpc || x.method);

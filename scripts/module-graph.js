@@ -59,11 +59,11 @@ function stripNoise(src) {
   return out;
 }
 
-/** Drops `#[cfg(test)]` items (a test module's `use super::*` is no edge of the module). */
+/** Drops `#[cfg(test)]` (and `#[cfg(all(test, …))]`) modules: a test module's `use super::*` is no edge. */
 function stripTests(src) {
   let out = src;
   for (let guard = 0; guard < 1000; guard++) {
-    const m = /#\[cfg\(test\)\]\s*(pub(\([^)]*\))?\s+)?mod\s+\w+\s*\{/.exec(out);
+    const m = /#\[cfg\((?:test|all\(test\b[^\]]*\))\)\]\s*(pub(\([^)]*\))?\s+)?mod\s+\w+\s*\{/.exec(out);
     if (!m) return out;
     let depth = 0;
     let j = m.index + m[0].length - 1;

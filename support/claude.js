@@ -1,7 +1,7 @@
 'use strict';
 // Run the real Claude Code CLI offline, inside a throw-away HOME. Which Claude Code: a stack of
 // support/stacks.js (`{ stack }` in the options of runClaude / mcpAdd / mcpList / runPrint),
-// by default the seed's (2.1.108, node_modules/@anthropic-ai/claude-code/cli.js).
+// by default the seed's (2.1.108 `cli.js`, from the seed stack's install: await ensureStack first).
 //
 // Config-dir choice: by default CLAUDE_CONFIG_DIR is NOT set, so the CLI uses
 // `$HOME/.claude` (configDir) for the needs-auth cache and .credentials.json, and

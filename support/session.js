@@ -69,23 +69,43 @@ function claudeCodeSpawner() {
  * A live SDK session of `stack` in `env` (its HOME is the cwd) with no model call: the prompt
  * stream stays open until endPrompt() or close(). `extraOptions` go to query() (not
  * `spawnClaudeCodeProcess`: the session's own spawner is the point). Returns
- * `{ q, children, status(name), settled(name), endPrompt(), close() }`.
+ * `{ q, children, status(name), settled(name), prompt(text), endPrompt(), close() }`.
+ * prompt(text) sends a user message (its turn fails at once on the closed model port, offline,
+ * and the session lives on: the hooks that fire before a turn, UserPromptSubmit, run).
  */
 async function openSession(stack, env, extraOptions = {}) {
   const { query } = await import(pathToFileURL(stack.agentSdk.module).href);
   const spawner = claudeCodeSpawner();
+  let ended = false;
+  const queued = [];
+  let wake = () => {};
   let release;
   const hold = new Promise((r) => {
-    release = r;
+    release = () => {
+      ended = true;
+      r();
+      wake();
+    };
   });
-  // biome-ignore lint/correctness/useYield: the prompt stream stays open without a message
   async function* input() {
-    await hold;
+    while (!ended) {
+      if (queued.length > 0) {
+        yield {
+          type: 'user',
+          message: { role: 'user', content: queued.shift() },
+          parent_tool_use_id: null,
+          session_id: '',
+        };
+        continue;
+      }
+      await Promise.race([hold, new Promise((r) => (wake = r))]);
+    }
   }
   const options = { env, cwd: env.HOME, ...stack.agentSdk.queryOptions, ...extraOptions };
-  // 0.3.x warns unless the server delivery is named; 'argv' is what both SDKs do by default.
-  if (options.mcpServers && stack.agentSdk.version.startsWith('0.3.') && options.mcpServersDelivery === undefined) {
-    options.mcpServersDelivery = 'argv';
+  // The stack SDK's default delivery of the servers, named (0.3.x warns otherwise): 'initialize'
+  // on 0.3.334 (over stdin), none on 0.2.104 (argv, its only way).
+  if (options.mcpServers && stack.agentSdk.mcpServersDelivery && options.mcpServersDelivery === undefined) {
+    options.mcpServersDelivery = stack.agentSdk.mcpServersDelivery;
   }
   options.spawnClaudeCodeProcess = spawner.spawnClaudeCodeProcess;
   const q = query({ prompt: input(), options });
@@ -102,6 +122,11 @@ async function openSession(stack, env, extraOptions = {}) {
   return {
     q,
     children: spawner.children,
+    /** Sends a user message on the prompt stream. */
+    prompt(text = 'hi') {
+      queued.push(text);
+      wake();
+    },
     async status(name) {
       return (await q.mcpServerStatus()).find((s) => s.name === name);
     },

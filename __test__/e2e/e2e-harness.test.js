@@ -1,6 +1,6 @@
 'use strict';
 // Self-test of the end-to-end harness against the REAL Claude Code CLI of both stacks
-// (support/stacks.js: 2.1.108 cli.js and the 2.1.332 native binary), fully offline on 127.0.0.1,
+// (support/stacks.js: 2.1.108 cli.js and the 2.1.332 native binary, fetched on first use), fully offline on 127.0.0.1,
 // including where the two versions differ. Each CLI call takes 1-4 s; the file runs in about a minute.
 //
 //   node --test __test__/e2e/e2e-harness.test.js
@@ -11,7 +11,7 @@ const fs = require('node:fs');
 
 const { startMcpServer } = require('../../support/mcp-server.js');
 const { makeHome, leftoverHomes, mcpAdd, mcpList, runPrint, claudeBin } = require('../../support/claude.js');
-const { STACKS, stackProblems } = require('../../support/stacks.js');
+const { STACKS, stackProblems, ensureStacks, STACK_HOOK_TIMEOUT_MS } = require('../../support/stacks.js');
 const {
   credentialKey,
   readCredentials,
@@ -177,6 +177,7 @@ describe('credentials helper (no CLI)', () => {
   });
 });
 
+before(() => ensureStacks(), { timeout: STACK_HOOK_TIMEOUT_MS });
 // Every HOME is removed once its test ran, and stays removed: no Claude Code outlived its test.
 after(() => assert.deepEqual(leftoverHomes(), [], 'temp HOMEs left behind'));
 

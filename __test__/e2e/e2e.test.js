@@ -1,14 +1,15 @@
 'use strict';
 // End to end, against the REAL Claude Code of both stacks (support/stacks.js), fully offline on
 // 127.0.0.1: the seed's (Claude Code 2.1.108 cli.js, Agent SDK 0.2.104, claude-agent-acp 0.29.2)
-// and today's (Claude Code 2.1.332 native binary, Agent SDK 0.3.332, claude-agent-acp 0.101.0).
+// and today's (the npm CLI Claude Code 2.1.332; Agent SDK 0.3.334, whose sessions run its own
+// Claude Code 2.1.334; claude-agent-acp 0.101.0). The stacks are fetched on first use.
 // The bug (a sign-in does not un-skip a server with a needs-auth entry), Claude Code's second skip
 // rule (the token-less stub), and each way this package fixes it, on each stack. Every test has
 // its own temp HOME and its own protected MCP server, and stops everything it started. The
 // fixture server's request log is the ground truth.
 //
 //   node --test __test__/e2e/e2e.test.js
-//   node --test --test-name-pattern=2.1.332 __test__/e2e/e2e.test.js     (one stack)
+//   node --test --test-name-pattern=0.3.334 __test__/e2e/e2e.test.js     (one stack)
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -22,7 +23,7 @@ const sdk = require(path.join(ROOT, 'sdk.js'));
 const { startMcpServer } = require('../../support/mcp-server.js');
 const { makeHome, leftoverHomes, mcpAdd, mcpList, mcpStartup, runPrint, killAll } = require('../../support/claude.js');
 const { openSession } = require('../../support/session.js');
-const { STACKS, stackProblems } = require('../../support/stacks.js');
+const { STACKS, stackProblems, ensureStacks, stacksEnv, STACK_HOOK_TIMEOUT_MS } = require('../../support/stacks.js');
 const { startAcp } = require('../helpers/acp.js');
 const { credentialKey, credentialsPath, readCredentials, writeFreshToken } = require('../../support/credentials.js');
 
@@ -189,6 +190,8 @@ function startHost(stops, nodeArgs, env) {
   return host;
 }
 
+// Both stacks, fetched on first use (exact pins, into the cache outside the repo).
+before(() => ensureStacks(), { timeout: STACK_HOOK_TIMEOUT_MS });
 // Every HOME is removed once its test ran, and stays removed: no Claude Code outlived its test.
 after(() => assert.deepEqual(leftoverHomes(), [], 'temp HOMEs left behind'));
 
@@ -303,6 +306,64 @@ for (const stack of STACKS) {
       assert.equal(sub.closed, true, 'closed once the query ended');
     });
 
+    it('4c. prepareQuery on a live session: a sign-in saved after it started reconnects the server at the next prompt', async (t) => {
+      // No reconnectOnAuthChange: prepareQuery's own hooks are what reconnects. The host passes
+      // the server in options.mcpServers (0.3.334 delivers it over stdin, 0.2.104 on argv).
+      const { srv, h, stops } = await prepare(t, stack, { configDir: true }, { add: false });
+      const outcomes = [];
+      const prompts = [];
+      let session;
+      const options = sdk.prepareQuery(
+        {
+          env: h.env,
+          mcpServers: { [NAME]: { type: 'http', url: srv.url } },
+          // The host's own hook, kept: it shows the prompt reached Claude Code's hooks.
+          hooks: {
+            UserPromptSubmit: [
+              {
+                hooks: [
+                  async () => {
+                    prompts.push(Date.now());
+                    return { continue: true };
+                  },
+                ],
+              },
+            ],
+          },
+        },
+        { query: () => session?.q, onReconnect: (o) => outcomes.push(o) },
+      );
+      session = await openSession(stack, h.env, options);
+      stops.push(() => session.close());
+      const s0 = await session.settled(NAME);
+      assert.equal(s0?.status, 'needs-auth', 'the session met the 401');
+      assert.equal(outcomes.length, 0, 'nothing reconnected before a sign-in');
+
+      await signIn(srv, h); // saved elsewhere; nothing in this process listens for it
+      const before = srv.count(isMcp);
+      session.prompt('hi');
+      await waitUntil(() => prompts.length === 1, 'the UserPromptSubmit hooks ran');
+      await waitUntil(() => outcomes.length > 0, "prepareQuery's hook reconnected the server");
+      assert.equal(outcomes.length, 1, 'one reconnect');
+      assert.equal(outcomes[0].server, NAME);
+      assert.equal(outcomes[0].ok, true, String(outcomes[0].error));
+      const s1 = await session.status(NAME);
+      assert.equal(s1.status, 'connected', 'same session, now connected');
+      const seen = srv.requests.filter(isMcp).slice(before);
+      assert.ok(
+        seen.some((x) => x.auth && x.rpc === 'tools/list'),
+        'the session dialled with the bearer',
+      );
+      assert.equal(addon.isNeedsAuthCached(NAME, { configDir: h.configDir }), false, 'no entry left');
+
+      // A later prompt: the hook runs again and, the server connected, reconnects nothing.
+      session.prompt('again');
+      await waitUntil(() => prompts.length === 2, 'the second prompt ran the hooks');
+      assert.equal((await session.status(NAME)).status, 'connected');
+      assert.equal(outcomes.length, 1, 'still one reconnect');
+      t.diagnostic(`reconnected at the prompt; /mcp requests after the sign-in: ${seen.length}`);
+    });
+
     it('4b. live session, a sign-in while the server is still connecting: reconnectOnAuthChange waits, then reconnects it', async (t) => {
       // The session's first connect is held at the server until the sign-in was heard, so the
       // event finds the server `pending`; released, that connect (started with no token) meets
@@ -382,7 +443,8 @@ for (const stack of STACKS) {
 
     it('6. the preload: a host started with node -r register.js; the Claude Code process it starts connects', async (t) => {
       const { srv, h, stops } = await setup(t, stack);
-      const env = { ...h.env, MCP_NEEDS_AUTH_DEBUG: '1' };
+      // The host finds the stack's Claude Code as this process does (its HOME is the temp one).
+      const env = { ...h.env, MCP_NEEDS_AUTH_DEBUG: '1', ...stacksEnv() };
       const host = startHost(
         stops,
         [

@@ -1,6 +1,6 @@
 'use strict';
 // signIn() from mcp-needs-auth/sdk, end to end against the REAL Agent SDK + Claude Code stacks
-// (0.2.104 + 2.1.108, and 0.3.332 + its native 2.1.332), offline on loopback. The fixture MCP
+// (0.2.104 + 2.1.108, and 0.3.334 + its native 2.1.334; their `claude` CLIs 2.1.108 and 2.1.332), offline on loopback. The fixture MCP
 // server is also the OAuth authorization server; a test "user" follows authUrl with plain HTTP to
 // Claude Code's own localhost callback (or stops at the host's redirect URI). Failure paths that
 // need exact timing (time-out, abort during the request) run against a scripted query in
@@ -8,7 +8,7 @@
 //
 //   node --test __test__/e2e/sign-in.test.js
 
-const { describe, it, after } = require('node:test');
+const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -19,7 +19,7 @@ const sdk = require(path.join(ROOT, 'sdk.js'));
 const { signIn } = sdk;
 const { startMcpServer } = require('../../support/mcp-server.js');
 const { makeHome, leftoverHomes } = require('../../support/claude.js');
-const { STACKS } = require('../../support/stacks.js');
+const { STACKS, ensureStacks, STACK_HOOK_TIMEOUT_MS } = require('../../support/stacks.js');
 const { runClaude, runPrint } = require('../../support/claude.js');
 const { openSession } = require('../../support/session.js');
 const { followAuthUrl } = require('../helpers/sign-in-stacks.js');
@@ -59,6 +59,9 @@ function assertNoSecrets(value, callbackUrl, what, keys = ['code', 'state']) {
 
 // Every HOME is removed once its test ran, and stays removed: no Claude Code outlived its test.
 after(() => assert.deepEqual(leftoverHomes(), [], 'temp HOMEs left behind'));
+
+// Both stacks, fetched on first use (exact pins, into the cache outside the repo).
+before(() => ensureStacks(), { timeout: STACK_HOOK_TIMEOUT_MS });
 
 for (const stack of STACKS) {
   const native = stack.name === 'current';
@@ -131,6 +134,21 @@ for (const stack of STACKS) {
           ? `file after: ${fs.existsSync(h.cachePath) ? 'kept' : 'deleted by Claude Code'}`
           : 'entry removed by signIn',
       );
+
+      // signIn again on the now connected server: no flow is started, the working sign-in stays
+      // (Claude Code 2.1.334 empties the stored tokens as soon as mcp_authenticate starts).
+      const authorizeBefore = srv.count((x) => x.path === '/authorize');
+      const again = await signIn(s.q, NAME, { env: h.env });
+      assert.equal(again.authUrl, null, 'nothing for the user to do');
+      assert.deepEqual(await again.completed, { server: NAME, status: 'connected' });
+      assert.equal(
+        srv.count((x) => x.path === '/authorize'),
+        authorizeBefore,
+        'no new authorization',
+      );
+      const creds = addon.diagnose(NAME, { configDir: h.configDir }).credentials;
+      assert.equal(creds.hasAccessToken, true, 'the stored token is still there');
+      assert.equal((await s.status(NAME)).status, 'connected');
 
       const start = srv.requests.length;
       const r = await runPrint(h.env, NAME, { stack });
@@ -231,6 +249,24 @@ for (const stack of STACKS) {
       assert.deepEqual(await again.completed, { server: NAME, status: 'connected' });
     });
 
+    it('with reconnectOnAuthChange running on the session, a sign-in connects the server once', async (t) => {
+      const s = await session(t);
+      const sub = sdk.reconnectOnAuthChange(s.q, { env: h.env });
+      t.after(() => sub.close());
+      const initializes = () => srv.count((x) => x.path === '/mcp' && x.auth && x.rpc === 'initialize');
+      const before = initializes();
+      const pending = await signIn(s.q, NAME, { env: h.env });
+      await followAuthUrl(pending.authUrl);
+      assert.deepEqual(await pending.completed, { server: NAME, status: 'connected' });
+      // whatever reconnectOnAuthChange heard meanwhile has been dealt with
+      for (let i = 0; i < 10; i++) {
+        await delay(100);
+        await sub.settled();
+      }
+      assert.equal(initializes() - before, 1, 'one authorized connect (initialize) of the server');
+      assert.equal((await s.status(NAME)).status, 'connected');
+    });
+
     it(
       native
         ? 'redirectUri + submitCallbackUrl: the host receives the callback and hands it to Claude Code'
@@ -244,6 +280,13 @@ for (const stack of STACKS) {
         const user = await followAuthUrl(pending.authUrl, { stopAt: redirect });
         assert.ok(user.callbackUrl, 'the authorization server redirected to the callback');
         await rejectsWith(pending.submitCallbackUrl(`${redirect}?nothing=here`), 'ERR_INVALID_ARGUMENT', 'no code');
+        if (native) {
+          // A URL of another attempt (wrong state): Claude Code refuses it and keeps waiting, so
+          // that submit fails and the sign-in stays pending for the right one.
+          const stale = new URL(user.callbackUrl);
+          stale.searchParams.set('state', 'not-this-attempt');
+          await rejectsWith(pending.submitCallbackUrl(stale.href), 'ERR_SIGN_IN_CALLBACK_REJECTED', 'stale state');
+        }
         let logged = '';
         const warn = (w) => {
           logged += `${w.message}\n`;

@@ -83,6 +83,51 @@ before(() => {
   run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--no-package-lock', ...tarballs]);
 });
 
+describe('the main tarball installed without its platform package', () => {
+  const alone = path.join(work, 'alone');
+  const platformPkg = () =>
+    fs
+      .readdirSync(dist)
+      .map((n) => n.match(new RegExp(`^(${NAME}-[a-z0-9-]+)-${PKG.version.replace(/\./g, '\\.')}\\.tgz$`))?.[1])
+      .find(Boolean);
+
+  before(() => {
+    fs.mkdirSync(alone);
+    fs.writeFileSync(
+      path.join(alone, 'package.json'),
+      JSON.stringify({ name: 'alone', version: '1.0.0', private: true }),
+    );
+    const main = path.join(dist, `${NAME}-${PKG.version}.tgz`);
+    // As `npm install --omit=optional` (or a lockfile made on another platform) leaves it.
+    run('npm', ['install', '--offline', '--omit=optional', '--no-audit', '--no-fund', '--no-package-lock', main], {
+      cwd: alone,
+    });
+  });
+
+  it('fails to load saying which package is missing, at which version, and how to get it', () => {
+    const pkg = platformPkg();
+    assert.ok(pkg, `a platform tarball in ${fs.readdirSync(dist)}`);
+    assert.equal(fs.existsSync(path.join(alone, 'node_modules', pkg)), false, `${pkg} is not installed`);
+    for (const entry of [NAME, `${NAME}/sdk`]) {
+      const r = spawnSync(
+        'node',
+        [
+          '-e',
+          `try { require('${entry}') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, cause: String(e.cause) })) }`,
+        ],
+        { cwd: alone, env, encoding: 'utf8', timeout: 60_000 },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      const e = JSON.parse(r.stdout);
+      assert.equal(e.code, 'ERR_ADDON_NOT_FOUND', `${entry}: ${e.message}`);
+      assert.ok(e.message.includes(`${pkg}@${PKG.version}`), `${entry} names the package and version: ${e.message}`);
+      assert.ok(e.message.includes(`npm install ${pkg}@${PKG.version}`), `${entry} says how to get it: ${e.message}`);
+      assert.doesNotMatch(e.message, /npm has a bug/);
+      assert.match(e.cause, /Cannot find native binding/, "napi-rs's own error is the cause");
+    }
+  });
+});
+
 describe('the packed, installed package', () => {
   it('was installed without Rust: no cargo or rustc on the consumer PATH', () => {
     for (const tool of ['cargo', 'rustc']) {

@@ -1,6 +1,6 @@
 'use strict';
 // Unit-level tests of mcp-needs-auth/sdk and mcp-needs-auth/register. The SDK is not involved:
-// reconnectOnAuthChange and the SessionStart hook are driven against a fake query object (the
+// reconnectOnAuthChange and the needsAuthHooks hook are driven against a fake query object (the
 // thing under test is our helper; __test__/e2e/sdk.test.js runs reconnectOnAuthChange against the
 // SDK's own Query, __test__/e2e/e2e.test.js against real sessions).
 // Every test uses its own temp config dir; nothing touches the real ~/.claude.
@@ -141,7 +141,7 @@ describe('configDirFor', () => {
 });
 
 describe('prepareQuery', () => {
-  it('returns the same object, appends to SessionStart and keeps every caller hook', (t) => {
+  it('returns the same object, appends to SessionStart and UserPromptSubmit and keeps every caller hook', (t) => {
     const dir = tmp(t);
     const mine = { hooks: [async () => ({ continue: true })] };
     const pre = { matcher: 'Bash', hooks: [async () => ({})] };
@@ -153,18 +153,23 @@ describe('prepareQuery', () => {
     assert.equal(out.hooks.SessionStart.length, 2);
     assert.equal(out.hooks.SessionStart[0], mine, "caller's SessionStart matcher first");
     assert.equal(typeof out.hooks.SessionStart[1].hooks[0], 'function');
+    assert.equal(out.hooks.UserPromptSubmit.length, 1);
+    assert.equal(out.hooks.UserPromptSubmit[0].hooks[0], out.hooks.SessionStart[1].hooks[0], 'one hook, two events');
     assert.deepEqual(out.hooks.PreToolUse, [pre]);
     assert.deepEqual(callerHooks.SessionStart, [mine], "the caller's hooks object is not mutated");
+    assert.equal(callerHooks.UserPromptSubmit, undefined, "the caller's hooks object is not mutated");
     // A second call adds nothing.
     prepareQuery(opts);
     assert.equal(opts.hooks.SessionStart.length, 2);
+    assert.equal(opts.hooks.UserPromptSubmit.length, 1);
   });
 
   it('creates hooks when there are none', (t) => {
     const dir = tmp(t);
     const opts = prepareQuery({ env: { CLAUDE_CONFIG_DIR: dir } });
-    assert.deepEqual(Object.keys(opts.hooks), ['SessionStart']);
+    assert.deepEqual(Object.keys(opts.hooks), ['SessionStart', 'UserPromptSubmit']);
     assert.equal(opts.hooks.SessionStart.length, 1);
+    assert.equal(opts.hooks.UserPromptSubmit.length, 1);
   });
 
   it("purges stale entries of the env's config dir (not process.env's)", (t) => {
@@ -204,9 +209,10 @@ describe('needsAuthHooks', () => {
     const dir = tmp(t);
     const never = { mcpServerStatus: () => new Promise(() => {}), reconnectMcpServer: async () => {} };
     const h = needsAuthHooks({ configDir: dir, query: never });
-    assert.deepEqual(Object.keys(h), ['SessionStart']);
+    assert.deepEqual(Object.keys(h), ['SessionStart', 'UserPromptSubmit']);
     assert.equal(h.SessionStart.length, 1);
     assert.ok(Array.isArray(h.SessionStart[0].hooks));
+    assert.equal(h.UserPromptSubmit[0].hooks[0], h.SessionStart[0].hooks[0]);
     const ac = new AbortController();
     const out = await h.SessionStart[0].hooks[0]({ hook_event_name: 'SessionStart', source: 'startup' }, undefined, {
       signal: ac.signal,
@@ -239,6 +245,31 @@ describe('needsAuthHooks', () => {
       [{ server: 'stale', ok: true }],
     );
     assert.deepEqual(Object.keys(JSON.parse(fs.readFileSync(path.join(dir, FILE), 'utf8'))), ['blocked']);
+  });
+
+  it('fires per prompt: triggers while a reconcile runs make one more run, never a second reconnect at once', async (t) => {
+    const dir = tmp(t);
+    const q = fakeQuery({ statuses: { a: 'needs-auth', b: 'connected' }, reconnectMs: 100 });
+    const outcomes = [];
+    const h = needsAuthHooks({ configDir: dir, query: () => q, onReconnect: (o) => outcomes.push(o) });
+    const fire = (event) =>
+      h[event][0].hooks[0]({ hook_event_name: event }, undefined, { signal: new AbortController().signal });
+    // SessionStart (where it fires) and every prompt's UserPromptSubmit, in quick succession.
+    for (const event of ['SessionStart', 'UserPromptSubmit', 'UserPromptSubmit', 'UserPromptSubmit']) {
+      assert.deepEqual(await fire(event), { continue: true });
+    }
+    await until(() => outcomes.length === 1 && q.active === 0, { what: 'the reconnect' });
+    await until(() => q.statusCalls >= 2, { what: 'the run the later triggers asked for' });
+    assert.deepEqual(q.calls, ['a'], 'one reconnect of a; the run after it finds a connected');
+    assert.equal(q.maxActive, 1);
+    // A later prompt, everything connected: it asks for the statuses and reconnects nothing.
+    const before = q.statusCalls;
+    await fire('UserPromptSubmit');
+    await until(() => q.statusCalls > before, { what: "the next prompt's look" });
+    q.statuses.a = 'needs-auth'; // dropped again, after a sign-in elsewhere: the next prompt reconnects it
+    await fire('UserPromptSubmit');
+    await until(() => outcomes.length === 2, { what: 'the second reconnect' });
+    assert.deepEqual(q.calls, ['a', 'a']);
   });
 
   it('without a query it only purges', async (t) => {

@@ -2,7 +2,7 @@
 // Which config dir a Claude Code child will use, given the environment it is started with.
 // A leaf module: every lib/sdk/ module resolves config dirs through it.
 
-const addon = require('../../index.js');
+const addon = require('../../native.js');
 
 /**
  * The config dir the Claude Code child of `query({ options: queryOptions })` will use: the

@@ -1,9 +1,9 @@
 'use strict';
 // Option shaping of mcp-needs-auth/sdk: a helper's options become the addon's options (which
 // config dir, which credentials, which server configs) and the reconnect settings, with their
-// defaults. Bad values fall back to the defaults (the helpers never throw into the host).
+// defaults. The values were checked when the helper was called (validate-options.js).
 
-const addon = require('../../index.js');
+const addon = require('../../native.js');
 const { warn, errMessage } = require('../log.js');
 const { configDirFor } = require('./config-dir.js');
 

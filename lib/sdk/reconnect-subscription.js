@@ -3,13 +3,15 @@
 // subscription of the session's config dir queues the servers its events name; a drain loop
 // reconnects them one at a time (lib/sdk/reconnect.js), waiting for servers still `pending`.
 
-const addon = require('../../index.js');
+const addon = require('../../native.js');
 const { debug, warn, errMessage } = require('../log.js');
 const { unrefTimeout } = require('../timers.js');
 const upkeep = require('../upkeep.js');
 const { addonOptions, usableDir, reconnectPolicy } = require('./options.js');
-const { isQuery, sessionStatuses } = require('./session.js');
+const { isQuery, sessionStatuses, noteClaudeCodeVersion } = require('./session.js');
 const { PENDING_POLL_MS, wouldDial, reconnectServer } = require('./reconnect.js');
+const signIns = require('./sign-ins.js');
+const { validateOptions } = require('./validate-options.js');
 
 const RECONNECT = 'reconnectOnAuthChange';
 
@@ -39,16 +41,18 @@ class ReconnectSubscription {
   #sub = null;
   #closed = false;
   #wake = null; // ends the drain's wait for a pending server early (an event, close())
+  #leftToSignIn = new Set(); // servers whose sign-in in this session connects them (see #drain)
 
   constructor(query, options) {
     if (!isQuery(query)) {
       throw new TypeError(`${RECONNECT}(query): query must have mcpServerStatus() and reconnectMcpServer(name)`);
     }
-    const o = options || {};
+    const o = validateOptions(RECONNECT, options);
     this.#query = query;
     this.#opts = addonOptions(o);
     this.#policy = reconnectPolicy(o);
-    if (o.signal && typeof o.signal.addEventListener === 'function') this.#signal = o.signal;
+    if (o.signal) this.#signal = o.signal;
+    noteClaudeCodeVersion(query, RECONNECT);
 
     if (!usableDir(this.#opts, RECONNECT) || o.signal?.aborted) {
       this.#closed = true;
@@ -155,6 +159,7 @@ class ReconnectSubscription {
         }
         this.#waiting.delete(name);
         if (!st || !this.#policy.statuses.has(st.status)) continue;
+        if (this.#leaveToSignIn(name, w)) continue;
         if (!this.#dialable(name, w)) {
           debug(`${name}: still skipped (needs-auth entry or token-less credentials); not reconnecting`);
           continue;
@@ -163,6 +168,28 @@ class ReconnectSubscription {
         if (!alive) return this.close();
       }
     }
+  }
+
+  /**
+   * True when a signIn of `name` is in flight in this session: it connects the server itself once
+   * the tokens are saved (or leaves that to Claude Code, which connects after its own callback),
+   * so a reconnect here would be a second connect. The server is looked at again when that
+   * sign-in ends (connected by then, or judged as usual if the sign-in failed).
+   */
+  #leaveToSignIn(name, w) {
+    const flow = signIns.inFlight(this.#query, name);
+    if (!flow) return false;
+    debug(`${name}: a sign-in of it is in flight in this session; it connects the server`);
+    if (!this.#leftToSignIn.has(name)) {
+      this.#leftToSignIn.add(name);
+      flow.settled.then(() => {
+        this.#leftToSignIn.delete(name);
+        if (this.#closed) return;
+        this.#queued.set(name, mergeHeard(this.#queued.get(name), { signedInAt: w.signedInAt }));
+        this.#startDrain();
+      });
+    }
+    return true;
   }
 
   /**

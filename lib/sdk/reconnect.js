@@ -1,12 +1,13 @@
 'use strict';
 // Reconnecting one server in a live session: whether a new Claude Code process would dial it,
 // the bounded retries, and what follows a connect (its needs-auth entry dropped, the outcome
-// reported). Used by the reconnect subscription and by the SessionStart hook.
+// reported). Used by the reconnect subscription and by needsAuthHooks.
 
-const addon = require('../../index.js');
+const addon = require('../../native.js');
 const { debug, warn, errMessage } = require('../log.js');
 const { sleep } = require('../timers.js');
 const { sessionStatuses } = require('./session.js');
+const { tell } = require('./session-signals.js');
 
 // How often a server the session reports `pending` is looked at again while waiting for it.
 const PENDING_POLL_MS = 200;
@@ -68,7 +69,9 @@ async function reconnectServer(query, server, policy, stopped, where, opts) {
     if (stopped()) return true;
     try {
       debug(`reconnecting ${server} (attempt ${attempt}/${policy.retries})`);
+      tell(query, { kind: 'reconnecting', server }); // onServerStatus: why its status will change
       await query.reconnectMcpServer(server);
+      tell(query, { kind: 'reconnected', server, ok: true });
       debug(`${server}: reconnected`);
       // Dropped only once the session says connected (a reconnect that resolved is not proof).
       const after = await sessionStatuses(query, policy.statusTimeoutMs, where);
@@ -77,6 +80,7 @@ async function reconnectServer(query, server, policy, stopped, where, opts) {
       return true;
     } catch (err) {
       lastError = err;
+      tell(query, { kind: 'reconnected', server, ok: false });
       debug(`${server}: reconnect failed: ${errMessage(err)}`);
     }
     if (attempt === policy.retries) break;

@@ -7,9 +7,12 @@
 // 0.3.x) rejects every control request of a closed query, however it closed (close(), return()
 // by `break` in `for await`, its abortController aborted, the child exiting), and a session that
 // cannot report its servers cannot reconnect them either. No error text is inspected.
+// Every answer (and the end) is also told to the session's listeners (lib/sdk/session-signals.js).
 
+const versions = require('../claude-code-versions.js');
 const { debug, warn, errMessage } = require('../log.js');
 const { unrefTimeout } = require('../timers.js');
+const { nextAsk, tell } = require('./session-signals.js');
 
 const NO_ANSWER = Symbol('no answer');
 
@@ -37,19 +40,45 @@ async function sessionStatuses(query, timeoutMs, where) {
     if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) return;
     timer = unrefTimeout(resolve, timeoutMs, NO_ANSWER);
   });
+  const ask = nextAsk();
   try {
     const list = await Promise.race([Promise.resolve().then(() => query.mcpServerStatus()), noAnswer]);
     if (list === NO_ANSWER) {
       warn(`${where}: mcpServerStatus() gave no answer in ${timeoutMs} ms; the session is taken as ended`);
       return null;
     }
-    return Array.isArray(list) ? list : [];
+    const answer = Array.isArray(list) ? list : [];
+    tell(query, { kind: 'statuses', ask, list: answer }); // onServerStatus diffs it, asking nothing
+    return answer;
   } catch (err) {
     debug(`${where}: the session ended (mcpServerStatus() rejected: ${errMessage(err)})`);
+    tell(query, { kind: 'ended' });
     return null;
   } finally {
     clearTimeout(timer);
   }
 }
 
-module.exports = { isQuery, resolveQuery, sessionStatuses };
+const versionAsked = new WeakSet();
+
+/**
+ * Notes the Claude Code version the session runs (lib/claude-code-versions.js), once per query:
+ * the SDK's `initializationResult()` carries what system/init does (`claude_code_version`, Agent
+ * SDK 0.3.x). Never awaited by the caller, never throws, never sends a request of its own.
+ */
+function noteClaudeCodeVersion(query, where) {
+  try {
+    if (query == null || typeof query.initializationResult !== 'function' || versionAsked.has(query)) return;
+    versionAsked.add(query);
+    Promise.resolve()
+      .then(() => query.initializationResult())
+      .then(
+        (init) => versions.noteClaudeCodeVersion(init?.claude_code_version, where),
+        () => {},
+      );
+  } catch {
+    // a query that cannot say: nothing to note
+  }
+}
+
+module.exports = { isQuery, resolveQuery, sessionStatuses, noteClaudeCodeVersion };

@@ -58,8 +58,18 @@ function fromClaudeCode(err, server, secrets) {
   return signInError('ERR_SIGN_IN_FAILED', `signIn: Claude Code could not sign in "${server}": ${msg}`);
 }
 
+/**
+ * Whether Claude Code's refusal of a callback URL left its flow waiting for another one: 2.1.332+
+ * answers a URL of another attempt (OAuth state mismatch) "... The sign-in in progress is still
+ * waiting; submit the redirect URL from its own browser page." (2.1.108 ends its flow instead.)
+ */
+function flowStillWaiting(message) {
+  return /\bstill waiting\b/i.test(message);
+}
+
 module.exports = {
   signInError,
+  flowStillWaiting,
   invalid,
   abortError,
   isAbortOrTimeout,

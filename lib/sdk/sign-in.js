@@ -3,7 +3,10 @@
 // Claude Code's own flow (the `mcp_authenticate` control request), made to land everywhere:
 // Claude Code stores the tokens and runs the callback listener; this module waits for the tokens
 // to reach the store, removes the server's needs-auth entry (Claude Code 2.1.108 keeps it),
-// tells this process's onAuthChanged subscribers, and makes sure the session is connected.
+// tells this process's onAuthChanged subscribers, and makes sure the session is connected, with
+// one connect. It never makes things worse: a server the session reports connected is not signed
+// in again unless the host asks (`reauthenticate`), since Claude Code 2.1.334 empties the stored
+// tokens as soon as a sign-in starts.
 //
 // It never opens a browser, never writes credentials, and never puts a token, an authorization
 // code or a callback URL into a result, an error or a log line (the authUrl carries neither).
@@ -11,23 +14,28 @@
 // Structural: a "query" is the Agent SDK's Query (0.2.104+ for the Claude Code callback
 // listener; 0.3.x for a host-owned redirect URI); the SDK is never imported here.
 
-const addon = require('../../index.js');
+const addon = require('../../native.js');
 const { errMessage } = require('../log.js');
 const { sleep, unrefTimeout } = require('../timers.js');
 const { configDirFor } = require('./config-dir.js');
+const { dropEntryOfConnected } = require('./reconnect.js');
+const { noteClaudeCodeVersion } = require('./session.js');
 const errors = require('./sign-in-errors.js');
 const { connectorStatus, signInConnector } = require('./sign-in-connector.js');
+const signIns = require('./sign-ins.js');
+const { validateOptions } = require('./validate-options.js');
 
 const DEFAULT_TIMEOUT_MS = 300_000;
-/** How long Claude Code gets to connect the server itself once the tokens are stored. */
+/**
+ * How long Claude Code gets to connect the server itself once the tokens are stored through its
+ * own callback listener (it does, about 0.2 s after the callback). Not waited after a callback URL
+ * handed over with submitCallbackUrl: Claude Code does not connect then (2.1.108, 2.1.334).
+ */
 const CONNECT_GRACE_MS = 3000;
 const STATUS_POLL_MS = 100;
 /** Upper bound on waiting for our own 'invalidated' event (an in-process hop). */
 const HEARD_WAIT_MS = 5000;
 const OAUTH_TRANSPORTS = new Set(['http', 'sse']);
-
-/** query -> Map<server, SignIn>: at most one sign-in per server per session. */
-const inFlight = new WeakMap();
 
 function deferred() {
   let resolve;
@@ -47,27 +55,9 @@ function checkArgs(query, server, options) {
     throw errors.invalid('query must be the Agent SDK Query returned by query()');
   }
   if (typeof server !== 'string' || server === '') throw errors.invalid('server must be a non-empty string');
-  if (options !== undefined && (options === null || typeof options !== 'object')) {
-    throw errors.invalid('options must be an object');
-  }
-  const o = options || {};
+  const o = validateOptions('signIn', options);
   const timeoutMs = o.timeoutMs === undefined ? DEFAULT_TIMEOUT_MS : o.timeoutMs;
-  if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || timeoutMs > 2 ** 31 - 1) {
-    throw errors.invalid('options.timeoutMs must be a number of ms between 1 and 2147483647');
-  }
-  if (o.signal !== undefined && !(o.signal instanceof AbortSignal))
-    throw errors.invalid('options.signal must be an AbortSignal');
-  if (o.configDir !== undefined && typeof o.configDir !== 'string')
-    throw errors.invalid('options.configDir must be a string');
-  if (o.env !== undefined && (o.env === null || typeof o.env !== 'object'))
-    throw errors.invalid('options.env must be an object');
-  let redirectUri;
-  if (o.redirectUri !== undefined) {
-    if (typeof o.redirectUri !== 'string' || !URL.canParse(o.redirectUri)) {
-      throw errors.invalid('options.redirectUri must be an absolute URL');
-    }
-    redirectUri = o.redirectUri;
-  }
+  const redirectUri = o.redirectUri;
   const configDir = typeof o.configDir === 'string' ? o.configDir.normalize('NFC') : configDirFor({ env: o.env });
   if (configDir === '') throw errors.invalid("the config dir is '' (CLAUDE_CONFIG_DIR is set but empty)");
 
@@ -89,7 +79,7 @@ function checkArgs(query, server, options) {
       'signIn: options.redirectUri needs an Agent SDK whose mcpAuthenticate takes a redirect URI (0.3.x)',
     );
   }
-  return { configDir, timeoutMs, signal: o.signal, redirectUri };
+  return { configDir, timeoutMs, signal: o.signal, redirectUri, reauthenticate: o.reauthenticate === true };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -101,6 +91,9 @@ class SignIn {
   #configDir;
   #redirectUri;
   #signal;
+  #reauthenticate;
+  #submitted = false; // a callback URL was handed over: Claude Code will not connect by itself
+  #submitting = 0; // submits not answered yet (the tokens' save may be seen before the answer)
   #secrets = []; // callback URLs and their parts, cut out of Claude Code's messages
   #done = false;
   #sub = null;
@@ -112,6 +105,7 @@ class SignIn {
   #invalidateSent = false;
   #result = deferred(); // what `completed` settles with
   #started; // the authUrl, once Claude Code has one
+  #settled; // resolves when the sign-in ends, either way (for lib/sdk/sign-ins.js)
 
   constructor(query, server, args) {
     this.#query = query;
@@ -119,8 +113,13 @@ class SignIn {
     this.#configDir = args.configDir;
     this.#redirectUri = args.redirectUri;
     this.#signal = args.signal;
+    this.#reauthenticate = args.reauthenticate;
     this.#failure.promise.catch(() => {});
     this.#result.promise.catch(() => {}); // an abandoned sign-in is no unhandled rejection
+    this.#settled = this.#result.promise.then(
+      () => {},
+      () => {},
+    );
     this.#started = this.#start(args.timeoutMs);
     this.#started.catch(() => {});
   }
@@ -132,6 +131,11 @@ class SignIn {
 
   get redirectUri() {
     return this.#redirectUri;
+  }
+
+  /** Resolves (never rejects) once the sign-in completed or failed. */
+  get settled() {
+    return this.#settled;
   }
 
   /** Resolves with the authUrl (or null) once Claude Code has one; rejects as signIn does. */
@@ -177,8 +181,7 @@ class SignIn {
       this.#signal.removeEventListener('abort', this.#onAbort);
       this.#onAbort = null;
     }
-    const map = inFlight.get(this.#query);
-    if (map && map.get(this.#server) === this) map.delete(this.#server);
+    signIns.unregister(this.#query, this.#server, this);
   }
 
   #onEvent(ev) {
@@ -201,24 +204,32 @@ class SignIn {
 
   async #start(timeoutMs) {
     const signal = this.#signal;
-    if (signal?.aborted) throw errors.abortError(signal);
-    this.#timer = unrefTimeout(
-      () =>
-        this.#fail(
-          errors.signInError(
-            'ERR_SIGN_IN_TIMEOUT',
-            `signIn: the sign-in of "${this.#server}" did not complete within ${timeoutMs} ms`,
-            { timeoutMs },
-          ),
-        ),
-      timeoutMs,
-    );
-    if (signal) {
-      this.#onAbort = () => this.#fail(errors.abortError(signal));
-      signal.addEventListener('abort', this.#onAbort, { once: true });
-    }
     try {
-      await this.#preflight();
+      if (signal?.aborted) throw errors.abortError(signal);
+      this.#timer = unrefTimeout(
+        () =>
+          this.#fail(
+            errors.signInError(
+              'ERR_SIGN_IN_TIMEOUT',
+              `signIn: the sign-in of "${this.#server}" did not complete within ${timeoutMs} ms`,
+              { timeoutMs },
+            ),
+          ),
+        timeoutMs,
+      );
+      if (signal) {
+        this.#onAbort = () => this.#fail(errors.abortError(signal));
+        signal.addEventListener('abort', this.#onAbort, { once: true });
+      }
+      const status = await this.#preflight();
+      if (status === 'connected' && !this.#reauthenticate) {
+        // Never make things worse: starting Claude Code's flow would drop the working tokens
+        // (2.1.334 empties them at once). The session's connect proves the store's credentials,
+        // so a needs-auth entry left beside them (2.1.108 keeps it) is wrong: dropped.
+        dropEntryOfConnected(this.#server, { configDir: this.#configDir }, 'signIn');
+        this.#succeed({ server: this.#server, status });
+        return null;
+      }
       // Subscribe before Claude Code can store anything, so no change is missed.
       this.#sub = addon.onAuthChanged((ev) => this.#onEvent(ev), { configDir: this.#configDir });
       if (this.#done) this.#cleanup(); // failed while subscribing: the guard below rejects
@@ -255,6 +266,8 @@ class SignIn {
     if (!entry) throw errors.unknownServer(this.#server);
     const type = entry.config && typeof entry.config === 'object' ? (entry.config.type ?? 'stdio') : undefined;
     if (type !== undefined && !OAUTH_TRANSPORTS.has(type)) throw errors.transportError(this.#server, type);
+    noteClaudeCodeVersion(this.#query, 'signIn');
+    return entry.status;
   }
 
   async #authenticate() {
@@ -284,9 +297,13 @@ class SignIn {
     return entry ? entry.status : 'unknown';
   }
 
-  /** Claude Code connects the server itself after its own callback; after ours (or when it did not), we do. */
+  /**
+   * Claude Code connects the server itself after its own callback (given CONNECT_GRACE_MS); after
+   * a submitted callback URL it does not, so we connect at once; and when it did not, we do.
+   */
   async #connect() {
-    const end = Date.now() + CONNECT_GRACE_MS;
+    const byHost = this.#submitted || this.#submitting > 0 || this.#redirectUri !== undefined;
+    const end = Date.now() + (byHost ? 0 : CONNECT_GRACE_MS);
     let status = await this.#status();
     while (status !== 'connected' && Date.now() < end) {
       await this.#guard(sleep(STATUS_POLL_MS));
@@ -320,18 +337,32 @@ class SignIn {
       );
     }
     this.#secrets.push(callbackUrl, u.search, ...u.searchParams.values());
+    this.#submitting++;
     try {
       await this.#guard(this.#query.mcpSubmitOAuthCallbackUrl(this.#server, callbackUrl));
     } catch (err) {
+      this.#submitting--;
       if (errors.isAbortOrTimeout(err)) throw err;
+      const why = errors.redact(errMessage(err), this.#secrets);
+      if (errors.flowStillWaiting(why)) {
+        // 2.1.332+: a URL of another attempt (OAuth state mismatch) is refused and the flow in
+        // progress keeps waiting: this submit fails, the sign-in stays pending.
+        throw errors.signInError(
+          'ERR_SIGN_IN_CALLBACK_REJECTED',
+          `signIn: Claude Code did not accept this callback URL for "${this.#server}"; the sign-in is still pending: ${why}`,
+        );
+      }
       const e = errors.signInError(
         'ERR_SIGN_IN_FAILED',
-        `signIn: Claude Code refused the callback for "${this.#server}": ${errors.redact(errMessage(err), this.#secrets)}`,
+        `signIn: Claude Code refused the callback for "${this.#server}": ${why}`,
       );
       this.#fail(e); // Claude Code's flow is over: nothing more can land
       throw e;
     }
-    // Claude Code answers once it has exchanged the code and stored the tokens.
+    // Claude Code answers once it has exchanged the code and stored the tokens, and does not
+    // connect the server by itself after a submitted URL: #connect() does, at once.
+    this.#submitting--;
+    this.#submitted = true;
     this.#landed.resolve('callback-submitted');
   }
 
@@ -353,15 +384,11 @@ class SignIn {
  */
 async function signIn(query, server, options) {
   const args = checkArgs(query, server, options);
+  if (args.signal?.aborted) throw errors.abortError(args.signal); // before anything is registered
   // A claude.ai connector is authorized on claude.ai: its own flow (lib/sdk/sign-in-connector.js).
   if (await connectorStatus(query, server)) return signInConnector(query, server, args);
-  let map = inFlight.get(query);
-  if (!map) {
-    map = new Map();
-    inFlight.set(query, map);
-  }
-  const existing = map.get(server);
-  if (existing && !existing.done) {
+  const existing = signIns.inFlight(query, server);
+  if (existing) {
     if (existing.redirectUri !== args.redirectUri) {
       throw errors.signInError(
         'ERR_SIGN_IN_IN_PROGRESS',
@@ -373,7 +400,7 @@ async function signIn(query, server, options) {
     return existing.pending(authUrl);
   }
   const flow = new SignIn(query, server, args);
-  map.set(server, flow);
+  if (!flow.done) signIns.register(query, server, flow);
   const authUrl = await flow.started;
   return flow.pending(authUrl);
 }

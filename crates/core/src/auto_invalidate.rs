@@ -213,7 +213,7 @@ impl Policy {
   fn connectors(&self) -> Vec<String> {
     let mut names: BTreeSet<String> = lock(&self.connectors).clone();
     if let Ok(doc) = needs_auth::load(&self.process.memos, &self.cache_path) {
-      names.extend(doc.keys().filter(|k| k.starts_with(CONNECTOR_PREFIX)).cloned());
+      names.extend(doc.keys().filter(|k| k.starts_with(CONNECTOR_PREFIX)).map(ToString::to_string));
     }
     names.into_iter().collect()
   }
@@ -276,7 +276,7 @@ impl Policy {
           let ts = obj.and_then(|o| o.get("timestamp")).and_then(serde_json::Value::as_f64);
           self.is_connector(name) && idless && ts.is_some_and(|ts| ts < changed_at)
         })
-        .map(|(name, _)| name.clone())
+        .map(|(name, _)| name.to_string())
         .collect()
     };
     let removed = needs_auth::remove_picked(self.writer(), &self.cache_path, pick, |s| s.as_str());
@@ -334,6 +334,8 @@ mod tests {
     _tmp: tempfile::TempDir,
     dir: PathBuf,
     rx: Receiver<Output>,
+    // Taken by the Linux-only test of a stop during a removal (it finds the waiter in /proc).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     policy: Option<AutoInvalidator>,
     process: Shared,
     _watcher: Watcher,

@@ -1,12 +1,21 @@
 //! The needs-auth cache file's format and Claude Code's "cached" rule. Pure: no I/O here.
 //!
 //! Shape (2.1.108): `{"<server>": {"timestamp": ms}}`; 2.1.120+ may add `ttlMs`, `id` and
-//! `lapsedCcrSignInKey`. The document is kept as an order-preserving JSON map so that entries
-//! and fields this library does not know survive every rewrite, byte for byte.
+//! `lapsedCcrSignInKey`. The file is read as Claude Code reads it (`JSON.parse` of the file
+//! decoded as UTF-8: `js_json`), and each entry keeps the JSON text `JSON.stringify` would write
+//! for it, so that entries and fields this library does not know survive every rewrite exactly
+//! as Claude Code reads them (byte for byte for what Claude Code itself wrote).
 
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
+
+use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::js_json::{self, JsStr, Json};
 
 /// Claude Code's TTL when an entry has no `ttlMs`.
 pub const DEFAULT_TTL_MS: f64 = 900_000.0;
@@ -16,9 +25,278 @@ pub(crate) const CLOCK_SKEW_MS: f64 = 60_000.0;
 pub(crate) const MAX_CACHE_BYTES: u64 = 1024 * 1024;
 /// Longest server name accepted, in UTF-8 bytes.
 pub(crate) const MAX_SERVER_NAME_BYTES: usize = 4096;
+/// How deep into an entry the judging view (`Entry`'s `Value`) goes: the rules read the
+/// entry's own fields only; anything deeper is kept, exactly, in the entry's JSON text.
+const VIEW_DEPTH: usize = 32;
 
-/// The parsed cache document: server name -> entry, in file order.
-pub(crate) type Document = Map<String, Value>;
+/// An entry's name: the cache key as JavaScript has it. A key with a lone surrogate (which
+/// no Rust string holds) shows U+FFFD in its text, and is kept exactly beside it: it is never
+/// found by a name given as text, so it can never stand for another server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+  text: String,
+  /// The WTF-8 bytes, only when they are not UTF-8 (the key holds a lone surrogate).
+  exact: Option<Box<[u8]>>,
+}
+
+impl Key {
+  fn from_wtf8(bytes: JsStr) -> Key {
+    match String::from_utf8(bytes) {
+      Ok(text) => Key { text, exact: None },
+      Err(e) => {
+        let bytes = e.into_bytes();
+        Key { text: js_json::lossy(&bytes).into_owned(), exact: Some(bytes.into_boxed_slice()) }
+      }
+    }
+  }
+
+  /// Whether the key is a well-formed string, one a caller can name.
+  pub fn is_well_formed(&self) -> bool {
+    self.exact.is_none()
+  }
+
+  fn wtf8(&self) -> &[u8] {
+    self.exact.as_deref().unwrap_or(self.text.as_bytes())
+  }
+}
+
+/// Hashed by its text alone, so that a lookup by name (`ByName`) hashes alike.
+impl Hash for Key {
+  fn hash<H: Hasher>(&self, state: &mut H) {
+    self.text.hash(state);
+  }
+}
+
+impl Deref for Key {
+  type Target = str;
+  fn deref(&self) -> &str {
+    &self.text
+  }
+}
+
+impl fmt::Display for Key {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.write_str(&self.text)
+  }
+}
+
+/// A name given as text: equal to well-formed keys only.
+struct ByName<'a>(&'a str);
+
+impl Hash for ByName<'_> {
+  fn hash<H: Hasher>(&self, state: &mut H) {
+    self.0.hash(state);
+  }
+}
+
+impl indexmap::Equivalent<Key> for ByName<'_> {
+  fn equivalent(&self, key: &Key) -> bool {
+    key.exact.is_none() && key.text == self.0
+  }
+}
+
+/// What a document can be searched by: a server name, or a key taken from a document.
+pub trait EntryName {
+  fn index_in(&self, entries: &IndexMap<Key, Entry>) -> Option<usize>;
+}
+
+impl EntryName for str {
+  fn index_in(&self, entries: &IndexMap<Key, Entry>) -> Option<usize> {
+    entries.get_index_of(&ByName(self))
+  }
+}
+
+impl EntryName for String {
+  fn index_in(&self, entries: &IndexMap<Key, Entry>) -> Option<usize> {
+    self.as_str().index_in(entries)
+  }
+}
+
+impl EntryName for Key {
+  fn index_in(&self, entries: &IndexMap<Key, Entry>) -> Option<usize> {
+    entries.get_index_of(self)
+  }
+}
+
+/// One entry: its JSON text as `JSON.stringify` writes the value `JSON.parse` made of it, which
+/// is what a rewrite puts back (exactly what Claude Code reads), and a view to judge it by, made
+/// when first asked for (a check judges one entry of the file it re-read). Two entries are equal
+/// when their texts are.
+#[derive(Clone)]
+pub struct Entry {
+  /// Kept as built: shrinking it to a `Box<str>` would cost a reallocation per entry.
+  json: String,
+  /// The parsed value, for the view; `None` for an entry made here, whose view is set.
+  tree: Option<Arc<Json>>,
+  /// The value, for the rules: strings with U+FFFD for lone surrogates, ±Infinity as the
+  /// strings "Infinity"/"-Infinity" (which JavaScript's `Number` reads alike, and which are no
+  /// number to the name-only rule, as a non-finite number is not), cut at `VIEW_DEPTH`.
+  view: OnceLock<Value>,
+}
+
+impl Entry {
+  fn from_json(v: Json) -> Entry {
+    let mut json = String::with_capacity(64);
+    js_json::stringify(&v, &mut json);
+    Entry { json, tree: Some(Arc::new(v)), view: OnceLock::new() }
+  }
+
+  /// An entry made here (not read): its JSON is that of the value.
+  pub fn from_value(v: Value) -> Entry {
+    let mut json = String::new();
+    js_json::stringify(&json_of(&v), &mut json);
+    Entry { json, tree: None, view: OnceLock::from(v) }
+  }
+
+  /// The entry's JSON text, as a rewrite writes it.
+  pub fn json(&self) -> &str {
+    &self.json
+  }
+}
+
+impl Deref for Entry {
+  type Target = Value;
+  fn deref(&self) -> &Value {
+    self.view.get_or_init(|| self.tree.as_deref().map_or(Value::Null, |t| view_of(t, VIEW_DEPTH)))
+  }
+}
+
+impl PartialEq for Entry {
+  fn eq(&self, other: &Entry) -> bool {
+    self.json == other.json
+  }
+}
+
+/// Its text: a value nested 100,000 deep is printed without recursion.
+impl fmt::Debug for Entry {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    write!(f, "Entry({})", self.json)
+  }
+}
+
+impl fmt::Display for Entry {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.write_str(&self.json)
+  }
+}
+
+fn view_of(v: &Json, depth: usize) -> Value {
+  match v {
+    Json::Null => Value::Null,
+    Json::Bool(b) => Value::Bool(*b),
+    Json::Number(n) => match serde_json::Number::from_f64(*n) {
+      Some(n) => Value::Number(n),
+      None if *n > 0.0 => Value::String("Infinity".into()),
+      None => Value::String("-Infinity".into()),
+    },
+    Json::String(s) => Value::String(js_json::lossy(s).into_owned()),
+    _ if depth == 0 => Value::Null,
+    Json::Array(items) => Value::Array(items.iter().map(|i| view_of(i, depth - 1)).collect()),
+    Json::Object(entries) => {
+      Value::Object(entries.iter().map(|(k, v)| (js_json::lossy(k).into_owned(), view_of(v, depth - 1))).collect())
+    }
+  }
+}
+
+/// A value made here (shallow: a new entry) as JSON.
+fn json_of(v: &Value) -> Json {
+  match v {
+    Value::Null => Json::Null,
+    Value::Bool(b) => Json::Bool(*b),
+    Value::Number(n) => Json::Number(n.as_f64().unwrap_or(f64::NAN)),
+    Value::String(s) => Json::String(s.as_bytes().to_vec()),
+    Value::Array(items) => Json::Array(items.iter().map(json_of).collect()),
+    Value::Object(m) => Json::Object(m.iter().map(|(k, v)| (k.as_bytes().to_vec(), json_of(v))).collect()),
+  }
+}
+
+/// The parsed cache document: server name -> entry, in JavaScript's order (the file's, with
+/// array-index names first, ascending), each name once.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Document {
+  entries: IndexMap<Key, Entry>,
+}
+
+impl Document {
+  pub fn new() -> Document {
+    Document::default()
+  }
+
+  pub fn len(&self) -> usize {
+    self.entries.len()
+  }
+
+  pub fn is_empty(&self) -> bool {
+    self.entries.is_empty()
+  }
+
+  pub fn get<N: EntryName + ?Sized>(&self, name: &N) -> Option<&Entry> {
+    name.index_in(&self.entries).and_then(|i| self.entries.get_index(i)).map(|(_, e)| e)
+  }
+
+  pub fn contains_key<N: EntryName + ?Sized>(&self, name: &N) -> bool {
+    name.index_in(&self.entries).is_some()
+  }
+
+  /// Sets `name`'s entry, where JavaScript would put it: in place when it exists, else last,
+  /// or among the leading array-index names when it is one.
+  pub fn insert(&mut self, name: String, entry: Entry) -> Option<Entry> {
+    if let Some(i) = name.index_in(&self.entries) {
+      return self.entries.get_index_mut(i).map(|(_, e)| std::mem::replace(e, entry));
+    }
+    let key = Key { text: name, exact: None };
+    match js_json::array_index(key.text.as_bytes()) {
+      Some(n) => {
+        let at = self.entries.keys().take_while(|k| js_json::array_index(k.wtf8()).is_some_and(|m| m < n)).count();
+        self.entries.shift_insert(at, key, entry);
+      }
+      None => {
+        self.entries.insert(key, entry);
+      }
+    }
+    None
+  }
+
+  /// Removes `name`'s entry, keeping the others' order. A name taken from this document's
+  /// `keys()` that only a key with a lone surrogate shows (as U+FFFD) removes that entry: the
+  /// document's own names always reach their entries (removing all, purging).
+  pub fn shift_remove<N: EntryName + AsRef<str> + ?Sized>(&mut self, name: &N) -> Option<Entry> {
+    let i = name.index_in(&self.entries).or_else(|| {
+      let text = name.as_ref();
+      self.entries.keys().position(|k| !k.is_well_formed() && k.text == text)
+    })?;
+    self.entries.shift_remove_index(i).map(|(_, e)| e)
+  }
+
+  /// Removes the entries of every name in `names`, each as `shift_remove` would find it, in
+  /// one pass keeping the others' order: `shift_remove` of each would move every later entry
+  /// each time (seconds for a clear of 27,000 entries).
+  pub fn remove_many(&mut self, names: &std::collections::HashSet<&str>) {
+    let entries = &self.entries;
+    let gone = |k: &Key| {
+      names.contains(k.text.as_str()) && (k.is_well_formed() || entries.get_index_of(&ByName(&k.text)).is_none())
+    };
+    let keep: Vec<bool> = entries.keys().map(|k| !gone(k)).collect();
+    let mut keep = keep.into_iter();
+    self.entries.retain(|_, _| keep.next().unwrap_or(true));
+  }
+
+  pub fn iter(&self) -> indexmap::map::Iter<'_, Key, Entry> {
+    self.entries.iter()
+  }
+
+  pub fn keys(&self) -> indexmap::map::Keys<'_, Key, Entry> {
+    self.entries.keys()
+  }
+}
+
+impl<'d> IntoIterator for &'d Document {
+  type Item = (&'d Key, &'d Entry);
+  type IntoIter = indexmap::map::Iter<'d, Key, Entry>;
+  fn into_iter(self) -> Self::IntoIter {
+    self.entries.iter()
+  }
+}
 
 /// What a file's bytes turned out to be.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,18 +306,54 @@ pub(crate) enum Parsed {
   Corrupt(String),
 }
 
+/// The bytes as Claude Code's `JSON.parse(readFile(…, 'utf8'))` reads them (see `js_json`).
 pub(crate) fn parse(bytes: &[u8]) -> Parsed {
-  match serde_json::from_slice::<Value>(bytes) {
-    Ok(Value::Object(map)) => Parsed::Document(map),
-    Ok(other) => Parsed::Corrupt(format!("the root is {}, not an object", kind_of(&other))),
-    Err(err) => Parsed::Corrupt(format!("not valid JSON ({err})")),
+  let mut root = match js_json::parse_root_members(bytes) {
+    Ok(root) => root,
+    Err(err) => return Parsed::Corrupt(format!("not valid JSON ({err})")),
+  };
+  let Json::Object(members) = &mut root else {
+    return Parsed::Corrupt(format!("the root is {}, not an object", json_kind(&root)));
+  };
+  // The root's members as written: made into properties here, as `JSON.parse` makes them (a
+  // repeated name keeps its first place and takes its last value; array indices first).
+  let mut entries = IndexMap::with_capacity(members.len());
+  let mut indices = false;
+  for (k, v) in std::mem::take(members) {
+    indices |= js_json::array_index(&k).is_some();
+    entries.insert(Key::from_wtf8(k), Entry::from_json(v));
   }
+  if indices {
+    entries.sort_by_cached_key(|k, _| js_json::array_index(k.wtf8()).map_or((1, 0), |n| (0, n)));
+  }
+  Parsed::Document(Document { entries })
 }
 
 /// Compact JSON, as Claude Code's `JSON.stringify(obj)` writes it.
 pub(crate) fn serialize(doc: &Document) -> Vec<u8> {
-  // A map of JSON values always serialises; the fallback only keeps this total.
-  serde_json::to_vec(doc).unwrap_or_else(|_| b"{}".to_vec())
+  let mut out = String::with_capacity(2 + doc.iter().map(|(k, e)| k.text.len() + e.json.len() + 4).sum::<usize>());
+  out.push('{');
+  for (i, (key, entry)) in doc.iter().enumerate() {
+    if i > 0 {
+      out.push(',');
+    }
+    js_json::write_string(key.wtf8(), &mut out);
+    out.push(':');
+    out.push_str(&entry.json);
+  }
+  out.push('}');
+  out.into_bytes()
+}
+
+fn json_kind(v: &Json) -> &'static str {
+  match v {
+    Json::Null => "null",
+    Json::Bool(_) => "a boolean",
+    Json::Number(_) => "a number",
+    Json::String(_) => "a string",
+    Json::Array(_) => "an array",
+    Json::Object(_) => "an object",
+  }
 }
 
 /// `serialize`, refused when the bytes would be over `MAX_CACHE_BYTES`: this library never
@@ -176,7 +490,7 @@ pub(crate) fn statuses(doc: &Document, now: f64, default_ttl_ms: f64) -> Vec<Ent
 }
 
 /// The entry `markNeedsAuth` writes: what Claude Code writes, plus the optional 2.1.120+ fields.
-pub(crate) fn new_entry(now: f64, ttl_ms: Option<f64>, id: Option<&str>) -> Value {
+pub(crate) fn new_entry(now: f64, ttl_ms: Option<f64>, id: Option<&str>) -> Entry {
   let mut entry = Map::new();
   entry.insert("timestamp".into(), json_number(now));
   if let Some(ttl) = ttl_ms {
@@ -185,7 +499,7 @@ pub(crate) fn new_entry(now: f64, ttl_ms: Option<f64>, id: Option<&str>) -> Valu
   if let Some(id) = id {
     entry.insert("id".into(), Value::String(id.to_owned()));
   }
-  Value::Object(entry)
+  Entry::from_value(Value::Object(entry))
 }
 
 /// Whole milliseconds are written as integers, as `Date.now()` gives them.
@@ -254,15 +568,15 @@ mod tests {
   #[test]
   fn ttl_boundary_is_exclusive() {
     let e = doc(r#"{"a":{"timestamp":1000}}"#);
-    assert!(entry_status("a", &e["a"], 1000.0 + DEFAULT_TTL_MS - 1.0, DEFAULT_TTL_MS).cached);
-    assert!(!entry_status("a", &e["a"], 1000.0 + DEFAULT_TTL_MS, DEFAULT_TTL_MS).cached);
+    assert!(entry_status("a", e.get("a").expect("entry"), 1000.0 + DEFAULT_TTL_MS - 1.0, DEFAULT_TTL_MS).cached);
+    assert!(!entry_status("a", e.get("a").expect("entry"), 1000.0 + DEFAULT_TTL_MS, DEFAULT_TTL_MS).cached);
   }
 
   #[test]
   fn clock_skew_up_to_60_s_is_tolerated() {
     let e = doc(r#"{"a":{"timestamp":1795668859000},"b":{"timestamp":1795668860000}}"#);
-    assert!(entry_status("a", &e["a"], NOW, DEFAULT_TTL_MS).cached, "59 s ahead");
-    assert!(!entry_status("b", &e["b"], NOW, DEFAULT_TTL_MS).cached, "60 s ahead");
+    assert!(entry_status("a", e.get("a").expect("entry"), NOW, DEFAULT_TTL_MS).cached, "59 s ahead");
+    assert!(!entry_status("b", e.get("b").expect("entry"), NOW, DEFAULT_TTL_MS).cached, "60 s ahead");
   }
 
   #[test]
@@ -282,8 +596,76 @@ mod tests {
     for bad in ["", "{", "[]", "\"x\"", "null", "42", "{\"a\":1", "\u{feff}{}"] {
       assert!(matches!(parse(bad.as_bytes()), Parsed::Corrupt(_)), "{bad:?} must be corrupt");
     }
-    assert_eq!(parse(b"{}"), Parsed::Document(Map::new()));
-    assert_eq!(parse(b" {} \n"), Parsed::Document(Map::new()));
+    assert_eq!(parse(b"{}"), Parsed::Document(Document::new()));
+    assert_eq!(parse(b" {} \n"), Parsed::Document(Document::new()));
+  }
+
+  #[test]
+  fn what_json_parse_accepts_is_a_document_written_back_as_stringify_would() {
+    let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+    let cases = [
+      (
+        format!(r#"{{"a":{{"timestamp":1}},"b":{{"x":{deep}}}}}"#),
+        format!(r#"{{"a":{{"timestamp":1}},"b":{{"x":{deep}}}}}"#),
+      ),
+      (
+        r#"{"a\ud800":{"timestamp":1},"b":{"n":1e400,"m":-0,"s":1e-400}}"#.into(),
+        r#"{"a\ud800":{"timestamp":1},"b":{"n":null,"m":0,"s":0}}"#.into(),
+      ),
+      (r#" {"z":1, "2":{"b":1,"a":2,"b":3}, "1":0, "z":4 } "#.into(), r#"{"1":0,"2":{"b":3,"a":2},"z":4}"#.into()),
+    ];
+    for (src, want) in cases {
+      let d = doc(&src);
+      assert_eq!(String::from_utf8(serialize(&d)).expect("utf8"), want);
+      // What the watchers and writers do with documents, at any depth without recursion.
+      let copy = d.clone();
+      assert_eq!(copy, d);
+      assert!(!format!("{copy:?}").is_empty());
+      // Every view made (the deep one cut at its depth).
+      assert_eq!(d.iter().filter(|(_, e)| !e.is_string()).count(), d.len());
+    }
+    let latin1 = parse(b"{\"caf\xe9\":{\"timestamp\":1}}");
+    assert!(matches!(&latin1, Parsed::Document(d) if d.contains_key("caf\u{fffd}")), "{latin1:?}");
+  }
+
+  #[test]
+  fn a_key_with_a_lone_surrogate_is_never_found_by_another_name() {
+    let mut d = doc(r#"{"a\ud800":{"timestamp":1795668795083},"a\udbff":{"timestamp":2}}"#);
+    assert!(!d.contains_key("a\u{fffd}"), "U+FFFD is another name");
+    assert_eq!(d.len(), 2, "two lone surrogates are two names");
+    assert!(d.keys().all(|k| !k.is_well_formed() && &**k == "a\u{fffd}"));
+    d.insert("a\u{fffd}".into(), new_entry(3.0, None, None));
+    assert_eq!(d.len(), 3);
+    let want =
+      "{\"a\\ud800\":{\"timestamp\":1795668795083},\"a\\udbff\":{\"timestamp\":2},\"a\u{fffd}\":{\"timestamp\":3}}";
+    assert_eq!(serialize(&d), want.as_bytes());
+    // Its own names remove every entry: the well-formed one first, then the others.
+    let names: Vec<String> = d.keys().map(ToString::to_string).collect();
+    for n in &names {
+      assert!(d.shift_remove(n).is_some(), "{n:?}");
+    }
+    assert!(d.is_empty());
+  }
+
+  #[test]
+  fn array_index_names_go_first_as_javascript_puts_them() {
+    let mut d = doc(r#"{"b":{"timestamp":1},"7":{"timestamp":1}}"#);
+    d.insert("3".into(), new_entry(2.0, None, None));
+    d.insert("c".into(), new_entry(2.0, None, None));
+    d.insert("10".into(), new_entry(2.0, None, None));
+    d.insert("7".into(), new_entry(5.0, None, None));
+    let names: Vec<&str> = d.keys().map(|k| &**k).collect();
+    assert_eq!(names, ["3", "7", "10", "b", "c"]);
+    assert_eq!(d.get("7").map(ToString::to_string).as_deref(), Some(r#"{"timestamp":5}"#));
+  }
+
+  #[test]
+  fn out_of_range_numbers_are_judged_as_javascript_numbers() {
+    let d = doc(r#"{"inf":{"timestamp":1e400},"big":{"timestamp":1795668795083,"ttlMs":1e400}}"#);
+    let s = statuses(&d, NOW, DEFAULT_TTL_MS);
+    assert_eq!((s[0].timestamp, s[0].cached), (None, false), "not a finite timestamp");
+    assert_eq!((s[1].ttl_ms, s[1].cached), (DEFAULT_TTL_MS, true), "the name-only rule's default TTL");
+    assert_eq!(crate::server_rules::js_to_number(&d.get("big").expect("big")["ttlMs"]), f64::INFINITY);
   }
 
   #[test]

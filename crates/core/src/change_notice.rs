@@ -21,8 +21,10 @@ use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
 
-/// What `poll` found in the queue.
+/// What `poll` found in the queue. Only inotify makes them: elsewhere `watch` always answers
+/// `None`, and callers `stat`.
 #[derive(Debug, PartialEq, Eq)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub enum Event<'a> {
   /// Events were lost: anything may have changed, and every watch should be re-armed.
   Overflow,

@@ -8,7 +8,7 @@ use std::path::Path;
 /// Stable error codes. They are part of the public API: never rename one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
-  /// A server name that is empty, contains NUL, or is longer than 4 KiB.
+  /// A server name that is empty, contains NUL, holds a lone surrogate, or is longer than 4 KiB.
   InvalidServerName,
   /// An option or argument of the wrong type or out of range.
   InvalidArgument,

@@ -16,6 +16,7 @@ pub mod error;
 pub mod event_bus;
 pub mod events;
 mod fs;
+mod js_json;
 mod mutex;
 pub mod needs_auth;
 mod own_writes;

@@ -321,7 +321,8 @@ mod tests {
     let configs: ServerConfigs =
       [("proxy".to_string(), cfg(json!({"type": "claudeai-proxy", "url": "u", "id": "a"})))].into();
     let rules = Rules { default_ttl_ms: DEFAULT_TTL_MS, configs: Some(&configs) };
-    let doc: Document = serde_json::from_value(json!({"proxy": at(30.0 * MIN), "other": at(30.0 * MIN)})).expect("doc");
+    let json = json!({"proxy": at(30.0 * MIN), "other": at(30.0 * MIN)}).to_string();
+    let cache_file::Parsed::Document(doc) = cache_file::parse(json.as_bytes()) else { panic!("a document") };
     let s = rules.statuses(&doc, NOW);
     assert_eq!((s[0].judged_by, s[0].cached, s[0].ignored), (JudgedBy::Config, false, Some(Ignored::IdMismatch)));
     assert_eq!((s[1].judged_by, s[1].cached, s[1].ttl_ms), (JudgedBy::Name, false, DEFAULT_TTL_MS));

@@ -84,7 +84,7 @@ impl CredentialView {
     now: f64,
   ) -> Result<CredentialView> {
     let store = Store::locate(config_dir, explicit, source);
-    let snapshot = credentials::read(&store)?;
+    let snapshot = credentials::read(seen, &store)?;
     seen.note_seen(&store, now);
     Ok(CredentialView { store, snapshot })
   }

@@ -18,7 +18,8 @@ use crate::runtime::runtime;
 /// One entry of the needs-auth cache, judged as Claude Code would judge it now.
 #[napi(object)]
 pub struct NeedsAuthEntry {
-  /// The MCP server's name (the cache key), exactly as written.
+  /// The MCP server's name (the cache key), exactly as written; a lone surrogate in it (a name no
+  /// call accepts) shows as U+FFFD.
   pub server: String,
   /// When the connect failed with 401 (ms since the epoch); `null` when the entry has no numeric
   /// timestamp (Claude Code then ignores it).
@@ -62,9 +63,10 @@ pub fn cache_path(options: Option<NeedsAuthOptions>) -> Result<String, Code> {
   Ok(path_string(&options.unwrap_or_default().cache_path()?))
 }
 
-/// Every entry of the needs-auth cache, in file order. A missing or corrupt file has none (as
-/// Claude Code reads it); a file over 1 MiB throws `ERR_CACHE_TOO_LARGE`. Entries of servers in
-/// `options.serverConfigs` are judged by Claude Code 2.1.332's rules, the others by name only.
+/// Every entry of the needs-auth cache, in file order as JavaScript has it (integer-like names
+/// first). A missing or corrupt file has none (as Claude Code reads it); a file over 1 MiB throws
+/// `ERR_CACHE_TOO_LARGE`. Entries of servers in `options.serverConfigs` are judged by Claude Code
+/// 2.1.332's rules, the others by name only.
 #[napi]
 pub fn list_needs_auth(options: Option<NeedsAuthOptions>) -> Result<Vec<NeedsAuthEntry>, Code> {
   let opts = options.unwrap_or_default();

@@ -12,7 +12,7 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 
 use crate::cache::is_cached;
-use crate::{small_str, Code, NeedsAuthOptions, ServerName};
+use crate::{refuse_lone_surrogates, small_str, Code, NeedsAuthOptions, ServerName};
 use std::mem::MaybeUninit;
 
 /// Replaces `exports.isNeedsAuthCached` with the plain callback.
@@ -81,7 +81,11 @@ unsafe fn call(env: sys::napi_env, info: sys::napi_callback_info) -> std::result
   };
   let owned;
   let server: &str = match on_stack {
-    Some(s) => s,
+    Some(s) => {
+      // SAFETY: as above.
+      refuse_lone_surrogates(&e, unsafe { Unknown::from_raw_unchecked(env, argv[0]) }, s).map_err(AnyError::Ours)?;
+      s
+    }
     None => {
       // SAFETY: as above.
       let ServerName(s) = unsafe { ServerName::from_napi_value(env, argv[0]) }.map_err(AnyError::Napi)?;

@@ -8,6 +8,8 @@ pub mod duration;
 pub mod enums;
 mod env_state;
 mod fast_call;
+mod js_error;
+mod js_values;
 mod last_config_dir;
 mod option_fields;
 mod option_value;
@@ -18,194 +20,16 @@ mod read_threw;
 mod runtime;
 pub mod subscription;
 pub mod validate_server_config;
+mod warning;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use napi::sys;
-use std::mem::MaybeUninit;
-
-use mcp_needs_auth_core::error::{Error as CoreError, ErrorCode};
+pub use js_error::{core_error, invalid_argument, Code, JsResult, NapiResultExt, ERR_INTERNAL};
+pub(crate) use js_values::{decode_arg, js_string, refuse_lone_surrogates, small_str};
+pub use js_values::{path_string, server_name, ServerName};
 pub use options::NeedsAuthOptions;
-
-/// The `code` of every error this addon throws: one of the core's stable codes, or a failure
-/// napi reported, which is given a stable code here and only here (napi's status names, such
-/// as `InvalidArg` or `GenericFailure`, are not part of this package's API).
-pub enum Code {
-  Core(ErrorCode),
-  Napi(Status),
-}
-
-/// A failure inside the JavaScript engine binding that no argument explains.
-pub const ERR_INTERNAL: &str = "ERR_INTERNAL";
-
-impl AsRef<str> for Code {
-  fn as_ref(&self) -> &str {
-    match self {
-      Code::Core(c) => c.as_str(),
-      Code::Napi(
-        Status::InvalidArg
-        | Status::ObjectExpected
-        | Status::StringExpected
-        | Status::NameExpected
-        | Status::FunctionExpected
-        | Status::NumberExpected
-        | Status::BooleanExpected
-        | Status::ArrayExpected
-        | Status::BigintExpected
-        | Status::DateExpected
-        | Status::ArrayBufferExpected
-        | Status::DetachableArraybufferExpected,
-      ) => ErrorCode::InvalidArgument.as_str(),
-      Code::Napi(_) => ERR_INTERNAL,
-    }
-  }
-}
-
-impl From<Status> for Code {
-  fn from(s: Status) -> Self {
-    Code::Napi(s)
-  }
-}
-
-/// Internal helpers' result. `#[napi]` functions spell it `Result<T, Code>`: napi-derive
-/// recognises a return type by the name `Result`.
-pub type JsResult<T> = napi::Result<T, Code>;
-
-/// A core error as the `Error` JavaScript sees: its stable code and its message.
-pub fn core_error(e: CoreError) -> napi::Error<Code> {
-  napi::Error::new(Code::Core(e.code), e.message)
-}
-
-/// `.js()?` on napi's and the core's results inside functions that return `JsResult`: the one
-/// place either error becomes the `Error` JavaScript sees.
-pub trait NapiResultExt<T> {
-  fn js(self) -> JsResult<T>;
-}
-
-impl<T> NapiResultExt<T> for napi::Result<T> {
-  fn js(self) -> JsResult<T> {
-    self.map_err(|e| napi::Error::new(Code::Napi(e.status), e.reason))
-  }
-}
-
-impl<T> NapiResultExt<T> for mcp_needs_auth_core::error::Result<T> {
-  fn js(self) -> JsResult<T> {
-    self.map_err(core_error)
-  }
-}
-
-pub fn invalid_argument(message: impl Into<String>) -> napi::Error<Code> {
-  core_error(CoreError::new(ErrorCode::InvalidArgument, message))
-}
-
-/// Decodes a JS value as an argument of type `T`: a failure becomes a JS `Error` that carries
-/// our `code` (`Code` maps napi's statuses), held by napi's `Error`, which napi then throws as
-/// it is. The one place where our error codes meet napi's argument conversion: every argument
-/// type of this addon decodes through here, so no napi status name reaches a user as a `code`.
-///
-/// # Safety
-/// `value` is a live value of `env`'s current scope.
-pub(crate) unsafe fn decode_arg<T>(
-  env: sys::napi_env,
-  value: sys::napi_value,
-  decode: impl FnOnce(&Env, Unknown) -> JsResult<T>,
-) -> napi::Result<T> {
-  // SAFETY: per this function's contract.
-  let v = unsafe { Unknown::from_raw_unchecked(env, value) };
-  decode(&Env::from_raw(env), v).map_err(|e| {
-    let reason = e.reason.clone();
-    if read_threw::is_pending(&e) {
-      // Our error is already thrown (`read_threw`): napi-rs leaves it as it is.
-      return napi::Error::new(Status::PendingException, reason);
-    }
-    // SAFETY: `env` is live; `into_value` builds a plain `Error` with `code` and `message`.
-    let error = unsafe { JsError::from(e).into_value(env) };
-    if error.is_null() {
-      // The env is tearing down and can build no error: there is nobody to throw to either.
-      return napi::Error::new(Status::GenericFailure, reason);
-    }
-    // SAFETY: `error` was just made in this scope.
-    napi::Error::from_unknown_without_coercion(unsafe { Unknown::from_raw_unchecked(env, error) })
-  })
-}
-
-/// A server name argument: a string (its content is checked by the core).
-#[napi(transparent, object_from_js = false, object_to_js = false)]
-pub struct ServerName(pub String);
-
-impl FromNapiValue for ServerName {
-  unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
-    // SAFETY: napi passes a live value of this call's scope.
-    unsafe { decode_arg(env, value, |env, v| server_name(env, v).map(ServerName)) }
-  }
-}
-
-/// A JS string (checked by the caller) read into `buf` with one call, or `None` when it may not
-/// have fit (V8 writes whole characters only, so up to 3 bytes short of full is not proof).
-/// `buf` need not be initialised: zeroing it would cost more than the read.
-pub(crate) fn small_str<'b>(env: &Env, v: Unknown, buf: &'b mut [MaybeUninit<u8>]) -> JsResult<Option<&'b str>> {
-  let mut len = 0usize;
-  // SAFETY: `v` is a live string of this call's scope; napi writes at most `buf.len()` bytes
-  // (the last one a NUL) and sets `len` to the bytes written before it.
-  let status =
-    unsafe { napi::sys::napi_get_value_string_utf8(env.raw(), v.raw(), buf.as_mut_ptr().cast(), buf.len(), &mut len) };
-  if status != napi::sys::Status::napi_ok {
-    return Err(napi::Error::new(Code::Napi(Status::from(status)), "cannot read a string argument"));
-  }
-  if len + 4 >= buf.len() {
-    return Ok(None);
-  }
-  // SAFETY: napi initialised the first `len` bytes.
-  let written = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), len) };
-  // napi writes valid UTF-8 (lone surrogates become U+FFFD, as with `String`).
-  Ok(std::str::from_utf8(written).ok())
-}
-
-/// A string argument or option (checked to be a string by the caller), read straight into its
-/// allocation without a length probe when it is short, as server names and config dirs are.
-pub(crate) fn js_string(env: &Env, v: Unknown) -> JsResult<String> {
-  let mut bytes = Vec::<u8>::with_capacity(STRING_GUESS);
-  if let Some(len) = small_str(env, v, bytes.spare_capacity_mut())?.map(str::len) {
-    // SAFETY: `small_str` initialised these `len` bytes, and checked them to be UTF-8.
-    unsafe {
-      bytes.set_len(len);
-      return Ok(String::from_utf8_unchecked(bytes));
-    }
-  }
-  // SAFETY: `v` is a live string value of this call's scope.
-  unsafe { String::from_napi_value(env.raw(), v.raw()) }.js()
-}
-
-/// Room for most server names and config dirs; longer strings take napi's length probe.
-const STRING_GUESS: usize = 256;
-
-/// A server-name argument: must be a string (its content is checked by the core).
-pub fn server_name(env: &Env, arg: Unknown) -> JsResult<String> {
-  match arg.get_type().js()? {
-    ValueType::String => js_string(env, arg),
-    other => {
-      Err(core_error(CoreError::new(ErrorCode::InvalidServerName, format!("server must be a string, not {other:?}"))))
-    }
-  }
-}
-
-/// `process.emitWarning(message, 'McpNeedsAuthWarning', code)`: how problems that have no
-/// caller to throw to (a listener that threw, a watcher that failed) reach the host.
-pub fn emit_warning(env: &Env, message: &str, code: &str) {
-  let emit = || -> napi::Result<()> {
-    let process: Object = env.get_global()?.get_named_property("process")?;
-    let emit_warning: Function<FnArgs<(&str, &str, &str)>, Unknown> = process.get_named_property("emitWarning")?;
-    emit_warning.apply(process, FnArgs::from((message, "McpNeedsAuthWarning", code)))?;
-    Ok(())
-  };
-  // Nothing sensible is left to do if even emitting the warning fails.
-  let _ = emit();
-}
-
-pub fn path_string(p: &std::path::Path) -> String {
-  p.to_string_lossy().into_owned()
-}
+pub use warning::emit_warning;
 
 /// What the module adds to its exports once napi-rs made them.
 #[napi(module_exports)]

@@ -8,10 +8,13 @@
 
 mod keychain;
 mod observed;
+mod source;
 mod store;
 mod summary;
 
+pub use keychain::KEYCHAIN_TIMEOUT;
 pub use observed::Observations;
+pub use source::CredentialSource;
 pub(crate) use store::Store;
 pub use summary::ServerCredentials;
 pub(crate) use summary::Snapshot;
@@ -19,31 +22,6 @@ pub(crate) use summary::Snapshot;
 use crate::error::{Error, ErrorCode, Result};
 use crate::fs::{self, FileKind, Patience, Stamp};
 use summary::{parse_document, summarise};
-
-/// Where credentials are read from (`options.credentials`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CredentialSource {
-  /// As Claude Code: on macOS the Keychain item first, then the file; elsewhere the file.
-  Auto,
-  File,
-  Keychain,
-  None,
-}
-
-impl CredentialSource {
-  fn uses_keychain(self) -> bool {
-    matches!(self, CredentialSource::Keychain) || (cfg!(target_os = "macos") && self == CredentialSource::Auto)
-  }
-
-  fn uses_file(self) -> bool {
-    matches!(self, CredentialSource::Auto | CredentialSource::File)
-  }
-
-  /// Whether reading needs polling (a keychain has no change notification to watch).
-  pub(crate) fn needs_polling(self) -> bool {
-    self.uses_keychain()
-  }
-}
 
 const CREDENTIALS_FILE: FileKind = FileKind {
   label: "the credentials file",
@@ -53,8 +31,9 @@ const CREDENTIALS_FILE: FileKind = FileKind {
 };
 
 /// Reads the store as Claude Code would: keychain first where it is used, then the file.
-pub(crate) fn read(store: &Store) -> Result<Snapshot> {
-  read_waiting(store, |pause| {
+/// A keychain read goes through `seen`'s reads in flight (one parked thread per item at most).
+pub(crate) fn read(seen: &Observations, store: &Store) -> Result<Snapshot> {
+  read_waiting(seen, store, |pause| {
     std::thread::sleep(pause);
     true
   })
@@ -63,12 +42,17 @@ pub(crate) fn read(store: &Store) -> Result<Snapshot> {
 /// `read`, for a watcher told of the file's changes: a file caught half-written is read again
 /// when `wait` returns true, and reported as corrupt when it returns false (see
 /// `fs::read_waiting`).
-pub(crate) fn read_waiting(store: &Store, wait: impl FnMut(std::time::Duration) -> bool) -> Result<Snapshot> {
+pub(crate) fn read_waiting(
+  seen: &Observations,
+  store: &Store,
+  wait: impl FnMut(std::time::Duration) -> bool,
+) -> Result<Snapshot> {
   if store.source == CredentialSource::None {
     return Ok(Snapshot::default());
   }
   if store.source.uses_keychain() {
-    if let Some((secret, changed_at)) = keychain::read(&store.keychain_service, &store.keychain_account)? {
+    let flights = seen.keychain_reads();
+    if let Some((secret, changed_at)) = keychain::read(flights, &store.keychain_service, &store.keychain_account)? {
       let doc = parse_document(&secret).map_err(|why| {
         Error::new(
           ErrorCode::CredentialsCorrupt,
@@ -121,6 +105,6 @@ mod tests {
   #[test]
   fn the_none_source_reads_nothing() {
     let store = Store::locate(std::path::Path::new("/nonexistent/none-test"), true, CredentialSource::None);
-    assert_eq!(read(&store).ok(), Some(Snapshot::default()));
+    assert_eq!(read(&Observations::default(), &store).ok(), Some(Snapshot::default()));
   }
 }

@@ -5,14 +5,19 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::{Snapshot, Store};
+use super::keychain::Flights;
+use super::store::Store;
+use super::summary::Snapshot;
 use crate::mutex::lock;
 
-/// What one process observed of every store it read. One per process in use: it is that
-/// process's memory of the stores, which every reader (purge, diagnose, the watchers) consults.
+/// What one process observed of every store it read, and its keychain reads still in flight.
+/// One per process in use: it is that process's memory of the stores, which every reader
+/// (purge, diagnose, the watchers) consults, and its bound on threads parked in a keychain
+/// call that never returns (one per item).
 #[derive(Default)]
 pub struct Observations {
   stores: Mutex<HashMap<Store, Observed>>,
+  keychain_reads: Flights,
 }
 
 #[derive(Default)]
@@ -28,6 +33,11 @@ struct Observed {
 }
 
 impl Observations {
+  /// The keychain reads in flight, by item (see `keychain::read`).
+  pub(super) fn keychain_reads(&self) -> &Flights {
+    &self.keychain_reads
+  }
+
   /// Runs `f` on the record of `store`.
   fn with<R>(&self, store: &Store, f: impl FnOnce(&mut Observed) -> R) -> R {
     let mut all = lock(&self.stores);
@@ -104,8 +114,8 @@ impl Observations {
 mod tests {
   use std::path::Path;
 
+  use super::super::source::CredentialSource;
   use super::super::summary::tests::{snapshot, DOC};
-  use super::super::CredentialSource;
   use super::*;
 
   fn store(source: CredentialSource) -> Store {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::CredentialSource;
+use super::source::CredentialSource;
 use crate::config_dir;
 
 const SERVICE: &str = "Claude Code-credentials";

@@ -121,23 +121,29 @@ fn c_path(path: &Path) -> io::Result<std::ffi::CString> {
     .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "the path holds a NUL byte"))
 }
 
+/// `statfs(2)` of `path` (Linux and macOS name their fields differently; the call is the same).
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+fn statfs(path: &Path) -> io::Result<libc::statfs> {
+  let c = c_path(path)?;
+  let mut buf = std::mem::MaybeUninit::<libc::statfs>::uninit();
+  // SAFETY: `c` is a NUL-terminated path; `buf` is writable and as large as statfs writes.
+  if unsafe { libc::statfs(c.as_ptr(), buf.as_mut_ptr()) } != 0 {
+    return Err(io::Error::last_os_error());
+  }
+  // SAFETY: statfs returned 0, so it filled `buf`.
+  Ok(unsafe { buf.assume_init() })
+}
+
 #[cfg(target_os = "linux")]
 mod imp {
-  use super::{c_path, linux_type, Filesystem, MountId};
+  use super::{c_path, linux_type, statfs, Filesystem, MountId};
   use std::io;
   use std::mem::MaybeUninit;
   use std::os::unix::fs::MetadataExt;
   use std::path::Path;
 
   pub(super) fn filesystem_of(path: &Path) -> io::Result<Filesystem> {
-    let c = c_path(path)?;
-    let mut buf = MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: `c` is a NUL-terminated path; `buf` is writable and as large as statfs writes.
-    if unsafe { libc::statfs(c.as_ptr(), buf.as_mut_ptr()) } != 0 {
-      return Err(io::Error::last_os_error());
-    }
-    // SAFETY: statfs returned 0, so it filled `buf`.
-    let st = unsafe { buf.assume_init() };
+    let st = statfs(path)?;
     // The field's type differs between ABIs (i64, u32, …): its bits are what is compared.
     #[allow(clippy::unnecessary_cast)]
     Ok(linux_type(st.f_type as u64))
@@ -168,22 +174,14 @@ mod imp {
 
 #[cfg(target_os = "macos")]
 mod imp {
-  use super::{c_path, macos_type, Filesystem, MountId};
+  use super::{macos_type, statfs, Filesystem, MountId};
   use std::ffi::CStr;
   use std::io;
-  use std::mem::MaybeUninit;
   use std::os::unix::fs::MetadataExt;
   use std::path::Path;
 
   pub(super) fn filesystem_of(path: &Path) -> io::Result<Filesystem> {
-    let c = c_path(path)?;
-    let mut buf = MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: `c` is a NUL-terminated path; `buf` is writable and as large as statfs writes.
-    if unsafe { libc::statfs(c.as_ptr(), buf.as_mut_ptr()) } != 0 {
-      return Err(io::Error::last_os_error());
-    }
-    // SAFETY: statfs returned 0, so it filled `buf`.
-    let st = unsafe { buf.assume_init() };
+    let st = statfs(path)?;
     // SAFETY: the kernel NUL-terminates `f_fstypename` within its 16 bytes.
     let name = unsafe { CStr::from_ptr(st.f_fstypename.as_ptr()) }.to_string_lossy();
     let flags = u64::from(st.f_flags);
@@ -309,14 +307,17 @@ mod tests {
     assert!(!macos_type("macfuse", true).local, "unknown counts as remote");
   }
 
-  #[cfg(target_os = "linux")]
   #[test]
   fn this_machines_temp_dir_is_read_and_a_missing_path_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let fs = Filesystem::of(dir.path()).unwrap();
     assert!(!fs.name.is_empty());
     assert!(Filesystem::of(&dir.path().join("missing")).is_err());
-    // /proc is procfs: not on the allowlist.
+  }
+
+  #[cfg(target_os = "linux")]
+  #[test]
+  fn procfs_is_not_on_the_allowlist() {
     assert!(!Filesystem::of(Path::new("/proc/self")).unwrap().local);
   }
 

@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::parent_dir;
+use super::parent_dir::parent_dir;
 use crate::error::{Error, ErrorCode, Result};
 
 /// How long a write waits for another process's lock by default (`lockTimeoutMs`): far longer

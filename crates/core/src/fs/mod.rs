@@ -11,24 +11,17 @@
 
 // Read by the watcher's and the memo's choice of poll over notifications (issue 19), which is
 // being wired; until then its own tests are its only users.
+mod file_kind;
 #[cfg_attr(not(test), allow(dead_code))]
 pub mod filesystem;
 pub mod lock;
+mod parent_dir;
 pub mod read;
 pub mod stamp;
 pub mod write;
 
+pub use file_kind::FileKind;
 pub use lock::{lock_path, FileLock, DEFAULT_LOCK_WAIT};
-pub use read::{open_plain, read_bounded, read_opened, read_waiting, read_with, FileKind, Opened, Patience};
+pub use read::{open_plain, read_bounded, read_opened, read_waiting, read_with, Opened, Patience};
 pub use stamp::Stamp;
 pub use write::{move_aside, write_atomic, write_visible};
-
-use std::path::Path;
-
-/// The directory a file lives in (`.` for a bare file name).
-fn parent_dir(path: &Path) -> &Path {
-  match path.parent() {
-    Some(p) if !p.as_os_str().is_empty() => p,
-    _ => Path::new("."),
-  }
-}

@@ -5,16 +5,9 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::time::Duration;
 
-use super::Stamp;
-use crate::error::{Error, ErrorCode, Result};
-
-/// What kind of file is read: its size limit and how its errors are named.
-pub struct FileKind {
-  pub label: &'static str,
-  pub max_bytes: u64,
-  pub read_code: ErrorCode,
-  pub too_large_code: ErrorCode,
-}
+use super::file_kind::FileKind;
+use super::stamp::Stamp;
+use crate::error::{Error, Result};
 
 /// How long to wait for a file that does not parse, in case a plain `writeFile` (Claude
 /// Code's: truncate, then write) is half done.
@@ -132,7 +125,9 @@ fn describe_type(t: &std::fs::FileType) -> &'static str {
   }
 }
 
-/// A file as `open_plain` found it.
+/// A file as `open_plain` found it. Not on Unix, `open_plain` answers `Other` only (no
+/// `O_NOFOLLOW` to open with), and callers take the general path.
+#[cfg_attr(not(unix), allow(dead_code))]
 pub enum Opened {
   Missing,
   /// A symlink, not a regular file, or not openable here: the caller takes its general path
@@ -218,8 +213,9 @@ pub type ReadOutcome<T> = Option<std::result::Result<T, String>>;
 
 /// A half-done `writeFile` (truncate, then write) leaves a prefix of the JSON: empty, or cut
 /// off. Garbage in the middle, or a whole document of the wrong shape, never comes from one.
+/// Judged by `JSON.parse`'s grammar (`js_json`), at any depth.
 fn looks_truncated(bytes: &[u8]) -> bool {
-  matches!(serde_json::from_slice::<serde::de::IgnoredAny>(bytes), Err(e) if e.is_eof())
+  crate::js_json::looks_truncated(bytes)
 }
 
 /// Reads and parses a file Claude Code may be writing with a plain `writeFile`. A read that
@@ -274,6 +270,7 @@ pub fn read_waiting<T>(
 #[cfg(test)]
 pub(crate) mod tests {
   use super::*;
+  use crate::error::ErrorCode;
   use std::fs;
 
   const TEST_FILE: FileKind = FileKind {

@@ -4,7 +4,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use super::FileKind;
+use super::file_kind::FileKind;
 use crate::clock;
 use crate::error::{Error, Result};
 

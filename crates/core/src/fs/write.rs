@@ -4,7 +4,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::parent_dir;
+use super::parent_dir::parent_dir;
 use crate::error::{Error, ErrorCode, Result};
 
 /// Replaces `path` with `bytes` atomically and durably: the temp file is fsynced before it is

@@ -27,8 +27,8 @@ pub(super) fn others_changes(baseline: &Arc<Document>, own: OwnWrites, now: &Doc
 /// Servers whose entries were added, changed or removed between two documents.
 fn changed_servers(before: &Document, after: &Document) -> Vec<String> {
   let mut names: Vec<String> =
-    after.iter().filter(|(k, v)| before.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect();
-  names.extend(before.keys().filter(|k| !after.contains_key(*k)).cloned());
+    after.iter().filter(|(k, v)| before.get(*k) != Some(*v)).map(|(k, _)| k.to_string()).collect();
+  names.extend(before.keys().filter(|k| !after.contains_key(*k)).map(ToString::to_string));
   names
 }
 

@@ -142,7 +142,7 @@ impl<S: Sink> Worker<S> {
   }
 
   pub(super) fn credentials_changed(&mut self, inbox: &mut Inbox) {
-    let read = credentials::read_waiting(&self.store, |pause| {
+    let read = credentials::read_waiting(&self.process.observations, &self.store, |pause| {
       inbox.pause_for_credentials(pause);
       true
     });
@@ -166,7 +166,7 @@ impl<S: Sink> Worker<S> {
       return Inline::Busy;
     }
     let mut torn = false;
-    let read = credentials::read_waiting(&self.store, |_| {
+    let read = credentials::read_waiting(&self.process.observations, &self.store, |_| {
       torn = true;
       false
     });
@@ -204,7 +204,7 @@ impl<S: Sink> Worker<S> {
       Err(e) if self.broken.is_none() => self.warn(&e),
       Err(_) => {}
     }
-    match credentials::read(&self.store) {
+    match credentials::read(&self.process.observations, &self.store) {
       Ok(snapshot) => {
         self.process.observations.observe(&self.store, &snapshot, now_ms());
         self.credentials = snapshot.clone();
