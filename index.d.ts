@@ -79,7 +79,10 @@ export declare function cachePath(options?: NeedsAuthOptions | undefined | null)
  */
 export declare function configDirFor(env?: EnvVars | undefined | null): string
 
-/** What the credentials store holds for the server: booleans and `expiresAt`, never a token. */
+/**
+ * What the credentials store holds for the server (for a claude.ai connector: the account's
+ * `claudeAiOauth`, which it is dialed with): booleans and `expiresAt`, never a token.
+ */
 export interface CredentialsSummary {
   /** The store has at least one `mcpOAuth` entry for this server name. */
   present: boolean
@@ -114,6 +117,12 @@ export interface Diagnosis {
   /** The server's needs-auth entry, cached or not; `null` when there is none. */
   cacheEntry: NeedsAuthEntry | null
   credentials: CredentialsSummary
+  /**
+   * For a claude.ai connector (`claudeai-proxy`) with an entry: what the entry stands for (the
+   * connector's authorization on claude.ai, which this machine cannot see), what clears it,
+   * and whether Claude Code already ignores it.
+   */
+  connectorNote?: string
 }
 
 /**

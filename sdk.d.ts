@@ -377,6 +377,80 @@ export declare class ServerStatusSubscription {
   [Symbol.dispose](): void;
 }
 
+// ---------------------------------------------------------------------------------------------
+// claude.ai connectors (lib/sdk/connectors.js, lib/sdk/sign-in-connector.js)
+
+/**
+ * What `signIn(query, '<claude.ai connector>')` resolves with on Claude Code 2.1.332+: the
+ * connector is authorized on claude.ai (`authUrl`, claude.ai's start-auth page); nothing calls
+ * back (`callbackExpected: false`). `completed` resolves once the session reports the connector
+ * connected (after a re-dial: `redial()` when the user says they are done). Claude Code 2.1.108
+ * offers nothing: `signIn` rejects with `ERR_SIGN_IN_UNSUPPORTED` (`err.transport: 'claudeai-proxy'`).
+ */
+export interface PendingConnectorSignIn extends PendingSignIn {
+  readonly authUrl: string;
+  readonly callbackExpected: false;
+  /** One re-dial of the connector; resolves with the status the session then reports. */
+  redial(): Promise<McpServerStatusLike['status'] | undefined>;
+}
+
+export interface RedialOptions extends ConfigDirOptions {
+  /** The statuses of connectors to re-dial (default `['needs-auth']`). */
+  statuses?: string[];
+  /** How long a `mcpServerStatus()` answer is waited for (default 30000 ms). */
+  statusTimeoutMs?: number;
+}
+
+/** One connector's re-dial. */
+export interface RedialOutcome {
+  server: string;
+  /** What the session reports after the re-dial. */
+  status: McpServerStatusLike['status'] | 'unknown';
+  connected: boolean;
+  /** What `reconnectMcpServer` rejected with, when it did and the connector is not connected. */
+  error?: string;
+}
+
+/**
+ * Re-dials, one `reconnectMcpServer` each, the claude.ai connectors the session reports
+ * `needs-auth`; a connector then connected loses its needs-auth entry (Claude Code 2.1.108 keeps
+ * it). Resolves `[]` when the session has ended; never rejects.
+ */
+export declare function redialConnectors(query: QueryLike, options?: RedialOptions): Promise<RedialOutcome[]>;
+
+export interface RedialWhileLiveOptions extends RedialOptions {
+  /**
+   * The n-th scheduled re-dial this long after the previous one; `false`: none. Default
+   * `[30000, 60000, 120000, 240000, 480000, 960000, 1920000]` (63.5 min, then no more).
+   */
+  scheduleMs?: number[] | false;
+  /** How often Claude Code's global config is looked at for an account change (default 2000 ms); `false`: never. */
+  accountPollMs?: number | false;
+  /** The global config file (default: where Claude Code keeps it for the config dir). */
+  globalConfigPath?: string;
+  /** Hears the outcomes of every round that re-dialed. */
+  onRedial?: (outcomes: RedialOutcome[]) => void;
+  /** Aborting stops it. */
+  signal?: AbortSignal;
+}
+
+/** What `redialConnectorsWhileLive` returns. */
+export declare class ConnectorRedial {
+  private constructor();
+  /** A round now (the user says they authorized a connector). */
+  redialNow(): Promise<void>;
+  /** How many rounds re-dialed at least one connector. */
+  readonly rounds: number;
+  /** Whether a scheduled round is still to come. */
+  readonly scheduled: boolean;
+  /** Resolves once no round runs. */
+  settled(): Promise<void>;
+  /** Stops at once. Idempotent. */
+  close(): void;
+  readonly closed: boolean;
+  [Symbol.dispose](): void;
+}
+
 /**
  * Pushes each MCP server's status in a live session to `callback`: every server the session
  * reports (servers the host passed, settings servers, plugin servers, claude.ai connectors) once
@@ -400,3 +474,11 @@ export declare function onServerStatus(
   callback: (event: ServerStatusEvent) => void | Promise<void>,
   options?: ServerStatusOptions,
 ): ServerStatusSubscription;
+
+/**
+ * Re-dials the session's needs-auth claude.ai connectors on a bounded backoff schedule while the
+ * session lives, and at once when the account or organization in Claude Code's global config
+ * changes (after removing the connector entries written before the change). Stops on `close()`,
+ * `options.signal`, or when the session ends.
+ */
+export declare function redialConnectorsWhileLive(query: QueryLike, options?: RedialWhileLiveOptions): ConnectorRedial;

@@ -22,8 +22,11 @@
 // The modules, each importing only those below it:
 //   lib/sdk/hooks.js                   prepareQuery, needsAuthHooks (a new session)
 //   lib/sdk/reconnect-subscription.js  reconnectOnAuthChange (a live session)
-//   lib/sdk/sign-in.js                 signIn (lib/sdk/sign-in-errors.js: its error codes)
+//   lib/sdk/sign-in.js                 signIn (lib/sdk/sign-in-errors.js: its error codes;
+//                                      lib/sdk/sign-in-connector.js: a claude.ai connector's)
 //   lib/sdk/server-status.js           onServerStatus (each server's status, pushed)
+//   lib/sdk/connectors.js              redialConnectors, redialConnectorsWhileLive (claude.ai
+//                                      connectors; lib/sdk/global-config.js: the account ids)
 //   lib/sdk/reconnect.js               reconnecting one server, with bounded retries
 //   lib/sdk/session.js                 a session as its control requests show it
 //   lib/sdk/session-signals.js         what the modules above tell each other about a session
@@ -39,6 +42,7 @@ const { prepareQuery, needsAuthHooks } = require('./lib/sdk/hooks.js');
 const { reconnectOnAuthChange, ReconnectSubscription } = require('./lib/sdk/reconnect-subscription.js');
 const { signIn } = require('./lib/sdk/sign-in.js');
 const { onServerStatus, ServerStatusSubscription } = require('./lib/sdk/server-status.js');
+const { redialConnectors, redialConnectorsWhileLive, ConnectorRedial } = require('./lib/sdk/connectors.js');
 
 module.exports = {
   configDirFor,
@@ -49,4 +53,7 @@ module.exports = {
   signIn,
   onServerStatus,
   ServerStatusSubscription,
+  redialConnectors,
+  redialConnectorsWhileLive,
+  ConnectorRedial,
 };

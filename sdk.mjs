@@ -13,5 +13,8 @@ export const {
   signIn,
   onServerStatus,
   ServerStatusSubscription,
+  redialConnectors,
+  redialConnectorsWhileLive,
+  ConnectorRedial,
 } = sdk;
 export default sdk;

@@ -200,6 +200,7 @@ function safeDiagnosis(d) {
       expiresAt: typeof c.expiresAt === 'number' ? c.expiresAt : null,
       tokenlessStub: !!c.tokenlessStub,
     },
+    ...(typeof d.connectorNote === 'string' ? { connectorNote: d.connectorNote } : {}),
   };
 }
 
@@ -272,6 +273,10 @@ function cmdWhy(addon, options, values, args) {
     out('Reasons:');
     for (const r of d.reasons) out(`  - [${r.kind}] ${r.message}`);
   }
+  if (d.connectorNote) {
+    out('');
+    out(`claude.ai connector: ${d.connectorNote}`);
+  }
   out('');
   if (d.cacheEntry) {
     const e = d.cacheEntry;
@@ -283,8 +288,11 @@ function cmdWhy(addon, options, values, args) {
     out('Cache entry: none');
   }
   const c = d.credentials;
+  const whose = d.connectorNote
+    ? 'Account credentials (claudeAiOauth, what connectors are dialed with)'
+    : 'Credentials';
   if (!c.present) {
-    out('Credentials: none stored for this server');
+    out(d.connectorNote ? `${whose}: none stored` : 'Credentials: none stored for this server');
   } else {
     let expires = '';
     if (c.hasAccessToken && c.expiresAt !== null) {
@@ -293,7 +301,7 @@ function cmdWhy(addon, options, values, args) {
         left > 0 ? ` (expires in ${addon.formatDuration(left)})` : ` (expired ${addon.formatDuration(-left)} ago)`;
     }
     out(
-      `Credentials: access token ${yesNo(c.hasAccessToken)}${expires}, refresh token ${yesNo(c.hasRefreshToken)},` +
+      `${whose}: access token ${yesNo(c.hasAccessToken)}${expires}, refresh token ${yesNo(c.hasRefreshToken)},` +
         ` token-less stub ${yesNo(c.tokenlessStub)}`,
     );
   }

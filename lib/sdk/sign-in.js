@@ -21,6 +21,7 @@ const { configDirFor } = require('./config-dir.js');
 const { dropEntryOfConnected } = require('./reconnect.js');
 const { noteClaudeCodeVersion } = require('./session.js');
 const errors = require('./sign-in-errors.js');
+const { connectorStatus, signInConnector } = require('./sign-in-connector.js');
 const signIns = require('./sign-ins.js');
 const { validateOptions } = require('./validate-options.js');
 
@@ -384,6 +385,8 @@ class SignIn {
 async function signIn(query, server, options) {
   const args = checkArgs(query, server, options);
   if (args.signal?.aborted) throw errors.abortError(args.signal); // before anything is registered
+  // A claude.ai connector is authorized on claude.ai: its own flow (lib/sdk/sign-in-connector.js).
+  if (await connectorStatus(query, server)) return signInConnector(query, server, args);
   const existing = signIns.inFlight(query, server);
   if (existing) {
     if (existing.redirectUri !== args.redirectUri) {

@@ -21,6 +21,7 @@
 //! process's lock, say) is finished but not announced, nothing queued is started, and the
 //! thread exits by itself (see `watcher::threads`).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -35,6 +36,7 @@ use crate::events::{AuthEvent, EventSink, Reason, Source};
 use crate::fs::DEFAULT_LOCK_WAIT;
 use crate::mutex::lock;
 use crate::needs_auth::{self, Selection, Writer};
+use crate::server_rules::CONNECTOR_PREFIX;
 use crate::staleness::{self, CredentialView};
 use crate::watcher::{self, threads, Change, Shared};
 
@@ -109,6 +111,7 @@ pub fn start(
   config_dir: &Path,
   store: Store,
   on: Arc<AtomicBool>,
+  connectors: Arc<Mutex<BTreeSet<String>>>,
   sink: impl EventSink,
   process: Shared,
 ) -> Result<(AutoInvalidator, Inbox)> {
@@ -121,6 +124,8 @@ pub fn start(
     on,
     gate: Arc::clone(&gate),
     credentials: Snapshot::default(),
+    account: None,
+    connectors,
     last_warning: None,
     process,
   };
@@ -137,6 +142,10 @@ struct Policy {
   gate: Arc<Gate>,
   /// The store as last reported: the evidence for the superseded rule.
   credentials: Snapshot,
+  /// The account tokens' fingerprint as last reported (0: none); `None` before the baseline.
+  account: Option<u64>,
+  /// The servers the subscribers' `serverConfigs` name as `claudeai-proxy`.
+  connectors: Arc<Mutex<BTreeSet<String>>>,
   last_warning: Option<String>,
   process: Shared,
 }
@@ -193,11 +202,46 @@ impl Policy {
     }
   }
 
-  fn credentials_changed(&mut self, changed: Vec<String>, snapshot: Snapshot) {
+  /// Whether `server` is a claude.ai connector: configured as one, or named as Claude Code
+  /// names them.
+  fn is_connector(&self, server: &str) -> bool {
+    server.starts_with(CONNECTOR_PREFIX) || lock(&self.connectors).contains(server)
+  }
+
+  /// The connectors an account token change concerns: the configured ones and those the cache
+  /// names.
+  fn connectors(&self) -> Vec<String> {
+    let mut names: BTreeSet<String> = lock(&self.connectors).clone();
+    if let Ok(doc) = needs_auth::load(&self.process.memos, &self.cache_path) {
+      names.extend(doc.keys().filter(|k| k.starts_with(CONNECTOR_PREFIX)).map(ToString::to_string));
+    }
+    names.into_iter().collect()
+  }
+
+  fn credentials_changed(&mut self, mut changed: Vec<String>, snapshot: Snapshot) {
     self.last_warning = None;
+    let account = snapshot.account.as_ref().map_or(0, |a| a.fingerprint);
+    let account_changed = self.account.replace(account).is_some_and(|before| before != account);
+    let account_has_token = snapshot.account.as_ref().is_some_and(|a| a.has_token());
     self.credentials = snapshot;
+    // The account's tokens are what connectors are dialed with: a change of them is news for
+    // every connector, and (auto-invalidation on) ends the id-less entries written before it.
+    let mut connectors = Vec::new();
+    if account_changed {
+      connectors = self.connectors();
+      for c in &connectors {
+        if !changed.contains(c) {
+          changed.push(c.clone());
+        }
+      }
+    }
     if changed.is_empty() {
       return;
+    }
+    if self.auto_invalidate() && account_has_token && !connectors.is_empty() {
+      // Dated when the watcher saw the save: an entry written after it is a new 401.
+      let seen_at = self.process.observations.observed_account_change(&self.store).unwrap_or_else(now_ms);
+      self.remove_idless_connector_entries(seen_at);
     }
     let signed_in: Vec<String> = changed
       .iter()
@@ -219,6 +263,28 @@ impl Policy {
     self.emit_once(Reason::CredentialsChanged, &mut event);
   }
 
+  /// Removes the id-less connector entries (Claude Code 2.1.108's) written before `changed_at`,
+  /// when the account's tokens changed: never an entry with an `id` (2.1.332+: the connector's
+  /// own authorization on claude.ai, which no account change proves anything about).
+  fn remove_idless_connector_entries(&mut self, changed_at: f64) {
+    let pick = |doc: &Document| -> Vec<String> {
+      doc
+        .iter()
+        .filter(|(name, entry)| {
+          let obj = entry.as_object();
+          let idless = obj.is_none_or(|o| o.get("id").is_none());
+          let ts = obj.and_then(|o| o.get("timestamp")).and_then(serde_json::Value::as_f64);
+          self.is_connector(name) && idless && ts.is_some_and(|ts| ts < changed_at)
+        })
+        .map(|(name, _)| name.to_string())
+        .collect()
+    };
+    let removed = needs_auth::remove_picked(self.writer(), &self.cache_path, pick, |s| s.as_str());
+    if let Err(e) = removed {
+      self.warn(&e);
+    }
+  }
+
   fn cache_changed(&mut self, servers: Vec<String>) {
     let mut event = Some(servers);
     if self.auto_invalidate() {
@@ -237,7 +303,7 @@ impl Policy {
       cache_file::statuses(doc, now, cache_file::DEFAULT_TTL_MS)
         .into_iter()
         .filter(|st| {
-          let evidence = view.evidence(&self.process.observations, &st.server);
+          let evidence = view.evidence_for(&self.process.observations, st, self.is_connector(&st.server));
           st.timestamp.is_some_and(|ts| staleness::is_superseded(ts, &evidence))
         })
         .map(|st| st.server)
@@ -283,7 +349,8 @@ mod tests {
     let store = Store::locate(&dir, true, source);
     let process = Shared::default();
     let on = Arc::new(AtomicBool::new(auto_invalidate));
-    let (policy, inbox) = start(&dir, store.clone(), on, tx, process.clone()).expect("start");
+    let connectors = Arc::new(Mutex::new(BTreeSet::from(["figma".to_string()])));
+    let (policy, inbox) = start(&dir, store.clone(), on, connectors, tx, process.clone()).expect("start");
     let settings = Arc::new(watcher::Settings::new(Duration::from_secs(2)));
     let watcher = watcher::start(&dir, store, settings, inbox, process.clone()).expect("watch");
     Fixture { _tmp: tmp, dir, rx, policy: Some(policy), process, _watcher: watcher }
@@ -474,6 +541,64 @@ mod tests {
       .expect("write");
     assert_eq!(f.next_event().servers, vec!["gh"]);
     assert!(fs::read_to_string(f.cache()).expect("read").contains("\"gh\""));
+  }
+
+  fn write_account(f: &Fixture, token: &str) {
+    let doc = format!(
+      r#"{{"claudeAiOauth":{{"accessToken":"{token}","scopes":["user:mcp_servers"],"expiresAt":{}}}}}"#,
+      now_ms() + 3_600_000.0
+    );
+    fs::write(f.dir.join(".credentials.json"), doc).expect("write credentials");
+  }
+
+  #[test]
+  fn an_account_token_change_removes_idless_connector_entries_only_and_names_the_connectors() {
+    let f = watch(CredentialSource::File, true);
+    write_account(&f, "A1");
+    assert_eq!(f.next_event().servers, vec!["figma"], "the first save: the configured connector");
+    // 401s after that save (an entry older than the account's tokens would be superseded already).
+    std::thread::sleep(Duration::from_millis(20));
+    let before = now_ms();
+    fs::write(
+      f.cache(),
+      format!(
+        r#"{{"claude.ai Figma":{{"timestamp":{before}}},"claude.ai Linear":{{"timestamp":{before},"id":"mcpsrv_02"}},"figma":{{"timestamp":{before}}},"gh":{{"timestamp":{before}}}}}"#
+      ),
+    )
+    .expect("entries");
+    assert_eq!(f.next_event().reason, Reason::CacheChanged);
+    write_account(&f, "A2");
+    let e = f.next_event();
+    assert_eq!(e.reason, Reason::CredentialsChanged);
+    assert_eq!(e.servers, vec!["claude.ai Figma", "claude.ai Linear", "figma"], "configured and named connectors");
+    let left = fs::read_to_string(f.cache()).expect("read");
+    assert!(!left.contains("Figma") && !left.contains("\"figma\""), "id-less connector entries removed: {left}");
+    assert!(
+      left.contains("claude.ai Linear") && left.contains("\"gh\""),
+      "an entry with an id, and an http server's, kept: {left}"
+    );
+    // Written back by a process that read the cache before the save: removed again (sticky).
+    fs::write(f.cache(), format!(r#"{{"claude.ai Figma":{{"timestamp":{before}}}}}"#)).expect("write back");
+    assert_eq!(f.next_event().servers, vec!["claude.ai Figma", "claude.ai Linear", "gh"]);
+    assert_eq!(fs::read_to_string(f.cache()).expect("read"), "{}");
+    // A 401 after the save stays.
+    let later = now_ms() + 1.0;
+    fs::write(f.cache(), format!(r#"{{"claude.ai Figma":{{"timestamp":{later}}}}}"#)).expect("new 401");
+    f.next_event();
+    assert!(fs::read_to_string(f.cache()).expect("read").contains("Figma"));
+  }
+
+  #[test]
+  fn without_auto_invalidation_an_account_change_is_reported_and_nothing_removed() {
+    let f = watch(CredentialSource::File, false);
+    write_account(&f, "A1");
+    f.next_event();
+    let before = now_ms() - 60_000.0;
+    fs::write(f.cache(), format!(r#"{{"claude.ai Figma":{{"timestamp":{before}}}}}"#)).expect("entry");
+    f.next_event();
+    write_account(&f, "A2");
+    assert_eq!(f.next_event().servers, vec!["claude.ai Figma", "figma"]);
+    assert!(fs::read_to_string(f.cache()).expect("read").contains("Figma"));
   }
 
   #[test]

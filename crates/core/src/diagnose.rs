@@ -29,9 +29,12 @@ pub struct Diagnosis {
   pub skipped: bool,
   pub reasons: Vec<SkipReason>,
   pub entry: Option<EntryStatus>,
-  /// `None` when the store holds nothing for this server.
+  /// `None` when the store holds nothing for this server. For a claude.ai connector: the
+  /// account's (`claudeAiOauth`), which it is dialed with.
   pub credentials: Option<ServerCredentials>,
   pub(crate) store_present: bool,
+  /// For a claude.ai connector with an entry: what that entry is about and what clears it.
+  pub connector_note: Option<String>,
 }
 
 /// The diagnosis of `server`, reading the cache through `memos` and judging by what this
@@ -50,12 +53,15 @@ pub fn diagnose(
   let entry = needs_auth::status(memos, &config_dir::cache_path(config_dir), server, now, rules)?;
   let config = rules.config(server);
   let view = CredentialView::load(seen, config_dir, explicit, source, now)?;
-  let creds = view.snapshot.servers.get(server).cloned();
+  let connector = rules.is_connector(server);
+  // A connector has no credentials of its own: it is dialed with the account's.
+  let creds = if connector { view.snapshot.account.clone() } else { view.snapshot.servers.get(server).cloned() };
   let mut reasons = Vec::new();
+  let connector_note = entry.as_ref().filter(|_| connector).map(|st| connector_note(server, st, now));
 
   // A cached entry always has a timestamp: neither rule finds one in its window without it.
   if let Some((st, ts)) = entry.as_ref().filter(|st| st.cached).and_then(|st| st.timestamp.map(|ts| (st, ts))) {
-    let superseded = staleness::is_superseded(ts, &view.evidence(seen, server));
+    let superseded = staleness::is_superseded(ts, &view.evidence_for(seen, st, connector));
     let age_ms = now - ts;
     let expires_in_ms = ts + st.ttl_ms - now;
     // Claude Code 2.1.332 reports a plugin stdio server whose failure is cached as `failed`.
@@ -67,7 +73,14 @@ pub fn diagnose(
       crate::duration::format(age_ms),
       crate::duration::format(expires_in_ms)
     );
-    message.push_str(if superseded {
+    message.push_str(if connector && superseded {
+      " The account's tokens (claudeAiOauth, what connectors are dialed with) were saved after \
+       that, so this id-less entry (Claude Code 2.1.108's) is stale: purgeStale() (or \
+       `mcp-needs-auth purge`) removes it."
+    } else if connector {
+      " See the connector note: this machine cannot tell whether the connector was authorized \
+       again on claude.ai since."
+    } else if superseded {
       " Its credentials were saved after that, so the entry is stale: purgeStale() (or \
        `mcp-needs-auth purge`) removes it."
     } else {
@@ -98,7 +111,44 @@ pub fn diagnose(
     entry,
     credentials: creds,
     store_present: view.snapshot.present,
+    connector_note,
   })
+}
+
+/// What is true about a claude.ai connector's entry: it stands for the connector's
+/// authorization on claude.ai, which nothing on this machine records; what clears it; and when
+/// Claude Code already ignores it.
+fn connector_note(server: &str, st: &EntryStatus, now: f64) -> String {
+  let mut note = format!(
+    "\"{server}\" is a claude.ai connector: it is dialed through claude.ai's MCP proxy with the \
+     account's token, and its needs-auth entry stands for the connector's own authorization on \
+     claude.ai, which this machine cannot see (authorizing it again on claude.ai changes nothing \
+     here)."
+  );
+  let expired = st.timestamp.is_some_and(|ts| now - ts >= st.ttl_ms);
+  if st.ignored == Some(crate::cache_file::Ignored::IdMismatch) {
+    note.push_str(
+      " Its id is not the connector's id, so Claude Code (2.1.332+) already ignores it and dials \
+       the connector; its next successful connect removes it.",
+    );
+  } else if expired {
+    note.push_str(" Its TTL has run out, so Claude Code already ignores it and dials the connector.");
+  } else if st.cached {
+    note.push_str(&format!(
+      " What clears it: a re-dial from a live session once the connector is authorized on \
+       claude.ai (redialConnectors() in mcp-needs-auth/sdk, or /mcp in an interactive session), \
+       or `claude mcp login '{server}'` (which removes it at once and prints the claude.ai \
+       authorization URL)."
+    ));
+    if st.id.is_none() {
+      note.push_str(
+        " Without an id it is Claude Code 2.1.108's (any 401, the account token's included); \
+         2.1.332+ ignores it, and it goes by itself when the account's tokens are saved after \
+         it (purgeStale(), or a watcher with autoInvalidate).",
+      );
+    }
+  }
+  note
 }
 
 #[cfg(test)]
@@ -169,5 +219,36 @@ mod tests {
     );
     let left = std::fs::read_to_string(dir.path().join("mcp-needs-auth-cache.json")).expect("read");
     assert!(left.contains("\"b\"") && !left.contains("\"a\""));
+  }
+
+  #[test]
+  fn a_connectors_entry_is_explained_for_what_it_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = now_ms();
+    let name = "claude.ai Figma";
+    let run = |entry: String, rules: &Rules| {
+      write(dir.path(), "mcp-needs-auth-cache.json", &format!(r#"{{"{name}":{entry}}}"#));
+      let (memos, seen) = (Memos::new(), Observations::default());
+      diagnose(&memos, &seen, dir.path(), true, CredentialSource::File, name, rules).expect("diagnose")
+    };
+    write(dir.path(), ".credentials.json", r#"{"claudeAiOauth":{"accessToken":"A","expiresAt":1}}"#);
+    let d = run(format!(r#"{{"timestamp":{},"id":"mcpsrv_01"}}"#, now - 60_000.0), &Rules::default());
+    let note = d.connector_note.expect("a note");
+    assert!(d.skipped && note.contains("cannot see") && note.contains("claude mcp login 'claude.ai Figma'"), "{note}");
+    assert!(d.credentials.is_some_and(|c| c.has_access_token), "the account's credentials");
+    let d = run(format!(r#"{{"timestamp":{}}}"#, now - 3_600_000.0), &Rules::default());
+    assert!(!d.skipped && d.connector_note.expect("note").contains("TTL has run out"));
+    let configs: crate::server_rules::ServerConfigs = [(
+      name.to_string(),
+      crate::server_config::ServerConfig::from_json(
+        &serde_json::json!({"type": "claudeai-proxy", "url": "u", "id": "mcpsrv_02"}),
+      )
+      .expect("cfg"),
+    )]
+    .into();
+    let rules = Rules { default_ttl_ms: cache_file::DEFAULT_TTL_MS, configs: Some(&configs) };
+    let d = run(format!(r#"{{"timestamp":{},"id":"mcpsrv_01"}}"#, now - 60_000.0), &rules);
+    assert!(!d.skipped && d.connector_note.expect("note").contains("already ignores it"));
+    assert!(run(format!(r#"{{"timestamp":{}}}"#, now), &Rules::default()).connector_note.is_some());
   }
 }

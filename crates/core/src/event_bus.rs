@@ -13,7 +13,7 @@
 //! starting a watcher (which reads the cache under its file lock and may ask the keychain)
 //! happens outside it; stopping one never waits for its threads.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -47,6 +47,9 @@ pub struct WatchSpec {
   pub poll_interval_ms: u64,
   /// The config dir came from `options.configDir` rather than the environment.
   pub explicit_config_dir: bool,
+  /// The servers its `serverConfigs` name as claude.ai connectors (`claudeai-proxy`): an
+  /// account token change is news for them (as for every server named `claude.ai …`).
+  pub connectors: Vec<String>,
 }
 
 /// One watcher per (config dir, credential store).
@@ -64,6 +67,8 @@ struct Slot {
   subscribers: usize,
   settings: Arc<Settings>,
   auto_invalidate: Arc<AtomicBool>,
+  /// Every subscriber's `connectors`, for the auto-invalidator (names are only ever added).
+  connectors: Arc<Mutex<BTreeSet<String>>>,
   watcher: Arc<Mutex<Option<Running>>>,
 }
 
@@ -80,12 +85,13 @@ fn start(
   config_dir: &Path,
   store: Store,
   auto_invalidate: Arc<AtomicBool>,
+  connectors: Arc<Mutex<BTreeSet<String>>>,
   settings: Arc<Settings>,
   sink: BusSink,
   process: Shared,
 ) -> Result<Running> {
   let (auto_invalidator, inbox) =
-    auto_invalidate::start(config_dir, store.clone(), auto_invalidate, sink, process.clone())?;
+    auto_invalidate::start(config_dir, store.clone(), auto_invalidate, connectors, sink, process.clone())?;
   let watcher = watcher::start(config_dir, store, settings, inbox, process)?;
   Ok(Running { _auto_invalidator: auto_invalidator, _watcher: watcher })
 }
@@ -162,7 +168,7 @@ pub fn subscribe_as(
   };
   let store = Store::locate(config_dir, spec.explicit_config_dir, spec.credentials);
   let key: Key = (config_dir.to_path_buf(), store.clone());
-  let (watcher, settings, auto_invalidate) = {
+  let (watcher, settings, auto_invalidate, connectors) = {
     let mut reg = bus.locked();
     // Registered first, so that a warning the watcher gives while starting reaches it.
     reg.subscribers.insert(
@@ -173,16 +179,23 @@ pub fn subscribe_as(
       subscribers: 0,
       settings: Arc::new(Settings::new(Duration::from_millis(spec.poll_interval_ms))),
       auto_invalidate: Arc::new(AtomicBool::new(spec.auto_invalidate)),
+      connectors: Arc::default(),
       watcher: Arc::default(),
     });
     slot.subscribers += 1;
-    (Arc::clone(&slot.watcher), Arc::clone(&slot.settings), Arc::clone(&slot.auto_invalidate))
+    lock(&slot.connectors).extend(spec.connectors.iter().cloned());
+    (
+      Arc::clone(&slot.watcher),
+      Arc::clone(&slot.settings),
+      Arc::clone(&slot.auto_invalidate),
+      Arc::clone(&slot.connectors),
+    )
   };
   apply_settings(bus, &key);
   let mut running = lock(&watcher);
   if running.is_none() {
     let sink = BusSink { key: key.clone(), registry: Arc::downgrade(&bus.registry) };
-    match start(config_dir, store, auto_invalidate, settings, sink, bus.process.clone()) {
+    match start(config_dir, store, auto_invalidate, connectors, settings, sink, bus.process.clone()) {
       Ok(w) => *running = Some(w),
       Err(e) => {
         drop(running);
@@ -310,7 +323,13 @@ pub(crate) mod tests {
   }
 
   pub(crate) fn spec(credentials: CredentialSource, auto_invalidate: bool) -> WatchSpec {
-    WatchSpec { credentials, auto_invalidate, poll_interval_ms: 1000, explicit_config_dir: true }
+    WatchSpec {
+      credentials,
+      auto_invalidate,
+      poll_interval_ms: 1000,
+      explicit_config_dir: true,
+      connectors: Vec::new(),
+    }
   }
 
   #[test]

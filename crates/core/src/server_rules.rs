@@ -59,9 +59,35 @@ impl Default for Rules<'static> {
   }
 }
 
+/// How Claude Code names a claude.ai connector: `"claude.ai " + display name` (collisions get
+/// ` (2)`, ` (3)`), in 2.1.108 as in 2.1.332+.
+pub(crate) const CONNECTOR_PREFIX: &str = "claude.ai ";
+
+/// Whether `server` is a claude.ai connector (`claudeai-proxy`): its config says so, or, with no
+/// config for it, its name is one Claude Code gives connectors.
+pub(crate) fn is_connector(config: Option<&ServerConfig>, server: &str) -> bool {
+  match config {
+    Some(c) => c.transport == Transport::ClaudeAiProxy,
+    None => server.starts_with(CONNECTOR_PREFIX),
+  }
+}
+
+/// The servers `configs` name as claude.ai connectors.
+pub fn connector_names(configs: &ServerConfigs) -> Vec<String> {
+  let mut names: Vec<String> =
+    configs.iter().filter(|(_, c)| c.transport == Transport::ClaudeAiProxy).map(|(n, _)| n.clone()).collect();
+  names.sort();
+  names
+}
+
 impl<'a> Rules<'a> {
   pub(crate) fn config(&self, server: &str) -> Option<&'a ServerConfig> {
     self.configs.and_then(|c| c.get(server))
+  }
+
+  /// Whether `server` is a claude.ai connector, by its config or else by its name.
+  pub(crate) fn is_connector(&self, server: &str) -> bool {
+    is_connector(self.config(server), server)
   }
 
   /// The entry as Claude Code would judge it at `now`.

@@ -11,6 +11,14 @@
 //! `expiresAt <= t`; a token saved after the failure expires well after `t`. The store's change
 //! time alone is not enough (another server's sign-in also changes it), nor is an unexpired token
 //! alone (a server can reject a token that has not expired: nothing changed since).
+//!
+//! claude.ai connectors (`claudeai-proxy`) have no tokens of their own: they are dialed with the
+//! account's (`claudeAiOauth`). Claude Code 2.1.108 cached any 401 of a connector as an id-less
+//! entry, so for an id-less connector entry the same rule runs with the account's tokens as the
+//! evidence (its `expiresAt` is also save time + the server's `expires_in`; the save time is
+//! never read off it). An entry with an `id` (2.1.332+) is written only when claude.ai said the
+//! connector's own authorization lapsed, with a good account token: no account change proves
+//! anything about it, so nothing local supersedes it (its TTL still expires it).
 
 use std::path::Path;
 
@@ -88,6 +96,22 @@ impl CredentialView {
       observed_change_at: seen.observed_change(&self.store, server),
     }
   }
+
+  /// The evidence for `entry`: a server's own credentials; for an id-less connector entry the
+  /// account's; for a connector entry with an `id`, none (see the module's doc).
+  pub(crate) fn evidence_for<'a>(&'a self, seen: &Observations, entry: &EntryStatus, connector: bool) -> Evidence<'a> {
+    if !connector {
+      return self.evidence(seen, &entry.server);
+    }
+    if entry.id.is_some() {
+      return Evidence { credentials: None, store_changed_at: None, observed_change_at: None };
+    }
+    Evidence {
+      credentials: self.snapshot.account.as_ref(),
+      store_changed_at: seen.changed_at(&self.store, &self.snapshot),
+      observed_change_at: seen.observed_account_change(&self.store),
+    }
+  }
 }
 
 /// Removes expired and superseded entries in one locked, atomic rewrite and says which went
@@ -108,7 +132,9 @@ pub fn purge(
     rules
       .statuses(doc, now)
       .into_iter()
-      .filter_map(|st| judge(&st, now, &view.evidence(seen, &st.server)).map(|why| (st.server, why)))
+      .filter_map(|st| {
+        judge(&st, now, &view.evidence_for(seen, &st, rules.is_connector(&st.server))).map(|why| (st.server, why))
+      })
       .collect()
   };
   let cache = config_dir::cache_path(config_dir);
@@ -163,6 +189,76 @@ mod tests {
     let none = creds(false, None);
     let e = Evidence { credentials: Some(&none), store_changed_at: None, observed_change_at: Some(T + 1.0) };
     assert!(!is_superseded(T, &e));
+  }
+
+  fn connector_entry(id: Option<&str>, timestamp: f64) -> EntryStatus {
+    EntryStatus {
+      server: "claude.ai Figma".into(),
+      timestamp: Some(timestamp),
+      ttl_ms: 900_000.0,
+      expires_at: None,
+      cached: true,
+      id: id.map(str::to_owned),
+      judged_by: cache_file::JudgedBy::Name,
+      ignored: None,
+    }
+  }
+
+  /// A config dir with `creds` as its credentials file (its mtime: now) and the view of it.
+  fn view_of(creds: &str) -> (tempfile::TempDir, CredentialView, Observations) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(".credentials.json"), creds).expect("write");
+    let seen = Observations::default();
+    let view = CredentialView::load(&seen, dir.path(), true, CredentialSource::File, now_ms()).expect("load");
+    (dir, view, seen)
+  }
+
+  #[test]
+  fn an_idless_connector_entry_is_judged_by_the_accounts_tokens() {
+    let now = now_ms();
+    let account = |expires_at: f64| {
+      format!(r#"{{"claudeAiOauth":{{"accessToken":"A","scopes":["user:mcp_servers"],"expiresAt":{expires_at}}}}}"#)
+    };
+    // The account token saved (now) after a 2.1.108 entry of 5 min ago, valid 1 h.
+    let (_d, view, seen) = view_of(&account(now + 3_600_000.0));
+    let old = connector_entry(None, now - 300_000.0);
+    assert!(is_superseded(old.timestamp.unwrap(), &view.evidence_for(&seen, &old, true)));
+    // Judged as a plain server, a connector has no credentials of its own: nothing proves it.
+    assert!(!is_superseded(old.timestamp.unwrap(), &view.evidence_for(&seen, &old, false)));
+    // An entry with an id (2.1.332+): the account's tokens prove nothing about it.
+    let with_id = connector_entry(Some("mcpsrv_01"), now - 300_000.0);
+    assert!(!is_superseded(with_id.timestamp.unwrap(), &view.evidence_for(&seen, &with_id, true)));
+    // A 401 after the save (the store older than the entry) stays.
+    let newer = connector_entry(None, now + 30_000.0);
+    assert!(!is_superseded(newer.timestamp.unwrap(), &view.evidence_for(&seen, &newer, true)));
+    // An account token that had expired by the entry (another save changed the file): kept.
+    let (_d, view, seen) = view_of(&account(now - 400_000.0));
+    assert!(!is_superseded(old.timestamp.unwrap(), &view.evidence_for(&seen, &old, true)));
+    // No account token at all: kept.
+    let (_d, view, seen) = view_of(r#"{"mcpOAuth":{}}"#);
+    assert!(!is_superseded(old.timestamp.unwrap(), &view.evidence_for(&seen, &old, true)));
+  }
+
+  #[test]
+  fn purge_removes_idless_connector_entries_superseded_by_the_account_and_nothing_else() {
+    let now = now_ms();
+    let (dir, _view, seen) =
+      view_of(&format!(r#"{{"claudeAiOauth":{{"accessToken":"A","expiresAt":{}}}}}"#, now + 3_600_000.0));
+    let five_min_ago = now - 300_000.0;
+    std::fs::write(
+      dir.path().join(crate::config_dir::CACHE_FILE_NAME),
+      format!(
+        r#"{{"claude.ai Figma":{{"timestamp":{five_min_ago}}},"claude.ai Linear":{{"timestamp":{five_min_ago},"id":"mcpsrv_02"}},"gh":{{"timestamp":{five_min_ago}}}}}"#
+      ),
+    )
+    .expect("write cache");
+    let memos = needs_auth::Memos::new();
+    let log = crate::own_writes::OwnWritesLog::default();
+    let w = Writer { memos: &memos, observer: &log, lock_wait: crate::fs::DEFAULT_LOCK_WAIT };
+    let removed = purge(w, &seen, dir.path(), true, CredentialSource::File, &Rules::default()).expect("purge");
+    assert_eq!(removed, vec![("claude.ai Figma".to_string(), Staleness::Superseded)]);
+    let left = std::fs::read_to_string(dir.path().join(crate::config_dir::CACHE_FILE_NAME)).expect("read");
+    assert!(left.contains("claude.ai Linear") && left.contains("\"gh\"") && !left.contains("Figma"), "{left}");
   }
 
   #[test]

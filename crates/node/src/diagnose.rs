@@ -24,7 +24,8 @@ pub struct SkipReasonInfo {
   pub superseded: Option<bool>,
 }
 
-/// What the credentials store holds for the server: booleans and `expiresAt`, never a token.
+/// What the credentials store holds for the server (for a claude.ai connector: the account's
+/// `claudeAiOauth`, which it is dialed with): booleans and `expiresAt`, never a token.
 #[napi(object)]
 pub struct CredentialsSummary {
   /// The store has at least one `mcpOAuth` entry for this server name.
@@ -46,6 +47,10 @@ pub struct Diagnosis {
   /// The server's needs-auth entry, cached or not; `null` when there is none.
   pub cache_entry: Either<NeedsAuthEntry, Null>,
   pub credentials: CredentialsSummary,
+  /// For a claude.ai connector (`claudeai-proxy`) with an entry: what the entry stands for (the
+  /// connector's authorization on claude.ai, which this machine cannot see), what clears it,
+  /// and whether Claude Code already ignores it.
+  pub connector_note: Option<String>,
 }
 
 /// Why Claude Code would skip `server` now, as data: its needs-auth entry (age, time left,
@@ -83,6 +88,7 @@ pub fn diagnose(server: ServerName, options: Option<NeedsAuthOptions>) -> Result
       expires_at: or_null(creds.expires_at),
       tokenless_stub: creds.tokenless_stub,
     },
+    connector_note: d.connector_note,
   })
 }
 

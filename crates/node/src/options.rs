@@ -16,7 +16,7 @@ use crate::options_shape::{shape_of, Shape};
 use crate::read_threw::ReadResultExt;
 use crate::{decode_arg, invalid_argument, small_str, JsResult, NapiResultExt};
 use mcp_needs_auth_core::credentials::CredentialSource;
-use mcp_needs_auth_core::server_rules::{Rules, ServerConfigs};
+use mcp_needs_auth_core::server_rules::{connector_names, Rules, ServerConfigs};
 
 /// The fields of an MCP server config that Claude Code 2.1.332's needs-auth rules read. Every
 /// shape of the Agent SDK's `McpServerConfig` (stdio, sse, http, sdk, claudeai-proxy) fits it;
@@ -162,6 +162,11 @@ impl NeedsAuthOptions {
       configs.insert(name.to_owned(), parse_server_config(config, &path)?);
     }
     Ok(Some(configs))
+  }
+
+  /// The servers `serverConfigs` (and `serverConfig`) name as claude.ai connectors.
+  pub fn connector_names(&self) -> JsResult<Vec<String>> {
+    Ok(self.server_configs(None)?.map(|c| connector_names(&c)).unwrap_or_default())
   }
 
   /// How entries are judged, given the configs from `server_configs`.

@@ -127,6 +127,7 @@ pub fn on_auth_changed(
       auto_invalidate: opts.auto_invalidate.unwrap_or(true),
       poll_interval_ms: opts.poll_interval_ms.map_or(2000, |ms| ms.max(50.0) as u64),
       explicit_config_dir: opts.explicit_config_dir()?,
+      connectors: opts.connector_names()?,
     })
   } else {
     None

@@ -25,6 +25,10 @@ struct Observed {
   /// `None` until a watcher takes its baseline.
   fingerprints: Option<HashMap<String, u64>>,
   changed_at: HashMap<String, f64>,
+  /// The account's (`claudeAiOauth`) fingerprint in the watcher's baseline (0: none), and when
+  /// this process saw it change.
+  account_fingerprint: u64,
+  account_changed_at: Option<f64>,
   first_seen: Option<f64>,
 }
 
@@ -50,9 +54,14 @@ impl Observations {
     self.with(store, |seen| {
       seen.first_seen.get_or_insert(now);
       let current: HashMap<String, u64> = snapshot.servers.iter().map(|(n, s)| (n.clone(), s.fingerprint)).collect();
+      let account = snapshot.account.as_ref().map_or(0, |a| a.fingerprint);
+      let account_before = std::mem::replace(&mut seen.account_fingerprint, account);
       let Some(before) = seen.fingerprints.replace(current.clone()) else {
         return Vec::new();
       };
+      if account != account_before {
+        seen.account_changed_at = Some(now);
+      }
       let mut names: Vec<&String> = current.keys().chain(before.keys()).collect();
       names.sort();
       names.dedup();
@@ -79,6 +88,11 @@ impl Observations {
   /// When this process saw `server`'s tokens change, if it did.
   pub(crate) fn observed_change(&self, store: &Store, server: &str) -> Option<f64> {
     self.with(store, |seen| seen.changed_at.get(server).copied())
+  }
+
+  /// When this process saw the account's tokens (`claudeAiOauth`) change, if it did.
+  pub(crate) fn observed_account_change(&self, store: &Store) -> Option<f64> {
+    self.with(store, |seen| seen.account_changed_at)
   }
 
   /// When this process first read `store`.
@@ -117,6 +131,18 @@ mod tests {
     assert_eq!(changed, vec!["github".to_string()]);
     assert_eq!(seen.observed_change(&store, "github"), Some(3.0));
     assert_eq!(seen.observed_change(&store, "linear"), None);
+  }
+
+  #[test]
+  fn an_account_token_change_is_dated_apart_from_the_servers() {
+    let (seen, store) = (Observations::default(), store(CredentialSource::File));
+    seen.observe(&store, &snapshot(DOC), 1.0);
+    assert_eq!(seen.observed_account_change(&store), None, "the baseline is no change");
+    let changed = seen.observe(&store, &snapshot(&DOC.replace("\"ACCOUNT\"", "\"NEW\"")), 2.0);
+    assert!(changed.is_empty(), "no server's tokens changed");
+    assert_eq!(seen.observed_account_change(&store), Some(2.0));
+    seen.observe(&store, &snapshot(&DOC.replace("\"ACCOUNT\"", "\"NEW\"").replace("\"T1\"", "\"T9\"")), 3.0);
+    assert_eq!(seen.observed_account_change(&store), Some(2.0), "a server's save leaves the account's date");
   }
 
   #[test]

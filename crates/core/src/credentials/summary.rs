@@ -38,6 +38,9 @@ pub(crate) struct Snapshot {
   /// When the store last changed (ms since the epoch): the file's mtime, or the keychain item's
   /// modification date; `None` where the platform does not say.
   pub(crate) changed_at: Option<f64>,
+  /// The account's tokens (`claudeAiOauth`), if any: what claude.ai connectors are dialed with.
+  /// Its fingerprint changes with any of its tokens or `expiresAt`, and never leaves Rust.
+  pub(crate) account: Option<ServerCredentials>,
 }
 
 /// Parses without ever echoing content: serde_json's syntax errors name a position only.
@@ -97,7 +100,26 @@ pub(super) fn summarise(doc: &Map<String, Value>, changed_at: Option<f64>) -> Sn
       s.fingerprint = h.finish();
     }
   }
-  Snapshot { present: true, servers, changed_at }
+  Snapshot { present: true, servers, changed_at, account: account(doc) }
+}
+
+/// `claudeAiOauth` reduced like a server's credentials: booleans, `expiresAt`, a fingerprint.
+fn account(doc: &Map<String, Value>) -> Option<ServerCredentials> {
+  let entry = doc.get("claudeAiOauth")?.as_object()?;
+  let token = |field: &str| entry.get(field).and_then(Value::as_str).filter(|t| !t.is_empty());
+  let (access, refresh) = (token("accessToken"), token("refreshToken"));
+  let expires_at = entry.get("expiresAt").and_then(Value::as_f64);
+  let mut h = std::collections::hash_map::DefaultHasher::new();
+  access.hash(&mut h);
+  refresh.hash(&mut h);
+  expires_at.map(f64::to_bits).hash(&mut h);
+  Some(ServerCredentials {
+    has_access_token: access.is_some(),
+    has_refresh_token: refresh.is_some(),
+    expires_at: access.and(expires_at),
+    fingerprint: h.finish(),
+    ..Default::default()
+  })
 }
 
 #[cfg(test)]
@@ -134,6 +156,24 @@ pub(super) mod tests {
     assert_eq!(a.servers["linear"].fingerprint, b.servers["linear"].fingerprint);
     let c = snapshot(&DOC.replace("\"ACCOUNT\"", "\"OTHER\""));
     assert_eq!(a.servers["github"].fingerprint, c.servers["github"].fingerprint);
+  }
+
+  #[test]
+  fn the_account_is_summarised_apart_with_its_own_fingerprint() {
+    let a = snapshot(DOC);
+    let acct = a.account.as_ref().expect("claudeAiOauth");
+    assert!(acct.has_access_token && !acct.has_refresh_token && acct.expires_at.is_none());
+    let b = snapshot(&DOC.replace("\"ACCOUNT\"", "\"OTHER\""));
+    assert_ne!(acct.fingerprint, b.account.as_ref().expect("account").fingerprint);
+    let c = snapshot(&DOC.replace("\"T2\"", "\"T3\""));
+    assert_eq!(
+      acct.fingerprint,
+      c.account.as_ref().expect("account").fingerprint,
+      "a server's save is not the account's"
+    );
+    assert!(snapshot(r#"{"mcpOAuth":{}}"#).account.is_none());
+    let dbg = format!("{a:?}");
+    assert!(!dbg.contains("ACCOUNT") && !dbg.contains("T2"), "no token in what the summary holds");
   }
 
   #[test]
