@@ -29,6 +29,11 @@ function report(r) {
   p(
     `- Run: ${r.date}${r.quick ? ' (**BENCH_QUICK=1: reduced sizes, not a full run**)' : ''}, total ${r.totalSeconds.toFixed(0)} s`,
   );
+  for (const x of r.rerun || []) {
+    p(
+      `- Section ${x.section} run again on its own after a change to its code (\`node bench/run.js --merge ${x.section}\`): ${x.date}, load ${x.load}; its rows and their baselines come from that run`,
+    );
+  }
   p(`- Machine: ${m.cpu}, ${m.cores} cores, ${m.mem} RAM; ${m.os}; temp dir on ${m.fs}`);
   p(`- Node ${m.node}; mcp-needs-auth ${m.addon}; baselines with ${m.deps}`);
   p('- The machine is a small shared VM: expect run-to-run noise of tens of percent. Medians (and p99');

@@ -800,11 +800,16 @@ async function main() {
   const results = { date: new Date().toISOString(), quick: QUICK, machine: machine(), load: [] };
   try {
     // `node bench/run.js check memory` (or BENCH_ONLY=check,memory) runs those sections only and
-    // prints their results as JSON instead of writing BENCHMARKS.md.
-    const named = process.argv
-      .slice(2)
+    // prints their results as JSON instead of writing BENCHMARKS.md. With `--merge` first, they
+    // replace those sections of bench/results.json (which then says so) and BENCHMARKS.md is
+    // rendered again: for a section whose code changed after the full run.
+    const args = process.argv.slice(2);
+    const merge = args[0] === '--merge';
+    const named = args
+      .slice(merge ? 1 : 0)
       .flatMap((a) => a.split(','))
       .filter(Boolean);
+    if (merge && !named.length) throw new Error('--merge needs the sections to run');
     const only = named.length ? named : process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : null;
     const known = ['check', 'change', 'propagation', 'contention', 'growth', 'idle', 'memory', 'e2e', 'bulk'];
     const unknown = (only || []).filter((s) => !known.includes(s));
@@ -823,6 +828,7 @@ async function main() {
     if (want('memory')) results.memory = await benchMemory();
     if (want('e2e')) results.e2e = await benchE2e({ quick: QUICK, log, stats });
     if (want('bulk')) results.bulk = await benchBulk();
+    if (only && merge) return mergeSections(results, only, started);
     if (only) {
       console.log(JSON.stringify(results, null, 1));
       return;
@@ -837,6 +843,22 @@ async function main() {
   const out = process.env.BENCH_OUT || path.join(ROOT, 'BENCHMARKS.md');
   fs.writeFileSync(out, `${report(results)}\n`);
   log(`rendered ${out}`);
+}
+
+/** Puts the sections just run into the full run's results, noting when and under what load. */
+function mergeSections(results, sections, started) {
+  const json = process.env.BENCH_RESULTS || RESULTS;
+  const full = JSON.parse(fs.readFileSync(json, 'utf8'));
+  full.rerun = (full.rerun || []).filter((r) => !sections.includes(r.section));
+  for (const section of sections) {
+    full[section] = results[section];
+    const load = results.load.find((l) => l.startsWith(`${section} `))?.split(' ')[1];
+    full.rerun.push({ section, date: results.date, load, seconds: (Date.now() - started) / 1000 });
+  }
+  fs.writeFileSync(json, `${JSON.stringify(full, null, 1)}\n`);
+  const out = process.env.BENCH_OUT || path.join(ROOT, 'BENCHMARKS.md');
+  fs.writeFileSync(out, `${report(full)}\n`);
+  log(`merged ${sections.join(', ')} into ${json}; rendered ${out}`);
 }
 
 main().catch((e) => {
