@@ -235,8 +235,14 @@ for (const stack of STACKS) {
       f.standin.setMode('ok'); // the other account has the connector authorized
       const other = { account: '33333333-3333-4333-8333-333333333333', org: '44444444-4444-4444-8444-444444444444' };
       f.standin.setAccount(other);
-      f.writeAccount(other.account, other.org);
-      await until(() => seen.length > 0, 'a re-dial after the account change');
+      // The live Claude Code also rewrites its global config from what it holds in memory, and may
+      // put the old identity back over a write of ours before a poll sees it: the switch is
+      // written again until it is seen (as a real login keeps it).
+      await until(() => {
+        if (fs.readFileSync(f.globalConfig, 'utf8').includes(other.account) && seen.length === 0) return false;
+        if (seen.length === 0) f.writeAccount(other.account, other.org);
+        return seen.length > 0;
+      }, 'a re-dial after the account change');
       assert.deepEqual(seen[0], [{ server: NAME, status: 'connected', connected: true }]);
       assert.equal(f.entry(), undefined);
     });

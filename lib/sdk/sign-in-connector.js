@@ -24,14 +24,8 @@ function unsupported(server, why) {
   );
 }
 
-/** The session's status of `server` when it is a connector, else null (not ours to handle). */
-async function connectorStatus(query, server) {
-  let list;
-  try {
-    list = await query.mcpServerStatus();
-  } catch {
-    return null; // the usual sign-in reports it
-  }
+/** In the session's status list, `server`'s when it is a connector, else null (not ours to handle). */
+function connectorIn(list, server) {
   const st = Array.isArray(list) ? list.find((s) => s && s.name === server) : undefined;
   return st && isConnectorStatus(st) ? st : null;
 }
@@ -131,4 +125,4 @@ function raceSleep(ms, signal) {
   });
 }
 
-module.exports = { connectorStatus, signInConnector };
+module.exports = { connectorIn, signInConnector };

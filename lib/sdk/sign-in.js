@@ -21,7 +21,7 @@ const { configDirFor } = require('./config-dir.js');
 const { dropEntryOfConnected } = require('./reconnect.js');
 const { noteClaudeCodeVersion } = require('./session.js');
 const errors = require('./sign-in-errors.js');
-const { connectorStatus, signInConnector } = require('./sign-in-connector.js');
+const { connectorIn, signInConnector } = require('./sign-in-connector.js');
 const signIns = require('./sign-ins.js');
 const { validateOptions } = require('./validate-options.js');
 
@@ -107,7 +107,8 @@ class SignIn {
   #started; // the authUrl, once Claude Code has one
   #settled; // resolves when the sign-in ends, either way (for lib/sdk/sign-ins.js)
 
-  constructor(query, server, args) {
+  /** `statuses`: the session's status list signIn just got, or null (then the preflight asks). */
+  constructor(query, server, args, statuses) {
     this.#query = query;
     this.#server = server;
     this.#configDir = args.configDir;
@@ -120,7 +121,7 @@ class SignIn {
       () => {},
       () => {},
     );
-    this.#started = this.#start(args.timeoutMs);
+    this.#started = this.#start(args.timeoutMs, statuses);
     this.#started.catch(() => {});
   }
 
@@ -202,7 +203,7 @@ class SignIn {
     }
   }
 
-  async #start(timeoutMs) {
+  async #start(timeoutMs, statuses) {
     const signal = this.#signal;
     try {
       if (signal?.aborted) throw errors.abortError(signal);
@@ -221,7 +222,7 @@ class SignIn {
         this.#onAbort = () => this.#fail(errors.abortError(signal));
         signal.addEventListener('abort', this.#onAbort, { once: true });
       }
-      const status = await this.#preflight();
+      const status = await this.#preflight(statuses);
       if (status === 'connected' && !this.#reauthenticate) {
         // Never make things worse: starting Claude Code's flow would drop the working tokens
         // (2.1.334 empties them at once). The session's connect proves the store's credentials,
@@ -254,10 +255,10 @@ class SignIn {
     }
   }
 
-  async #preflight() {
-    let list;
+  async #preflight(statuses) {
+    let list = statuses;
     try {
-      list = await this.#guard(this.#query.mcpServerStatus());
+      list ??= await this.#guard(this.#query.mcpServerStatus());
     } catch (err) {
       if (errors.isAbortOrTimeout(err)) throw err;
       throw errors.signInError('ERR_SIGN_IN_FAILED', `signIn: mcpServerStatus() failed: ${errMessage(err)}`);
@@ -385,8 +386,14 @@ class SignIn {
 async function signIn(query, server, options) {
   const args = checkArgs(query, server, options);
   if (args.signal?.aborted) throw errors.abortError(args.signal); // before anything is registered
-  // A claude.ai connector is authorized on claude.ai: its own flow (lib/sdk/sign-in-connector.js).
-  if (await connectorStatus(query, server)) return signInConnector(query, server, args);
+  // One status list for both questions: is it a claude.ai connector (authorized on claude.ai: its
+  // own flow, lib/sdk/sign-in-connector.js), and is it connected already (the preflight)? A
+  // failure here is the preflight's to report (it asks again).
+  let statuses = null;
+  try {
+    statuses = await query.mcpServerStatus();
+  } catch {}
+  if (connectorIn(statuses, server)) return signInConnector(query, server, args);
   const existing = signIns.inFlight(query, server);
   if (existing) {
     if (existing.redirectUri !== args.redirectUri) {
@@ -399,7 +406,7 @@ async function signIn(query, server, options) {
     const authUrl = await (args.signal ? raceAbort(existing.started, args.signal) : existing.started);
     return existing.pending(authUrl);
   }
-  const flow = new SignIn(query, server, args);
+  const flow = new SignIn(query, server, args, statuses);
   if (!flow.done) signIns.register(query, server, flow);
   const authUrl = await flow.started;
   return flow.pending(authUrl);
