@@ -273,12 +273,22 @@ impl Document {
   /// each time (seconds for a clear of 27,000 entries).
   pub fn remove_many(&mut self, names: &std::collections::HashSet<&str>) {
     let entries = &self.entries;
-    let gone = |k: &Key| {
-      names.contains(k.text.as_str()) && (k.is_well_formed() || entries.get_index_of(&ByName(&k.text)).is_none())
-    };
-    let keep: Vec<bool> = entries.keys().map(|k| !gone(k)).collect();
+    let keep: Vec<bool> = entries.keys().map(|k| !self.named(k, names)).collect();
     let mut keep = keep.into_iter();
     self.entries.retain(|_, _| keep.next().unwrap_or(true));
+  }
+
+  /// The document `remove_many(names)` would leave, copied from this one (which a memo may
+  /// share): only the entries kept are copied.
+  pub fn without(&self, names: &std::collections::HashSet<&str>) -> Document {
+    let entries = self.entries.iter().filter(|(k, _)| !self.named(k, names)).map(|(k, e)| (k.clone(), e.clone()));
+    Document { entries: entries.collect() }
+  }
+
+  /// Whether `key` is the entry `shift_remove` finds for one of `names`.
+  fn named(&self, key: &Key, names: &std::collections::HashSet<&str>) -> bool {
+    names.contains(key.text.as_str())
+      && (key.is_well_formed() || self.entries.get_index_of(&ByName(&key.text)).is_none())
   }
 
   pub fn iter(&self) -> indexmap::map::Iter<'_, Key, Entry> {

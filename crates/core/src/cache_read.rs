@@ -2,8 +2,9 @@
 //! half-done `writeFile` (see `fs::read_with`). The format is `cache_file`'s; the I/O is `fs`'s.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use crate::cache_file::{self, Parsed, MAX_CACHE_BYTES};
+use crate::cache_file::{self, Document, Parsed, MAX_CACHE_BYTES};
 use crate::error::{ErrorCode, Result};
 use crate::fs::{self, FileKind, Patience, Stamp};
 
@@ -19,19 +20,35 @@ pub const CACHE_FILE: FileKind = FileKind {
 #[derive(Debug)]
 pub enum Contents {
   Missing,
-  Parsed(Parsed),
+  /// With the bytes it was parsed from, when asked to keep them.
+  Document(Arc<Document>, Option<Vec<u8>>),
+  /// Not JSON, or not an object: Claude Code reads it as `{}`.
+  Corrupt,
 }
 
-/// The cache file, read as Claude Code reads it (see `fs::read_with`).
-pub fn read(path: &Path, patience: Patience) -> Result<(Contents, Option<Stamp>)> {
-  let (outcome, stamp) = fs::read_with(path, &CACHE_FILE, patience, |bytes| match cache_file::parse(bytes) {
-    Parsed::Document(d) => Ok(d),
-    Parsed::Corrupt(why) => Err(why),
+/// The cache file, read as Claude Code reads it (see `fs::read_with`). With `keep`, the bytes
+/// are kept beside the document. When they are `known`'s, `known`'s document is the file's
+/// (the same bytes parse to the same document), and they are not parsed again.
+pub fn read(
+  path: &Path,
+  patience: Patience,
+  keep: bool,
+  known: Option<(&[u8], &Arc<Document>)>,
+) -> Result<(Contents, Option<Stamp>)> {
+  let (outcome, stamp) = fs::read_with(path, &CACHE_FILE, patience, |bytes| {
+    let doc = match known {
+      Some((same, doc)) if same == bytes => Arc::clone(doc),
+      _ => match cache_file::parse(bytes) {
+        Parsed::Document(d) => Arc::new(d),
+        Parsed::Corrupt(why) => return Err(why),
+      },
+    };
+    Ok((doc, keep.then(|| bytes.to_vec())))
   })?;
   let contents = match outcome {
     None => Contents::Missing,
-    Some(Ok(doc)) => Contents::Parsed(Parsed::Document(doc)),
-    Some(Err(why)) => Contents::Parsed(Parsed::Corrupt(why)),
+    Some(Ok((doc, bytes))) => Contents::Document(doc, bytes),
+    Some(Err(_)) => Contents::Corrupt,
   };
   Ok((contents, stamp))
 }
@@ -54,8 +71,8 @@ mod tests {
     let path = dir.path().join("sub/dir/cache.json");
     let _lock = FileLock::acquire(&path, crate::fs::DEFAULT_LOCK_WAIT).expect("lock");
     write_atomic(&path, br#"{"a":{"timestamp":1}}"#).expect("write");
-    match read(&path, Patience::READER).expect("read").0 {
-      Contents::Parsed(Parsed::Document(d)) => assert!(d.contains_key("a")),
+    match read(&path, Patience::READER, false, None).expect("read").0 {
+      Contents::Document(d, _) => assert!(d.contains_key("a")),
       other => panic!("unexpected {other:?}"),
     }
     #[cfg(unix)]
@@ -76,7 +93,7 @@ mod tests {
     let path = dir.path().join("c.json");
     let big = vec![b' '; (MAX_CACHE_BYTES + 1) as usize];
     fs::write(&path, &big).expect("write");
-    let err = read(&path, Patience::READER).expect_err("too large");
+    let err = read(&path, Patience::READER, false, None).expect_err("too large");
     assert_eq!(err.code, ErrorCode::CacheTooLarge);
     assert!(err.message.contains(&path.display().to_string()));
     assert!(err.message.contains("larger than 1 MiB"), "{}", err.message);
@@ -89,7 +106,7 @@ mod tests {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("c.json");
     fs::write(&path, b"{nope").expect("write");
-    assert!(matches!(read(&path, Patience::READER).expect("read").0, Contents::Parsed(Parsed::Corrupt(_))));
+    assert!(matches!(read(&path, Patience::READER, false, None).expect("read").0, Contents::Corrupt));
     assert_eq!(fs::read(&path).expect("kept"), b"{nope", "a read leaves it as it is");
   }
 
@@ -106,8 +123,8 @@ mod tests {
         fs::write(&path, br#"{"cc":{"timestamp":1}}"#).expect("write");
       })
     };
-    match read(&path, Patience::WRITER).expect("read").0 {
-      Contents::Parsed(Parsed::Document(d)) => assert!(d.contains_key("cc")),
+    match read(&path, Patience::WRITER, false, None).expect("read").0 {
+      Contents::Document(d, _) => assert!(d.contains_key("cc")),
       other => panic!("a writer must wait for the write to land, got {other:?}"),
     }
     writer.join().expect("join");

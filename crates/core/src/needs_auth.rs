@@ -160,6 +160,13 @@ fn look(path: &Path) -> Result<(Seen, bool)> {
 /// elsewhere one `stat`. A file is read without the memos' lock held, so one slow read never
 /// stalls the other threads' checks.
 pub(crate) fn load(memos: &Memos, path: &Path) -> Result<Arc<Document>> {
+  Ok(load_keeping(memos, path, false)?.0)
+}
+
+/// `load`; with `keep`, also the bytes the document was parsed from when this call read the
+/// file (`None` when the memo answered, or the file was missing or corrupt), so that a write
+/// that follows can tell the file under its lock is the same without parsing it again.
+fn load_keeping(memos: &Memos, path: &Path, keep: bool) -> Result<(Arc<Document>, Option<Vec<u8>>)> {
   let (start, seen_before, doc_before, watched) = {
     let mut all = lock(&memos.0);
     all.poll();
@@ -167,7 +174,7 @@ pub(crate) fn load(memos: &Memos, path: &Path) -> Result<Arc<Document>> {
     let m = all.entry(path);
     m.loads = m.loads.saturating_add(1);
     if m.current_at == Some(m.changes) {
-      return Ok(Arc::clone(&m.doc));
+      return Ok((Arc::clone(&m.doc), None));
     }
     let start = m.changes;
     let (seen, doc, has_watch) = (m.seen, Arc::clone(&m.doc), m.watch.is_some());
@@ -183,32 +190,33 @@ pub(crate) fn load(memos: &Memos, path: &Path) -> Result<Arc<Document>> {
       (start, seen, doc, has_watch)
     }
   };
-  let (doc, seen, watchable) = match if watched { fs::open_plain(path) } else { Opened::Other } {
+  let (doc, seen, watchable, bytes) = match if watched { fs::open_plain(path) } else { Opened::Other } {
     // Under a watch, an event brought us here: the file most likely changed, so open it
     // straight away (its stamp comes from the descriptor).
-    Opened::Missing => (Arc::new(Document::new()), Seen::Missing, true),
+    Opened::Missing => (Arc::new(Document::new()), Seen::Missing, true, None),
     // Read even when the stamp looks the same: the event is the proof of a change, and a stamp is
     // not (file times tick coarsely on many kernels, so two same-size writes a moment apart can
     // leave equal stamps).
     Opened::File { file, stamp, len, single_link: true } => {
-      let (doc, seen) = read_watched(path, fs::read_opened(file, len, path, &CACHE_FILE)?, Seen::File(stamp))?;
-      (doc, seen, true)
+      let (doc, seen, bytes) =
+        read_watched(path, fs::read_opened(file, len, path, &CACHE_FILE)?, Seen::File(stamp), keep)?;
+      (doc, seen, true, bytes)
     }
     _ => {
       let (seen, watchable) = look(path)?;
-      let (doc, seen) = if seen == seen_before && seen != Seen::Unknown {
-        (doc_before, seen)
+      let (doc, seen, bytes) = if seen == seen_before && seen != Seen::Unknown {
+        (doc_before, seen, None)
       } else if seen == Seen::Missing {
-        (Arc::new(Document::new()), seen)
+        (Arc::new(Document::new()), seen, None)
       } else if watched && watchable {
         match fs::read_bounded(path, &CACHE_FILE)? {
-          None => (Arc::new(Document::new()), Seen::Missing),
-          Some(bytes) => read_watched(path, bytes, seen)?,
+          None => (Arc::new(Document::new()), Seen::Missing, None),
+          Some(bytes) => read_watched(path, bytes, seen, keep)?,
         }
       } else {
-        read_steady(path)?
+        read_steady(path, keep)?
       };
-      (doc, seen, watchable)
+      (doc, seen, watchable, bytes)
     }
   };
   // No second look at the notices: an event queued since `start` stays queued, and the next
@@ -221,30 +229,33 @@ pub(crate) fn load(memos: &Memos, path: &Path) -> Result<Arc<Document>> {
     m.doc = Arc::clone(&doc);
     m.current_at = (m.watch.is_some() && watchable && seen != Seen::Unknown && m.changes == start).then_some(start);
   }
-  Ok(doc)
+  Ok((doc, bytes))
 }
 
 /// The document in `bytes`, read under a watch: one plain read will do, since a change during it
 /// is queued, and `looked` (taken before the read) can only make a later `stat` compare re-read.
 /// Bytes that do not parse go through `read_steady`'s retries, so that a half-written file is
 /// never taken as the truth.
-fn read_watched(path: &Path, bytes: Vec<u8>, looked: Seen) -> Result<(Arc<Document>, Seen)> {
+fn read_watched(path: &Path, bytes: Vec<u8>, looked: Seen, keep: bool) -> Result<Loaded> {
   match cache_file::parse(&bytes) {
-    Parsed::Document(d) => Ok((Arc::new(d), looked)),
-    Parsed::Corrupt(_) => read_steady(path),
+    Parsed::Document(d) => Ok((Arc::new(d), looked, keep.then_some(bytes))),
+    Parsed::Corrupt(_) => read_steady(path, keep),
   }
 }
 
+/// A document read, what the file was, and (when asked to keep them) the bytes it was parsed from.
+type Loaded = (Arc<Document>, Seen, Option<Vec<u8>>);
+
 /// Reads and parses the file as `cache_read::read` does (waiting out a half-done `writeFile`),
 /// with the stamp it had throughout, if it held still.
-fn read_steady(path: &Path) -> Result<(Arc<Document>, Seen)> {
-  let (contents, steady) = cache_read::read(path, Patience::READER)?;
-  let (doc, seen) = match contents {
-    Contents::Missing => (Document::new(), Seen::Missing),
-    Contents::Parsed(Parsed::Document(d)) => (d, steady.map_or(Seen::Unknown, Seen::File)),
-    Contents::Parsed(Parsed::Corrupt(_)) => (Document::new(), steady.map_or(Seen::Unknown, Seen::File)),
-  };
-  Ok((Arc::new(doc), seen))
+fn read_steady(path: &Path, keep: bool) -> Result<Loaded> {
+  let (contents, steady) = cache_read::read(path, Patience::READER, keep, None)?;
+  let seen = steady.map_or(Seen::Unknown, Seen::File);
+  Ok(match contents {
+    Contents::Missing => (Arc::new(Document::new()), Seen::Missing, None),
+    Contents::Document(d, bytes) => (d, seen, bytes),
+    Contents::Corrupt => (Arc::new(Document::new()), seen, None),
+  })
 }
 
 pub fn list(memos: &Memos, path: &Path, now: f64, rules: &Rules) -> Result<Vec<EntryStatus>> {
@@ -313,40 +324,60 @@ fn update_then<R>(
   visible: Option<impl FnOnce()>,
 ) -> Result<R> {
   let _lock = FileLock::acquire(path, w.lock_wait)?;
-  let (contents, _) = cache_read::read(path, Patience::WRITER)?;
-  let (mut doc, corrupt) = match contents {
-    Contents::Missing => (Document::new(), false),
-    Contents::Parsed(Parsed::Document(d)) => (d, false),
-    Contents::Parsed(Parsed::Corrupt(_)) => (Document::new(), true),
-  };
+  let (doc, corrupt) = read_locked(path, None)?;
+  let mut doc = Arc::unwrap_or_clone(doc);
   // What this write started from, for the observer.
   let before = w.observer.follows(path).then(|| Arc::new(doc.clone()));
   let (result, changed) = change(&mut doc);
   if changed {
-    // Before anything is touched: a write that could not be read back is refused whole.
-    let bytes = cache_file::serialize_within_limit(&doc, path)?;
-    if corrupt {
-      fs::move_aside(path, now_ms() as u64)?;
-    }
-    let pending = match visible {
-      None => {
-        fs::write_atomic(path, &bytes)?;
-        None
-      }
-      Some(announce) => Some((fs::write_visible(path, &bytes)?, announce)),
-    };
-    let doc = Arc::new(doc);
-    if let Some(before) = before {
-      // Still under the lock: a reader under it sees the file and this report together.
-      w.observer.wrote(path, before, Arc::clone(&doc));
-    }
-    forget_memo(w.memos, path);
-    if let Some((written, announce)) = pending {
-      announce();
-      written.make_durable()?;
-    }
+    write_locked(w, path, doc, corrupt, before, visible)?;
   }
   Ok(result)
+}
+
+/// The file as read under its lock, and whether it is corrupt (read as empty); not parsed again
+/// when its bytes are `known`'s (see `cache_read::read`).
+fn read_locked(path: &Path, known: Option<(&[u8], &Arc<Document>)>) -> Result<(Arc<Document>, bool)> {
+  Ok(match cache_read::read(path, Patience::WRITER, false, known)?.0 {
+    Contents::Missing => (Arc::new(Document::new()), false),
+    Contents::Document(doc, _) => (doc, false),
+    Contents::Corrupt => (Arc::new(Document::new()), true),
+  })
+}
+
+/// Rewrites the file (under its lock) as `doc`: refused whole when it could not be read back, a
+/// corrupt file first moved aside (kept), durably before this returns, reported to the observer
+/// as changed from `before`.
+fn write_locked(
+  w: Writer,
+  path: &Path,
+  doc: Document,
+  corrupt: bool,
+  before: Option<Arc<Document>>,
+  visible: Option<impl FnOnce()>,
+) -> Result<()> {
+  // Before anything is touched: a write that could not be read back is refused whole.
+  let bytes = cache_file::serialize_within_limit(&doc, path)?;
+  if corrupt {
+    fs::move_aside(path, now_ms() as u64)?;
+  }
+  let pending = match visible {
+    None => {
+      fs::write_atomic(path, &bytes)?;
+      None
+    }
+    Some(announce) => Some((fs::write_visible(path, &bytes)?, announce)),
+  };
+  if let Some(before) = before {
+    // Still under the lock: a reader under it sees the file and this report together.
+    w.observer.wrote(path, before, Arc::new(doc));
+  }
+  forget_memo(w.memos, path);
+  if let Some((written, announce)) = pending {
+    announce();
+    written.make_durable()?;
+  }
+  Ok(())
 }
 
 /// After this process wrote the file, the next load reads it again. Not memoised from here: a
@@ -409,20 +440,22 @@ pub(crate) fn remove_picked_then<T>(
   name: impl Fn(&T) -> &str,
   visible: Option<impl FnOnce()>,
 ) -> Result<Vec<T>> {
-  if pick(&*load(w.memos, path)?).is_empty() {
+  let (seen, bytes) = load_keeping(w.memos, path, true)?;
+  if pick(&seen).is_empty() {
     return Ok(Vec::new());
   }
-  update_then(
-    w,
-    path,
-    |doc| {
-      let picked = pick(doc);
-      doc.remove_many(&picked.iter().map(&name).collect());
-      let changed = !picked.is_empty();
-      (picked, changed)
-    },
-    visible,
-  )
+  let _lock = FileLock::acquire(path, w.lock_wait)?;
+  // Most often the file is still what was just read: then it is not parsed again.
+  let (doc, corrupt) = read_locked(path, bytes.as_deref().map(|b| (b, &seen)))?;
+  drop(seen);
+  let picked = pick(&doc);
+  if !picked.is_empty() {
+    // The rest copied, not `doc` cloned and then cut: a clear copies nothing.
+    let kept = doc.without(&picked.iter().map(&name).collect());
+    let before = w.observer.follows(path).then_some(doc);
+    write_locked(w, path, kept, corrupt, before, visible)?;
+  }
+  Ok(picked)
 }
 
 /// Removes the selected entries and returns the names actually removed (file order for `All`,
@@ -728,5 +761,51 @@ mod tests {
       }
     });
     assert_eq!(list(&memos, &path, 0.0, &Rules::default()).expect("list").len(), 200);
+  }
+
+  /// The removal reuses the document it read without the lock only when the file under the
+  /// lock is byte for byte the same; a file changed in between is parsed again, and the
+  /// change kept.
+  #[test]
+  fn a_file_changed_between_the_first_read_and_the_lock_is_read_again() {
+    let (_d, path) = tmp();
+    let memos = Memos::new();
+    fs::write(&path, r#"{"a":{"timestamp":1},"b":{"timestamp":1}}"#).expect("write");
+    let calls = std::cell::Cell::new(0);
+    let removed = remove_picked(
+      w(&memos),
+      &path,
+      |doc| {
+        calls.set(calls.get() + 1);
+        if calls.get() == 1 {
+          // Another process (Claude Code takes no lock) rewrites it before the lock is taken.
+          fs::write(&path, r#"{"a":{"timestamp":2},"c":{"timestamp":3}}"#).expect("rewrite");
+        }
+        doc.keys().filter(|k| &***k == "a").map(ToString::to_string).collect::<Vec<_>>()
+      },
+      |n| n.as_str(),
+    )
+    .expect("remove");
+    assert_eq!(removed, ["a"]);
+    assert_eq!(calls.get(), 2);
+    assert_eq!(fs::read_to_string(&path).expect("read"), r#"{"c":{"timestamp":3}}"#);
+  }
+
+  /// Unchanged since the first read, the file is not parsed again, and the rewrite is the
+  /// same as from a fresh parse.
+  #[test]
+  fn a_bulk_removal_from_an_unchanged_file_keeps_the_rest_exactly() {
+    let (_d, path) = tmp();
+    let memos = Memos::new();
+    let text = r#"{"1":{"timestamp":1},"x\ud800":{"timestamp":1e400,"n":[1,{"d":-0}]},"y":{"timestamp":5}}"#;
+    fs::write(&path, text).expect("write");
+    let removed = invalidate(w(&memos), &path, &Selection::Servers(vec!["y".into()])).expect("invalidate");
+    assert_eq!(removed, ["y"]);
+    assert_eq!(
+      fs::read_to_string(&path).expect("read"),
+      r#"{"1":{"timestamp":1},"x\ud800":{"timestamp":null,"n":[1,{"d":0}]}}"#
+    );
+    assert_eq!(invalidate(w(&memos), &path, &Selection::All).expect("all").len(), 2);
+    assert_eq!(fs::read_to_string(&path).expect("read"), "{}");
   }
 }
