@@ -106,6 +106,7 @@ export interface Diagnosis {
   /** The server's needs-auth entry, cached or not; `null` when there is none. */
   cacheEntry: NeedsAuthEntry | null
   credentials: CredentialsSummary
+  watch: WatchInfo
 }
 
 /**
@@ -342,3 +343,16 @@ export type SkipReasonKind = 'needs-auth-cache' | 'tokenless-stub'
  * version cannot judge.
  */
 export declare function validateServerConfig(name: string, config: unknown): void
+
+/** How a watcher (`onAuthChanged`) of this config dir follows the cache and the credentials file. */
+export interface WatchInfo {
+  mode: WatchModeKind
+  /** The filesystem type that decided it (`ext4`, `nfs`, `fuse`, …). */
+  filesystem: string
+}
+
+/**
+ * `'notify'`: OS notifications, on a local filesystem. `'poll'`: read every `pollIntervalMs`,
+ * on a filesystem whose changes may be made elsewhere (NFS, SMB, FUSE, 9p, …, or one not known).
+ */
+export type WatchModeKind = 'notify' | 'poll'

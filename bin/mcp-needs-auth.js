@@ -200,6 +200,7 @@ function safeDiagnosis(d) {
       expiresAt: typeof c.expiresAt === 'number' ? c.expiresAt : null,
       tokenlessStub: !!c.tokenlessStub,
     },
+    watch: d.watch ? { mode: String(d.watch.mode), filesystem: String(d.watch.filesystem) } : null,
   };
 }
 
@@ -297,6 +298,7 @@ function cmdWhy(addon, options, values, args) {
         ` token-less stub ${yesNo(c.tokenlessStub)}`,
     );
   }
+  if (d.watch) out(`watch: ${d.watch.mode} (${d.watch.filesystem})`);
 }
 
 function cmdWatch(addon, options, values) {

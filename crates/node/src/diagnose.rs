@@ -4,7 +4,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::cache::{or_null, NeedsAuthEntry};
-use crate::enums::SkipReasonKind;
+use crate::enums::{SkipReasonKind, WatchModeKind};
 use crate::{Code, NapiResultExt, NeedsAuthOptions, ServerName};
 use mcp_needs_auth_core::diagnose::{self, SkipReason};
 
@@ -37,6 +37,14 @@ pub struct CredentialsSummary {
   pub tokenless_stub: bool,
 }
 
+/// How a watcher (`onAuthChanged`) of this config dir follows the cache and the credentials file.
+#[napi(object)]
+pub struct WatchInfo {
+  pub mode: WatchModeKind,
+  /// The filesystem type that decided it (`ext4`, `nfs`, `fuse`, …).
+  pub filesystem: String,
+}
+
 #[napi(object)]
 pub struct Diagnosis {
   pub server: String,
@@ -46,6 +54,7 @@ pub struct Diagnosis {
   /// The server's needs-auth entry, cached or not; `null` when there is none.
   pub cache_entry: Either<NeedsAuthEntry, Null>,
   pub credentials: CredentialsSummary,
+  pub watch: WatchInfo,
 }
 
 /// Why Claude Code would skip `server` now, as data: its needs-auth entry (age, time left,
@@ -83,6 +92,7 @@ pub fn diagnose(server: ServerName, options: Option<NeedsAuthOptions>) -> Result
       expires_at: or_null(creds.expires_at),
       tokenless_stub: creds.tokenless_stub,
     },
+    watch: WatchInfo { mode: d.watch.mode.into(), filesystem: d.watch.filesystem.into_owned() },
   })
 }
 

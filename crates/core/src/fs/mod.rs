@@ -9,9 +9,6 @@
 //! its half-written bytes: reads retry briefly before calling a file corrupt ([`read`]).
 //! [`stamp`] tells "unchanged" without reading.
 
-// Read by the watcher's and the memo's choice of poll over notifications (issue 19), which is
-// being wired; until then its own tests are its only users.
-#[cfg_attr(not(test), allow(dead_code))]
 pub mod filesystem;
 pub mod lock;
 pub mod read;
