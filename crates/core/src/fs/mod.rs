@@ -16,7 +16,9 @@ pub mod stamp;
 pub mod write;
 
 pub use lock::{lock_path, FileLock, DEFAULT_LOCK_WAIT};
-pub use read::{open_plain, read_bounded, read_opened, read_waiting, read_with, FileKind, Opened, Patience};
+pub use read::{
+  holds_exactly, open_plain, read_bounded, read_opened, read_waiting, read_with, FileKind, Opened, Patience,
+};
 pub use stamp::Stamp;
 pub use write::{move_aside, write_atomic, write_visible};
 
