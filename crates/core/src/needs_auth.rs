@@ -49,7 +49,7 @@ struct Memo {
   filesystem: Option<Filesystem>,
   /// On a remote filesystem, the bytes `doc` was parsed from: an unchanged file costs a read
   /// and a comparison, not a parse.
-  bytes: Option<Arc<Vec<u8>>>,
+  bytes: Option<Bytes>,
 }
 
 /// Most cache files memoised (each with up to one inotify watch per directory of its path).
@@ -256,7 +256,7 @@ fn load_remote(
   memos: &Memos,
   path: &Path,
   doc_before: Arc<Document>,
-  bytes_before: Option<Arc<Vec<u8>>>,
+  bytes_before: Option<Bytes>,
 ) -> Result<Arc<Document>> {
   // The common case, unchanged: an open and a read, as few syscalls (each perhaps a round trip)
   // as a bare readFileSync.
@@ -268,13 +268,7 @@ fn load_remote(
     Some(bytes) if bytes_before.as_deref() == Some(&bytes) => (doc_before, bytes_before),
     Some(bytes) => match cache_file::parse(&bytes) {
       Parsed::Document(d) => (Arc::new(d), Some(Arc::new(bytes))),
-      // Cut off at a size the kernel cached (a file another machine grew), or half-written:
-      // the filesystem is asked for the size (every reader's next read sees it too), and the
-      // file read as a reader waits out a write. Not memoised by bytes.
-      Parsed::Corrupt(_) => {
-        filesystem::refresh_metadata(path);
-        (read_steady(path)?.0, None)
-      }
+      Parsed::Corrupt(_) => read_remote_steady(path)?,
     },
   };
   let mut all = lock(&memos.0);
@@ -285,6 +279,36 @@ fn load_remote(
     m.bytes = bytes;
   }
   Ok(doc)
+}
+
+/// The bytes a remote memo's document was parsed from.
+type Bytes = Arc<Vec<u8>>;
+
+/// A remote file that did not parse: cut off at a size the kernel cached (a file another machine
+/// grew, seen through FUSE), or caught half-written. Read again, each time after asking the
+/// filesystem for its size (so that every reader's next read sees it too; a size cached in the
+/// middle of a write would otherwise cut every retry short), for at most a reader's patience;
+/// then taken as Claude Code takes it, empty, and memoised by those bytes (a file that stays
+/// corrupt costs one read per check, not a wait).
+fn read_remote_steady(path: &Path) -> Result<(Arc<Document>, Option<Bytes>)> {
+  let end = std::time::Instant::now() + Patience::READER.budget;
+  let mut pause = Duration::from_micros(200);
+  loop {
+    filesystem::refresh_metadata(path);
+    let Some(bytes) = fs::read_bounded(path, &CACHE_FILE)? else {
+      return Ok((Arc::new(Document::new()), None));
+    };
+    match cache_file::parse(&bytes) {
+      Parsed::Document(d) => return Ok((Arc::new(d), Some(Arc::new(bytes)))),
+      Parsed::Corrupt(_) if std::time::Instant::now() >= end => {
+        return Ok((Arc::new(Document::new()), Some(Arc::new(bytes))));
+      }
+      Parsed::Corrupt(_) => {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(5));
+      }
+    }
+  }
 }
 
 /// The document in `bytes`, read under a watch: one plain read will do, since a change during it

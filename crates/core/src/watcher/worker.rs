@@ -184,8 +184,14 @@ impl<S: Sink> Worker<S> {
   }
 
   pub(super) fn credentials_changed(&mut self, inbox: &mut Inbox) {
+    // Polled, the file may have been caught mid-write with its size then cached by the kernel
+    // (FUSE): each retry asks the filesystem afresh, or every retry would be cut short.
+    let refresh = self.polls_files().then(|| self.store.file.clone());
     let read = credentials::read_waiting(&self.store, |pause| {
       inbox.pause_for_credentials(pause);
+      if let Some(file) = &refresh {
+        fs::filesystem::refresh_metadata(file);
+      }
       true
     });
     match read {
