@@ -12,10 +12,10 @@
 //! at every [`RETRY`]. The keychain, which has no notifications, is polled. So are the files
 //! when a followed directory is on a filesystem whose changes this kernel may not hear of (NFS,
 //! SMB, FUSE, 9p, …: anything off the allowlist of `fs::filesystem`): then the cache and the
-//! credentials file are read every poll interval and diffed as after a notification (so the same
-//! `Change`s, one per save), notifications still acted on as they come (`watch_mode` says
-//! which; a change of the directories' mounts, seen on a poll or a directory event, decides again). Notifications are
-//! acted on at once (those queued meanwhile are folded in); a healthy file-only watcher never
+//! credentials file are read every poll interval and diffed as after a notification (so the
+//! same `Change`s, one per save), notifications still acted on as they come (`watch_mode` says
+//! which; a change of the directories' mounts, seen on a poll or a directory event, decides
+//! again). Notifications are acted on at once (those queued meanwhile are folded in); a healthy file-only watcher never
 //! wakes up by itself. A save of the credentials file is read by notify's own thread when
 //! the watcher's thread is idle, so a sign-in reaches the sink after one thread wake-up, as
 //! with a bare `fs.watch` (a save caught half-written, between an in-place write's truncate
