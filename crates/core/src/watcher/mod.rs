@@ -119,6 +119,7 @@ pub fn start(
       fs: Arc::clone(&fs),
       mounts: watch_mode::mounts_of(&dirs),
       mode: watch_mode::mode_for(&dirs),
+      torn_poll: false,
       dirs,
       ids: Vec::new(),
       broken: None,

@@ -19,7 +19,7 @@ use super::sink::{Change, Sink};
 use crate::cache_file::Document;
 use crate::clock::now_ms;
 use crate::credentials::{self, Snapshot, Store};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::fs::filesystem::MountId;
 use crate::fs::{self, FileLock};
 use crate::mutex::lock;
@@ -57,6 +57,8 @@ pub(super) struct Worker<S: Sink> {
   pub(super) mounts: Vec<Option<MountId>>,
   /// Whether the files are polled, and why.
   pub(super) mode: WatchMode,
+  /// The last poll's read of the credentials file was torn (re-read before any warning).
+  pub(super) torn_poll: bool,
   /// Why watching does not work right now (warned once per outage).
   pub(super) broken: Option<String>,
   pub(super) own: OwnWritesTracker,
@@ -185,8 +187,11 @@ impl<S: Sink> Worker<S> {
 
   pub(super) fn credentials_changed(&mut self, inbox: &mut Inbox) {
     // Polled, the file may have been caught mid-write with its size then cached by the kernel
-    // (FUSE): each retry asks the filesystem afresh, or every retry would be cut short.
+    // (FUSE): each read asks the filesystem afresh, or every retry would be cut short.
     let refresh = self.polls_files().then(|| self.store.file.clone());
+    if let Some(file) = &refresh {
+      fs::filesystem::refresh_metadata(file);
+    }
     let read = credentials::read_waiting(&self.store, |pause| {
       inbox.pause_for_credentials(pause);
       if let Some(file) = &refresh {
@@ -195,7 +200,17 @@ impl<S: Sink> Worker<S> {
       true
     });
     match read {
-      Ok(snapshot) => self.credentials_read(snapshot),
+      Ok(snapshot) => {
+        self.torn_poll = false;
+        self.credentials_read(snapshot)
+      }
+      // A poll caught another machine's in-place save between its truncate and its write (its
+      // times, cached, said the file had settled): read again shortly, as after a torn
+      // notification, and warn only if it is still not a document then.
+      Err(e) if refresh.is_some() && e.code == ErrorCode::CredentialsCorrupt && !self.torn_poll => {
+        self.torn_poll = true;
+        let _ = self.tx.send(Msg::CredentialsTorn);
+      }
       Err(e) => self.warn(&e),
     }
   }
