@@ -383,6 +383,7 @@ function renderRemote(x, p) {
   p(`A bindfs mount whose backing dir another process writes, as another machine writes an NFS or SMB`);
   p(`share; the watcher runs as \`watch: ${x.filesystem}\`. There a check reads the file every time (the`);
   p('kernel hears of no change and may answer `stat` from its attribute cache); the watcher polls.');
+  if (x.date) p(`This section was run on its own (\`node bench/run.js remote\`), ${x.date}.`);
   p();
   const c = x.check;
   p('| check on the FUSE dir | addon | **baseline** J1 sync (readFileSync + JSON.parse) | addon / J1 |');
@@ -414,7 +415,9 @@ function renderRemote(x, p) {
     `Goal: no slower than chokidar at p99 → ${met(pr.addon.p99 <= pr.chokidar.p99 && pr.addon.missed <= pr.chokidar.missed)}.`,
   );
   p();
-  p('Idle: CPU (utime + stime) of a process with one subscription to the FUSE dir, nothing changing.');
+  p(
+    "Idle: CPU (utime + stime, in 10 ms ticks) over 60 s of a process with one subscription to the FUSE dir, nothing changing, per minute. Each addon poll refreshes both files' attributes from the filesystem and reads them (chokidar only `stat`s).",
+  );
   p();
   p('| process | interval | CPU per minute |');
   p('|---|---|---|');
