@@ -123,6 +123,7 @@ export interface Diagnosis {
    * and whether Claude Code already ignores it.
    */
   connectorNote?: string
+  watch: WatchInfo
 }
 
 /**
@@ -363,3 +364,16 @@ export type SkipReasonKind = 'needs-auth-cache' | 'tokenless-stub'
  * version cannot judge.
  */
 export declare function validateServerConfig(name: string, config: unknown): void
+
+/** How a watcher (`onAuthChanged`) of this config dir follows the cache and the credentials file. */
+export interface WatchInfo {
+  mode: WatchModeKind
+  /** The filesystem type that decided it (`ext4`, `nfs`, `fuse`, …). */
+  filesystem: string
+}
+
+/**
+ * `'notify'`: OS notifications, on a local filesystem. `'poll'`: read every `pollIntervalMs`,
+ * on a filesystem whose changes may be made elsewhere (NFS, SMB, FUSE, 9p, …, or one not known).
+ */
+export type WatchModeKind = 'notify' | 'poll'

@@ -854,3 +854,4 @@ module.exports.PurgeReason = nativeBinding.PurgeReason
 module.exports.purgeStale = nativeBinding.purgeStale
 module.exports.SkipReasonKind = nativeBinding.SkipReasonKind
 module.exports.validateServerConfig = nativeBinding.validateServerConfig
+module.exports.WatchModeKind = nativeBinding.WatchModeKind

@@ -371,7 +371,67 @@ function report(r) {
   if (r.e2e) renderE2e(r.e2e, p);
   // 9
   if (r.bulk) renderBulk(r.bulk, p);
+  // 10
+  if (r.remote) renderRemote(r.remote, p);
   return L.join('\n');
+}
+
+/** Section 10 (bench/remote.js): a config dir on FUSE (bindfs), written behind the mount. */
+function renderRemote(x, p) {
+  p('## 10. Remote filesystems: a config dir on FUSE, written behind the mount');
+  p();
+  if (x.skipped) {
+    p(`Not run: ${x.skipped}.`);
+    p();
+    return;
+  }
+  p(`A bindfs mount whose backing dir another process writes, as another machine writes an NFS or SMB`);
+  p(`share; the watcher runs as \`watch: ${x.filesystem}\`. There a check reads the file every time (the`);
+  p('kernel hears of no change and may answer `stat` from its attribute cache); the watcher polls.');
+  if (x.date) p(`This section was run on its own (\`node bench/run.js remote\`), ${x.date}.`);
+  p();
+  const c = x.check;
+  p('| check on the FUSE dir | addon | **baseline** J1 sync (readFileSync + JSON.parse) | addon / J1 |');
+  p('|---|---|---|---|');
+  p(
+    `| batches of 50, median | ${fmtUs(c.addon.batch.median)} | ${fmtUs(c.j1sync.batch.median)} | ${(c.addon.batch.median / c.j1sync.batch.median).toFixed(2)}x |`,
+  );
+  p(
+    `| single calls, median / p99 | ${fmtUs(c.addon.each.median)} / ${fmtUs(c.addon.each.p99)} | ${fmtUs(c.j1sync.each.median)} / ${fmtUs(c.j1sync.each.p99)} | |`,
+  );
+  p();
+  p(`Goal: no slower than J1 → ${met(c.addon.batch.median <= c.j1sync.batch.median)}.`);
+  p();
+  const pr = x.propagation;
+  p(
+    `Propagation: a credentials save behind the mount (alternately in place and by rename) to the callback, ${pr.trials} trials each, in turns, at ${pr.intervalMs} ms poll intervals.`,
+  );
+  p();
+  p('| watcher | median | p99 | max | missed |');
+  p('|---|---|---|---|---|');
+  p(
+    `| addon, \`pollIntervalMs: ${pr.intervalMs}\` | ${fmtMs(pr.addon.median)} | ${fmtMs(pr.addon.p99)} | ${fmtMs(pr.addon.max)} | ${pr.addon.missed} |`,
+  );
+  p(
+    `| **baseline** chokidar, \`usePolling\`, \`interval: ${pr.intervalMs}\` | ${fmtMs(pr.chokidar.median)} | ${fmtMs(pr.chokidar.p99)} | ${fmtMs(pr.chokidar.max)} | ${pr.chokidar.missed} |`,
+  );
+  p();
+  p(
+    `Goal: no slower than chokidar at p99 → ${met(pr.addon.p99 <= pr.chokidar.p99 && pr.addon.missed <= pr.chokidar.missed)}.`,
+  );
+  p();
+  p(
+    "Idle: CPU (utime + stime, in 10 ms ticks) over 60 s of a process with one subscription to the FUSE dir, nothing changing, per minute. Each addon poll refreshes both files' attributes from the filesystem and reads them (chokidar only `stat`s).",
+  );
+  p();
+  p('| process | interval | CPU per minute |');
+  p('|---|---|---|');
+  for (const r of x.idle) {
+    const who =
+      r.variant === 'none' ? 'no subscription' : r.variant === 'addon' ? 'addon, poll mode' : 'chokidar, `usePolling`';
+    p(`| ${who} | ${r.variant === 'none' ? '-' : `${r.intervalMs} ms`} | ${r.cpuMsPerMinute.toFixed(0)} ms |`);
+  }
+  p();
 }
 
 /** Section 9: removing every entry of a large cache at once, against plain JS in the same run. */

@@ -9,6 +9,7 @@
 //   J2 = the careful JS way: proper-lockfile + write-file-atomic for changes; fs.watch (or
 //        chokidar) + re-read + JSON.parse + compare for watching.
 //
+// Section remote lives in bench/remote.js: a config dir on a real FUSE mount (Linux, root).
 // Section e2e lives in bench/e2e.js: live Agent SDK sessions of both Claude Code stacks
 // (support/stacks.js), reconnectOnAuthChange against claude-agent-acp's way, ~4 min.
 //
@@ -34,6 +35,7 @@ const chokidar = require('chokidar');
 const { writeFreshToken } = require(path.join(ROOT, 'support', 'credentials.js'));
 const { report, RESULTS } = require('./render.js');
 const { benchE2e } = require('./e2e.js');
+const { benchRemote } = require('./remote.js');
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const CACHE = 'mcp-needs-auth-cache.json';
@@ -811,7 +813,7 @@ async function main() {
       .filter(Boolean);
     if (merge && !named.length) throw new Error('--merge needs the sections to run');
     const only = named.length ? named : process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : null;
-    const known = ['check', 'change', 'propagation', 'contention', 'growth', 'idle', 'memory', 'e2e', 'bulk'];
+    const known = ['check', 'change', 'propagation', 'contention', 'growth', 'idle', 'memory', 'e2e', 'bulk', 'remote'];
     const unknown = (only || []).filter((s) => !known.includes(s));
     if (unknown.length) throw new Error(`unknown section ${unknown.join(', ')}; sections: ${known.join(', ')}`);
     const want = (s) => {
@@ -828,6 +830,18 @@ async function main() {
     if (want('memory')) results.memory = await benchMemory();
     if (want('e2e')) results.e2e = await benchE2e({ quick: QUICK, log, stats });
     if (want('bulk')) results.bulk = await benchBulk();
+    if (want('remote')) {
+      results.remote = await benchRemote({
+        quick: QUICK,
+        log,
+        stats,
+        timeRowsInTurns,
+        j1Cached,
+        freshDir,
+        writeCache,
+        writeFreshToken,
+      });
+    }
     if (only && merge) return mergeSections(results, only, started);
     if (only) {
       console.log(JSON.stringify(results, null, 1));

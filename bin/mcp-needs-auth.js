@@ -201,6 +201,7 @@ function safeDiagnosis(d) {
       tokenlessStub: !!c.tokenlessStub,
     },
     ...(typeof d.connectorNote === 'string' ? { connectorNote: d.connectorNote } : {}),
+    watch: d.watch ? { mode: String(d.watch.mode), filesystem: String(d.watch.filesystem) } : null,
   };
 }
 
@@ -305,6 +306,7 @@ function cmdWhy(addon, options, values, args) {
         ` token-less stub ${yesNo(c.tokenlessStub)}`,
     );
   }
+  if (d.watch) out(`watch: ${d.watch.mode} (${d.watch.filesystem})`);
 }
 
 function cmdWatch(addon, options, values) {

@@ -14,8 +14,16 @@
 //! Callers must also not rely on it for a file that is itself a symlink or has other hard
 //! links (writes through another name are reported to that name's directory). A queue overflow,
 //! or a watched directory deleted, moved or unmounted, is reported so callers fall back and
-//! re-arm. Not seen by inotify (nor promptly by `stat`): writes through a shared mmap, and a
-//! filesystem mounted over the directory.
+//! re-arm. Not seen by inotify (nor promptly by `stat`): writes through a shared mmap.
+//!
+//! Nor does inotify see a filesystem (a bind mount, say) placed over the directory or the file:
+//! the names it watches are unchanged, yet the path now leads elsewhere. So the same epoll
+//! instance also holds an open `/proc/self/mountinfo`, which the kernel marks ready
+//! (`POLLPRI | POLLERR`) whenever this process's mount namespace gains or loses a mount; that is
+//! reported as [`Event::Mounts`], which every watch takes as a change that breaks it. It costs
+//! nothing while nothing is mounted: the zero-timeout `epoll_wait` that finds the ready list
+//! empty looks at neither fd. Without that file (no `/proc`), there is no instance at all, and
+//! callers `stat`.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -35,6 +43,9 @@ pub enum Event<'a> {
   Dropped(i32),
   /// Something happened to this name in the watched directory `.0`.
   Named(i32, &'a OsStr),
+  /// The process's mount table changed: any path may now lead elsewhere (and onto another
+  /// filesystem), so every watch is broken.
+  Mounts,
 }
 
 /// The watches that guard one file.
@@ -49,7 +60,7 @@ impl Watch {
   /// Whether `event` may mean the watched file changed.
   pub fn hit(&self, event: &Event) -> bool {
     match *event {
-      Event::Overflow => true,
+      Event::Overflow | Event::Mounts => true,
       Event::Gone(wd) | Event::Dropped(wd) => wd == self.dir || self.ancestors.contains(&wd),
       Event::Named(wd, name) => wd == self.dir && name == self.name,
     }
@@ -197,9 +208,16 @@ mod sys {
   pub const ANCESTOR_MASK: u32 = libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_ONLYDIR | libc::IN_MASK_ADD;
   const SELF_EVENTS: u32 = libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_UNMOUNT;
 
+  /// The epoll data of the mount table's fd (the inotify fd's is 0).
+  const MOUNTS: u64 = 1;
+
   pub struct Inotify {
     fd: libc::c_int,
-    /// An epoll instance holding `fd` (level-triggered), or -1. Asking it with a zero timeout
+    /// `/proc/self/mountinfo`, open: ready (`EPOLLPRI`) once the mount table changed, and
+    /// made unready by the very `epoll_wait` that reports it (the kernel's `mounts_poll` notes
+    /// the table's event count as seen), so it is never read.
+    mounts: libc::c_int,
+    /// An epoll instance holding `fd` (level-triggered) and `mounts`. Asking it with a zero timeout
     /// is the cheapest exact "is anything queued?": inotify's wake-up puts `fd` on epoll's ready
     /// list within the write, rename or unlink that queues the event, and an empty ready list
     /// is checked without taking a lock or polling the inotify instance (about 60% of the cost
@@ -209,32 +227,48 @@ mod sys {
 
   impl Inotify {
     pub fn new() -> Option<Inotify> {
-      // SAFETY: plain syscalls; the fds are owned by the returned value and closed on drop.
+      const MOUNTINFO: &std::ffi::CStr = c"/proc/self/mountinfo";
+      // SAFETY: plain syscalls on a NUL-terminated path; the fds are owned by the returned value
+      // and closed on drop, or closed here on failure.
       unsafe {
         let fd = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
         if fd < 0 {
           return None;
         }
-        let mut ready = libc::epoll_create1(libc::EPOLL_CLOEXEC);
+        let ready = libc::epoll_create1(libc::EPOLL_CLOEXEC);
+        let mounts = libc::open(MOUNTINFO.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
         let mut interest = libc::epoll_event { events: libc::EPOLLIN as u32, u64: 0 };
-        if ready >= 0 && libc::epoll_ctl(ready, libc::EPOLL_CTL_ADD, fd, &mut interest) != 0 {
-          libc::close(ready);
-          ready = -1;
+        let mut mount_interest = libc::epoll_event { events: (libc::EPOLLPRI | libc::EPOLLERR) as u32, u64: MOUNTS };
+        // Without the mount signal a watch could vouch for a path a mount has redirected: then
+        // no instance at all, and callers `stat`.
+        if ready < 0
+          || mounts < 0
+          || libc::epoll_ctl(ready, libc::EPOLL_CTL_ADD, fd, &mut interest) != 0
+          || libc::epoll_ctl(ready, libc::EPOLL_CTL_ADD, mounts, &mut mount_interest) != 0
+        {
+          for f in [ready, mounts, fd] {
+            if f >= 0 {
+              libc::close(f);
+            }
+          }
+          return None;
         }
-        Some(Inotify { fd, ready })
+        Some(Inotify { fd, mounts, ready })
       }
     }
 
-    /// Whether the queue may hold events (`true` when that cannot be told cheaply).
-    fn maybe_queued(&self) -> bool {
-      if self.ready >= 0 {
-        let mut event = std::mem::MaybeUninit::<libc::epoll_event>::uninit();
-        // SAFETY: room for the one event asked for; a zero timeout never blocks.
-        return unsafe { libc::epoll_wait(self.ready, event.as_mut_ptr(), 1, 0) } != 0;
+    /// Whether the inotify queue may hold events, and whether the mount table changed.
+    fn ready(&self) -> (bool, bool) {
+      let mut events = std::mem::MaybeUninit::<[libc::epoll_event; 2]>::uninit();
+      // SAFETY: room for the two events asked for; a zero timeout never blocks.
+      let n = unsafe { libc::epoll_wait(self.ready, events.as_mut_ptr().cast(), 2, 0) };
+      if n <= 0 {
+        return (n < 0, n < 0);
       }
-      let mut queued: libc::c_int = 0;
-      // SAFETY: FIONREAD writes one int to the pointer given.
-      !(unsafe { libc::ioctl(self.fd, libc::FIONREAD, &mut queued) } == 0 && queued == 0)
+      // SAFETY: epoll_wait wrote `n` (at most 2) events at the start of the buffer.
+      let ready = unsafe { std::slice::from_raw_parts(events.as_ptr().cast::<libc::epoll_event>(), n as usize) };
+      let mounts = ready.iter().any(|e| e.u64 == MOUNTS);
+      (ready.iter().any(|e| e.u64 != MOUNTS), mounts)
     }
 
     pub fn add_watch(&self, path: &Path, mask: u32) -> Option<i32> {
@@ -257,7 +291,11 @@ mod sys {
       // uninitialised: zeroing 8 KiB would cost more than the read that usually finds nothing.
       let mut buf = std::mem::MaybeUninit::<[u64; 1024]>::uninit();
       // An empty queue is the common case: told without reading.
-      if !self.maybe_queued() {
+      let (queued, mounts) = self.ready();
+      if mounts {
+        on(&Event::Mounts);
+      }
+      if !queued {
         return;
       }
       loop {
@@ -302,9 +340,8 @@ mod sys {
     fn drop(&mut self) {
       // SAFETY: the fds are ours and closed once.
       unsafe {
-        if self.ready >= 0 {
-          libc::close(self.ready);
-        }
+        libc::close(self.ready);
+        libc::close(self.mounts);
         libc::close(self.fd);
       }
     }
@@ -378,6 +415,23 @@ mod tests {
     assert_eq!(hits(&mut n, &w), (true, false), "removed");
     n.unwatch(w);
     assert!(n.refs.is_empty(), "every descriptor released");
+  }
+
+  #[test]
+  fn a_mount_table_change_breaks_every_watch() {
+    let w = Watch { dir: 1, ancestors: vec![2], name: "c.json".into() };
+    assert!(w.hit(&Event::Mounts) && w.broken(&Event::Mounts));
+    assert!(w.hit(&Event::Named(1, OsStr::new("c.json"))) && !w.broken(&Event::Named(1, OsStr::new("c.json"))));
+  }
+
+  #[test]
+  fn an_instance_holds_the_mount_table_and_reports_nothing_while_it_is_unchanged() {
+    let mut n = Notices::new();
+    let d = tempfile::tempdir().expect("tempdir");
+    let dir = fs::canonicalize(d.path()).expect("canon");
+    let w = n.watch(&dir.join("c.json")).expect("inotify and /proc/self/mountinfo are here");
+    assert_eq!(hits(&mut n, &w), (false, false), "no mount, no event");
+    n.unwatch(w);
   }
 
   #[test]

@@ -6,12 +6,14 @@ use std::path::Path;
 use crate::cache_file::{self, EntryStatus};
 use crate::clock::now_ms;
 use crate::config_dir;
+use crate::credentials::Store;
 use crate::credentials::{CredentialSource, Observations, ServerCredentials};
 use crate::error::Result;
 use crate::needs_auth::{self, Memos};
 use crate::server_config::Transport;
 use crate::server_rules::Rules;
 use crate::staleness::{self, CredentialView};
+use crate::watch_mode::{self, WatchMode};
 
 /// Claude Code 2.1.332 stops honouring a token-less stub this long after `tokenlessRejectedAt`;
 /// 2.1.108 honours it forever (a stub without that field).
@@ -35,6 +37,9 @@ pub struct Diagnosis {
   pub(crate) store_present: bool,
   /// For a claude.ai connector with an entry: what that entry is about and what clears it.
   pub connector_note: Option<String>,
+  /// How a watcher of this config dir and store follows the files (notifications, or polling
+  /// where the filesystem may not tell this kernel of a change).
+  pub watch: WatchMode,
 }
 
 /// The diagnosis of `server`, reading the cache through `memos` and judging by what this
@@ -112,6 +117,7 @@ pub fn diagnose(
     credentials: creds,
     store_present: view.snapshot.present,
     connector_note,
+    watch: watch_mode::mode_of(config_dir, &Store::locate(config_dir, explicit, source)),
   })
 }
 

@@ -24,4 +24,5 @@ pub mod runtime;
 pub mod server_config;
 pub mod server_rules;
 pub mod staleness;
+pub mod watch_mode;
 mod watcher;

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use crate::cache_file::{self, Document, EntryStatus, Parsed};
 use crate::cache_read::{self, Contents, CACHE_FILE};
-use crate::change_notice::{Notices, Watch};
+use crate::change_notice::{Event, Notices, Watch};
 use crate::clock::now_ms;
 use crate::error::Result;
+use crate::fs::filesystem::{self, Filesystem};
 use crate::fs::{self, FileLock, Opened, Patience, Stamp};
 use crate::mutex::lock;
 use crate::server_rules::Rules;
@@ -42,6 +43,13 @@ struct Memo {
   /// `doc` is current as long as `changes` still equals this.
   current_at: Option<u64>,
   used: u64,
+  /// What the file's directory (or its nearest existing ancestor) is on, once looked at: on a
+  /// remote one neither a watch nor a `stat` is trusted (see `load_remote`). Looked at again
+  /// after the mount table changed.
+  filesystem: Option<Filesystem>,
+  /// On a remote filesystem, the bytes `doc` was parsed from: an unchanged file costs a read
+  /// and a comparison, not a parse.
+  bytes: Option<Bytes>,
 }
 
 /// Most cache files memoised (each with up to one inotify watch per directory of its path).
@@ -83,6 +91,12 @@ impl MemoTable {
     let memos = &mut self.memos;
     let mut broken = Vec::new();
     self.notices.poll(|event| {
+      if matches!(event, Event::Mounts) {
+        // A mount may have put another filesystem under any memo's path.
+        for m in memos.iter_mut() {
+          m.filesystem = None;
+        }
+      }
       for (i, m) in memos.iter_mut().enumerate() {
         if let Some(w) = m.watch.as_ref().filter(|w| w.hit(event)) {
           m.changes += 1;
@@ -126,6 +140,8 @@ impl MemoTable {
           changes: 0,
           current_at: None,
           used: 0,
+          filesystem: None,
+          bytes: None,
         });
         self.memos.len() - 1
       }
@@ -175,6 +191,13 @@ fn load_keeping(memos: &Memos, path: &Path, keep: bool) -> Result<(Arc<Document>
     m.loads = m.loads.saturating_add(1);
     if m.current_at == Some(m.changes) {
       return Ok((Arc::clone(&m.doc), None));
+    }
+    let filesystem = m.filesystem.get_or_insert_with(|| Filesystem::near(path.parent().unwrap_or(Path::new("."))));
+    if !filesystem.local {
+      let (doc_before, bytes_before) = (Arc::clone(&m.doc), m.bytes.clone());
+      drop(all);
+      // No bytes handed on: a write that follows parses again under its lock.
+      return load_remote(memos, path, doc_before, bytes_before).map(|doc| (doc, None));
     }
     let start = m.changes;
     let (seen, doc, has_watch) = (m.seen, Arc::clone(&m.doc), m.watch.is_some());
@@ -230,6 +253,71 @@ fn load_keeping(memos: &Memos, path: &Path, keep: bool) -> Result<(Arc<Document>
     m.current_at = (m.watch.is_some() && watchable && seen != Seen::Unknown && m.changes == start).then_some(start);
   }
   Ok((doc, bytes))
+}
+
+/// `load` on a filesystem whose changes may come from elsewhere (NFS, SMB, FUSE, 9p, …): no
+/// inotify event is sent for those, and `stat` may answer from a cache (FUSE keeps attributes
+/// for a second by default; NFS for several), so the file is read on every call, through the
+/// same path as a fresh reader's `readFileSync` (an open, which on NFS revalidates: close-to-open
+/// consistency). Bytes equal to the memo's cost no parse. Never an answer such a read, made
+/// now, would contradict.
+fn load_remote(
+  memos: &Memos,
+  path: &Path,
+  doc_before: Arc<Document>,
+  bytes_before: Option<Bytes>,
+) -> Result<Arc<Document>> {
+  // The common case, unchanged: an open and a read, as few syscalls (each perhaps a round trip)
+  // as a bare readFileSync.
+  if bytes_before.as_deref().is_some_and(|b| fs::holds_exactly(path, b)) {
+    return Ok(doc_before);
+  }
+  let (doc, bytes) = match fs::read_bounded(path, &CACHE_FILE)? {
+    None => (Arc::new(Document::new()), None),
+    Some(bytes) if bytes_before.as_deref() == Some(&bytes) => (doc_before, bytes_before),
+    Some(bytes) => match cache_file::parse(&bytes) {
+      Parsed::Document(d) => (Arc::new(d), Some(Arc::new(bytes))),
+      Parsed::Corrupt(_) => read_remote_steady(path)?,
+    },
+  };
+  let mut all = lock(&memos.0);
+  if let Some(m) = all.find(path) {
+    m.seen = Seen::Unknown;
+    m.current_at = None;
+    m.doc = Arc::clone(&doc);
+    m.bytes = bytes;
+  }
+  Ok(doc)
+}
+
+/// The bytes a remote memo's document was parsed from.
+type Bytes = Arc<Vec<u8>>;
+
+/// A remote file that did not parse: cut off at a size the kernel cached (a file another machine
+/// grew, seen through FUSE), or caught half-written. Read again, each time after asking the
+/// filesystem for its size (so that every reader's next read sees it too; a size cached in the
+/// middle of a write would otherwise cut every retry short), for at most a reader's patience;
+/// then taken as Claude Code takes it, empty, and memoised by those bytes (a file that stays
+/// corrupt costs one read per check, not a wait).
+fn read_remote_steady(path: &Path) -> Result<(Arc<Document>, Option<Bytes>)> {
+  let end = std::time::Instant::now() + Patience::READER.budget;
+  let mut pause = Duration::from_micros(200);
+  loop {
+    filesystem::refresh_metadata(path);
+    let Some(bytes) = fs::read_bounded(path, &CACHE_FILE)? else {
+      return Ok((Arc::new(Document::new()), None));
+    };
+    match cache_file::parse(&bytes) {
+      Parsed::Document(d) => return Ok((Arc::new(d), Some(Arc::new(bytes)))),
+      Parsed::Corrupt(_) if std::time::Instant::now() >= end => {
+        return Ok((Arc::new(Document::new()), Some(Arc::new(bytes))));
+      }
+      Parsed::Corrupt(_) => {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(5));
+      }
+    }
+  }
 }
 
 /// The document in `bytes`, read under a watch: one plain read will do, since a change during it
@@ -707,6 +795,36 @@ mod tests {
     let all = lock(&memos.0);
     let m = all.memos.iter().find(|m| m.path == path).expect("memo");
     assert_eq!(m.current_at, Some(m.changes), "current without a stat");
+  }
+
+  #[test]
+  fn on_a_remote_filesystem_every_load_reads_and_equal_bytes_cost_no_parse() {
+    let memos = Memos::with_notices(Notices::new());
+    let d = tempfile::tempdir().expect("tempdir");
+    let path = fs::canonicalize(d.path()).expect("canon").join("c.json");
+    fs::write(&path, br#"{"a":{"timestamp":1}}"#).expect("write");
+    let first = load(&memos, &path).expect("load");
+    // As if the directory were on NFS or FUSE (the filesystem is known from the first load on).
+    lock(&memos.0).find(&path).expect("memo").filesystem =
+      Some(Filesystem { name: std::borrow::Cow::Borrowed("nfs"), local: false });
+    let read = load(&memos, &path).expect("load");
+    let again = load(&memos, &path).expect("load");
+    assert!(Arc::ptr_eq(&read, &again), "unchanged bytes: the same document, not parsed again");
+    assert_eq!(first.get("a").is_some(), again.get("a").is_some());
+    // A same-size rewrite with the old times put back, and no watch trusted: still seen.
+    let meta = fs::metadata(&path).expect("meta");
+    fs::write(&path, br#"{"b":{"timestamp":1}}"#).expect("rewrite");
+    fs::File::options()
+      .write(true)
+      .open(&path)
+      .expect("open")
+      .set_modified(meta.modified().expect("mtime"))
+      .expect("touch");
+    let changed = load(&memos, &path).expect("load");
+    assert!(changed.get("b").is_some() && changed.get("a").is_none(), "read, not trusted");
+    assert!(lock(&memos.0).find(&path).expect("memo").watch.is_none(), "no watch armed for it");
+    fs::remove_file(&path).expect("rm");
+    assert!(load(&memos, &path).expect("load").is_empty(), "gone");
   }
 
   #[cfg(unix)]

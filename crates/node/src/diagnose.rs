@@ -4,7 +4,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::cache::{or_null, NeedsAuthEntry};
-use crate::enums::SkipReasonKind;
+use crate::enums::{SkipReasonKind, WatchModeKind};
 use crate::{Code, NapiResultExt, NeedsAuthOptions, ServerName};
 use mcp_needs_auth_core::diagnose::{self, SkipReason};
 
@@ -38,6 +38,14 @@ pub struct CredentialsSummary {
   pub tokenless_stub: bool,
 }
 
+/// How a watcher (`onAuthChanged`) of this config dir follows the cache and the credentials file.
+#[napi(object)]
+pub struct WatchInfo {
+  pub mode: WatchModeKind,
+  /// The filesystem type that decided it (`ext4`, `nfs`, `fuse`, …).
+  pub filesystem: String,
+}
+
 #[napi(object)]
 pub struct Diagnosis {
   pub server: String,
@@ -51,6 +59,7 @@ pub struct Diagnosis {
   /// connector's authorization on claude.ai, which this machine cannot see), what clears it,
   /// and whether Claude Code already ignores it.
   pub connector_note: Option<String>,
+  pub watch: WatchInfo,
 }
 
 /// Why Claude Code would skip `server` now, as data: its needs-auth entry (age, time left,
@@ -89,6 +98,7 @@ pub fn diagnose(server: ServerName, options: Option<NeedsAuthOptions>) -> Result
       tokenless_stub: creds.tokenless_stub,
     },
     connector_note: d.connector_note,
+    watch: WatchInfo { mode: d.watch.mode.into(), filesystem: d.watch.filesystem.into_owned() },
   })
 }
 

@@ -144,3 +144,20 @@ pub enum SkipReasonKind {
   NeedsAuthCache,
   TokenlessStub,
 }
+
+/// `'notify'`: OS notifications, on a local filesystem. `'poll'`: read every `pollIntervalMs`,
+/// on a filesystem whose changes may be made elsewhere (NFS, SMB, FUSE, 9p, …, or one not known).
+#[napi(string_enum = "kebab-case")]
+pub enum WatchModeKind {
+  Notify,
+  Poll,
+}
+
+impl From<mcp_needs_auth_core::watch_mode::Mode> for WatchModeKind {
+  fn from(mode: mcp_needs_auth_core::watch_mode::Mode) -> Self {
+    match mode {
+      mcp_needs_auth_core::watch_mode::Mode::Notify => WatchModeKind::Notify,
+      mcp_needs_auth_core::watch_mode::Mode::Poll => WatchModeKind::Poll,
+    }
+  }
+}

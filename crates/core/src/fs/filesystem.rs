@@ -28,6 +28,24 @@ impl Filesystem {
   pub fn of(path: &Path) -> io::Result<Filesystem> {
     imp::filesystem_of(path)
   }
+
+  /// What `path` is on, or else its nearest existing ancestor (where it would be made, unless a
+  /// mount comes first). Unknown counts as remote.
+  pub fn near(path: &Path) -> Filesystem {
+    path
+      .ancestors()
+      .find_map(|a| Filesystem::of(if a.as_os_str().is_empty() { Path::new(".") } else { a }).ok())
+      .unwrap_or(Filesystem { name: Cow::Borrowed("unknown"), local: false })
+  }
+}
+
+/// Asks the filesystem itself for `path`'s current size and times, past the kernel's attribute
+/// cache (Linux: `statx` with `AT_STATX_FORCE_SYNC`, which FUSE and NFS honour with a round trip
+/// to the server; elsewhere nothing). On FUSE a file another machine grew is otherwise read cut
+/// at its cached size for up to a second, by every reader: after this, by none. Errors are
+/// ignored: the read that follows reports them.
+pub fn refresh_metadata(path: &Path) {
+  imp::refresh_metadata(path);
 }
 
 /// Which mount a path is reached through. Equal ids: the same mount (the files underneath may
@@ -149,6 +167,22 @@ mod imp {
     Ok(linux_type(st.f_type as u64))
   }
 
+  pub(super) fn refresh_metadata(path: &Path) {
+    let Ok(c) = c_path(path) else { return };
+    let mut buf = MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: as in `statx_mount_id`: a NUL-terminated path and a writable statx buffer.
+    unsafe {
+      libc::syscall(
+        libc::SYS_statx,
+        libc::AT_FDCWD,
+        c.as_ptr(),
+        libc::AT_STATX_FORCE_SYNC,
+        libc::STATX_SIZE | libc::STATX_MTIME,
+        buf.as_mut_ptr(),
+      )
+    };
+  }
+
   pub(super) fn mount_of(path: &Path) -> io::Result<MountId> {
     let device = std::fs::metadata(path)?.dev();
     Ok(MountId { device, mount: statx_mount_id(path) })
@@ -191,6 +225,8 @@ mod imp {
   pub(super) fn mount_of(path: &Path) -> io::Result<MountId> {
     Ok(MountId { device: std::fs::metadata(path)?.dev(), mount: None })
   }
+
+  pub(super) fn refresh_metadata(_: &Path) {}
 }
 
 #[cfg(windows)]
@@ -245,6 +281,8 @@ mod imp {
     Ok(Filesystem { name: Cow::Owned(fs_name.to_lowercase()), local })
   }
 
+  pub(super) fn refresh_metadata(_: &Path) {}
+
   pub(super) fn mount_of(path: &Path) -> io::Result<MountId> {
     // A volume mounted over a folder changes the folder's volume root: hash it as the device.
     use std::hash::{Hash, Hasher};
@@ -266,6 +304,8 @@ mod imp {
     std::fs::metadata(path)?;
     Ok(Filesystem { name: Cow::Borrowed("unknown"), local: false })
   }
+
+  pub(super) fn refresh_metadata(_: &Path) {}
 
   pub(super) fn mount_of(path: &Path) -> io::Result<MountId> {
     #[cfg(unix)]

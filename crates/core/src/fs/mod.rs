@@ -9,10 +9,7 @@
 //! its half-written bytes: reads retry briefly before calling a file corrupt ([`read`]).
 //! [`stamp`] tells "unchanged" without reading.
 
-// Read by the watcher's and the memo's choice of poll over notifications (issue 19), which is
-// being wired; until then its own tests are its only users.
 mod file_kind;
-#[cfg_attr(not(test), allow(dead_code))]
 pub mod filesystem;
 pub mod lock;
 mod parent_dir;
@@ -22,6 +19,6 @@ pub mod write;
 
 pub use file_kind::FileKind;
 pub use lock::{lock_path, FileLock, DEFAULT_LOCK_WAIT};
-pub use read::{open_plain, read_bounded, read_opened, read_waiting, read_with, Opened, Patience};
+pub use read::{holds_exactly, open_plain, read_bounded, read_opened, read_waiting, read_with, Opened, Patience};
 pub use stamp::Stamp;
 pub use write::{move_aside, write_atomic, write_visible};

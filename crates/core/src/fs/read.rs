@@ -34,6 +34,43 @@ impl Patience {
 const READ_RETRY_FIRST_PAUSE: Duration = Duration::from_micros(200);
 const READ_RETRY_MAX_PAUSE: Duration = Duration::from_millis(5);
 
+/// Whether `path` now holds exactly `expected`, told with one `open` and one `read` (no `fstat`,
+/// no flags to reset): for a caller that must read an unchanged file on every call (a memo on a
+/// network filesystem), where each syscall may be a round trip. `O_NONBLOCK` keeps a FIFO from
+/// blocking the open or the read. Anything else (another length or other bytes, an error, a
+/// file that is not there) is `false`, and the caller reads the file properly. A short read is
+/// taken as the end, as of a regular file (the only kind `expected` was read from).
+pub fn holds_exactly(path: &Path, expected: &[u8]) -> bool {
+  #[cfg(unix)]
+  {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(mut file) = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path) else {
+      return false;
+    };
+    let mut buf = vec![0u8; expected.len() + 1];
+    let mut n = 0;
+    while n < buf.len() {
+      match file.read(&mut buf[n..]) {
+        Ok(0) => break,
+        Ok(k) => {
+          n += k;
+          if n < buf.len() {
+            break;
+          }
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        Err(_) => return false,
+      }
+    }
+    n == expected.len() && buf[..n] == *expected
+  }
+  #[cfg(not(unix))]
+  {
+    let _ = (path, expected);
+    false
+  }
+}
+
 /// Reads at most `kind.max_bytes`; a larger file is an error, never truncated silently.
 pub fn read_bounded(path: &Path, kind: &FileKind) -> Result<Option<Vec<u8>>> {
   let Some((file, len)) = open_regular(path, kind)? else {
@@ -348,6 +385,23 @@ pub(crate) mod tests {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("no NUL");
     // SAFETY: `c` is a NUL-terminated path that lives across the call.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+  }
+
+  #[cfg(unix)]
+  #[test]
+  fn holds_exactly_is_true_only_for_the_same_bytes_and_never_blocks_on_a_fifo() {
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("c.json");
+    std::fs::write(&file, b"{\"a\":1}").unwrap();
+    assert!(holds_exactly(&file, b"{\"a\":1}"));
+    assert!(!holds_exactly(&file, b"{\"a\":2}"), "other bytes");
+    assert!(!holds_exactly(&file, b"{\"a\":1"), "longer than expected");
+    assert!(!holds_exactly(&file, b"{\"a\":1} "), "shorter than expected");
+    assert!(!holds_exactly(&d.path().join("missing"), b""), "missing");
+    assert!(!holds_exactly(d.path(), b""), "a directory");
+    let fifo = d.path().join("fifo");
+    mkfifo(&fifo);
+    assert!(!holds_exactly(&fifo, b"x"), "a FIFO without a writer: at once, and not the bytes");
   }
 
   #[cfg(unix)]

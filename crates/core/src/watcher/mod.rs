@@ -9,8 +9,13 @@
 //! directory removed, renamed away, recreated or retargeted through a symlink is noticed at
 //! once). A directory that is gone or replaced (its dev/inode changed) is watched again at the
 //! same path as soon as it exists; until then the sink hears one warning and the path is looked
-//! at every [`RETRY`]. The keychain, which has no notifications, is polled. Notifications are
-//! acted on at once (those queued meanwhile are folded in); a healthy file-only watcher never
+//! at every [`RETRY`]. The keychain, which has no notifications, is polled. So are the files
+//! when a followed directory is on a filesystem whose changes this kernel may not hear of (NFS,
+//! SMB, FUSE, 9p, …: anything off the allowlist of `fs::filesystem`): then the cache and the
+//! credentials file are read every poll interval and diffed as after a notification (so the
+//! same `Change`s, one per save), notifications still acted on as they come (`watch_mode` says
+//! which; a change of the directories' mounts, seen on a poll or a directory event, decides
+//! again). Notifications are acted on at once (those queued meanwhile are folded in); a healthy file-only watcher never
 //! wakes up by itself. A save of the credentials file is read by notify's own thread when
 //! the watcher's thread is idle, so a sign-in reaches the sink after one thread wake-up, as
 //! with a bare `fs.watch` (a save caught half-written, between an in-place write's truncate
@@ -57,6 +62,7 @@ use crate::credentials::{Snapshot, Store};
 use crate::error::{Error, ErrorCode, Result};
 use crate::mutex::lock;
 use crate::own_writes::OwnWritesTracker;
+use crate::watch_mode;
 use inbox::Msg;
 use worker::{close_fs, FsSlot, Worker};
 
@@ -91,12 +97,7 @@ pub fn start(
 ) -> Result<Watcher> {
   let (tx, rx) = mpsc::channel();
   let cache_path = config_dir::cache_path(config_dir);
-  let mut dirs = vec![config_dir.to_path_buf()];
-  if let Some(d) = store.watched_file().and_then(Path::parent) {
-    if !dirs.iter().any(|x| x == d) {
-      dirs.push(d.to_path_buf());
-    }
-  }
+  let dirs = watch_mode::followed_dirs(config_dir, &store);
   for dir in &dirs {
     // Claude Code creates its config dir on first use anyway; watching is simplest when it
     // exists. A failure here shows up as a watch warning below.
@@ -116,6 +117,9 @@ pub fn start(
       sink,
       tx: tx.clone(),
       fs: Arc::clone(&fs),
+      mounts: watch_mode::mounts_of(&dirs),
+      mode: watch_mode::mode_for(&dirs),
+      torn_poll: false,
       dirs,
       ids: Vec::new(),
       broken: None,

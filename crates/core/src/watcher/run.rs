@@ -76,8 +76,13 @@ fn turns<S: Sink>(shared: &Mutex<Worker<S>>, inbox: &mut Inbox) {
       todo.cache = true;
       todo.credentials = true;
     }
-    if todo.tick && worker.store.source.needs_polling() {
+    if todo.tick && worker.polls_store() {
       todo.credentials = true;
+    }
+    // Polled files are diffed as after a notification: only what changed is reported, once.
+    if todo.tick && worker.polls_files() {
+      todo.cache = true;
+      worker.refresh_metadata();
     }
     // Credentials first: the auto-invalidator then judges the cache by the newest evidence.
     if todo.credentials {

@@ -19,11 +19,13 @@ use super::sink::{Change, Sink};
 use crate::cache_file::Document;
 use crate::clock::now_ms;
 use crate::credentials::{self, Snapshot, Store};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
+use crate::fs::filesystem::MountId;
 use crate::fs::{self, FileLock};
 use crate::mutex::lock;
 use crate::needs_auth;
 use crate::own_writes::{OwnWrites, OwnWritesTracker};
+use crate::watch_mode::{self, Mode, WatchMode};
 
 /// The notify instance, apart from the worker's lock: stopping takes it (closing notify's
 /// thread and OS handles at once) even while the watcher thread holds that lock, waiting.
@@ -51,6 +53,12 @@ pub(super) struct Worker<S: Sink> {
   pub(super) dirs: Vec<PathBuf>,
   /// Their identities when they were last armed.
   pub(super) ids: Vec<DirId>,
+  /// The mounts they were reached through when `mode` was decided.
+  pub(super) mounts: Vec<Option<MountId>>,
+  /// Whether the files are polled, and why.
+  pub(super) mode: WatchMode,
+  /// The last poll's read of the credentials file was torn (re-read before any warning).
+  pub(super) torn_poll: bool,
   /// Why watching does not work right now (warned once per outage).
   pub(super) broken: Option<String>,
   pub(super) own: OwnWritesTracker,
@@ -66,7 +74,7 @@ pub(super) struct Worker<S: Sink> {
 impl<S: Sink> Worker<S> {
   /// `None`: sleep until notified (a healthy watcher of files only).
   pub(super) fn next_wakeup(&self) -> Option<Duration> {
-    let poll = self.store.source.needs_polling().then(|| self.settings.poll_interval());
+    let poll = self.polls_store().then(|| self.settings.poll_interval());
     let retry = self.broken.is_some().then_some(RETRY);
     match (poll, retry) {
       (Some(a), Some(b)) => Some(a.min(b)),
@@ -74,26 +82,62 @@ impl<S: Sink> Worker<S> {
     }
   }
 
+  /// Whether the files are read on every poll: notifications may miss their changes.
+  pub(super) fn polls_files(&self) -> bool {
+    self.mode.mode == Mode::Poll
+  }
+
+  /// Whether the store is read on every poll (a keychain, or files that are).
+  pub(super) fn polls_store(&self) -> bool {
+    self.store.source.needs_polling() || self.polls_files()
+  }
+
+  /// Before a poll's reads: the sizes and times from the filesystem itself, not the kernel's
+  /// attribute cache, which on FUSE would cut a grown file short for every reader (a torn
+  /// read, then a warning or a spurious removal) until it expires.
+  pub(super) fn refresh_metadata(&self) {
+    fs::filesystem::refresh_metadata(&self.cache_path);
+    if let Some(file) = self.store.watched_file() {
+      fs::filesystem::refresh_metadata(file);
+    }
+  }
+
+  /// Decides the mode again if a directory is now reached through another mount (a share
+  /// mounted over it, or unmounted). Returns whether it changed.
+  fn check_mounts(&mut self) -> bool {
+    let now = watch_mode::mounts_of(&self.dirs);
+    if now == self.mounts {
+      return false;
+    }
+    self.mounts = now;
+    let mode = watch_mode::mode_for(&self.dirs);
+    let changed = mode != self.mode;
+    self.mode = mode;
+    changed
+  }
+
   /// Compares the directories with what is armed and re-arms when one was replaced, removed
   /// or came back, or watching failed last time. Returns whether the files must be looked at
   /// again (anything changed, or watching was broken until now).
   pub(super) fn check_dirs(&mut self) -> bool {
+    // A mount over a directory is a change of what its files hold, whatever else is the same.
+    let remounted = self.check_mounts();
     let now = arm::dir_ids(&self.dirs);
     // Unchanged and healthy; or unchanged and still missing (a `stat` per look while a
     // directory is missing: it is armed again once it appears).
     if now == self.ids && (self.broken.is_none() || now.iter().any(Option::is_none)) {
-      return false;
+      return remounted;
     }
     let changed = now != self.ids;
     match self.arm() {
       Ok(()) => {
         // After an outage, whatever the files hold now is news too: changes made meanwhile
         // were not seen.
-        changed || self.broken.take().is_some()
+        changed || remounted || self.broken.take().is_some()
       }
       Err(problem) => {
         self.unarmed(problem);
-        changed
+        changed || remounted
       }
     }
   }
@@ -142,12 +186,31 @@ impl<S: Sink> Worker<S> {
   }
 
   pub(super) fn credentials_changed(&mut self, inbox: &mut Inbox) {
+    // Polled, the file may have been caught mid-write with its size then cached by the kernel
+    // (FUSE): each read asks the filesystem afresh, or every retry would be cut short.
+    let refresh = self.polls_files().then(|| self.store.file.clone());
+    if let Some(file) = &refresh {
+      fs::filesystem::refresh_metadata(file);
+    }
     let read = credentials::read_waiting(&self.process.observations, &self.store, |pause| {
       inbox.pause_for_credentials(pause);
+      if let Some(file) = &refresh {
+        fs::filesystem::refresh_metadata(file);
+      }
       true
     });
     match read {
-      Ok(snapshot) => self.credentials_read(snapshot),
+      Ok(snapshot) => {
+        self.torn_poll = false;
+        self.credentials_read(snapshot)
+      }
+      // A poll caught another machine's in-place save between its truncate and its write (its
+      // times, cached, said the file had settled): read again shortly, as after a torn
+      // notification, and warn only if it is still not a document then.
+      Err(e) if refresh.is_some() && e.code == ErrorCode::CredentialsCorrupt && !self.torn_poll => {
+        self.torn_poll = true;
+        let _ = self.tx.send(Msg::CredentialsTorn);
+      }
       Err(e) => self.warn(&e),
     }
   }
