@@ -284,7 +284,10 @@ describe('diagnose', () => {
     const { dir, opts } = newDir(t);
     writeCacheLikeClaude(dir, { gh: Date.now() - MIN });
     creds.writeFreshToken(dir, 'gh', urlOf('gh'), { token: secret('gh') });
-    const d = addon.diagnose('nobody', opts);
+    const { watch, ...d } = addon.diagnose('nobody', opts);
+    // The temp dir is on a local filesystem (its name varies by machine): followed by notifications.
+    assert.equal(watch.mode, 'notify');
+    assert.equal(typeof watch.filesystem, 'string');
     assert.deepEqual(d, {
       server: 'nobody',
       skipped: false,

@@ -11,6 +11,7 @@ export declare const IgnoredBecause: StringEnumObject<IgnoredBecause>;
 export declare const JudgedBy: StringEnumObject<JudgedBy>;
 export declare const PurgeReason: StringEnumObject<PurgeReason>;
 export declare const SkipReasonKind: StringEnumObject<SkipReasonKind>;
+export declare const WatchModeKind: StringEnumObject<WatchModeKind>;
 
 // The runtime adds `Subscription.prototype[Symbol.dispose]` (an alias of `close`,
 // crates/node/src/subscription.rs add_dispose), which napi cannot declare on the class: merged
