@@ -19,13 +19,15 @@ const { errMessage } = require('../log.js');
 const { sleep, unrefTimeout } = require('../timers.js');
 const { configDirFor } = require('./config-dir.js');
 const { dropEntryOfConnected } = require('./reconnect.js');
-const { noteClaudeCodeVersion } = require('./session.js');
+const { noteClaudeCodeVersion, sessionStatuses } = require('./session.js');
 const errors = require('./sign-in-errors.js');
 const { connectorIn, signInConnector } = require('./sign-in-connector.js');
 const signIns = require('./sign-ins.js');
 const { validateOptions } = require('./validate-options.js');
 
 const DEFAULT_TIMEOUT_MS = 300_000;
+/** How long signIn's first look at the session's statuses may take (as the other helpers'). */
+const STATUS_TIMEOUT_MS = 30_000;
 /**
  * How long Claude Code gets to connect the server itself once the tokens are stored through its
  * own callback listener (it does, about 0.2 s after the callback). Not waited after a callback URL
@@ -388,11 +390,9 @@ async function signIn(query, server, options) {
   if (args.signal?.aborted) throw errors.abortError(args.signal); // before anything is registered
   // One status list for both questions: is it a claude.ai connector (authorized on claude.ai: its
   // own flow, lib/sdk/sign-in-connector.js), and is it connected already (the preflight)? A
-  // failure here is the preflight's to report (it asks again).
-  let statuses = null;
-  try {
-    statuses = await query.mcpServerStatus();
-  } catch {}
+  // failure here is the preflight's to report (it asks again). Bounded, and seen by
+  // onServerStatus, as every helper's status answer is.
+  const statuses = await sessionStatuses(query, STATUS_TIMEOUT_MS, 'signIn');
   if (connectorIn(statuses, server)) return signInConnector(query, server, args);
   const existing = signIns.inFlight(query, server);
   if (existing) {
