@@ -296,14 +296,14 @@ impl Policy {
   /// Sticky invalidation: removes again every entry a sign-in has superseded, by the same rule
   /// as `purgeStale`; `event` is emitted as soon as the removal is visible, as for a sign-in.
   fn remove_superseded(&mut self, event: &mut Option<Vec<String>>) {
-    let view = CredentialView { store: self.store.clone(), snapshot: self.credentials.clone() };
+    let view = CredentialView::new(&self.process.observations, &self.store, self.credentials.clone());
     let now = now_ms();
     let superseded = |doc: &Document| -> Vec<String> {
       // The TTL plays no part: a superseded entry is stale however long it would count.
       cache_file::statuses(doc, now, cache_file::DEFAULT_TTL_MS)
         .into_iter()
         .filter(|st| {
-          let evidence = view.evidence_for(&self.process.observations, st, self.is_connector(&st.server));
+          let evidence = view.evidence_for(st, self.is_connector(&st.server));
           st.timestamp.is_some_and(|ts| staleness::is_superseded(ts, &evidence))
         })
         .map(|st| st.server)

@@ -66,7 +66,7 @@ pub fn diagnose(
 
   // A cached entry always has a timestamp: neither rule finds one in its window without it.
   if let Some((st, ts)) = entry.as_ref().filter(|st| st.cached).and_then(|st| st.timestamp.map(|ts| (st, ts))) {
-    let superseded = staleness::is_superseded(ts, &view.evidence_for(seen, st, connector));
+    let superseded = staleness::is_superseded(ts, &view.evidence_for(st, connector));
     let age_ms = now - ts;
     let expires_in_ms = ts + st.ttl_ms - now;
     // Claude Code 2.1.332 reports a plugin stdio server whose failure is cached as `failed`.

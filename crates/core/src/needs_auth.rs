@@ -506,7 +506,8 @@ impl Selection {
 }
 
 /// Removes the entries `pick` selects, in one locked, atomic rewrite, and returns what `pick`
-/// selected under the lock (`name` gives each one's server). Most calls select nothing: those
+/// selected under the lock (`name` gives each one's server); `pick` must depend on the document
+/// alone (it is not asked twice about one document). Most calls select nothing: those
 /// are answered from a read, without the lock and without a write; the others wait at most
 /// `lock_wait` for it.
 pub(crate) fn remove_picked<T>(
@@ -529,14 +530,16 @@ pub(crate) fn remove_picked_then<T>(
   visible: Option<impl FnOnce()>,
 ) -> Result<Vec<T>> {
   let (seen, bytes) = load_keeping(w.memos, path, true)?;
-  if pick(&seen).is_empty() {
+  let first = pick(&seen);
+  if first.is_empty() {
     return Ok(Vec::new());
   }
   let _lock = FileLock::acquire(path, w.lock_wait)?;
-  // Most often the file is still what was just read: then it is not parsed again.
+  // Most often the file is still what was just read: then it is not parsed again, nor picked
+  // from again (`pick` depends on the document alone).
   let (doc, corrupt) = read_locked(path, bytes.as_deref().map(|b| (b, &seen)))?;
+  let picked = if Arc::ptr_eq(&doc, &seen) { first } else { pick(&doc) };
   drop(seen);
-  let picked = pick(&doc);
   if !picked.is_empty() {
     // The rest copied, not `doc` cloned and then cut: a clear copies nothing.
     let kept = doc.without(&picked.iter().map(&name).collect());

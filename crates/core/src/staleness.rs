@@ -25,7 +25,7 @@ use std::path::Path;
 use crate::cache_file::{self, EntryStatus};
 use crate::clock::now_ms;
 use crate::config_dir;
-use crate::credentials::{self, CredentialSource, Observations, ServerCredentials, Snapshot, Store};
+use crate::credentials::{self, CredentialSource, Observations, Seen, ServerCredentials, Snapshot, Store};
 use crate::error::Result;
 use crate::needs_auth::{self, Writer};
 use crate::server_rules::Rules;
@@ -68,11 +68,11 @@ pub(crate) fn judge(entry: &EntryStatus, now: f64, ev: &Evidence) -> Option<Stal
   (now - ts >= entry.ttl_ms).then_some(Staleness::Expired)
 }
 
-/// The credentials side of a judgement: one read of the store, plus what this process saw
-/// (`Observations`).
+/// The credentials side of a judgement: one read of the store, and what this process had seen
+/// of it (`Observations`) when the judgement began.
 pub(crate) struct CredentialView {
-  pub(crate) store: Store,
   pub(crate) snapshot: Snapshot,
+  seen: Seen,
 }
 
 impl CredentialView {
@@ -86,30 +86,36 @@ impl CredentialView {
     let store = Store::locate(config_dir, explicit, source);
     let snapshot = credentials::read(seen, &store)?;
     seen.note_seen(&store, now);
-    Ok(CredentialView { store, snapshot })
+    Ok(CredentialView::new(seen, &store, snapshot))
   }
 
-  pub(crate) fn evidence<'a>(&'a self, seen: &Observations, server: &str) -> Evidence<'a> {
+  /// The view of `store` as `snapshot` shows it, with what `seen` holds of it now.
+  pub(crate) fn new(seen: &Observations, store: &Store, snapshot: Snapshot) -> CredentialView {
+    let seen = seen.seen_of(store, &snapshot);
+    CredentialView { snapshot, seen }
+  }
+
+  pub(crate) fn evidence(&self, server: &str) -> Evidence<'_> {
     Evidence {
       credentials: self.snapshot.servers.get(server),
-      store_changed_at: seen.changed_at(&self.store, &self.snapshot),
-      observed_change_at: seen.observed_change(&self.store, server),
+      store_changed_at: self.seen.store_changed_at,
+      observed_change_at: self.seen.changed_at.get(server).copied(),
     }
   }
 
   /// The evidence for `entry`: a server's own credentials; for an id-less connector entry the
   /// account's; for a connector entry with an `id`, none (see the module's doc).
-  pub(crate) fn evidence_for<'a>(&'a self, seen: &Observations, entry: &EntryStatus, connector: bool) -> Evidence<'a> {
+  pub(crate) fn evidence_for(&self, entry: &EntryStatus, connector: bool) -> Evidence<'_> {
     if !connector {
-      return self.evidence(seen, &entry.server);
+      return self.evidence(&entry.server);
     }
     if entry.id.is_some() {
       return Evidence { credentials: None, store_changed_at: None, observed_change_at: None };
     }
     Evidence {
       credentials: self.snapshot.account.as_ref(),
-      store_changed_at: seen.changed_at(&self.store, &self.snapshot),
-      observed_change_at: seen.observed_account_change(&self.store),
+      store_changed_at: self.seen.store_changed_at,
+      observed_change_at: self.seen.account_changed_at,
     }
   }
 }
@@ -133,7 +139,7 @@ pub fn purge(
       .statuses(doc, now)
       .into_iter()
       .filter_map(|st| {
-        judge(&st, now, &view.evidence_for(seen, &st, rules.is_connector(&st.server))).map(|why| (st.server, why))
+        judge(&st, now, &view.evidence_for(&st, rules.is_connector(&st.server))).map(|why| (st.server, why))
       })
       .collect()
   };
@@ -220,23 +226,23 @@ mod tests {
       format!(r#"{{"claudeAiOauth":{{"accessToken":"A","scopes":["user:mcp_servers"],"expiresAt":{expires_at}}}}}"#)
     };
     // The account token saved (now) after a 2.1.108 entry of 5 min ago, valid 1 h.
-    let (_d, view, seen) = view_of(&account(now + 3_600_000.0));
+    let (_d, view, _) = view_of(&account(now + 3_600_000.0));
     let old = connector_entry(None, now - 300_000.0);
-    assert!(is_superseded(old.timestamp.unwrap(), &view.evidence_for(&seen, &old, true)));
+    assert!(is_superseded(old.timestamp.unwrap(), &view.evidence_for(&old, true)));
     // Judged as a plain server, a connector has no credentials of its own: nothing proves it.
-    assert!(!is_superseded(old.timestamp.unwrap(), &view.evidence_for(&seen, &old, false)));
+    assert!(!is_superseded(old.timestamp.unwrap(), &view.evidence_for(&old, false)));
     // An entry with an id (2.1.332+): the account's tokens prove nothing about it.
     let with_id = connector_entry(Some("mcpsrv_01"), now - 300_000.0);
-    assert!(!is_superseded(with_id.timestamp.unwrap(), &view.evidence_for(&seen, &with_id, true)));
+    assert!(!is_superseded(with_id.timestamp.unwrap(), &view.evidence_for(&with_id, true)));
     // A 401 after the save (the store older than the entry) stays.
     let newer = connector_entry(None, now + 30_000.0);
-    assert!(!is_superseded(newer.timestamp.unwrap(), &view.evidence_for(&seen, &newer, true)));
+    assert!(!is_superseded(newer.timestamp.unwrap(), &view.evidence_for(&newer, true)));
     // An account token that had expired by the entry (another save changed the file): kept.
-    let (_d, view, seen) = view_of(&account(now - 400_000.0));
-    assert!(!is_superseded(old.timestamp.unwrap(), &view.evidence_for(&seen, &old, true)));
+    let (_d, view, _) = view_of(&account(now - 400_000.0));
+    assert!(!is_superseded(old.timestamp.unwrap(), &view.evidence_for(&old, true)));
     // No account token at all: kept.
-    let (_d, view, seen) = view_of(r#"{"mcpOAuth":{}}"#);
-    assert!(!is_superseded(old.timestamp.unwrap(), &view.evidence_for(&seen, &old, true)));
+    let (_d, view, _) = view_of(r#"{"mcpOAuth":{}}"#);
+    assert!(!is_superseded(old.timestamp.unwrap(), &view.evidence_for(&old, true)));
   }
 
   #[test]

@@ -14,6 +14,7 @@ mod summary;
 
 pub use keychain::KEYCHAIN_TIMEOUT;
 pub use observed::Observations;
+pub(crate) use observed::Seen;
 pub use source::CredentialSource;
 pub(crate) use store::Store;
 pub use summary::ServerCredentials;

@@ -20,6 +20,20 @@ pub struct Observations {
   keychain_reads: Flights,
 }
 
+/// What one process had seen of one store at one moment (`Observations::seen_of`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Seen {
+  /// When the store last changed, as far as this process can tell: the platform's own
+  /// modification time (file mtime, Secret Service `Modified`) where the snapshot has one, else
+  /// when this process first saw the store (the macOS and Windows keychains give none; the
+  /// superseded rule still needs an access token that outlives the entry then).
+  pub(crate) store_changed_at: Option<f64>,
+  /// When this process saw the account's tokens change, if it did.
+  pub(crate) account_changed_at: Option<f64>,
+  /// When this process saw each server's tokens change, for those it did.
+  pub(crate) changed_at: HashMap<String, f64>,
+}
+
 #[derive(Default)]
 struct Observed {
   /// `None` until a watcher takes its baseline.
@@ -85,28 +99,19 @@ impl Observations {
     });
   }
 
-  /// When this process saw `server`'s tokens change, if it did.
-  pub(crate) fn observed_change(&self, store: &Store, server: &str) -> Option<f64> {
-    self.with(store, |seen| seen.changed_at.get(server).copied())
-  }
-
   /// When this process saw the account's tokens (`claudeAiOauth`) change, if it did.
   pub(crate) fn observed_account_change(&self, store: &Store) -> Option<f64> {
     self.with(store, |seen| seen.account_changed_at)
   }
 
-  /// When this process first read `store`.
-  pub(crate) fn first_seen(&self, store: &Store) -> Option<f64> {
-    self.with(store, |seen| seen.first_seen)
-  }
-
-  /// When `store` last changed, as far as this process can tell: the platform's own
-  /// modification time (file mtime, Secret Service `Modified`) where `snapshot` has one, else
-  /// the time this process first saw the store (the macOS and Windows keychains give no
-  /// modification time); the superseded rule still needs an access token that outlives the
-  /// entry in that case.
-  pub(crate) fn changed_at(&self, store: &Store, snapshot: &Snapshot) -> Option<f64> {
-    snapshot.changed_at.or_else(|| self.first_seen(store))
+  /// What this process has seen of `store`, taken at once: for a judgement of many entries,
+  /// which would otherwise look the store up (hashing its paths, under the lock) per entry.
+  pub(crate) fn seen_of(&self, store: &Store, snapshot: &Snapshot) -> Seen {
+    self.with(store, |seen| Seen {
+      store_changed_at: snapshot.changed_at.or(seen.first_seen),
+      account_changed_at: seen.account_changed_at,
+      changed_at: seen.changed_at.clone(),
+    })
   }
 }
 
@@ -129,8 +134,9 @@ mod tests {
     assert!(seen.observe(&store, &snapshot(DOC), 2.0).is_empty());
     let changed = seen.observe(&store, &snapshot(&DOC.replace("\"T1\"", "\"T9\"")), 3.0);
     assert_eq!(changed, vec!["github".to_string()]);
-    assert_eq!(seen.observed_change(&store, "github"), Some(3.0));
-    assert_eq!(seen.observed_change(&store, "linear"), None);
+    let now = seen.seen_of(&store, &Snapshot::default());
+    assert_eq!(now.changed_at.get("github"), Some(&3.0));
+    assert_eq!(now.changed_at.get("linear"), None);
   }
 
   #[test]
@@ -156,13 +162,14 @@ mod tests {
   #[test]
   fn note_seen_dates_the_store_without_taking_a_baseline() {
     let (seen, store) = (Observations::default(), store(CredentialSource::Keychain));
-    assert_eq!(seen.first_seen(&store), None);
+    let first_seen = || seen.seen_of(&store, &Snapshot::default()).store_changed_at;
+    assert_eq!(first_seen(), None);
     seen.note_seen(&store, 10.0);
     seen.note_seen(&store, 20.0);
-    assert_eq!(seen.first_seen(&store), Some(10.0), "the first sighting sticks");
+    assert_eq!(first_seen(), Some(10.0), "the first sighting sticks");
     // A watcher starting later still takes its baseline first: nothing is reported as changed.
     assert!(seen.observe(&store, &snapshot(DOC), 30.0).is_empty());
-    assert_eq!(seen.first_seen(&store), Some(10.0));
+    assert_eq!(first_seen(), Some(10.0));
   }
 
   #[test]
@@ -170,11 +177,11 @@ mod tests {
     // A keychain that gives no modification time (macOS, Windows): dated at first sight.
     let (seen, store) = (Observations::default(), store(CredentialSource::Keychain));
     let undated = Snapshot { changed_at: None, ..snapshot(DOC) };
-    assert_eq!(seen.changed_at(&store, &undated), None, "never seen, no date");
+    assert_eq!(seen.seen_of(&store, &undated).store_changed_at, None, "never seen, no date");
     seen.note_seen(&store, 500.0);
-    assert_eq!(seen.changed_at(&store, &undated), Some(500.0));
+    assert_eq!(seen.seen_of(&store, &undated).store_changed_at, Some(500.0));
     // A store whose platform dates it (file mtime, Secret Service): that date wins.
     let dated = Snapshot { changed_at: Some(42.0), ..snapshot(DOC) };
-    assert_eq!(seen.changed_at(&store, &dated), Some(42.0));
+    assert_eq!(seen.seen_of(&store, &dated).store_changed_at, Some(42.0));
   }
 }
