@@ -15,7 +15,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::js_json::{self, JsStr, Json};
+use crate::js_json::{self, JsStr, Json, Member};
 
 /// Claude Code's TTL when an entry has no `ttlMs`.
 pub const DEFAULT_TTL_MS: f64 = 900_000.0;
@@ -126,7 +126,8 @@ impl EntryName for Key {
 pub struct Entry {
   /// Kept as built: shrinking it to a `Box<str>` would cost a reallocation per entry.
   json: String,
-  /// The parsed value, for the view; `None` for an entry made here, whose view is set.
+  /// The parsed value, for the view; `None` when `json` is the text the entry was read from
+  /// (parsed for the view when one is asked for), or for an entry made here (its view is set).
   tree: Option<Arc<Json>>,
   /// The value, for the rules: strings with U+FFFD for lone surrogates, ±Infinity as the
   /// strings "Infinity"/"-Infinity" (which JavaScript's `Number` reads alike, and which are no
@@ -139,6 +140,11 @@ impl Entry {
     let mut json = String::with_capacity(64);
     js_json::stringify(&v, &mut json);
     Entry { json, tree: Some(Arc::new(v)), view: OnceLock::new() }
+  }
+
+  /// An entry read as `text`, already what `JSON.stringify` writes for it (`js_json::Member`).
+  fn from_text(text: &str) -> Entry {
+    Entry { json: text.to_owned(), tree: None, view: OnceLock::new() }
   }
 
   /// An entry made here (not read): its JSON is that of the value.
@@ -157,7 +163,10 @@ impl Entry {
 impl Deref for Entry {
   type Target = Value;
   fn deref(&self) -> &Value {
-    self.view.get_or_init(|| self.tree.as_deref().map_or(Value::Null, |t| view_of(t, VIEW_DEPTH)))
+    self.view.get_or_init(|| match self.tree.as_deref() {
+      Some(tree) => view_of(tree, VIEW_DEPTH),
+      None => view_of_text(&self.json),
+    })
   }
 }
 
@@ -196,6 +205,29 @@ fn view_of(v: &Json, depth: usize) -> Value {
       Value::Object(entries.iter().map(|(k, v)| (js_json::lossy(k).into_owned(), view_of(v, depth - 1))).collect())
     }
   }
+}
+
+/// The view of a value kept as its text (`js_json::canonical_end`: literals, strings with the
+/// simple escapes only, integers of at most 15 digits, one level of object or array, distinct
+/// non-index keys), read by serde_json, on which it and `view_of(js_json::parse(text))` agree
+/// once integers are made f64 as JavaScript has them: a check of one entry parses it once.
+fn view_of_text(text: &str) -> Value {
+  let Ok(mut v) = serde_json::from_str::<Value>(text) else {
+    return js_json::parse(text.as_bytes()).map_or(Value::Null, |tree| view_of(&tree, VIEW_DEPTH));
+  };
+  let as_f64 = |v: &mut Value| {
+    if let Value::Number(n) = v {
+      if let Some(f) = n.as_f64().and_then(serde_json::Number::from_f64) {
+        *n = f;
+      }
+    }
+  };
+  match &mut v {
+    Value::Object(fields) => fields.values_mut().for_each(as_f64),
+    Value::Array(items) => items.iter_mut().for_each(as_f64),
+    other => as_f64(other),
+  }
+  v
 }
 
 /// A value made here (shallow: a new entry) as JSON.
@@ -318,20 +350,22 @@ pub(crate) enum Parsed {
 
 /// The bytes as Claude Code's `JSON.parse(readFile(…, 'utf8'))` reads them (see `js_json`).
 pub(crate) fn parse(bytes: &[u8]) -> Parsed {
-  let mut root = match js_json::parse_root_members(bytes) {
-    Ok(root) => root,
-    Err(err) => return Parsed::Corrupt(format!("not valid JSON ({err})")),
-  };
-  let Json::Object(members) = &mut root else {
-    return Parsed::Corrupt(format!("the root is {}, not an object", json_kind(&root)));
+  let members = match js_json::parse_root_members(bytes) {
+    Ok(members) => members,
+    Err(Ok(root)) => return Parsed::Corrupt(format!("the root is {}, not an object", json_kind(&root))),
+    Err(Err(err)) => return Parsed::Corrupt(format!("not valid JSON ({err})")),
   };
   // The root's members as written: made into properties here, as `JSON.parse` makes them (a
   // repeated name keeps its first place and takes its last value; array indices first).
   let mut entries = IndexMap::with_capacity(members.len());
   let mut indices = false;
-  for (k, v) in std::mem::take(members) {
+  for (k, v) in members {
     indices |= js_json::array_index(&k).is_some();
-    entries.insert(Key::from_wtf8(k), Entry::from_json(v));
+    let entry = match v {
+      Member::Text(text) => Entry::from_text(text),
+      Member::Value(v) => Entry::from_json(v),
+    };
+    entries.insert(Key::from_wtf8(k), entry);
   }
   if indices {
     entries.sort_by_cached_key(|k, _| js_json::array_index(k.wtf8()).map_or((1, 0), |n| (0, n)));
@@ -543,6 +577,27 @@ mod tests {
       Parsed::Document(d) => d,
       Parsed::Corrupt(why) => panic!("fixture is corrupt: {why}"),
     }
+  }
+
+  #[test]
+  fn an_entry_kept_as_text_is_viewed_as_its_parsed_value() {
+    let texts = [
+      r#"{"timestamp":1795668795083}"#,
+      r#"{"timestamp":-1,"ttlMs":0,"id":"mcpsrv_01","lapsedCcrSignInKey":"k\n\"\\","x":null,"y":false}"#,
+      "{\"id\":\"\u{e9}\u{2028}\",\"t\":true}",
+      r#"[1,-2,"x"]"#,
+      r#""just a string""#,
+      "123456789012345",
+      "{}",
+      "[]",
+    ];
+    for t in texts {
+      assert!(js_json::canonical_end(t.as_bytes(), 0).is_some(), "{t} takes the fast path");
+      let tree = js_json::parse(t.as_bytes()).expect("parses");
+      assert_eq!(view_of_text(t), view_of(&tree, VIEW_DEPTH), "{t}");
+    }
+    let d = doc(r#"{"a":{"timestamp":1795668795083,"id":"x"}}"#);
+    assert_eq!(d.get("a").and_then(|e| e.get("timestamp")).and_then(Value::as_f64), Some(1_795_668_795_083.0));
   }
 
   #[test]

@@ -83,13 +83,160 @@ impl std::fmt::Display for SyntaxError {
 
 /// `JSON.parse` of the bytes decoded as UTF-8.
 pub fn parse(bytes: &[u8]) -> Result<Json, SyntaxError> {
-  Parser { src: bytes, pos: 0, raw_root: false }.document()
+  Parser { src: bytes, pos: 0 }.document()
+}
+
+/// A root object's member value: its text when that is already what `JSON.stringify` would
+/// write for it (no tree needed to write it back: `parse` of the text gives the value), or
+/// else the value.
+#[derive(Debug, PartialEq)]
+pub enum Member<'a> {
+  Text(&'a str),
+  Value(Json),
 }
 
 /// `parse`, but a root object's members are left as written (duplicates included, in file
-/// order), for a caller that builds its own map of them (`js_object` says how JavaScript would).
-pub fn parse_root_members(bytes: &[u8]) -> Result<Json, SyntaxError> {
-  Parser { src: bytes, pos: 0, raw_root: true }.document()
+/// order), for a caller that builds its own map of them (`js_object` says how JavaScript would),
+/// each value kept as its text where that is already canonical (`Member`): the usual entry of
+/// a cache file costs no tree. A root that is no object is `Err(Ok(value))`.
+#[allow(clippy::type_complexity)]
+pub fn parse_root_members(bytes: &[u8]) -> Result<Vec<(JsStr, Member<'_>)>, Result<Json, SyntaxError>> {
+  let mut p = Parser { src: bytes, pos: 0 };
+  if p.peek() != Some(b'{') {
+    return Err(p.document());
+  }
+  p.pos += 1;
+  let mut members = Vec::new();
+  if p.peek() == Some(b'}') {
+    p.pos += 1;
+  } else {
+    loop {
+      let key = p.key().map_err(Err)?;
+      p.skip_ws();
+      let value = match canonical_end(bytes, p.pos) {
+        // UTF-8 by `canonical_end`'s checks (verified here, not assumed).
+        Some(end) => match std::str::from_utf8(&bytes[p.pos..end]) {
+          Ok(text) => {
+            p.pos = end;
+            Member::Text(text)
+          }
+          Err(_) => Member::Value(p.value().map_err(Err)?),
+        },
+        None => Member::Value(p.value().map_err(Err)?),
+      };
+      members.push((key, value));
+      match p.peek() {
+        Some(b',') => p.pos += 1,
+        Some(b'}') => {
+          p.pos += 1;
+          break;
+        }
+        _ => return Err(Err(p.fail("expected ',' or '}'"))),
+      }
+    }
+  }
+  if p.peek().is_some() {
+    return Err(Err(SyntaxError { truncated: false, at: p.pos, what: "unexpected text after the JSON" }));
+  }
+  Ok(members)
+}
+
+/// Where the value at `start` ends, when its text is exactly what `JSON.stringify(JSON.parse(
+/// text))` writes: a literal, a string with no escape `JSON.stringify` would write otherwise
+/// (and no `\u` at all), an integer of at most 15 digits (exact in f64, written as is), or an
+/// object or array of those with no whitespace (an object's keys distinct and no array index,
+/// at most 8 of them). Anything else, valid or not, is `None`: the parser decides it.
+pub fn canonical_end(src: &[u8], start: usize) -> Option<usize> {
+  match src.get(start)? {
+    b'{' => {
+      let mut pos = start + 1;
+      if src.get(pos) == Some(&b'}') {
+        return Some(pos + 1);
+      }
+      let mut keys: [&[u8]; 8] = [&[]; 8];
+      for n in 0..keys.len() {
+        let end = canonical_string_end(src, pos)?;
+        let key = &src[pos + 1..end - 1];
+        if array_index(key).is_some() || keys[..n].contains(&key) || src.get(end) != Some(&b':') {
+          return None;
+        }
+        keys[n] = key;
+        pos = canonical_scalar_end(src, end + 1)?;
+        match src.get(pos)? {
+          b',' => pos += 1,
+          b'}' => return Some(pos + 1),
+          _ => return None,
+        }
+      }
+      None
+    }
+    b'[' => {
+      let mut pos = start + 1;
+      if src.get(pos) == Some(&b']') {
+        return Some(pos + 1);
+      }
+      loop {
+        pos = canonical_scalar_end(src, pos)?;
+        match src.get(pos)? {
+          b',' => pos += 1,
+          b']' => return Some(pos + 1),
+          _ => return None,
+        }
+      }
+    }
+    _ => canonical_scalar_end(src, start),
+  }
+}
+
+fn canonical_scalar_end(src: &[u8], start: usize) -> Option<usize> {
+  let rest = &src[start.min(src.len())..];
+  match rest.first()? {
+    b'"' => canonical_string_end(src, start),
+    b't' => rest.starts_with(b"true").then_some(start + 4),
+    b'f' => rest.starts_with(b"false").then_some(start + 5),
+    b'n' => rest.starts_with(b"null").then_some(start + 4),
+    b'-' | b'0'..=b'9' => {
+      let negative = rest[0] == b'-';
+      let digits = rest[usize::from(negative)..].iter().take_while(|b| b.is_ascii_digit()).count();
+      let int = &rest[usize::from(negative)..usize::from(negative) + digits];
+      let end = start + usize::from(negative) + digits;
+      // Not `-0` (written `0`), no leading zero, no fraction or exponent (their shortest form
+      // is for `write_number` to say).
+      let plain = match int {
+        [b'0'] => !negative,
+        [b'1'..=b'9', ..] => digits <= 15,
+        _ => false,
+      };
+      (plain && !matches!(src.get(end), Some(b'.' | b'e' | b'E'))).then_some(end)
+    }
+    _ => None,
+  }
+}
+
+/// The end of the string at `start` (its closing quote's next byte) when `JSON.stringify`
+/// writes it as it stands: UTF-8, no raw control character, escapes only `\"`, `\\`, `\b`,
+/// `\f`, `\n`, `\r`, `\t` (each as `JSON.stringify` writes that character).
+fn canonical_string_end(src: &[u8], start: usize) -> Option<usize> {
+  if src.get(start) != Some(&b'"') {
+    return None;
+  }
+  let mut pos = start + 1;
+  let mut ascii = true;
+  loop {
+    match *src.get(pos)? {
+      b'"' => break,
+      b'\\' => match src.get(pos + 1)? {
+        b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => pos += 2,
+        _ => return None,
+      },
+      0..0x20 => return None,
+      b => {
+        ascii &= b.is_ascii();
+        pos += 1;
+      }
+    }
+  }
+  (ascii || std::str::from_utf8(&src[start + 1..pos]).is_ok()).then_some(pos + 1)
 }
 
 /// Whether `bytes` are a cut-off prefix of some JSON text (empty, or ending mid-value): what a
@@ -107,8 +254,6 @@ enum Frame {
 struct Parser<'a> {
   src: &'a [u8],
   pos: usize,
-  /// Leave the root object's members as parsed.
-  raw_root: bool,
 }
 
 impl Parser<'_> {
@@ -217,7 +362,6 @@ impl Parser<'_> {
               Some(b'}') => {
                 self.pos += 1;
                 match stack.pop() {
-                  Some(Frame::Object(entries, _)) if stack.is_empty() && self.raw_root => v = Json::Object(entries),
                   Some(Frame::Object(entries, _)) => v = Json::Object(js_object(entries)),
                   _ => return Err(self.fail("internal: parser frame lost")),
                 }
@@ -655,6 +799,79 @@ mod tests {
 
   fn round(src: &str) -> String {
     text(&parse(src.as_bytes()).expect("parses"))
+  }
+
+  #[test]
+  fn a_value_kept_as_its_text_is_what_stringify_writes_of_it() {
+    // Pieces a value's text can be made of, canonical and not (each alone or as an entry field).
+    let scalars = [
+      "0",
+      "-0",
+      "1",
+      "-1",
+      "01",
+      "123456789012345",
+      "1234567890123456",
+      "9007199254740993",
+      "1.5",
+      "1e3",
+      "1E3",
+      "-",
+      "true",
+      "false",
+      "null",
+      "nul",
+      r#""""#,
+      r#""a""#,
+      r#""\n\t\"\\""#,
+      r#""\/""#,
+      r#""\u0041""#,
+      r#""\ud800""#,
+      "\"\u{e9}\"",
+      "\"\u{2028}\"",
+      "\"\x01\"",
+      r#""\x""#,
+      r#""unterminated"#,
+    ];
+    let mut texts: Vec<String> = scalars.iter().map(|s| s.to_string()).collect();
+    for a in scalars {
+      texts.push(format!("[{a}]"));
+      texts.push(format!("[{a},{a}]"));
+      texts.push(format!("[ {a}]"));
+      texts.push(format!(r#"{{"timestamp":{a}}}"#));
+      texts.push(format!(r#"{{"timestamp":1,"id":{a}}}"#));
+      texts.push(format!(r#"{{"a":{a},"a":{a}}}"#));
+      texts.push(format!(r#"{{"1":{a}}}"#));
+      texts.push(format!(r#"{{"k": {a}}}"#));
+      texts.push(format!(r#"{{"k":[{a}]}}"#));
+    }
+    texts.push(format!("{{{}}}", (0..9).map(|i| format!("\"k{i}\":1")).collect::<Vec<_>>().join(",")));
+    let mut kept = 0;
+    for t in &texts {
+      let Some(end) = canonical_end(t.as_bytes(), 0) else { continue };
+      kept += 1;
+      assert_eq!(end, t.len(), "{t}: the whole value");
+      let v = parse(t.as_bytes()).unwrap_or_else(|e| panic!("{t} kept as text but does not parse: {e}"));
+      assert_eq!(text(&v), *t, "kept as its text, so it must be what stringify writes");
+      assert!(serde_json::from_str::<serde_json::Value>(t).is_ok(), "{t}: serde_json reads it too (cache_file's view)");
+    }
+    assert!(kept > 40 && kept < texts.len() / 2, "both kinds covered: {kept} of {}", texts.len());
+    // Claude Code's own entries take the fast path.
+    for t in [r#"{"timestamp":1795668795083}"#, r#"{"timestamp":1,"ttlMs":14400000,"id":"mcpsrv_01"}"#] {
+      assert_eq!(canonical_end(t.as_bytes(), 0), Some(t.len()), "{t}");
+    }
+  }
+
+  #[test]
+  fn root_members_are_kept_as_text_where_canonical() {
+    let src = br#"{"a":{"timestamp":1}, "b" : {"timestamp":1.50},"c":{"x":{"y":1}}}"#;
+    let members = parse_root_members(src).expect("an object");
+    assert_eq!(members[0], (b"a".to_vec(), Member::Text(r#"{"timestamp":1}"#)));
+    assert!(matches!(&members[1], (k, Member::Value(_)) if k == b"b"), "1.50 is written 1.5");
+    assert!(matches!(&members[2], (k, Member::Value(_)) if k == b"c"), "nested: parsed");
+    assert!(matches!(parse_root_members(b"[1]"), Err(Ok(Json::Array(_)))));
+    assert!(matches!(parse_root_members(br#"{"a":1} x"#), Err(Err(_))));
+    assert!(matches!(parse_root_members(br#"{"a":1"#), Err(Err(SyntaxError { truncated: true, .. }))));
   }
 
   #[test]
