@@ -1,5 +1,7 @@
 //! The napi layer: converts between JavaScript and the core, and nothing else.
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod allocator;
 mod auth_event;
 pub mod cache;
 pub mod config_dir_for;
