@@ -171,5 +171,10 @@ describe('close() while the watcher waits for another process', { skip: process.
     await waitUntil(() => waitsForLock(process.pid, holder.lock), "the worker's watcher to wait for the lock");
     await w.terminate();
     assert.ok(isHeld(holder.lock) && !holder.gone(), 'terminate() resolved only after the other process let go');
+    // The removal under way is finished by its thread once the lock is free: let it land before
+    // the directory is removed (it writes a temp file there).
+    holder.release();
+    await waitUntil(() => !('gh' in readCacheFile(dir)), 'the owed removal');
+    await waitUntil(() => !waitsForLock(process.pid, holder.lock), 'no thread of ours waiting any more');
   });
 });
