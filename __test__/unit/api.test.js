@@ -426,6 +426,62 @@ describe('invalidateNeedsAuth', () => {
     assert.deepEqual(fs.readdirSync(dir), []);
   });
 
+  it("a list's elements are each read once, in order, all before any is judged", (t) => {
+    const { file, opts } = withCache(t, doc);
+    const s = snap(file);
+    let reads = 0;
+    const counted = ['zzz', 'a'];
+    Object.defineProperty(counted, 0, {
+      get() {
+        reads++;
+        return 'd';
+      },
+      enumerable: true,
+    });
+    const long = 'l'.repeat(300);
+    // A non-string in the middle is named by its type; the names before it remove nothing.
+    const e = assertCode(() => invalidateNeedsAuth(['a', 5, 'b'], opts), 'ERR_INVALID_SERVER_NAME', 'number');
+    assert.match(e.message, /not Number/);
+    // An element whose getter throws stops the call before a non-string before it is judged.
+    const throwing = [5, 'a'];
+    Object.defineProperty(throwing, 1, {
+      get() {
+        throw new Error('getter threw');
+      },
+    });
+    assert.throws(
+      () => invalidateNeedsAuth(throwing, opts),
+      (err) => err.code !== 'ERR_INVALID_SERVER_NAME',
+    );
+    assertUntouched(file, s, 'refused lists');
+    fs.writeFileSync(file, `{"a":{"timestamp":1},"${long}":{"timestamp":2},"d":{"timestamp":3}}`);
+    assert.deepEqual(invalidateNeedsAuth(counted, opts), ['d', 'a']);
+    assert.equal(reads, 1, 'the getter ran once');
+    assert.deepEqual(invalidateNeedsAuth(['x', long, 'y'], opts), [long], 'a name over 256 bytes in a list');
+    assert.equal(fs.readFileSync(file, 'utf8'), '{}');
+  });
+
+  it('20,000 names (more than one call assembles): every one read, the removed ones in order', (t) => {
+    const names = Array.from({ length: 20000 }, (_, i) => `s${i}`);
+    names[7] = '\u00e9t\u00e9';
+    names[9000] = 'l'.repeat(300);
+    const many = JSON.stringify(Object.fromEntries(names.map((s) => [s, { timestamp: 1 }])));
+    const { file, opts } = withCache(t, many);
+    // Reversed, with a name twice and names not in the file between them.
+    const list = names.flatMap((s, i) => (i % 1000 === 0 ? [s, `absent${i}`, s] : [s])).reverse();
+    assert.deepEqual(invalidateNeedsAuth(list, opts), [...names].reverse());
+    assert.equal(fs.readFileSync(file, 'utf8'), '{}');
+    fs.writeFileSync(file, many);
+    assert.deepEqual(invalidateNeedsAuth(undefined, opts), names);
+    fs.writeFileSync(file, many);
+    const purged = require(ADDON).purgeStale({ ...opts, credentials: 'none' });
+    assert.deepEqual(
+      purged,
+      names.map((server) => ({ server, reason: 'expired' })),
+    );
+    assert.deepEqual(Object.keys(purged[12345]), ['server', 'reason']);
+  });
+
   it('a corrupt file with nothing to remove is left exactly as it is', (t) => {
     const { dir, file, opts } = withCache(t, '{nope');
     const s = snap(file);

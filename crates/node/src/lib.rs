@@ -1,6 +1,7 @@
 //! The napi layer: converts between JavaScript and the core, and nothing else.
 
 mod auth_event;
+mod bulk_values;
 pub mod cache;
 pub mod config_dir_for;
 pub mod diagnose;
