@@ -426,7 +426,7 @@ describe('invalidateNeedsAuth', () => {
     assert.deepEqual(fs.readdirSync(dir), []);
   });
 
-  it("a list's elements are each read once, in order, all before any is judged", (t) => {
+  it("a list's elements are each read once, in order, and the first that is no name ends the call", (t) => {
     const { file, opts } = withCache(t, doc);
     const s = snap(file);
     let reads = 0;
@@ -442,23 +442,43 @@ describe('invalidateNeedsAuth', () => {
     // A non-string in the middle is named by its type; the names before it remove nothing.
     const e = assertCode(() => invalidateNeedsAuth(['a', 5, 'b'], opts), 'ERR_INVALID_SERVER_NAME', 'number');
     assert.match(e.message, /not Number/);
-    // An element whose getter throws stops the call before a non-string before it is judged.
-    const throwing = [5, 'a'];
-    Object.defineProperty(throwing, 1, {
-      get() {
-        throw new Error('getter threw');
-      },
-    });
+    // An element whose getter throws ends the call; one after a non-string is never run.
+    let thrown = 0;
+    const throwing = (first) => {
+      const list = [first, 'a'];
+      Object.defineProperty(list, 1, {
+        get() {
+          thrown++;
+          throw new Error('getter threw');
+        },
+      });
+      return list;
+    };
     assert.throws(
-      () => invalidateNeedsAuth(throwing, opts),
+      () => invalidateNeedsAuth(throwing('b'), opts),
       (err) => err.code !== 'ERR_INVALID_SERVER_NAME',
     );
+    assert.equal(thrown, 1);
+    assertCode(() => invalidateNeedsAuth(throwing(5), opts), 'ERR_INVALID_SERVER_NAME', 'number, then a getter');
+    assert.equal(thrown, 1, 'the getter after the number did not run');
     assertUntouched(file, s, 'refused lists');
     fs.writeFileSync(file, `{"a":{"timestamp":1},"${long}":{"timestamp":2},"d":{"timestamp":3}}`);
     assert.deepEqual(invalidateNeedsAuth(counted, opts), ['d', 'a']);
     assert.equal(reads, 1, 'the getter ran once');
     assert.deepEqual(invalidateNeedsAuth(['x', long, 'y'], opts), [long], 'a name over 256 bytes in a list');
     assert.equal(fs.readFileSync(file, 'utf8'), '{}');
+  });
+
+  it('a sparse list claiming 2 ** 32 - 1 names is refused at its first hole (no allocation for the claim)', () => {
+    // In a child: reading every element before judging any allocated room for all of them
+    // first, which aborted the process.
+    const out = runChild(
+      `const m=require(${JSON.stringify(ADDON)});const a=['a'];a.length=2**32-1;` +
+        `try{m.invalidateNeedsAuth(a,{configDir:'/nonexistent/mna'});process.stdout.write('null')}` +
+        `catch(e){process.stdout.write(JSON.stringify([e.code,e.message]))}`,
+      {},
+    );
+    assert.deepEqual(out, ['ERR_INVALID_SERVER_NAME', 'server must be a string, not Undefined']);
   });
 
   it('20,000 names (more than one call assembles): every one read, the removed ones in order', (t) => {

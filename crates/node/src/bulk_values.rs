@@ -24,44 +24,38 @@ use std::mem::MaybeUninit;
 use crate::env_state::{Assemblers, EnvState};
 use crate::{refuse_lone_surrogates, server_name, small_str, JsResult, NapiResultExt};
 
-/// The elements of the JS array `array`, each read once and in order, all before any is judged:
-/// as napi-rs read them into a `Vec` (so a getter that throws is what a call sees, whatever
-/// element before it is not a name, and every getter runs once).
+/// The JS array `array` as server names, with the values they were read from (`names[i]` from
+/// `values[i]`): each element fetched once, in order, and judged as `server_name` judges one
+/// before the next is fetched, so the first element that fails (its getter throws, or it is no
+/// name) ends the read, and a sparse array's first hole ends it at once, however long the
+/// array says it is. A string that fits a reused buffer takes one Node-API call to read;
+/// anything else (not a string, a long name) takes `server_name`'s way.
 ///
 /// # Safety
 /// Per the module's contract; `array` is an array (`napi_is_array`).
-pub(crate) unsafe fn elements(env: sys::napi_env, array: sys::napi_value) -> JsResult<Vec<sys::napi_value>> {
+pub(crate) unsafe fn server_list(
+  env: sys::napi_env,
+  array: sys::napi_value,
+) -> JsResult<(Vec<String>, Vec<sys::napi_value>)> {
   let mut len = 0u32;
   // SAFETY: per this function's contract.
   let status = unsafe { sys::napi_get_array_length(env, array, &mut len) };
   if status != sys::Status::napi_ok {
     return Err(napi::Error::new(Status::from(status), "Failed to get Array length")).js();
   }
-  let mut items = Vec::with_capacity(len as usize);
+  let e = Env::from_raw(env);
+  let mut buf = [MaybeUninit::<u8>::uninit(); NAME_BUF];
+  // A length is only a claim (`[].length = 2 ** 32 - 1`): room grows with the names read.
+  let room = (len as usize).min(PREALLOCATED);
+  let (mut names, mut values) = (Vec::with_capacity(room), Vec::with_capacity(room));
   for i in 0..len {
-    let mut item = std::ptr::null_mut();
+    let mut value = std::ptr::null_mut();
     // SAFETY: as above.
-    let status = unsafe { sys::napi_get_element(env, array, i, &mut item) };
+    let status = unsafe { sys::napi_get_element(env, array, i, &mut value) };
     if status != sys::Status::napi_ok {
       return Err(napi::Error::new(Status::from(status), format!("Failed to get element with index `{i}`"))).js();
     }
-    items.push(item);
-  }
-  Ok(items)
-}
-
-/// Each of `values` as a server name, as `server_name` reads one (the same errors, the first
-/// one found), with one Node-API call for a string that fits a reused buffer: anything else (not
-/// a string, a long name) takes `server_name`'s way.
-///
-/// # Safety
-/// Per the module's contract.
-pub(crate) unsafe fn server_names(env: sys::napi_env, values: &[sys::napi_value]) -> JsResult<Vec<String>> {
-  let e = Env::from_raw(env);
-  let mut buf = [MaybeUninit::<u8>::uninit(); NAME_BUF];
-  let mut names = Vec::with_capacity(values.len());
-  for &value in values {
-    // SAFETY: per this function's contract.
+    // SAFETY: napi just gave `value`, of this callback's scope.
     let v = unsafe { Unknown::from_raw_unchecked(env, value) };
     let name = match small_str(&e, v, &mut buf) {
       Ok(Some(short)) => {
@@ -78,9 +72,13 @@ pub(crate) unsafe fn server_names(env: sys::napi_env, values: &[sys::napi_value]
       Err(_) => server_name(&e, v)?,
     };
     names.push(name);
+    values.push(value);
   }
-  Ok(names)
+  Ok((names, values))
 }
+
+/// The most names room is made for before any is read.
+const PREALLOCATED: usize = 1 << 16;
 
 /// Room for most server names (a longer one is read whole another way).
 const NAME_BUF: usize = 256;

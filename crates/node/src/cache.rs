@@ -158,10 +158,8 @@ fn selection(env: &Env, server: Unknown) -> JsResult<ServerArg> {
   match server.get_type().js()? {
     ValueType::String => Ok(ServerArg { names: vec![server_name(env, server)?], values: vec![server.raw()] }),
     ValueType::Object if server.is_array().js()? => {
-      // SAFETY: `server` is a live array value of this call's scope, and its elements too.
-      let values = unsafe { bulk_values::elements(env.raw(), server.raw()) }?;
-      // SAFETY: as above.
-      let names = unsafe { bulk_values::server_names(env.raw(), &values) }?;
+      // SAFETY: `server` is a live array value of this call's scope.
+      let (names, values) = unsafe { bulk_values::server_list(env.raw(), server.raw()) }?;
       Ok(ServerArg { names, values })
     }
     other => {
