@@ -6,7 +6,7 @@
 //! call to fetch it and one to copy it into a reused buffer (no type check, no buffer per name).
 //! Building, each napi call to put an element in an array (~1,100 instructions) or a property on
 //! an object (~1,400 each) costs far more than JavaScript doing it, so the arrays are assembled
-//! by two small functions compiled once per environment, called once per 8,192 values; should
+//! by two small functions compiled once per environment, called once per 16,384 values; should
 //! one not be there or its call fail, the same values are put in place by napi calls. A removed
 //! name is given back as the very string the caller passed; a reason's string is made once.
 //! What JavaScript sees is unchanged.
@@ -250,9 +250,10 @@ enum Assembler {
   Entries,
 }
 
-/// The values an assembler is given per call (with `out`): 64 KiB of stack for its arguments,
-/// far below V8's limit; a call that still overflows fails and the napi way does the work.
-const CHUNK: usize = 8192;
+/// The values an assembler is given per call (with `out`): 128 KiB of stack for its arguments,
+/// well below V8's limit (about 1 MiB), and 27,000 names in two calls; a call that still
+/// overflows the stack fails and the napi way does the work.
+const CHUNK: usize = 16384;
 
 /// The array `which` makes of `values`, or `None` when the assemblers cannot be had or a call
 /// fails (its exception is cleared: the napi way then does it, and meets any real fault again).
@@ -288,22 +289,23 @@ unsafe fn assemble(env: sys::napi_env, which: Assembler, values: &[sys::napi_val
 }
 
 /// The source of the assemblers: `[strings, entries]` (see `Assembler`). Arrays made from rest
-/// parameters and object literals take V8's fast paths and consult no global; a value appended
-/// past an array's end is assigned, as `napi_set_element` assigns it.
+/// parameters and object literals take V8's fast paths; a value appended past an array's end is
+/// assigned (`push` assigns too), as `napi_set_element` assigns it. The builtins used are
+/// captured when it is compiled, so later monkey-patching changes nothing.
 fn source() -> String {
   let [server, reason] = ENTRY_KEYS;
   format!(
-    "(function () {{ 'use strict'; return [ \
+    "(function (apply, push) {{ 'use strict'; return [ \
        function (out, ...a) {{ \
          if (out === undefined) return a; \
-         var n = out.length; for (var i = 0; i < a.length; i++) out[n + i] = a[i]; \
+         apply(push, out, a); \
          return out; }}, \
        function (out, ...a) {{ \
          var n = 0, j = 0; if (out === undefined) out = a; else n = out.length; \
          for (var i = 0; i + 1 < a.length; i += 2) out[n + j++] = {{ {server}: a[i], {reason}: a[i + 1] }}; \
          if (out === a) a.length = j; \
          return out; }} ]; \
-     }})()"
+     }})(Reflect.apply, Array.prototype.push)"
   )
 }
 
