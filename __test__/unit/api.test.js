@@ -469,6 +469,37 @@ describe('invalidateNeedsAuth', () => {
     assert.equal(fs.readFileSync(file, 'utf8'), '{}');
   });
 
+  it('called near the stack limit, bulk results are still exact', (t) => {
+    const names = Array.from({ length: 20000 }, (_, i) => `s${i}`);
+    const many = JSON.stringify(Object.fromEntries(names.map((s) => [s, { timestamp: 1 }])));
+    const { file, opts } = withCache(t, many);
+    const purgeOpts = { ...opts, credentials: 'none' };
+    let max = 0;
+    // One function both finds how deep it can go and, `margin` frames short of that, calls.
+    function down(depth, at, out) {
+      if (at < 0) {
+        max = depth;
+        return down(depth + 1, at, out);
+      }
+      if (depth < at) return down(depth + 1, at, out);
+      out.push(invalidateNeedsAuth(names, opts));
+      fs.writeFileSync(file, many);
+      out.push(invalidateNeedsAuth(undefined, opts));
+      fs.writeFileSync(file, many);
+      out.push(require(ADDON).purgeStale(purgeOpts));
+      fs.writeFileSync(file, many);
+    }
+    try {
+      down(0, -1, []);
+    } catch {}
+    const purged = names.map((server) => ({ server, reason: 'expired' }));
+    for (const margin of [2000, 200, 50]) {
+      const out = [];
+      down(0, max - margin, out);
+      assert.deepEqual(out, [names, names, purged], `${margin} frames short of the limit`);
+    }
+  });
+
   it('a sparse list claiming 2 ** 32 - 1 names is refused at its first hole (no allocation for the claim)', () => {
     // In a child: reading every element before judging any allocated room for all of them
     // first, which aborted the process.
