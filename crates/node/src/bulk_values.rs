@@ -9,7 +9,7 @@
 //! by two small functions compiled once per environment, called once per 16,384 values; should
 //! one not be there or its call fail, the same values are put in place by napi calls. A removed
 //! name is given back as the very string the caller passed; a reason's string is made once.
-//! What JavaScript sees is unchanged.
+//! The values JavaScript gets are those napi-rs's conversions made.
 //!
 //! # Safety contract
 //! Every `unsafe fn` here takes the `napi_env` of the Node-API callback running now, on its
