@@ -426,6 +426,113 @@ describe('invalidateNeedsAuth', () => {
     assert.deepEqual(fs.readdirSync(dir), []);
   });
 
+  it("a list's elements are each read once, in order, and the first that is no name ends the call", (t) => {
+    const { file, opts } = withCache(t, doc);
+    const s = snap(file);
+    let reads = 0;
+    const counted = ['zzz', 'a'];
+    Object.defineProperty(counted, 0, {
+      get() {
+        reads++;
+        return 'd';
+      },
+      enumerable: true,
+    });
+    const long = 'l'.repeat(300);
+    // A non-string in the middle is named by its type; the names before it remove nothing.
+    const e = assertCode(() => invalidateNeedsAuth(['a', 5, 'b'], opts), 'ERR_INVALID_SERVER_NAME', 'number');
+    assert.match(e.message, /not Number/);
+    // An element whose getter throws ends the call; one after a non-string is never run.
+    let thrown = 0;
+    const throwing = (first) => {
+      const list = [first, 'a'];
+      Object.defineProperty(list, 1, {
+        get() {
+          thrown++;
+          throw new Error('getter threw');
+        },
+      });
+      return list;
+    };
+    assert.throws(
+      () => invalidateNeedsAuth(throwing('b'), opts),
+      (err) => err.code !== 'ERR_INVALID_SERVER_NAME',
+    );
+    assert.equal(thrown, 1);
+    assertCode(() => invalidateNeedsAuth(throwing(5), opts), 'ERR_INVALID_SERVER_NAME', 'number, then a getter');
+    assert.equal(thrown, 1, 'the getter after the number did not run');
+    assertUntouched(file, s, 'refused lists');
+    fs.writeFileSync(file, `{"a":{"timestamp":1},"${long}":{"timestamp":2},"d":{"timestamp":3}}`);
+    assert.deepEqual(invalidateNeedsAuth(counted, opts), ['d', 'a']);
+    assert.equal(reads, 1, 'the getter ran once');
+    assert.deepEqual(invalidateNeedsAuth(['x', long, 'y'], opts), [long], 'a name over 256 bytes in a list');
+    assert.equal(fs.readFileSync(file, 'utf8'), '{}');
+  });
+
+  it('called near the stack limit, bulk results are still exact', (t) => {
+    const names = Array.from({ length: 20000 }, (_, i) => `s${i}`);
+    const many = JSON.stringify(Object.fromEntries(names.map((s) => [s, { timestamp: 1 }])));
+    const { file, opts } = withCache(t, many);
+    const purgeOpts = { ...opts, credentials: 'none' };
+    let max = 0;
+    // One function both finds how deep it can go and, `margin` frames short of that, calls.
+    function down(depth, at, out) {
+      if (at < 0) {
+        max = depth;
+        return down(depth + 1, at, out);
+      }
+      if (depth < at) return down(depth + 1, at, out);
+      out.push(invalidateNeedsAuth(names, opts));
+      fs.writeFileSync(file, many);
+      out.push(invalidateNeedsAuth(undefined, opts));
+      fs.writeFileSync(file, many);
+      out.push(require(ADDON).purgeStale(purgeOpts));
+      fs.writeFileSync(file, many);
+    }
+    try {
+      down(0, -1, []);
+    } catch {}
+    const purged = names.map((server) => ({ server, reason: 'expired' }));
+    for (const margin of [2000, 200, 50]) {
+      const out = [];
+      down(0, max - margin, out);
+      assert.deepEqual(out, [names, names, purged], `${margin} frames short of the limit`);
+    }
+  });
+
+  it('a sparse list claiming 2 ** 32 - 1 names is refused at its first hole (no allocation for the claim)', () => {
+    // In a child: reading every element before judging any allocated room for all of them
+    // first, which aborted the process.
+    const out = runChild(
+      `const m=require(${JSON.stringify(ADDON)});const a=['a'];a.length=2**32-1;` +
+        `try{m.invalidateNeedsAuth(a,{configDir:'/nonexistent/mna'});process.stdout.write('null')}` +
+        `catch(e){process.stdout.write(JSON.stringify([e.code,e.message]))}`,
+      {},
+    );
+    assert.deepEqual(out, ['ERR_INVALID_SERVER_NAME', 'server must be a string, not Undefined']);
+  });
+
+  it('20,000 names (more than one call assembles): every one read, the removed ones in order', (t) => {
+    const names = Array.from({ length: 20000 }, (_, i) => `s${i}`);
+    names[7] = '\u00e9t\u00e9';
+    names[9000] = 'l'.repeat(300);
+    const many = JSON.stringify(Object.fromEntries(names.map((s) => [s, { timestamp: 1 }])));
+    const { file, opts } = withCache(t, many);
+    // Reversed, with a name twice and names not in the file between them.
+    const list = names.flatMap((s, i) => (i % 1000 === 0 ? [s, `absent${i}`, s] : [s])).reverse();
+    assert.deepEqual(invalidateNeedsAuth(list, opts), [...names].reverse());
+    assert.equal(fs.readFileSync(file, 'utf8'), '{}');
+    fs.writeFileSync(file, many);
+    assert.deepEqual(invalidateNeedsAuth(undefined, opts), names);
+    fs.writeFileSync(file, many);
+    const purged = require(ADDON).purgeStale({ ...opts, credentials: 'none' });
+    assert.deepEqual(
+      purged,
+      names.map((server) => ({ server, reason: 'expired' })),
+    );
+    assert.deepEqual(Object.keys(purged[12345]), ['server', 'reason']);
+  });
+
   it('a corrupt file with nothing to remove is left exactly as it is', (t) => {
     const { dir, file, opts } = withCache(t, '{nope');
     const s = snap(file);

@@ -4,6 +4,7 @@ use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
 
+use crate::bulk_values::{self, StringArray};
 use crate::enums::{IgnoredBecause, JudgedBy};
 use crate::{
   decode_arg, invalid_argument, path_string, server_name, Code, JsResult, NapiResultExt, NeedsAuthOptions, ServerName,
@@ -110,51 +111,56 @@ pub fn mark_needs_auth(server: ServerName, options: Option<NeedsAuthOptions>) ->
 /// and returns the names actually removed. Then tells every `onAuthChanged` subscriber of this
 /// config dir in this process "auth changed, retry connections" (asynchronously, and even when
 /// nothing was removed: the caller says auth changed; listeners decide what to retry).
-#[napi]
+#[napi(ts_return_type = "Array<string>")]
 pub fn invalidate_needs_auth(
-  server: Option<ServerSelection>,
+  #[napi(ts_arg_type = "ServerSelection | undefined | null")] server: Option<ServerArg>,
   options: Option<NeedsAuthOptions>,
-) -> Result<Vec<String>, Code> {
-  let selection = match server {
-    None => Selection::All,
-    Some(ServerSelection(Either::A(name))) => Selection::Servers(vec![name]),
-    Some(ServerSelection(Either::B(names))) => Selection::Servers(names),
+) -> Result<StringArray, Code> {
+  let (selection, values) = match server {
+    None => (Selection::All, Vec::new()),
+    Some(ServerArg { names, values }) => (Selection::Servers(names), values),
   };
   let opts = options.unwrap_or_default();
   let config_dir = opts.config_dir()?;
   let rt = runtime();
   let cache = mcp_needs_auth_core::config_dir::cache_path(&config_dir);
   let removed = needs_auth::invalidate(rt.writer(opts.lock_wait()), &cache, &selection).js()?;
-  event_bus::emit_invalidated(
-    rt.bus(),
-    config_dir,
-    match selection {
-      Selection::All => Vec::new(),
-      Selection::Servers(names) => names,
-    },
-  );
+  let (removed, names) = match selection {
+    Selection::All => (StringArray::from(removed), Vec::new()),
+    Selection::Servers(names) => (StringArray::reusing(removed, &names, &values), names),
+  };
+  event_bus::emit_invalidated(rt.bus(), config_dir, names);
   Ok(removed)
 }
 
+// Declared for the TypeScript; the argument is read as `ServerArg`.
 /// The servers `invalidateNeedsAuth` removes: a name or an array of names (omitted: all).
 #[napi(transparent, object_from_js = false, object_to_js = false)]
 pub struct ServerSelection(pub Either<String, Vec<String>>);
 
-impl FromNapiValue for ServerSelection {
+/// `invalidateNeedsAuth`'s `server` as read (a `ServerSelection`): the names, and the JS strings
+/// they were read from, valid during the call, which give the removed names back without
+/// making them again.
+pub struct ServerArg {
+  names: Vec<String>,
+  values: Vec<sys::napi_value>,
+}
+
+impl FromNapiValue for ServerArg {
   unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
     // SAFETY: napi passes a live value of this call's scope.
-    unsafe { decode_arg(env, value, |env, v| selection(env, v).map(ServerSelection)) }
+    unsafe { decode_arg(env, value, selection) }
   }
 }
 
 /// `undefined` and `null` never get here: the argument is an `Option`.
-fn selection(env: &Env, server: Unknown) -> JsResult<Either<String, Vec<String>>> {
+fn selection(env: &Env, server: Unknown) -> JsResult<ServerArg> {
   match server.get_type().js()? {
-    ValueType::String => Ok(Either::A(server_name(env, server)?)),
+    ValueType::String => Ok(ServerArg { names: vec![server_name(env, server)?], values: vec![server.raw()] }),
     ValueType::Object if server.is_array().js()? => {
       // SAFETY: `server` is a live array value of this call's scope.
-      let items = unsafe { Vec::<Unknown>::from_napi_value(env.raw(), server.raw()) }.js()?;
-      Ok(Either::B(items.into_iter().map(|v| server_name(env, v)).collect::<JsResult<Vec<_>>>()?))
+      let (names, values) = unsafe { bulk_values::server_list(env.raw(), server.raw()) }?;
+      Ok(ServerArg { names, values })
     }
     other => {
       Err(invalid_argument(format!("server must be a name, an array of names, or omitted for all; not {other:?}")))

@@ -1,8 +1,9 @@
 //! What the addon keeps per JavaScript environment (the main thread, each worker, each of an
-//! embedder's environments on one thread): the options sorter and the subscription hub, held as
-//! the environment's napi instance data. It is made on first use and dropped by napi's
-//! finalizer when the environment is torn down, so a worker's exit ends that worker's state and
-//! subscriptions only, and an environment made later (even at the same address) starts afresh.
+//! embedder's environments on one thread): the options sorter, the array assemblers and the
+//! subscription hub, held as the environment's napi instance data. It is made on first use and
+//! dropped by napi's finalizer when the environment is torn down, so a worker's exit ends that
+//! worker's state and subscriptions only, and an environment made later (even at the same
+//! address) starts afresh.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -24,6 +25,8 @@ use mcp_needs_auth_core::event_bus;
 pub(crate) struct EnvState {
   /// The options sorter (`options_shape`), compiled on first use.
   pub sorter: RefCell<Option<Sorter>>,
+  /// The array assemblers (`bulk_values`), compiled on first use.
+  pub assemblers: RefCell<Option<Assemblers>>,
   /// The subscription hub (`subscription`), made on the first subscription.
   pub hub: RefCell<Option<Hub>>,
 }
@@ -37,6 +40,13 @@ pub(crate) struct Sorter {
   /// The sorter's `last`, as Rust decoded it. Set only after `remember` ran, and cleared before
   /// it runs, so `Some` always holds the very string the sorter compares with.
   pub last: Option<Arc<str>>,
+}
+
+/// The array assemblers' functions, kept by references that end with the environment.
+#[derive(Clone, Copy)]
+pub(crate) struct Assemblers {
+  pub strings: sys::napi_ref,
+  pub entries: sys::napi_ref,
 }
 
 /// The environment's share of every subscription it made: one weak threadsafe function (it

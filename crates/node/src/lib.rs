@@ -3,6 +3,7 @@
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod allocator;
 mod auth_event;
+mod bulk_values;
 pub mod cache;
 pub mod config_dir_for;
 pub mod diagnose;
