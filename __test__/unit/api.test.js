@@ -456,7 +456,11 @@ describe('invalidateNeedsAuth', () => {
     };
     assert.throws(
       () => invalidateNeedsAuth(throwing('b'), opts),
-      (err) => err.code !== 'ERR_INVALID_SERVER_NAME',
+      (err) =>
+        err.code === 'ERR_INVALID_ARGUMENT' &&
+        err.message === 'server[1]: reading it threw' &&
+        err.cause?.message === 'getter threw',
+      "read_threw's rule: the thrown value as the cause",
     );
     assert.equal(thrown, 1);
     assertCode(() => invalidateNeedsAuth(throwing(5), opts), 'ERR_INVALID_SERVER_NAME', 'number, then a getter');
@@ -500,16 +504,26 @@ describe('invalidateNeedsAuth', () => {
     }
   });
 
-  it('a sparse list claiming 2 ** 32 - 1 names is refused at its first hole (no allocation for the claim)', () => {
+  it('a list claiming 2 ** 32 - 1 names is refused, however its holes read (no allocation for the claim)', () => {
     // In a child: reading every element before judging any allocated room for all of them
-    // first, which aborted the process.
+    // first, which aborted the process; and a prototype answering every hole with a name
+    // would hold the call for billions of reads.
     const out = runChild(
       `const m=require(${JSON.stringify(ADDON)});const a=['a'];a.length=2**32-1;` +
-        `try{m.invalidateNeedsAuth(a,{configDir:'/nonexistent/mna'});process.stdout.write('null')}` +
-        `catch(e){process.stdout.write(JSON.stringify([e.code,e.message]))}`,
+        `const b=['a'];b.length=2**32-1;Object.setPrototypeOf(b,new Proxy([],{get:()=>'x'}));` +
+        'const r=[];for(const l of [a,b])' +
+        `try{m.invalidateNeedsAuth(l,{configDir:'/nonexistent/mna'});r.push(null)}` +
+        'catch(e){r.push([e.code,e.message])}process.stdout.write(JSON.stringify(r))',
       {},
     );
-    assert.deepEqual(out, ['ERR_INVALID_SERVER_NAME', 'server must be a string, not Undefined']);
+    for (const [code, message] of out) {
+      assert.equal(code, 'ERR_INVALID_ARGUMENT');
+      assert.match(message, /^server is an array of 4294967295 names, more than the 1048576 a call takes/);
+    }
+    assert.equal(out.length, 2);
+    const holed = ['a', 'b'];
+    holed.length = 5;
+    assertCode(() => invalidateNeedsAuth(holed, { configDir: '/nonexistent/mna' }), 'ERR_INVALID_SERVER_NAME', 'hole');
   });
 
   it('20,000 names (more than one call assembles): every one read, the removed ones in order', (t) => {

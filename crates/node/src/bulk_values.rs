@@ -22,7 +22,8 @@ use napi::sys;
 use std::mem::MaybeUninit;
 
 use crate::env_state::{Assemblers, EnvState};
-use crate::{refuse_lone_surrogates, server_name, small_str, JsResult, NapiResultExt};
+use crate::read_threw::read_failed;
+use crate::{invalid_argument, refuse_lone_surrogates, server_name, small_str, JsResult, NapiResultExt};
 
 /// The JS array `array` as server names, with the values they were read from (`names[i]` from
 /// `values[i]`): each element fetched once, in order, and judged as `server_name` judges one
@@ -43,6 +44,12 @@ pub(crate) unsafe fn server_list(
   if status != sys::Status::napi_ok {
     return Err(napi::Error::new(Status::from(status), "Failed to get Array length")).js();
   }
+  if len as usize > MAX_NAMES {
+    return Err(invalid_argument(format!(
+      "server is an array of {len} names, more than the {MAX_NAMES} a call takes (a needs-auth cache of 1 MiB holds \
+       fewer entries than that): pass fewer names, or omit server to remove every entry"
+    )));
+  }
   let e = Env::from_raw(env);
   let mut buf = [MaybeUninit::<u8>::uninit(); NAME_BUF];
   // A length is only a claim (`[].length = 2 ** 32 - 1`): room grows with the names read.
@@ -53,7 +60,9 @@ pub(crate) unsafe fn server_list(
     // SAFETY: as above.
     let status = unsafe { sys::napi_get_element(env, array, i, &mut value) };
     if status != sys::Status::napi_ok {
-      return Err(napi::Error::new(Status::from(status), format!("Failed to get element with index `{i}`"))).js();
+      // A getter or a proxy trap that threw: `read_threw`'s rule (its value as the `cause`).
+      let e = napi::Error::new(Status::from(status), format!("Failed to get element with index `{i}`"));
+      return Err(read_failed(env, e, format_args!("server[{i}]")));
     }
     // SAFETY: napi just gave `value`, of this callback's scope.
     let v = unsafe { Unknown::from_raw_unchecked(env, value) };
@@ -76,6 +85,11 @@ pub(crate) unsafe fn server_list(
   }
   Ok((names, values))
 }
+
+/// The longest list of names a call takes: a cache file (at most 1 MiB, each entry at least
+/// `"x":0` and a comma) holds fewer entries, and a longer claim, read element by element (a
+/// prototype's getter answering every hole), would hold the call for as long as it likes.
+const MAX_NAMES: usize = 1 << 20;
 
 /// The most names room is made for before any is read.
 const PREALLOCATED: usize = 1 << 16;
