@@ -148,7 +148,8 @@ export type IgnoredBecause = 'transport' | 'id-mismatch' | 'plugin-entry-has-id'
 
 /**
  * Removes the needs-auth entries of `server` (a name, an array of names, or omitted for all)
- * and returns the names actually removed. Then tells every `onAuthChanged` subscriber of this
+ * and returns the names actually removed; with `options.writtenBefore`, only those written
+ * before it (judged under the lock). Then tells every `onAuthChanged` subscriber of this
  * config dir in this process "auth changed, retry connections" (asynchronously, and even when
  * nothing was removed: the caller says auth changed; listeners decide what to retry).
  */
@@ -234,6 +235,11 @@ export interface NeedsAuthEntry {
   judgedBy: JudgedBy
   /** With a config: why Claude Code ignores the entry whatever its age. */
   ignored?: IgnoredBecause
+  /**
+   * Whether the server is a claude.ai connector (`claudeai-proxy`): by its config in
+   * `options.serverConfigs`, else by its name (`claude.ai …`).
+   */
+  connector: boolean
 }
 
 /**
@@ -278,6 +284,12 @@ export interface NeedsAuthOptions {
    * with OS notifications, never polled.
    */
   pollIntervalMs?: number
+  /**
+   * `invalidateNeedsAuth`: remove only entries written before this time (a numeric
+   * `timestamp` below it, ms since the epoch), judged under the lock: an entry written
+   * since (a new 401 after a `listNeedsAuth` the caller acted on) stays.
+   */
+  writtenBefore?: number
   /**
    * `markNeedsAuth`, `invalidateNeedsAuth`, `purgeStale`: how long to wait, in ms, while
    * another process holds the cache's lock (default 10000), before throwing

@@ -226,6 +226,7 @@ describe('listNeedsAuth and the TTL rule', () => {
       expiresAt: now - 5000 + 900000,
       cached: true,
       judgedBy: 'name',
+      connector: false,
     });
     assert.equal('id' in by.fresh, false);
     assert.deepEqual(by.stale, {
@@ -235,6 +236,7 @@ describe('listNeedsAuth and the TTL rule', () => {
       expiresAt: now - 5000,
       cached: false,
       judgedBy: 'name',
+      connector: false,
     });
     assert.deepEqual(by.longTtl, {
       server: 'longTtl',
@@ -244,6 +246,7 @@ describe('listNeedsAuth and the TTL rule', () => {
       cached: true,
       id: 'mcpsrv_1',
       judgedBy: 'name',
+      connector: false,
     });
     assert.equal(by.shortTtl.cached, false, 'entry ttlMs 1000 < age 5000');
     assert.equal(by.shortTtl.ttlMs, 1000);
@@ -259,6 +262,21 @@ describe('listNeedsAuth and the TTL rule', () => {
     // isNeedsAuthCached agrees with the list, and reading changed nothing.
     for (const e of list) assert.equal(isNeedsAuthCached(e.server, opts), e.cached, e.server);
     assert.equal(fs.readFileSync(file, 'utf8'), bytes);
+  });
+
+  it('connector: by the server config when there is one, else by the name (claude.ai …)', (t) => {
+    const { opts } = withCache(
+      t,
+      '{"claude.ai Figma":{"timestamp":1},"claude.ai Docs":{"timestamp":1},"slack":{"timestamp":1},"gh":{"timestamp":1}}',
+    );
+    const connectors = (o) => Object.fromEntries(listNeedsAuth(o).map((e) => [e.server, e.connector]));
+    const byName = { 'claude.ai Figma': true, 'claude.ai Docs': true, slack: false, gh: false };
+    assert.deepEqual(connectors(opts), byName);
+    const serverConfigs = {
+      'claude.ai Docs': { type: 'http', url: 'https://docs.example.test/mcp' },
+      slack: { type: 'claudeai-proxy', url: 'https://mcp-proxy.anthropic.com/v1/mcp/x', id: 'mcpsrv_s' },
+    };
+    assert.deepEqual(connectors({ ...opts, serverConfigs }), { ...byName, 'claude.ai Docs': false, slack: true });
   });
 
   it('options.defaultTtlMs applies only to entries without ttlMs', (t) => {
@@ -346,6 +364,7 @@ describe('markNeedsAuth', () => {
         expiresAt: ts + 900000,
         cached: true,
         judgedBy: 'name',
+        connector: false,
       },
     ]);
   });
@@ -412,6 +431,19 @@ describe('invalidateNeedsAuth', () => {
       assert.deepEqual(invalidateNeedsAuth(sel, opts), []);
       assertUntouched(file, s, `invalidate(${sel}) of an empty doc`);
     }
+  });
+
+  it('options.writtenBefore: only entries with a numeric timestamp below it go, judged under the lock', (t) => {
+    const { file, opts } = withCache(
+      t,
+      '{"old":{"timestamp":10},"new":{"timestamp":20},"odd":{"timestamp":"5"},"none":{},"claude.ai X":{"timestamp":1}}',
+    );
+    assert.deepEqual(invalidateNeedsAuth(['new', 'odd', 'none', 'old'], { ...opts, writtenBefore: 20 }), ['old']);
+    assert.deepEqual(invalidateNeedsAuth(undefined, { ...opts, writtenBefore: 20 }), ['claude.ai X']);
+    assert.equal(fs.readFileSync(file, 'utf8'), '{"new":{"timestamp":20},"odd":{"timestamp":"5"},"none":{}}');
+    assertCode(() => invalidateNeedsAuth('new', { ...opts, writtenBefore: -1 }), 'ERR_INVALID_ARGUMENT', 'negative');
+    assertCode(() => invalidateNeedsAuth('new', { ...opts, writtenBefore: '20' }), 'ERR_INVALID_ARGUMENT', 'a string');
+    assert.deepEqual(invalidateNeedsAuth('new', { ...opts, writtenBefore: 21 }), ['new']);
   });
 
   it('nothing to remove: no file, no lock and no dir are created', (t) => {

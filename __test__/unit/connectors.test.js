@@ -179,11 +179,18 @@ describe('redialConnectorsWhileLive', () => {
       [FIGMA]: { timestamp: old, id: 'x' },
       'claude.ai Linear': { timestamp: old },
       gh: { timestamp: old },
+      // Configured: the config, not the name, says what a server is (as Claude Code's rules).
+      'claude.ai Docs': { timestamp: old },
+      slack: { timestamp: old },
     });
     const q = scripted({ [FIGMA]: connector(FIGMA, 'needs-auth') }, { [FIGMA]: 'connected' });
     const rounds = [];
     const r = sdk.redialConnectorsWhileLive(q, {
       configDir: dir,
+      serverConfigs: {
+        'claude.ai Docs': { type: 'http', url: 'https://docs.example.test/mcp' },
+        slack: { type: 'claudeai-proxy', url: 'https://mcp-proxy.anthropic.com/v1/mcp/slack', id: 'mcpsrv_s' },
+      },
       scheduleMs: false,
       accountPollMs: 50,
       globalConfigPath: globalConfig,
@@ -195,8 +202,8 @@ describe('redialConnectorsWhileLive', () => {
     assert.deepEqual(rounds[0], [{ server: FIGMA, status: 'connected', connected: true }]);
     assert.deepEqual(
       addon.listNeedsAuth({ configDir: dir }).map((e) => e.server),
-      ['gh'],
-      'connector entries of both shapes went; an http server is no connector',
+      ['gh', 'claude.ai Docs'],
+      'connector entries of both shapes went, a configured one too; an http server is no connector, whatever its name',
     );
   });
 });

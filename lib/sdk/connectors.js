@@ -81,16 +81,16 @@ async function redialWith(query, opts, statuses, statusTimeoutMs, stopped) {
 
 /**
  * The connector entries written before `changedAt` (ms): stale once the account or organization
- * changed, as Claude Code's own login makes them. Removed by name; returns the names.
+ * changed, as Claude Code's own login makes them. Removed by name, each only if still written
+ * before `changedAt` under the lock (a 401 written since stays); returns the names.
  */
 function removeConnectorEntriesBefore(opts, changedAt) {
   try {
-    const stale = addon
+    const connectors = addon
       .listNeedsAuth(opts)
-      .filter((e) => e.server.startsWith(CONNECTOR_PREFIX) || opts.serverConfigs?.[e.server]?.type === 'claudeai-proxy')
-      .filter((e) => typeof e.timestamp === 'number' && e.timestamp < changedAt)
+      .filter((e) => e.connector)
       .map((e) => e.server);
-    return stale.length ? addon.invalidateNeedsAuth(stale, opts) : [];
+    return connectors.length ? addon.invalidateNeedsAuth(connectors, { ...opts, writtenBefore: changedAt }) : [];
   } catch (err) {
     warn(
       `${REDIAL}: the connectors' needs-auth entries could not be removed after an account change: ${errMessage(err)}`,

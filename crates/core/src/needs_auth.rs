@@ -552,7 +552,14 @@ pub(crate) fn remove_picked_then<T>(
 /// Removes the selected entries and returns the names actually removed (file order for `All`,
 /// the caller's order otherwise). Nothing to remove means no write at all.
 pub fn invalidate(w: Writer, path: &Path, selection: &Selection) -> Result<Vec<String>> {
-  invalidate_then(w, path, selection, None::<fn()>)
+  remove_selected(w, path, selection, None, None::<fn()>)
+}
+
+/// `invalidate` of the selected entries written before `before` (ms) only: those whose
+/// `timestamp` is a number below it, judged under the lock, so that an entry written since (a
+/// new 401, after a list the caller made) stays. An entry without a numeric timestamp stays too.
+pub fn invalidate_written_before(w: Writer, path: &Path, selection: &Selection, before: f64) -> Result<Vec<String>> {
+  remove_selected(w, path, selection, Some(before), None::<fn()>)
 }
 
 /// `invalidate`, announcing the removal through `visible` before it is made durable (see
@@ -563,12 +570,29 @@ pub(crate) fn invalidate_then(
   selection: &Selection,
   visible: Option<impl FnOnce()>,
 ) -> Result<Vec<String>> {
+  remove_selected(w, path, selection, None, visible)
+}
+
+fn remove_selected(
+  w: Writer,
+  path: &Path,
+  selection: &Selection,
+  before: Option<f64>,
+  visible: Option<impl FnOnce()>,
+) -> Result<Vec<String>> {
   selection.validate()?;
+  let written_in_time = |entry: &cache_file::Entry| {
+    before.is_none_or(|before| entry.get("timestamp").and_then(serde_json::Value::as_f64).is_some_and(|t| t < before))
+  };
   let present = |doc: &Document| match selection {
-    Selection::All => doc.keys().map(ToString::to_string).collect::<Vec<_>>(),
+    Selection::All => doc.iter().filter(|(_, e)| written_in_time(e)).map(|(k, _)| k.to_string()).collect::<Vec<_>>(),
     Selection::Servers(names) => {
       let mut seen = HashSet::new();
-      names.iter().filter(|n| doc.contains_key(n.as_str()) && seen.insert(n.as_str())).cloned().collect()
+      names
+        .iter()
+        .filter(|n| doc.get(n.as_str()).is_some_and(written_in_time) && seen.insert(n.as_str()))
+        .cloned()
+        .collect()
     }
   };
   remove_picked_then(w, path, present, |n| n.as_str(), visible)
@@ -633,6 +657,20 @@ mod tests {
     let mut called = false;
     invalidate_then(w(&memos), &path, &Selection::Servers(vec!["a".into()]), Some(|| called = true)).expect("again");
     assert!(!called, "nothing removed, nothing announced");
+  }
+
+  #[test]
+  fn invalidate_written_before_keeps_what_was_written_since_and_entries_without_a_time() {
+    let (_d, path) = tmp();
+    let memos = Memos::new();
+    fs::write(&path, br#"{"old":{"timestamp":10},"new":{"timestamp":20},"odd":{"timestamp":"5"},"none":{}}"#)
+      .expect("write");
+    let all = Selection::All;
+    assert_eq!(invalidate_written_before(w(&memos), &path, &all, 20.0).expect("all"), vec!["old".to_string()]);
+    let named = Selection::Servers(vec!["new".into(), "odd".into(), "none".into()]);
+    assert!(invalidate_written_before(w(&memos), &path, &named, 20.0).expect("named").is_empty());
+    assert_eq!(invalidate_written_before(w(&memos), &path, &named, 21.0).expect("named"), vec!["new".to_string()]);
+    assert_eq!(fs::read_to_string(&path).expect("read"), r#"{"odd":{"timestamp":"5"},"none":{}}"#);
   }
 
   #[test]

@@ -86,7 +86,7 @@ impl<'a> Rules<'a> {
   }
 
   /// Whether `server` is a claude.ai connector, by its config or else by its name.
-  pub(crate) fn is_connector(&self, server: &str) -> bool {
+  pub fn is_connector(&self, server: &str) -> bool {
     is_connector(self.config(server), server)
   }
 

@@ -37,10 +37,14 @@ pub struct NeedsAuthEntry {
   pub judged_by: JudgedBy,
   /// With a config: why Claude Code ignores the entry whatever its age.
   pub ignored: Option<IgnoredBecause>,
+  /// Whether the server is a claude.ai connector (`claudeai-proxy`): by its config in
+  /// `options.serverConfigs`, else by its name (`claude.ai …`).
+  pub connector: bool,
 }
 
-impl From<EntryStatus> for NeedsAuthEntry {
-  fn from(s: EntryStatus) -> Self {
+impl NeedsAuthEntry {
+  /// The entry `s`, of a connector or not (`Rules::is_connector`).
+  pub(crate) fn of(connector: bool, s: EntryStatus) -> Self {
     NeedsAuthEntry {
       server: s.server,
       timestamp: or_null(s.timestamp),
@@ -50,6 +54,7 @@ impl From<EntryStatus> for NeedsAuthEntry {
       id: s.id,
       judged_by: s.judged_by.into(),
       ignored: s.ignored.map(IgnoredBecause::from),
+      connector,
     }
   }
 }
@@ -72,9 +77,9 @@ pub fn cache_path(options: Option<NeedsAuthOptions>) -> Result<String, Code> {
 pub fn list_needs_auth(options: Option<NeedsAuthOptions>) -> Result<Vec<NeedsAuthEntry>, Code> {
   let opts = options.unwrap_or_default();
   let configs = opts.server_configs(None)?;
-  let entries =
-    needs_auth::list(runtime().memos(), &opts.cache_path()?, now_ms(), &opts.rules(configs.as_ref())).js()?;
-  Ok(entries.into_iter().map(NeedsAuthEntry::from).collect())
+  let rules = opts.rules(configs.as_ref());
+  let entries = needs_auth::list(runtime().memos(), &opts.cache_path()?, now_ms(), &rules).js()?;
+  Ok(entries.into_iter().map(|e| NeedsAuthEntry::of(rules.is_connector(&e.server), e)).collect())
 }
 
 /// Whether Claude Code would skip `server` now because of its needs-auth entry. With
@@ -108,7 +113,8 @@ pub fn mark_needs_auth(server: ServerName, options: Option<NeedsAuthOptions>) ->
 }
 
 /// Removes the needs-auth entries of `server` (a name, an array of names, or omitted for all)
-/// and returns the names actually removed. Then tells every `onAuthChanged` subscriber of this
+/// and returns the names actually removed; with `options.writtenBefore`, only those written
+/// before it (judged under the lock). Then tells every `onAuthChanged` subscriber of this
 /// config dir in this process "auth changed, retry connections" (asynchronously, and even when
 /// nothing was removed: the caller says auth changed; listeners decide what to retry).
 #[napi(ts_return_type = "Array<string>")]
@@ -124,7 +130,12 @@ pub fn invalidate_needs_auth(
   let config_dir = opts.config_dir()?;
   let rt = runtime();
   let cache = mcp_needs_auth_core::config_dir::cache_path(&config_dir);
-  let removed = needs_auth::invalidate(rt.writer(opts.lock_wait()), &cache, &selection).js()?;
+  let w = rt.writer(opts.lock_wait());
+  let removed = match opts.written_before {
+    Some(before) => needs_auth::invalidate_written_before(w, &cache, &selection, before),
+    None => needs_auth::invalidate(w, &cache, &selection),
+  }
+  .js()?;
   let (removed, names) = match selection {
     Selection::All => (StringArray::from(removed), Vec::new()),
     Selection::Servers(names) => (StringArray::reusing(removed, &names, &values), names),

@@ -73,6 +73,7 @@ pub fn diagnose(server: ServerName, options: Option<NeedsAuthOptions>) -> Result
   let opts = options.unwrap_or_default();
   let configs = opts.server_configs(Some(&server))?;
   let rt = runtime();
+  let rules = opts.rules(configs.as_ref());
   let d = diagnose::diagnose(
     rt.memos(),
     rt.observations(),
@@ -80,16 +81,17 @@ pub fn diagnose(server: ServerName, options: Option<NeedsAuthOptions>) -> Result
     opts.explicit_config_dir()?,
     opts.credential_source(),
     &server,
-    &opts.rules(configs.as_ref()),
+    &rules,
   )
   .js()?;
+  let connector = rules.is_connector(&d.server);
   let present = d.credentials.is_some();
   let creds = d.credentials.unwrap_or_default();
   Ok(Diagnosis {
     server: d.server,
     skipped: d.skipped,
     reasons: d.reasons.into_iter().map(reason_info).collect(),
-    cache_entry: d.entry.map_or(Either::B(Null), |e| Either::A(e.into())),
+    cache_entry: d.entry.map_or(Either::B(Null), |e| Either::A(NeedsAuthEntry::of(connector, e))),
     credentials: CredentialsSummary {
       present,
       has_access_token: creds.has_access_token,

@@ -114,6 +114,10 @@ option_fields! {
     #[doc = " `onAuthChanged`: how often to poll the keychain, in ms (default 2000). Files are watched"]
     #[doc = " with OS notifications, never polled."]
     pub poll_interval_ms: Option<f64>,
+    #[doc = " `invalidateNeedsAuth`: remove only entries written before this time (a numeric"]
+    #[doc = " `timestamp` below it, ms since the epoch), judged under the lock: an entry written"]
+    #[doc = " since (a new 401 after a `listNeedsAuth` the caller acted on) stays."]
+    pub written_before: Option<f64>,
     #[doc = " `markNeedsAuth`, `invalidateNeedsAuth`, `purgeStale`: how long to wait, in ms, while"]
     #[doc = " another process holds the cache's lock (default 10000), before throwing"]
     #[doc = " `ERR_LOCK_TIMEOUT`. Reads never wait for the lock."]
