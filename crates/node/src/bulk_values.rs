@@ -22,6 +22,7 @@ use napi::sys;
 use std::mem::MaybeUninit;
 
 use crate::env_state::{Assemblers, EnvState};
+use crate::js_functions;
 use crate::read_threw::read_failed;
 use crate::{invalid_argument, refuse_lone_surrogates, server_name, small_str, JsResult, NapiResultExt};
 
@@ -336,20 +337,8 @@ unsafe fn assembler(env: sys::napi_env, which: Assembler) -> Option<sys::napi_va
     let made = match kept {
       Some(made) => made,
       None => {
-        let source = source();
-        let [mut script, mut functions, mut strings, mut entries] = [std::ptr::null_mut(); 4];
-        let [mut s, mut e] = [std::ptr::null_mut(); 2];
-        let compiled =
-          ok(sys::napi_create_string_utf8(env, source.as_ptr().cast(), source.len() as isize, &mut script))
-            && ok(sys::napi_run_script(env, script, &mut functions))
-            && ok(sys::napi_get_element(env, functions, 0, &mut strings))
-            && ok(sys::napi_get_element(env, functions, 1, &mut entries))
-            && ok(sys::napi_create_reference(env, strings, 1, &mut s))
-            && ok(sys::napi_create_reference(env, entries, 1, &mut e));
-        if !compiled {
-          return None;
-        }
-        let made = Assemblers { strings: s, entries: e };
+        let [strings, entries] = js_functions::compile(env, &source())?;
+        let made = Assemblers { strings, entries };
         *state.assemblers.borrow_mut() = Some(made);
         made
       }

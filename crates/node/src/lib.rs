@@ -12,6 +12,7 @@ pub mod enums;
 mod env_state;
 mod fast_call;
 mod js_error;
+mod js_functions;
 mod js_values;
 mod last_config_dir;
 mod option_fields;

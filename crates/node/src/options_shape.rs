@@ -6,6 +6,7 @@ use napi::sys;
 use std::sync::Arc;
 
 use crate::env_state::{EnvState, Sorter};
+use crate::js_functions;
 use crate::option_fields::Opt;
 use crate::read_threw::{read_failed, threw};
 use crate::{js_string, Code, JsResult};
@@ -108,20 +109,7 @@ impl Functions {
       let (sort_ref, remember_ref, take_ref, last) = match kept {
         Some(k) => k,
         None => {
-          let source = source();
-          let [mut script, mut functions, mut sort, mut remember, mut take] = [std::ptr::null_mut(); 5];
-          let [mut s, mut r, mut t] = [std::ptr::null_mut(); 3];
-          let made = ok(sys::napi_create_string_utf8(env, source.as_ptr().cast(), source.len() as isize, &mut script))
-            && ok(sys::napi_run_script(env, script, &mut functions))
-            && ok(sys::napi_get_element(env, functions, 0, &mut sort))
-            && ok(sys::napi_get_element(env, functions, 1, &mut remember))
-            && ok(sys::napi_get_element(env, functions, 2, &mut take))
-            && ok(sys::napi_create_reference(env, sort, 1, &mut s))
-            && ok(sys::napi_create_reference(env, remember, 1, &mut r))
-            && ok(sys::napi_create_reference(env, take, 1, &mut t));
-          if !made {
-            return None;
-          }
+          let [s, r, t] = js_functions::compile(env, &source())?;
           *state.sorter.borrow_mut() = Some(Sorter { sort: s, remember: r, take_thrown: t, last: None });
           (s, r, t, None)
         }
