@@ -20,21 +20,15 @@ const { makeHome, leftoverHomes } = require('../../support/claude.js');
 const { openSession } = require('../../support/session.js');
 const { STACKS, stackProblems } = require('../../support/stacks.js');
 const { startStandin, accountCredentials, DEFAULT_ACCOUNT, DEFAULT_ORG } = require('../../support/claudeai-standin.js');
+const { until } = require('../helpers/wait.js');
 
 const NAME = 'claude.ai Figma';
 const ID = 'mcpsrv_01FigmaStandin';
 const YEAR_MS = 365 * 24 * 3_600_000;
 const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function until(pred, what, timeoutMs = 30_000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await delay(100);
-  }
-}
+/** `until` with this file's bound and poll interval. */
+const waitFor = (pred, what, timeoutMs = 30_000) => until(pred, { what, timeoutMs, stepMs: 100 });
 
 /** A temp HOME logged in to claude.ai (fake account token), Claude Code pointed at a stand-in. */
 async function setup(t, standinOptions = {}) {
@@ -88,7 +82,7 @@ async function setup(t, standinOptions = {}) {
 
 /** Waits until the session reports the connector settled; returns its status. */
 async function settledConnector(s) {
-  return until(async () => {
+  return waitFor(async () => {
     const st = await s.status(NAME);
     return st && st.status !== 'pending' ? st : null;
   }, `${NAME} to settle`);
@@ -100,7 +94,7 @@ async function cachedBySession(f, stack) {
   const st = await settledConnector(s);
   assert.equal(st.status, 'needs-auth', JSON.stringify(st));
   assert.equal(st.config?.type, 'claudeai-proxy');
-  const e = await until(() => f.entry(), 'the needs-auth entry Claude Code writes');
+  const e = await waitFor(() => f.entry(), 'the needs-auth entry Claude Code writes');
   return { s, e };
 }
 
@@ -134,7 +128,7 @@ for (const stack of STACKS) {
       f.subs.push(sub);
       await delay(50); // distinct mtime
       f.saveAccountToken('sk-ant-oat01-e2e-second');
-      await until(
+      await waitFor(
         () => events.find((ev) => ev.reason === 'credentials-changed' && ev.servers.includes(NAME)),
         'the account token change, reported for the connector',
       );
@@ -171,7 +165,7 @@ for (const stack of STACKS) {
         onRedial: (o) => rounds.push(o),
       });
       t.after(() => bounded.close());
-      await until(() => !bounded.scheduled && rounds.length === 3, 'the three scheduled rounds');
+      await waitFor(() => !bounded.scheduled && rounds.length === 3, 'the three scheduled rounds');
       await bounded.settled();
       assert.ok(
         rounds.every((o) => o.length === 1 && o[0].server === NAME && !o[0].connected),
@@ -187,9 +181,9 @@ for (const stack of STACKS) {
         onRedial: (o) => seen.push(o),
       });
       t.after(() => long.close());
-      await until(() => seen.length >= 1, 'a first round');
+      await waitFor(() => seen.length >= 1, 'a first round');
       await s.close();
-      await until(() => long.closed, 'the re-dial to stop with the session');
+      await waitFor(() => long.closed, 'the re-dial to stop with the session');
       await long.settled();
       const posts = f.standin.proxyPosts();
       assert.ok(seen.length < 50, `stopped early (${seen.length} rounds)`);
@@ -238,7 +232,7 @@ for (const stack of STACKS) {
       // The live Claude Code also rewrites its global config from what it holds in memory, and may
       // put the old identity back over a write of ours before a poll sees it: the switch is
       // written again until it is seen (as a real login keeps it).
-      await until(() => {
+      await waitFor(() => {
         if (fs.readFileSync(f.globalConfig, 'utf8').includes(other.account) && seen.length === 0) return false;
         if (seen.length === 0) f.writeAccount(other.account, other.org);
         return seen.length > 0;

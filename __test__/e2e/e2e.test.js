@@ -26,6 +26,7 @@ const { openSession } = require('../../support/session.js');
 const { STACKS, stackProblems, ensureStacks, stacksEnv, STACK_HOOK_TIMEOUT_MS } = require('../../support/stacks.js');
 const { startAcp } = require('../helpers/acp.js');
 const { credentialKey, credentialsPath, readCredentials, writeFreshToken } = require('../../support/credentials.js');
+const { until } = require('../helpers/wait.js');
 
 const NAME = 'protected';
 const TOKEN = 'e2e-signed-in-token';
@@ -115,15 +116,8 @@ function assertConnected(r, srv, start, what) {
   return seen.length;
 }
 
-async function waitUntil(pred, what, timeoutMs = 30_000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const hit = pred();
-    if (hit) return hit;
-    if (Date.now() >= end) assert.fail(`timed out waiting for ${what}`);
-    await delay(50);
-  }
-}
+/** `until` with this file's bound and poll interval. */
+const waitUntil = (pred, what, timeoutMs = 30_000) => until(pred, { what, timeoutMs, stepMs: 50 });
 
 /** What the start-up loop of the Claude Code writing `debugFile` did with NAME, once it says. */
 function startupOutcome(debugFile) {

@@ -22,21 +22,15 @@ const { openSession } = require('../../support/session.js');
 const { STACKS, stackProblems } = require('../../support/stacks.js');
 const { writeFreshToken } = require('../../support/credentials.js');
 const { followAuthUrl } = require('../helpers/sign-in-stacks.js');
+const { until } = require('../helpers/wait.js');
 
 const NAME = 'protected';
 const TOKEN = 'server-status-token';
 const isMcp = (r) => r.path === '/mcp';
 const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function waitUntil(pred, what, timeoutMs = 30_000) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const hit = pred();
-    if (hit) return hit;
-    if (Date.now() >= end) assert.fail(`timed out waiting for ${what}`);
-    await delay(50);
-  }
-}
+/** `until` with this file's bound and poll interval. */
+const waitUntil = (pred, what, timeoutMs = 30_000) => until(pred, { what, timeoutMs, stepMs: 50 });
 
 for (const stack of STACKS) {
   describe(`onServerStatus end to end: ${stack.title}, offline`, { timeout: 240_000 }, () => {

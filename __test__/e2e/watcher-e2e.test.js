@@ -17,6 +17,7 @@ const { makeHome, mcpAdd, mcpList, runPrint, killAll } = require('../../support/
 const { writeFreshToken } = require('../../support/credentials.js');
 const { changeCacheLikeClaudeCode } = require('../../support/claude-code-cache.js');
 const { STACKS, ensureStacks, STACK_HOOK_TIMEOUT_MS } = require('../../support/stacks.js');
+const { until } = require('../helpers/wait.js');
 
 // Both stacks, fetched on first use.
 before(() => ensureStacks(), { timeout: STACK_HOOK_TIMEOUT_MS });
@@ -28,13 +29,8 @@ const isMcp = (r) => r.path === '/mcp';
 const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 const readCache = (h) => JSON.parse(fs.readFileSync(h.cachePath, 'utf8'));
 
-async function until(pred, what, ms = 20_000) {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await delay(20);
-  }
-}
+/** `until` with this file's bound and poll interval. */
+const waitFor = (pred, what, timeoutMs = 20_000) => until(pred, { what, timeoutMs, stepMs: 20 });
 
 for (const stack of STACKS) {
   describe(`a running Claude Code ${stack.claudeCode.version} writes its start-up copy back`, {
@@ -91,13 +87,13 @@ for (const stack of STACKS) {
       // 1. A Claude Code session starts: it reads (and memoises) the cache, skips the signed-out
       //    server, and dials the other one, which holds its answer.
       const running = runPrint(h.env, SIGNED_IN, { timeoutMs: 90_000, stack });
-      await until(() => held > 0, 'the running claude -p to dial the other server');
+      await waitFor(() => held > 0, 'the running claude -p to dial the other server');
 
       // 2. The user signs in elsewhere: the subscription removes the entry.
       await delay(20);
       srv.signIn(TOKEN);
       writeFreshToken(h.configDir, SIGNED_IN, srv.url, { token: TOKEN });
-      await until(
+      await waitFor(
         () => events.some((e) => e.reason === 'credentials-changed' && e.servers.includes(SIGNED_IN)),
         'credentials-changed',
       );
@@ -108,8 +104,11 @@ for (const stack of STACKS) {
       release();
       const first = await running;
       assert.equal(first.skipped, true, 'the running session had skipped the server (it started before the sign-in)');
-      await until(() => OTHER in readCache(h), "the running Claude Code's write of the other server's entry");
-      await until(() => events.some((e) => e.reason === 'cache-changed' && e.servers.includes(OTHER)), 'cache-changed');
+      await waitFor(() => OTHER in readCache(h), "the running Claude Code's write of the other server's entry");
+      await waitFor(
+        () => events.some((e) => e.reason === 'cache-changed' && e.servers.includes(OTHER)),
+        'cache-changed',
+      );
       const writeBack = events.find((e) => e.reason === 'cache-changed' && e.servers.includes(OTHER));
       assert.ok(
         writeBack.servers.includes(SIGNED_IN),

@@ -1,12 +1,10 @@
 'use strict';
 // What the tests of mcp-needs-auth/sdk (unit/ and e2e/ sdk.test.js and sign-in.test.js) share.
 
-const assert = require('node:assert/strict');
 const path = require('node:path');
 
 const addon = require(path.resolve(__dirname, '..', '..'));
-
-const delay = (ms) => new Promise((r) => setTimeout(r, ms));
+const { until } = require('./wait.js');
 
 /** reconnectOnAuthChange options for tests: a temp config dir, in-process events only, short backoff. */
 const opts = (dir, extra = {}) => ({ configDir: dir, watch: false, backoffMs: 10, ...extra });
@@ -20,15 +18,6 @@ function collectWarnings(t) {
   process.on('warning', onWarn);
   t.after(() => process.off('warning', onWarn));
   return messages;
-}
-
-async function until(pred, { timeoutMs = 5000, stepMs = 10, what = 'condition' } = {}) {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await pred()) return;
-    await delay(stepMs);
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 /** Records every onAuthChanged subscription signIn makes, to check none is left open. */

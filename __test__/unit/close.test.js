@@ -28,18 +28,14 @@ const {
 } = require('../fixtures/creds-common.js');
 
 const addon = require(ADDON_DIR);
+const { until } = require('../helpers/wait.js');
 
 const WAIT_MS = 10_000;
 /** How long the other process holds the lock at most: bounds a close() that waits for it. */
 const HOLD_S = 20;
 
-async function waitUntil(pred, what, ms = WAIT_MS) {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
+/** `until` with this file's bound and poll interval. */
+const waitUntil = (pred, what, timeoutMs = WAIT_MS) => until(pred, { what, timeoutMs });
 
 /**
  * A second process takes `<cache>.lock` (flock(1), as this library's writers lock it) and holds

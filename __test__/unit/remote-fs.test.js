@@ -23,6 +23,7 @@ const creds = require('../../support/credentials.js');
 const { ADDON_DIR, sleep, secret, urlOf, runWriter, collector } = require('../fixtures/creds-common.js');
 
 const addon = require(ADDON_DIR);
+const { until } = require('../helpers/wait.js');
 
 const FILE = 'mcp-needs-auth-cache.json';
 /** Generous bounds for what must happen (machines here are loaded); never asserted as timing. */
@@ -155,13 +156,8 @@ function subscribe(t, options) {
 }
 
 /** Waits (bounded, by polling) until `pred()` holds. */
-async function until(pred, label, ms = WAIT_MS) {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${label}`);
-    await sleep(20);
-  }
-}
+/** `until` with this file's bound and poll interval. */
+const waitFor = (pred, what, timeoutMs = WAIT_MS) => until(pred, { what, timeoutMs, stepMs: 20 });
 
 describe('a config dir on FUSE, written behind the mount', when, () => {
   it('diagnose says the watcher polls there', (t) => {
@@ -234,10 +230,10 @@ describe('a config dir on FUSE, written behind the mount', when, () => {
       { fn: 'writeFreshToken', server: 'a', url: urlOf('a'), opts: { style: 'rename', token: secret('a-new') } },
     ]);
     await c.waitFor((e) => e.reason === 'credentials-changed', WAIT_MS, 'the sign-in');
-    await until(() => !Object.hasOwn(readJson(cacheFile), 'a'), "a's removal");
+    await waitFor(() => !Object.hasOwn(readJson(cacheFile), 'a'), "a's removal");
     // A Claude Code that read the cache before the sign-in writes its copy back.
     await w.write(cacheFile, cacheDoc({ a: stamp, b: stamp, c: Date.now() }));
-    await until(() => {
+    await waitFor(() => {
       const doc = readJson(cacheFile);
       return !Object.hasOwn(doc, 'a') && Object.hasOwn(doc, 'c');
     }, 'the write-back undone');

@@ -29,6 +29,7 @@ const {
 
 const { readableAddon } = require('../helpers/readable-addon.js');
 const addon = require(ADDON_DIR);
+const { until } = require('../helpers/wait.js');
 
 const WAIT_MS = 5000;
 const SETTLE_MS = 400;
@@ -47,13 +48,8 @@ function watcherThreads() {
   return n;
 }
 
-async function waitUntil(pred, what, ms = WAIT_MS) {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
+/** `until` with this file's bound and poll interval. */
+const waitUntil = (pred, what, timeoutMs = WAIT_MS) => until(pred, { what, timeoutMs });
 
 function subscribe(t, options) {
   const c = collector();
